@@ -1,0 +1,276 @@
+"""Attention as pure functions (no Flax): exact references and linear attention.
+
+Layout everywhere: q, k [B, L, H, Dk], v [B, L, H, Dv], feature maps
+phi [B, L, H, M], outputs [B, L, H, Dv] (Flax's and `jax.nn.dot_product_attention`'s
+layout). `mask` is [B, L], True (or 1) for real tokens; masked keys get no
+weight, masked queries still get an output (the encoder zeroes or ignores it).
+
+* `kernelized_attention`: the exact, quadratic reference
+  out_i = sum_j f(q_i . k_j) v_j / sum_j f(q_i . k_j) (SPEC §3); q and k are
+  used as given, so pass them already scaled (Macformer: PreSBN then Dk^-1/4).
+* `softmax_attention`: exact softmax attention (einsum, with dropout).
+* `linear_attention`: phi(Q) (phi(K)^T V) / phi(Q) (phi(K)^T 1), non-causal or
+  causal (chunked, O(L) memory).
+* `rmfa`: `linear_attention` with the denominator guard that signed random
+  Maclaurin features need.
+"""
+
+from typing import Optional, Union
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from macformer_jax import kernels
+
+# Default lower bound of the RMFA denominator, per visible real key (see rmfa).
+RMFA_DENOMINATOR_EPS = 1e-2
+
+
+def _as_bool_mask(mask: Optional[jax.Array], batch: int, length: int):
+  if mask is None:
+    return None
+  chex.assert_shape(mask, (batch, length))
+  return mask.astype(bool)
+
+
+def kernelized_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                         kernel: Union[str, kernels.Kernel],
+                         mask: Optional[jax.Array] = None,
+                         causal: bool = False) -> jax.Array:
+  """Exact dot-product-kernel attention (the reference RMFA approximates).
+
+  Args:
+    q, k: [B, L, H, Dk], already scaled (no 1/sqrt(Dk) is applied here).
+    v: [B, L, H, Dv].
+    kernel: name or `kernels.Kernel`; f is its exact closed form.
+    mask: [B, L] real-token mask; masked keys get weight 0.
+    causal: if True, query i sees keys j <= i only.
+
+  Returns:
+    [B, L, H, Dv] in the promoted dtype of q and v (float64 stays float64).
+    A query with no visible key gets 0.
+  """
+  chex.assert_rank([q, k, v], 4)
+  b, l = q.shape[:2]
+  mask = _as_bool_mask(mask, b, l)
+  f = kernels.get(kernel).exact
+  weights = f(jnp.einsum("bqhd,bkhd->bhqk", q, k))
+  visible = jnp.ones((1, 1, l, l), bool)
+  if mask is not None:
+    visible = visible & mask[:, None, None, :]
+  if causal:
+    visible = visible & jnp.tril(jnp.ones((l, l), bool))
+  weights = jnp.where(visible, weights, 0)
+  norm = jnp.sum(weights, axis=-1, keepdims=True)
+  weights = weights / jnp.where(norm == 0, 1, norm)
+  return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                      mask: Optional[jax.Array] = None, causal: bool = False,
+                      *, dropout_rate: float = 0.0,
+                      dropout_rng: Optional[jax.Array] = None) -> jax.Array:
+  """Exact softmax attention softmax(q k^T / sqrt(Dk)) v, einsum form.
+
+  On CPU this is faster than `jax.nn.dot_product_attention`'s xla path
+  (ENV_NOTES); the module offers both. Computed in float32.
+
+  Args:
+    q, k: [B, L, H, Dk]; v: [B, L, H, Dv].
+    mask: [B, L] real-token mask (keys).
+    causal: query i sees keys j <= i only.
+    dropout_rate, dropout_rng: dropout on the attention weights (LRA: 0.1,
+      an independent mask per weight); no dropout when the rng is None.
+
+  Returns:
+    float32 [B, L, H, Dv]; a query with no visible key averages all values.
+  """
+  chex.assert_rank([q, k, v], 4)
+  b, l, _, dk = q.shape
+  mask = _as_bool_mask(mask, b, l)
+  q, k, v = (x.astype(jnp.float32) for x in (q, k, v))
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(dk)
+  visible = jnp.ones((1, 1, l, l), bool)
+  if mask is not None:
+    visible = visible & mask[:, None, None, :]
+  if causal:
+    visible = visible & jnp.tril(jnp.ones((l, l), bool))
+  # A large finite negative (as LRA's -1e10 bias), not -inf: a row with no
+  # visible key becomes uniform instead of NaN.
+  logits = jnp.where(visible, logits, -1e10)
+  weights = jax.nn.softmax(logits, axis=-1)
+  if dropout_rng is not None and dropout_rate > 0.0:
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate,
+                                weights.shape)
+    weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+  return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+def _values_with_ones(v: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+  """[B, L, H, Dv] -> [B, H, L, Dv+1]: v with a ones column, masked keys 0.
+
+  The ones column turns the normaliser phi(K)^T 1 into one more output column
+  of the same matmuls (one pass instead of two), and masking V' instead of
+  phi(K) masks numerator and normaliser at once, after the feature map.
+  The transpose to heads-first is on the narrow V, never on the wide phi.
+  """
+  ones = jnp.ones(v.shape[:-1] + (1,), v.dtype)
+  v1 = jnp.concatenate([v, ones], axis=-1)
+  if mask is not None:
+    v1 = v1 * mask[:, :, None, None].astype(v1.dtype)
+  return jnp.swapaxes(v1, 1, 2)
+
+
+def _linear_noncausal(phi_q, phi_k, v1, constant):
+  """Heads-first: phi [B, H, L, M], v1 [B, H, L, E] -> [B, H, L, E]."""
+  kv = jnp.einsum("bhlm,bhle->bhme", phi_k, v1)
+  out = jnp.einsum("bhlm,bhme->bhle", phi_q, kv)
+  if constant:  # an implicit constant feature sqrt(c): adds c * sum_j v1_j.
+    out = out + constant * jnp.sum(v1, axis=2, keepdims=True)
+  return out
+
+
+def _exclusive_cumsum(x: jax.Array, axis: int) -> jax.Array:
+  """Sum of the entries strictly before each index along `axis`.
+
+  Shift-then-cumsum, not cumsum minus x: the subtraction would leak round-off
+  of the current chunk (hence of future positions) into the past.
+  """
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (1, 0)
+  shifted = jax.lax.slice_in_dim(jnp.pad(x, widths), 0, x.shape[axis],
+                                 axis=axis)
+  return jnp.cumsum(shifted, axis=axis)
+
+
+def _linear_causal(phi_q, phi_k, v1, constant, chunk_size):
+  """Chunked causal linear attention: O(L) memory, no [L, M, Dv] cumsum.
+
+  Within a chunk of C positions the masked quadratic form is used; across
+  chunks, the exclusive prefix sum of the per-chunk states phi(K)^T V'
+  ([B, H, L/C, M, Dv+1]). Heads-first layout as `_linear_noncausal`.
+  """
+  b, h, l, m = phi_q.shape
+  e = v1.shape[-1]
+  c = min(chunk_size, l)
+  pad = (-l) % c
+  if pad:  # padded tail positions: zero keys, discarded queries.
+    widths = ((0, 0), (0, 0), (0, pad), (0, 0))
+    phi_q, phi_k, v1 = (jnp.pad(x, widths) for x in (phi_q, phi_k, v1))
+  n = (l + pad) // c
+  phi_q = phi_q.reshape(b, h, n, c, m)
+  phi_k = phi_k.reshape(b, h, n, c, m)
+  v1 = v1.reshape(b, h, n, c, e)
+  chunk_states = jnp.einsum("bhncm,bhnce->bhnme", phi_k, v1)
+  states = _exclusive_cumsum(chunk_states, axis=2)
+  out = jnp.einsum("bhncm,bhnme->bhnce", phi_q, states)
+  scores = jnp.einsum("bhncm,bhnsm->bhncs", phi_q, phi_k)
+  if constant:
+    scores = scores + constant
+  causal = jnp.tril(jnp.ones((c, c), bool))
+  out = out + jnp.einsum("bhncs,bhnse->bhnce",
+                         jnp.where(causal, scores, 0.0), v1)
+  if constant:  # the constant feature's share of the earlier chunks.
+    earlier = _exclusive_cumsum(jnp.sum(v1, axis=3), axis=2)
+    out = out + constant * earlier[:, :, :, None, :]
+  return out.reshape(b, h, n * c, e)[:, :, :l]
+
+
+def linear_attention(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
+                     mask: Optional[jax.Array] = None, causal: bool = False,
+                     *, eps: float = 1e-6, eps_per_key: bool = False,
+                     chunk_size: int = 64, heads_first: bool = False,
+                     constant: float = 0.0) -> jax.Array:
+  """Linear attention out_i = phi(q_i) S / max(phi(q_i) z, floor).
+
+  S = sum_j phi(k_j) v_j^T and z = sum_j phi(k_j) over the visible real keys
+  (all of them, or j <= i when causal).
+
+  Args:
+    phi_q, phi_k: [B, L, H, M] feature maps of queries and keys, or
+      [B, H, L, M] with `heads_first` (what the feature maps emit when asked:
+      the layout of the batched matmuls, so the wide phi is never transposed).
+    v: [B, L, H, Dv].
+    mask: [B, L] real-token mask. Keys are masked *after* the feature map,
+      in numerator and normaliser (phi(0) != 0 for most maps, so zeroing the
+      inputs, as LRA's baselines do, would not remove padded keys).
+    causal: prefix attention, computed in chunks of `chunk_size` positions
+      with O(L M Dv / chunk_size) memory.
+    eps: the denominator floor: `eps` itself, or, with `eps_per_key`,
+      eps times the number of visible real keys of the query (a scale-aware
+      floor for maps that estimate a kernel, see `rmfa`).
+    eps_per_key: see `eps`.
+    chunk_size: chunk length of the causal computation.
+    heads_first: layout of phi_q and phi_k (see above).
+    constant: c >= 0, an implicit extra feature sqrt(c) in both maps (RMF's
+      exact degree-0 term a_0), computed analytically instead of as a
+      column of phi.
+
+  Returns:
+    float32 [B, L, H, Dv].
+  """
+  chex.assert_rank([phi_q, phi_k, v], 4)
+  chex.assert_equal_shape([phi_q, phi_k])
+  b, l = v.shape[:2]
+  chex.assert_axis_dimension(phi_q, 2 if heads_first else 1, l)
+  mask = _as_bool_mask(mask, b, l)
+  phi_q, phi_k, v = (x.astype(jnp.float32) for x in (phi_q, phi_k, v))
+  if not heads_first:
+    phi_q, phi_k = jnp.swapaxes(phi_q, 1, 2), jnp.swapaxes(phi_k, 1, 2)
+  v1 = _values_with_ones(v, mask)
+  if causal:
+    out = _linear_causal(phi_q, phi_k, v1, constant, chunk_size)
+  else:
+    out = _linear_noncausal(phi_q, phi_k, v1, constant)
+  numerator, denominator = out[..., :-1], out[..., -1:]
+  floor = eps
+  if eps_per_key:
+    keys = jnp.ones((b, l), jnp.float32) if mask is None else mask.astype(
+        jnp.float32)
+    visible = jnp.cumsum(keys, axis=1) if causal else jnp.sum(
+        keys, axis=1, keepdims=True)
+    floor = eps * jnp.maximum(visible, 1.0)[:, None, :, None]
+  return jnp.swapaxes(numerator / jnp.maximum(denominator, floor), 1, 2)
+
+
+def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
+         mask: Optional[jax.Array] = None, causal: bool = False, *,
+         eps: float = RMFA_DENOMINATOR_EPS, eps_per_key: bool = True,
+         chunk_size: int = 64, heads_first: bool = False,
+         constant: float = 0.0) -> jax.Array:
+  """Random Maclaurin feature attention (Macformer's RMFA, SPEC §3).
+
+  `linear_attention` on RMF features (`features.rmf`). Non-causal by default:
+  the authors' code uses a causal prefix sum in an encoder, which SPEC §8.1
+  records as a bug; `causal=True` reproduces it, with O(L) memory.
+
+  The denominator phi(q_i) . sum_j phi(k_j) estimates sum_j f(q_i . k_j) > 0,
+  but RMF features are signed (Rademacher products), so the estimate can be
+  near zero or negative. We clamp it at `eps` times the number of visible
+  real keys (default 1e-2): the exact value is that count times the mean
+  kernel value, which is >= 0.84 for every kernel on PreSBN'd, Dk^-1/4-scaled
+  inputs (SPEC §2), so the floor never moves a sane estimate, is independent
+  of L, and bounds the output of a broken one at 100x the mean |v|. The
+  authors clamp at an absolute 1.0 (`eps=1.0, eps_per_key=False`), which
+  does nothing at long L and is too large for short ones.
+
+  Args:
+    phi_q, phi_k: [B, L, H, M] RMF features of the scaled queries and keys.
+    v: [B, L, H, Dv].
+    mask: [B, L] real-token mask (keys masked after the feature map).
+    causal: prefix attention (chunked).
+    eps, eps_per_key: the denominator floor (see above).
+    chunk_size: causal chunk length.
+    heads_first, constant: as in `linear_attention`; the fast path of
+      `layers.RMFAttention` passes features from
+      `features.rmf(..., heads_first=True, constant=False)` and
+      constant=a_0.
+
+  Returns:
+    float32 [B, L, H, Dv].
+  """
+  return linear_attention(phi_q, phi_k, v, mask, causal, eps=eps,
+                          eps_per_key=eps_per_key, chunk_size=chunk_size,
+                          heads_first=heads_first, constant=constant)

@@ -1,0 +1,444 @@
+"""Random feature maps, pure-functional: `sample_*(key, ...) -> params`, `*(params, x)`.
+
+Random Maclaurin features (RMF; Kar & Karnick 2012, SPEC §1). For a kernel
+f(t) = sum_n a_n t^n the feature map is
+
+  phi(x) = [ sqrt(a_0),  { s_i * prod_{j=1..n_i} (w_{i,j} . x) }_{i=1..M-1} ]
+
+with Rademacher vectors w in {-1, +1}^Dk, so that E[phi(x) . phi(y)] equals the
+degree-truncated f(x . y) (SPEC §1.2: the constant term is exact, as in the
+authors' code). Two independent choices define a feature map:
+
+**Degree allocation** (how many of the M-1 random features get degree n):
+  * `sampled`: n_i drawn i.i.d. from P(n) = 2^-(n+1) renormalised over
+    n = 1..max_degree (the paper's and the authors' scheme), weight
+    s_i^2 = a_n / (P(n) (M-1)). Unbiased for f truncated at max_degree.
+  * `stratified`: deterministic counts C_n ~= (M-1) P(n) (largest remainder),
+    weight s^2 = a_n / C_n. Lower variance (no multinomial noise in the
+    counts); unbiased for f truncated at the largest degree with C_n > 0
+    (n = 7 for M = 128, where the dropped tail is below 1e-8 for every kernel
+    on PreSBN'd inputs, SPEC §1.2.5).
+
+**Projection layout** (which Rademacher vectors a degree-n feature multiplies):
+  * `independent`: every feature has its own n vectors (K&K). The projection
+    matmul is sum_n n C_n ~= 2 (M-1) wide.
+  * `chained` (default): features are prefix products of chains. Level n holds
+    B_n chains; the degree-n features are the n-th prefix products
+    p_n = p_{n-1} * (w_n . x). Every feature is still a product of n
+    *distinct, independent* vectors, hence unbiased, but the matmul is only
+    sum_n B_n ~= M-1 wide: the same width as Performer's M features, which is
+    what makes RMFA as fast as FAVOR+. Features of one chain share factors,
+    so they are correlated; the added covariance of a degree-n and a degree-m
+    feature (n < m) is t^(m-n) (Q^n - t^(2n)) with Q = E[(w.x)^2 (w.y)^2], of
+    relative order |t|^(m-n) (~1/d^(m-n) on PreSBN'd inputs). Measured in
+    `benchmarks/kernel_error.py`.
+
+Shapes are static under `jax.jit`: the degree counts are host-side Python
+ints (numpy), only the Rademacher values come from the JAX key. For
+`sampled`, the counts are drawn with numpy from `allocation_seed` (or from
+the key's data when the key is concrete).
+
+The module also holds the baselines' feature maps: Performer FAVOR+ positive
+orthogonal random features and RFA's random Fourier (sin/cos) features for the
+softmax kernel exp(x . y), and the elu+1 map of linear attention.
+"""
+
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+import chex
+from flax import struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from macformer_jax import kernels
+
+ALLOCATIONS = ("sampled", "stratified")
+PROJECTIONS = ("chained", "independent")
+
+
+# ----------------------------------------------------------------------------
+# Degree allocation (host-side numpy: it fixes shapes).
+# ----------------------------------------------------------------------------
+def degree_pmf(max_degree: int = 20) -> np.ndarray:
+  """P(n) = 2^-(n+1) renormalised over n = 1..max_degree. Returns [max_degree].
+
+  SPEC §1.2.2: the authors' `P_Measure(2., False, 20)`; P(1) = 0.50000048.
+  """
+  w = 2.0**-(np.arange(1, max_degree + 1) + 1.0)
+  return w / w.sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturePlan:
+  """The static structure of an RMF map: hashable, no arrays.
+
+  Attributes:
+    kernel: kernel name.
+    sqrt_a0: value of the constant feature.
+    counts: C_n, random features of degree n, for n = 1..len(counts).
+    projection: 'chained' or 'independent'.
+  """
+  kernel: str
+  sqrt_a0: float
+  counts: Tuple[int, ...]
+  projection: str
+
+  @property
+  def num_features(self) -> int:
+    """M: output width, the constant feature included."""
+    return 1 + sum(self.counts)
+
+  @property
+  def max_degree(self) -> int:
+    """The largest degree with a feature: the truncation of the estimate."""
+    return len(self.counts)
+
+  @property
+  def widths(self) -> Tuple[int, ...]:
+    """Projection block widths, one block per (level or degree, factor)."""
+    if self.projection == "chained":
+      # B_n = max_{m >= n} C_m: the chains alive at level n.
+      return tuple(int(max(self.counts[n:])) for n in range(len(self.counts)))
+    return tuple(c for n, c in enumerate(self.counts, 1) for _ in range(n))
+
+  @property
+  def projection_width(self) -> int:
+    return sum(self.widths)
+
+  def degrees(self) -> np.ndarray:
+    """Degree of each random feature, in output order. Returns int [M-1]."""
+    return np.repeat(np.arange(1, len(self.counts) + 1), self.counts)
+
+
+def allocate_degrees(num_random: int, allocation: str, max_degree: int = 20,
+                     rng: Optional[np.random.Generator] = None
+                     ) -> Tuple[Tuple[int, ...], np.ndarray]:
+  """Counts C_n and per-degree weights w_n (s^2 = w_n) of the random features.
+
+  Args:
+    num_random: M-1, the number of random features.
+    allocation: 'sampled' or 'stratified' (module docstring).
+    max_degree: truncation degree of the degree distribution.
+    rng: numpy generator; required for 'sampled'.
+
+  Returns:
+    (counts, weights): counts for n = 1..K (trailing zeros dropped) and the
+    float64 weights [K] (zero where the count is zero), for the kernel-free
+    factor: the caller multiplies by a_n.
+  """
+  if allocation not in ALLOCATIONS:
+    raise ValueError(f"unknown allocation {allocation!r}; known: "
+                     f"{', '.join(ALLOCATIONS)}")
+  if num_random < 1:
+    raise ValueError(f"need at least 2 features (1 constant + 1 random), got "
+                     f"num_features={num_random + 1}")
+  pmf = degree_pmf(max_degree)
+  if allocation == "sampled":
+    if rng is None:
+      raise ValueError("allocation='sampled' needs a numpy rng for the degrees")
+    # Grouping i.i.d. degree draws by value gives multinomial counts.
+    counts = rng.multinomial(num_random, pmf)
+    weights = 1.0 / (pmf * num_random)
+  else:
+    expected = num_random * pmf
+    counts = np.floor(expected).astype(np.int64)
+    remainder = expected - counts
+    # Largest remainder; ties broken towards low degrees (stable argsort).
+    order = np.argsort(-remainder, kind="stable")
+    counts[order[:num_random - counts.sum()]] += 1
+    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+  last = int(np.max(np.nonzero(counts)[0])) + 1
+  counts, weights = counts[:last], np.where(counts[:last] > 0,
+                                            weights[:last], 0.0)
+  return tuple(int(c) for c in counts), weights
+
+
+# ----------------------------------------------------------------------------
+# Random Maclaurin features.
+# ----------------------------------------------------------------------------
+@struct.dataclass
+class RMFParams:
+  """A drawn RMF map (a pytree: arrays are leaves, the plan is static).
+
+  Attributes:
+    projections: Rademacher +-1 float32, [Dk, W] shared by all heads or
+      [H, Dk, W] one map per head; W = plan.projection_width.
+    scales: float32 [M-1], s_i of each random feature.
+    plan: the static `FeaturePlan`.
+  """
+  projections: jax.Array
+  scales: jax.Array
+  plan: FeaturePlan = struct.field(pytree_node=False)
+
+
+def make_plan(num_features: int, kernel: str, allocation: str = "sampled",
+              max_degree: int = 20, projection: str = "chained",
+              allocation_seed: Optional[int] = None
+              ) -> Tuple[FeaturePlan, np.ndarray]:
+  """The static plan and the float32 scales [M-1] of an RMF map (no JAX)."""
+  if projection not in PROJECTIONS:
+    raise ValueError(f"unknown projection {projection!r}; known: "
+                     f"{', '.join(PROJECTIONS)}")
+  k = kernels.get(kernel)
+  rng = (np.random.default_rng(allocation_seed)
+         if allocation_seed is not None else None)
+  counts, weights = allocate_degrees(num_features - 1, allocation, max_degree,
+                                     rng)
+  a = kernels.coefficients(k.name, len(counts) + 1)
+  plan = FeaturePlan(k.name, math.sqrt(a[0]), counts, projection)
+  per_degree = np.sqrt(a[1:] * weights)
+  scales = np.repeat(per_degree, counts).astype(np.float32)
+  return plan, scales
+
+
+def _seed_from_key(key: jax.Array) -> int:
+  try:
+    data = np.asarray(jax.random.key_data(key)).ravel()
+  except jax.errors.TracerArrayConversionError as e:
+    raise ValueError(
+        "allocation='sampled' draws the degree counts on the host, so it needs "
+        "a concrete key or an explicit allocation_seed; pass allocation_seed=, "
+        "call sample_rmf outside jax.jit, or use allocation='stratified'"
+    ) from e
+  return int(np.uint64(data[0]) << np.uint64(32) | np.uint64(data[-1]))
+
+
+def sample_rmf(key: jax.Array, in_dim: int, num_features: int, kernel: str,
+               allocation: str = "sampled", max_degree: int = 20, *,
+               projection: str = "chained", num_heads: Optional[int] = None,
+               allocation_seed: Optional[int] = None) -> RMFParams:
+  """Draws a random Maclaurin feature map.
+
+  Args:
+    key: JAX PRNG key for the Rademacher projections.
+    in_dim: Dk, the input dimension.
+    num_features: M, the output width, one constant feature included.
+    kernel: kernel name (`kernels.get`).
+    allocation: 'sampled' (paper) or 'stratified' (module docstring).
+    max_degree: truncation of the degree distribution (authors: 20).
+    projection: 'chained' (width ~M-1) or 'independent' (width ~2(M-1)).
+    num_heads: None for one map shared by all heads (the authors' choice), or
+      H for independent maps per head (then `rmf` takes [..., H, Dk]).
+    allocation_seed: numpy seed of the sampled degree counts; default: derived
+      from `key` (which must then be concrete, not traced).
+
+  Returns:
+    `RMFParams`; `rmf(params, x)` maps [..., Dk] to [..., M].
+  """
+  if allocation == "sampled" and allocation_seed is None:
+    allocation_seed = _seed_from_key(key)
+  plan, scales = make_plan(num_features, kernel, allocation, max_degree,
+                           projection, allocation_seed)
+  shape = (in_dim, plan.projection_width)
+  if num_heads is not None:
+    shape = (num_heads,) + shape
+  projections = jax.random.rademacher(key, shape, dtype=jnp.float32)
+  return RMFParams(projections, jnp.asarray(scales), plan)
+
+
+def _products(u: jax.Array, plan: FeaturePlan) -> jax.Array:
+  """[..., W] projections -> [..., M-1] unscaled degree products."""
+  widths = plan.widths
+  # One split (its transpose is one concatenate) rather than static slices,
+  # whose gradients are full-width pads (ENV_NOTES: 2x slower on CPU).
+  blocks = jnp.split(u, np.cumsum(widths)[:-1], axis=-1)
+  features = []
+  if plan.projection == "chained":
+    prefix = blocks[0]
+    for n, count in enumerate(plan.counts, 1):
+      if n > 1:
+        prefix = prefix[..., :widths[n - 1]] * blocks[n - 1]
+      if count:
+        features.append(prefix[..., :count])
+  else:
+    blocks = iter(blocks)
+    for n, count in enumerate(plan.counts, 1):
+      product = None
+      for _ in range(n):
+        block = next(blocks)
+        product = block if product is None else product * block
+      if count:
+        features.append(product)
+  return jnp.concatenate(features, axis=-1)
+
+
+def _project(x: jax.Array, projection: jax.Array, head_axis: int = -2
+             ) -> jax.Array:
+  """x @ projection in float32.
+
+  Args:
+    x: [..., Dk]; for per-head projections [H, Dk, W], x has its H axis at
+      `head_axis` (-2 for [..., H, Dk]; 1 for heads-first [B, H, L, Dk]).
+    projection: [Dk, W] shared, or [H, Dk, W] per head.
+
+  Returns:
+    float32 [..., W] in the layout of x.
+  """
+  x = x.astype(jnp.float32)
+  if projection.ndim == 2:
+    return x @ projection
+  x = jnp.moveaxis(x, head_axis, -2)
+  u = jnp.einsum("...hd,hdw->...hw", x, projection)
+  return jnp.moveaxis(u, -2, head_axis)
+
+
+def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
+        head_axis: int = -2) -> jax.Array:
+  """Applies a random Maclaurin feature map.
+
+  Args:
+    params: from `sample_rmf`.
+    x: [..., Dk], any float dtype (the products are computed in float32).
+      Any layout works: `layers.RMFAttention` passes heads-first
+      [B, H, L, Dk], the layout its matmuls want.
+    constant: include the constant feature sqrt(a_0) as column 0; without it
+      the caller adds a_0 analytically (`attention.rmfa(constant=a_0)`).
+    head_axis: for a per-head map (`num_heads` set), the H axis of x.
+
+  Returns:
+    float32 [..., M] ([..., M-1] without the constant); phi(x) . phi(y)
+    estimates f(x . y) without bias (up to the plan's truncation degree).
+  """
+  chex.assert_axis_dimension(x, -1, params.projections.shape[-2])
+  random = _products(_project(x, params.projections, head_axis), params.plan)
+  random = random * params.scales
+  if not constant:
+    return random
+  ones = jnp.full(random.shape[:-1] + (1,), params.plan.sqrt_a0, random.dtype)
+  return jnp.concatenate([ones, random], axis=-1)
+
+
+def rmf_variance(kernel: str, x: np.ndarray, y: np.ndarray, num_features: int,
+                 max_degree: int = 20) -> np.ndarray:
+  """Variance of phi(x).phi(y) for the `sampled`, `independent` map (SPEC §1.3).
+
+  Var = (sum_n a_n^2/P(n) Q^n - (f_K(t) - a_0)^2) / (M-1), with
+  Q = |x|^2|y|^2 + 2 t^2 - 2 sum_k x_k^2 y_k^2, t = x.y.
+
+  Args:
+    x, y: [..., Dk] float64 arrays.
+
+  Returns:
+    float64 [...].
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  t = np.sum(x * y, -1)
+  q = (np.sum(x * x, -1) * np.sum(y * y, -1) + 2 * t**2
+       - 2 * np.sum(x**2 * y**2, -1))
+  a = kernels.coefficients(kernel, max_degree + 1)
+  pmf = degree_pmf(max_degree)
+  n = np.arange(1, max_degree + 1)
+  second = np.sum(a[1:] ** 2 / pmf * q[..., None] ** n, -1)
+  mean = np.sum(a[1:] * t[..., None] ** n, -1)
+  return (second - mean**2) / (num_features - 1)
+
+
+# ----------------------------------------------------------------------------
+# Baselines: Performer FAVOR+, RFA, elu+1.
+# ----------------------------------------------------------------------------
+def sample_orthogonal_gaussian(key: jax.Array, in_dim: int,
+                               num_features: int) -> jax.Array:
+  """Performer's orthogonal Gaussian projections. Returns float32 [Dk, M].
+
+  Blocks of Dk orthonormal directions (QR of a Gaussian matrix), each row
+  rescaled by the norm of an independent Gaussian vector, so every
+  projection is marginally N(0, I) while those in a block are orthogonal
+  (Choromanski et al. 2021, `ortho_scaling=0`).
+  """
+  num_blocks = -(-num_features // in_dim)
+  block_key, norm_key = jax.random.split(key)
+  gaussian = jax.random.normal(block_key, (num_blocks, in_dim, in_dim))
+  q, r = jnp.linalg.qr(gaussian)  # [blocks, Dk, Dk], orthonormal columns
+  # Sign-fix so Q is Haar-distributed: LAPACK's R may have negative diagonal
+  # entries, which biases plain QR directions (and FAVOR+ with them; without
+  # this fix the attention error stalls at ~5% as M grows).
+  q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
+  directions = jnp.swapaxes(q, 1, 2).reshape(-1, in_dim)[:num_features]
+  norms = jnp.linalg.norm(
+      jax.random.normal(norm_key, (num_features, in_dim)), axis=-1)
+  return (directions * norms[:, None]).T.astype(jnp.float32)
+
+
+def favor_positive(projection: jax.Array, x: jax.Array, *, is_query: bool,
+                   key_mask: Optional[jax.Array] = None,
+                   causal: bool = False) -> jax.Array:
+  """FAVOR+ positive features of the softmax kernel exp(x . y).
+
+  phi(x)_m = exp(w_m . x - |x|^2/2 - c) / sqrt(M), w_m ~ N(0, I), where the
+  stabiliser c cancels in the attention ratio:
+    * non-causal (Performer's): c = max over features per query, and one max
+      over all real keys of an example (plus Performer's eps = 1e-6);
+    * causal: a max over keys would let future keys change the past (a
+      large future key underflows every earlier one), so keys use the
+      data-independent shift |w_m|^2/2 instead, which bounds them by 1
+      (w.x - |x|^2/2 - |w|^2/2 = -|w - x|^2/2), and queries take +|w_m|^2/2
+      so that phi(q).phi(k) is unchanged, then their per-row max.
+
+  Args:
+    projection: [Dk, M] from `sample_orthogonal_gaussian`.
+    x: [B, ..., Dk] in any layout (e.g. [B, L, H, Dk] or [B, H, L, Dk]),
+      already scaled (Performer uses Dk^-1/4 for softmax).
+    is_query: picks the stabiliser.
+    key_mask: keys only, non-causal: bool broadcastable to x.shape[:-1]
+      (e.g. [B, L, 1] or [B, 1, L]), True for real tokens, so padding cannot
+      set c.
+    causal: use the causal-safe stabiliser (for prefix attention).
+
+  Returns:
+    float32 [B, ..., M], positive.
+  """
+  x = x.astype(jnp.float32)
+  u = _project(x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
+  m = projection.shape[-1]
+  if causal:
+    shift = 0.5 * jnp.sum(projection * projection, axis=0)  # [M]
+    if not is_query:
+      return jnp.exp(u - shift) / math.sqrt(m)
+    u = u + shift
+  if is_query:
+    c = jnp.max(u, axis=-1, keepdims=True)
+  else:
+    if key_mask is not None:
+      u_real = jnp.where(key_mask[..., None], u, -jnp.inf)
+    else:
+      u_real = u
+    c = jnp.max(u_real, axis=tuple(range(1, u.ndim)), keepdims=True)
+  c = jax.lax.stop_gradient(c)
+  if causal:
+    return jnp.exp(u - c) / math.sqrt(m)
+  # Performer's numerical stabiliser eps = 1e-6, inside the 1/sqrt(M).
+  return (jnp.exp(u - c) + 1e-6) / math.sqrt(m)
+
+
+def sample_gaussian(key: jax.Array, in_dim: int, num_frequencies: int
+                    ) -> jax.Array:
+  """i.i.d. N(0, I) projections for random Fourier features. [Dk, M/2]."""
+  return jax.random.normal(key, (in_dim, num_frequencies), jnp.float32)
+
+
+def fourier_features(projection: jax.Array, x: jax.Array) -> jax.Array:
+  """RFA's random Fourier features of exp(x . y) (Peng et al. 2021).
+
+  phi(x) = exp(|x|^2/2) [sin(W x), cos(W x)] / sqrt(M/2): E[phi(x).phi(y)] =
+  exp(|x|^2/2 + |y|^2/2) exp(-|x-y|^2/2) = exp(x . y). Signed, like RMF.
+
+  Args:
+    projection: [Dk, M/2] Gaussian.
+    x: [..., Dk], already scaled.
+
+  Returns:
+    float32 [..., M].
+  """
+  x = x.astype(jnp.float32)
+  u = _project(x, projection)
+  scale = jnp.exp(0.5 * jnp.sum(x * x, axis=-1, keepdims=True))
+  scale = scale / math.sqrt(projection.shape[-1])
+  return jnp.concatenate([jnp.sin(u), jnp.cos(u)], axis=-1) * scale
+
+
+def elu_plus_one(x: jax.Array) -> jax.Array:
+  """Linear attention's map (Katharopoulos et al. 2020): [..., D] -> [..., D]."""
+  return jax.nn.elu(x.astype(jnp.float32)) + 1.0

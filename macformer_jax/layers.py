@@ -1,0 +1,358 @@
+"""Attention cores as thin Flax modules, one registry, and multi-head attention.
+
+Every core has one contract (STYLE §2.4):
+
+  core(q, k, v, *, mask=None, deterministic=True) -> out
+  q, k [B, L, H, Dh], v [B, L, H, Dv], mask bool [B, L] (True = real token),
+  out [B, L, H, Dv] float32.
+
+Cores are registered by name in `ATTENTIONS`; `attention_class(name, **options)`
+turns a config entry into a class (a `functools.partial`) with a clear error
+for an unknown name or option. Random features live in the non-trainable
+`random_features` collection: `init` needs an rng named `features`, `apply`
+does not; they are checkpointed with the rest of the variables and redrawn
+by `draw_random_features` with a new key. Each layer draws its own features
+(Flax folds the module path into the key); within a layer, RMFA's heads share
+one feature map by default (the authors' choice, `share_heads`), Performer's
+and RFA's always do.
+
+The attention core runs in float32 whatever the model's compute dtype.
+"""
+
+import dataclasses
+import functools
+import math
+import zlib
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from macformer_jax import attention
+from macformer_jax import features
+from macformer_jax import kernels
+from macformer_jax import normalization
+from macformer_jax.registry import Registry
+
+ATTENTIONS = Registry("attention")
+FEATURES = "random_features"  # the variable collection of random features
+
+
+def attention_class(name: str, **options) -> Callable[..., nn.Module]:
+  """The core registered as `name`, with `options` bound as its fields.
+
+  Raises:
+    ValueError: unknown name (lists the known ones) or an option the core
+      does not have (lists its options).
+  """
+  cls = ATTENTIONS.get(name)
+  fields = {f.name for f in dataclasses.fields(cls)
+            if f.init and f.name not in ("parent", "name")}
+  unknown = sorted(set(options) - fields)
+  if unknown:
+    raise ValueError(f"attention {name!r} has no option(s) {unknown}; its "
+                     f"options: {', '.join(sorted(fields))}")
+  return functools.partial(cls, **options)
+
+
+def draw_random_features(model: nn.Module, key: jax.Array, *args,
+                         **kwargs) -> dict:
+  """Draws a fresh `random_features` collection for `model` from `key`.
+
+  Runs `model.init` (cheap under `jax.jit`: the unused parameter
+  initialisation is dead code); `args`/`kwargs` are the init inputs.
+  Returns {} for a model without random features.
+  """
+  variables = model.init({"params": key, "features": key, "dropout": key},
+                         *args, **kwargs)
+  return variables.get(FEATURES, {})
+
+
+def _feature_variable(module: nn.Module, name: str, draw: Callable, *args):
+  """A `random_features` variable drawn from the module's `features` rng."""
+  return module.variable(FEATURES, name,
+                         lambda: draw(module.make_rng("features"), *args)).value
+
+
+@ATTENTIONS.register("softmax")
+class SoftmaxAttention(nn.Module):
+  """Exact softmax attention.
+
+  Attributes:
+    dropout_rate: dropout on the attention weights (einsum path only).
+    causal: prefix attention.
+    implementation: 'einsum' (default: fastest on CPU, supports dropout), or
+      'xla' / 'cudnn' for `jax.nn.dot_product_attention` ('cudnn' runs in
+      bfloat16 on SM80+ GPUs and assumes right-padded masks).
+  """
+  dropout_rate: float = 0.0
+  causal: bool = False
+  implementation: str = "einsum"
+
+  @nn.compact
+  def __call__(self, q, k, v, *, mask=None, deterministic=True):
+    if self.implementation == "einsum":
+      rng = None
+      if not deterministic and self.dropout_rate > 0.0:
+        rng = self.make_rng("dropout")
+      return attention.softmax_attention(q, k, v, mask, self.causal,
+                                         dropout_rate=self.dropout_rate,
+                                         dropout_rng=rng)
+    if self.implementation not in ("xla", "cudnn"):
+      raise ValueError(f"unknown softmax implementation "
+                       f"{self.implementation!r}; known: einsum, xla, cudnn")
+    if self.dropout_rate > 0.0 and not deterministic:
+      raise ValueError(f"implementation={self.implementation!r} has no "
+                       "attention dropout; set dropout_rate=0 or use 'einsum'")
+    dtype = jnp.bfloat16 if self.implementation == "cudnn" else jnp.float32
+    q, k, v = (x.astype(dtype) for x in (q, k, v))
+    if self.implementation == "cudnn":
+      lengths = None if mask is None else jnp.sum(mask, -1).astype(jnp.int32)
+      out = jax.nn.dot_product_attention(
+          q, k, v, is_causal=self.causal, key_value_seq_lengths=lengths,
+          implementation="cudnn")
+    else:
+      m = None if mask is None else mask.astype(bool)[:, None, None, :]
+      out = jax.nn.dot_product_attention(q, k, v, mask=m,
+                                         is_causal=self.causal,
+                                         implementation="xla")
+    return out.astype(jnp.float32)
+
+
+def _max_qk_scale(kernel: kernels.Kernel) -> float:
+  """Largest scale s allowed for PreSBN'd inputs (then |q.k| <= s^2).
+
+  Finite radius r: s^2 <= 0.4 r keeps t inside the radius with a degree-20
+  truncation tail below 1e-8 and the RMF second-moment series
+  sum (2Q)^n, Q <= 3 s^4, convergent (SPEC §1.3). Entire kernels: s^2 <= 1.
+  """
+  return math.sqrt(0.4 * kernel.radius) if math.isfinite(kernel.radius) else 1.0
+
+
+@ATTENTIONS.register("rmfa")
+class RMFAttention(nn.Module):
+  """Macformer attention: PreSBN -> scale -> RMF -> RMFA -> PostSBN (SPEC §3-4).
+
+  Attributes:
+    kernel: dot-product kernel name (`kernels.get`).
+    num_features: M, feature width including the constant feature.
+    allocation: 'stratified' (default, lower variance) or 'sampled' (paper).
+    projection: 'chained' (default, ~M-1 wide) or 'independent' (K&K).
+    max_degree: degree truncation (authors: 20).
+    share_heads: one feature map for all heads of the layer (authors), or
+      one per head.
+    causal: prefix attention (the authors' code; non-causal by default).
+    pre_sbn: apply PreSBN to q and k (off = the authors' "transformer"
+      ablation without ppSBN).
+    post_sbn: apply PostSBN to the output.
+    post_sbn_power: PostSBN's optional sign-preserving power form.
+    qk_scale: scale of q and k after PreSBN; None = Dh^-1/4 (authors).
+    learn_qk_scale: learn the scale as s_max * sigmoid(logit), initialised
+      at `qk_scale`, so that |q.k| <= s_max^2 stays inside the kernel's
+      radius of convergence (see `_max_qk_scale`; needs `pre_sbn`).
+    eps, eps_per_key: RMFA's denominator floor (`attention.rmfa`).
+    chunk_size: causal chunk length.
+    allocation_seed: numpy seed of 'sampled' degree counts (mixed with the
+      module path, so layers differ); the counts are static shapes.
+  """
+  kernel: str = "exp"
+  num_features: int = 128
+  allocation: str = "stratified"
+  projection: str = "chained"
+  max_degree: int = 20
+  share_heads: bool = True
+  causal: bool = False
+  pre_sbn: bool = True
+  post_sbn: bool = True
+  post_sbn_power: bool = False
+  qk_scale: Optional[float] = None
+  learn_qk_scale: bool = False
+  eps: float = attention.RMFA_DENOMINATOR_EPS
+  eps_per_key: bool = True
+  chunk_size: int = 64
+  allocation_seed: int = 0
+
+  def _scale(self, head_dim: int) -> jax.Array:
+    scale = head_dim**-0.25 if self.qk_scale is None else self.qk_scale
+    if not self.learn_qk_scale:
+      return jnp.asarray(scale, jnp.float32)
+    if not self.pre_sbn:
+      raise ValueError("learn_qk_scale bounds |q.k| only on PreSBN'd inputs; "
+                       "set pre_sbn=True")
+    s_max = _max_qk_scale(kernels.get(self.kernel))
+    ratio = min(scale / s_max, 0.9)
+    logit = self.param("qk_scale_logit", nn.initializers.constant(
+        math.log(ratio / (1.0 - ratio))), (), jnp.float32)
+    return s_max * jax.nn.sigmoid(logit)
+
+  @nn.compact
+  def __call__(self, q, k, v, *, mask=None, deterministic=True):
+    _, _, h, dh = q.shape
+    path_seed = zlib.crc32("/".join(self.scope.path).encode())
+    plan, scales = features.make_plan(
+        self.num_features, self.kernel, self.allocation, self.max_degree,
+        self.projection, (self.allocation_seed + path_seed) % 2**32)
+    shape = (dh, plan.projection_width)
+    if not self.share_heads:
+      shape = (h,) + shape
+    projections = _feature_variable(
+        self, "projections",
+        lambda key: jax.random.rademacher(key, shape, jnp.float32))
+    params = features.RMFParams(projections, jnp.asarray(scales), plan)
+    # Heads-first from here on: the transposes are on the narrow q, k and v,
+    # never on the wide features ([B, H, L, M] is what the matmuls want).
+    q, k = (jnp.swapaxes(x.astype(jnp.float32), 1, 2) for x in (q, k))
+    if self.pre_sbn:
+      q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
+    scale = self._scale(dh)
+    # Without the constant column: rmfa adds a_0 analytically (equal to
+    # rmfa(rmf(q), rmf(k), v), which a test checks).
+    phi_q, phi_k = (features.rmf(params, x * scale, constant=False, head_axis=1)
+                    for x in (q, k))
+    out = attention.rmfa(phi_q, phi_k, v, mask, self.causal, eps=self.eps,
+                         eps_per_key=self.eps_per_key,
+                         chunk_size=self.chunk_size, heads_first=True,
+                         constant=plan.sqrt_a0**2)
+    if self.post_sbn:
+      out = normalization.PostSBN(power=self.post_sbn_power,
+                                  name="post_sbn")(out)
+    return out
+
+
+@ATTENTIONS.register("performer")
+class PerformerAttention(nn.Module):
+  """Performer FAVOR+: positive (orthogonal) random features of softmax.
+
+  Unlike Performer's JAX code, padded keys are masked (after the feature map)
+  and redraws come from an explicit key, not from sum(q) (PEERS §2).
+
+  Attributes:
+    num_features: M.
+    orthogonal: orthogonal blocks (FAVOR+) or i.i.d. Gaussian projections.
+    causal: prefix attention (chunked).
+    chunk_size: causal chunk length.
+  """
+  num_features: int = 128
+  orthogonal: bool = True
+  causal: bool = False
+  chunk_size: int = 64
+
+  @nn.compact
+  def __call__(self, q, k, v, *, mask=None, deterministic=True):
+    dh = q.shape[-1]
+    if self.orthogonal:
+      draw = lambda key: features.sample_orthogonal_gaussian(
+          key, dh, self.num_features)
+    else:
+      draw = lambda key: jax.random.normal(key, (dh, self.num_features))
+    projection = _feature_variable(self, "projections", draw)
+    scale = dh**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
+    q, k = (jnp.swapaxes(x, 1, 2) * scale for x in (q, k))  # heads-first
+    phi_q = features.favor_positive(projection, q, is_query=True,
+                                    causal=self.causal)
+    phi_k = features.favor_positive(
+        projection, k, is_query=False, causal=self.causal,
+        key_mask=None if mask is None else mask[:, None, :])
+    # Positive features: the floor only guards an exact 0. Causal keys are
+    # not max-normalised (see favor_positive), so it must be tiny there.
+    return attention.linear_attention(phi_q, phi_k, v, mask, self.causal,
+                                      eps=1e-30 if self.causal else 1e-6,
+                                      chunk_size=self.chunk_size,
+                                      heads_first=True)
+
+
+@ATTENTIONS.register("rfa")
+class RFAAttention(nn.Module):
+  """RFA: random Fourier (sin/cos) features of softmax (Peng et al. 2021).
+
+  Signed features, so the denominator gets RMFA's per-key floor.
+
+  Attributes:
+    num_features: M (M/2 frequencies, each giving a sin and a cos).
+    causal: prefix attention (chunked).
+    eps: denominator floor per visible key.
+    chunk_size: causal chunk length.
+  """
+  num_features: int = 128
+  causal: bool = False
+  eps: float = attention.RMFA_DENOMINATOR_EPS
+  chunk_size: int = 64
+
+  @nn.compact
+  def __call__(self, q, k, v, *, mask=None, deterministic=True):
+    dh = q.shape[-1]
+    if self.num_features % 2:
+      raise ValueError(f"rfa needs an even num_features (sin and cos), got "
+                       f"{self.num_features}")
+    projection = _feature_variable(
+        self, "projections", features.sample_gaussian, dh,
+        self.num_features // 2)
+    scale = dh**-0.25
+    phi_q, phi_k = (features.fourier_features(
+        projection, jnp.swapaxes(x, 1, 2) * scale) for x in (q, k))
+    return attention.linear_attention(phi_q, phi_k, v, mask, self.causal,
+                                      eps=self.eps, eps_per_key=True,
+                                      chunk_size=self.chunk_size,
+                                      heads_first=True)
+
+
+@ATTENTIONS.register("linear")
+class LinearAttention(nn.Module):
+  """Linear attention with phi = elu + 1 (Katharopoulos et al. 2020)."""
+  causal: bool = False
+  chunk_size: int = 64
+
+  @nn.compact
+  def __call__(self, q, k, v, *, mask=None, deterministic=True):
+    phi_q, phi_k = (features.elu_plus_one(jnp.swapaxes(x, 1, 2))
+                    for x in (q, k))
+    return attention.linear_attention(phi_q, phi_k, v, mask, self.causal,
+                                      chunk_size=self.chunk_size,
+                                      heads_first=True)
+
+
+class MultiHeadSelfAttention(nn.Module):
+  """Multi-head self-attention around any registered core.
+
+  q, k, v and output projections are `DenseGeneral` without bias and with
+  Xavier-uniform init, as in LRA (LRA_NOTES §3.3).
+
+  Attributes:
+    num_heads: H.
+    attention_cls: a core class or `functools.partial` (`attention_class`).
+    qkv_dim: total q/k/v width over heads (H * Dh); default: input width.
+    out_dim: output width; default: input width.
+    use_bias: biases on the projections (LRA: False).
+    dtype: compute dtype of the projections (the core runs in float32).
+  """
+  num_heads: int
+  attention_cls: Callable[..., nn.Module]
+  qkv_dim: Optional[int] = None
+  out_dim: Optional[int] = None
+  use_bias: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: Optional[jax.Array] = None,
+               deterministic: bool = True) -> jax.Array:
+    """x: [B, L, E], mask: [B, L] (True = real token). Returns [B, L, out]."""
+    qkv_dim = self.qkv_dim or x.shape[-1]
+    if qkv_dim % self.num_heads:
+      raise ValueError(f"qkv_dim={qkv_dim} is not divisible by "
+                       f"num_heads={self.num_heads}")
+    dense = functools.partial(
+        nn.DenseGeneral, features=(self.num_heads, qkv_dim // self.num_heads),
+        use_bias=self.use_bias, dtype=self.dtype,
+        kernel_init=nn.initializers.xavier_uniform())
+    q = dense(name="query")(x)
+    k = dense(name="key")(x)
+    v = dense(name="value")(x)
+    out = self.attention_cls(name="attention")(
+        q, k, v, mask=mask, deterministic=deterministic)
+    return nn.DenseGeneral(
+        features=self.out_dim or x.shape[-1], axis=(-2, -1),
+        use_bias=self.use_bias, dtype=self.dtype,
+        kernel_init=nn.initializers.xavier_uniform(),
+        name="out")(out.astype(self.dtype))

@@ -1,0 +1,224 @@
+"""Random Maclaurin features: allocation, determinism, jit, unbiasedness (with
+bounds from the variance), and the 1/sqrt(D) error rate."""
+
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from macformer_jax import features
+from macformer_jax import kernels
+
+KERNELS = ("exp", "trigh", "inverse", "log", "sqrt", "polynomial2")
+D_IN = 16
+
+
+def _sbn_pair(seed=0, d=D_IN, correlation=0.6):
+  """Two PreSBN'd vectors scaled by d^-1/4 (SPEC §3), with x.y clearly != 0."""
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=d)
+  y = correlation * x + rng.normal(size=d)
+  out = []
+  for v in (x, y):
+    v = v - v.mean()
+    out.append(v / np.linalg.norm(v) * d**-0.25)
+  return np.stack(out)
+
+
+def test_degree_pmf():
+  pmf = features.degree_pmf(20)
+  assert pmf.shape == (20,)
+  np.testing.assert_allclose(pmf.sum(), 1.0, rtol=1e-12)
+  np.testing.assert_allclose(pmf[0], 0.50000048, rtol=1e-7)  # SPEC §1.2
+  np.testing.assert_allclose(pmf[1:] / pmf[:-1], 0.5)
+
+
+def test_stratified_counts_and_weights():
+  counts, weights = features.allocate_degrees(127, "stratified", 20)
+  assert counts == (64, 32, 16, 8, 4, 2, 1)
+  np.testing.assert_allclose(weights, 1.0 / np.array(counts))
+
+
+def test_sampled_counts_are_multinomial():
+  counts, weights = features.allocate_degrees(
+      127, "sampled", 20, np.random.default_rng(0))
+  assert sum(counts) == 127
+  pmf = features.degree_pmf(20)[:len(counts)]
+  present = np.array(counts) > 0
+  np.testing.assert_allclose(weights[present], 1.0 / (pmf[present] * 127))
+
+
+@pytest.mark.parametrize("projection,width", [("chained", 127),
+                                              ("independent", 247)])
+def test_plan_widths(projection, width):
+  plan, scales = features.make_plan(128, "exp", "stratified", 20, projection)
+  assert plan.num_features == 128 and scales.shape == (127,)
+  assert plan.projection_width == width  # sum_n C_n vs sum_n n C_n
+
+
+def test_same_key_same_features_and_static_shapes_under_jit():
+  x = jnp.asarray(_sbn_pair())
+  sample = jax.jit(lambda key: features.sample_rmf(
+      key, D_IN, 64, "exp", "stratified"))
+  a, b = sample(jax.random.key(3)), sample(jax.random.key(3))
+  c = sample(jax.random.key(4))
+  np.testing.assert_array_equal(a.projections, b.projections)
+  assert not np.array_equal(a.projections, c.projections)
+  phi = jax.jit(features.rmf)(a, x)
+  assert phi.shape == (2, 64) and phi.dtype == jnp.float32
+  np.testing.assert_allclose(phi[:, 0], 1.0)  # constant sqrt(a_0) first
+
+
+def test_sampled_under_jit_needs_a_concrete_seed():
+  with pytest.raises(ValueError, match="allocation_seed"):
+    jax.jit(lambda key: features.sample_rmf(key, D_IN, 64, "exp",
+                                            "sampled"))(jax.random.key(0))
+  params = jax.jit(lambda key: features.sample_rmf(
+      key, D_IN, 64, "exp", "sampled", allocation_seed=7))(jax.random.key(0))
+  eager = features.sample_rmf(jax.random.key(0), D_IN, 64, "exp", "sampled",
+                              allocation_seed=7)
+  assert params.plan == eager.plan
+
+
+def test_bad_options_are_named():
+  with pytest.raises(ValueError, match="unknown allocation 'random'"):
+    features.sample_rmf(jax.random.key(0), 4, 8, "exp", "random")
+  with pytest.raises(ValueError, match="unknown projection"):
+    features.sample_rmf(jax.random.key(0), 4, 8, "exp", "stratified",
+                        projection="tree")
+  with pytest.raises(ValueError, match="unknown kernel"):
+    features.sample_rmf(jax.random.key(0), 4, 8, "gauss", "stratified")
+
+
+def test_bfloat16_inputs_are_computed_in_float32():
+  x = jnp.asarray(_sbn_pair())
+  params = features.sample_rmf(jax.random.key(0), D_IN, 64, "exp",
+                               "stratified")
+  phi32 = features.rmf(params, x)
+  phi16 = features.rmf(params, x.astype(jnp.bfloat16))
+  assert phi16.dtype == jnp.float32
+  # Only the input rounding differs (bf16 has 8 mantissa bits).
+  np.testing.assert_allclose(phi16, phi32, atol=0.02)
+
+
+def _dots(params_fn, keys, x):
+  def one(key):
+    phi = features.rmf(params_fn(key), x)
+    return phi[0] @ phi[1]
+  return np.asarray(jax.jit(jax.vmap(one))(keys), np.float64)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_sampled_allocation_is_unbiased(kernel):
+  """Paper scheme: the degree of each feature drawn i.i.d. from P(n).
+
+  4000 independent draws of a one-random-feature map (M = 2); draws with the
+  same degree are computed together (one compile per degree). Bound: 4
+  standard errors, sigma^2 from SPEC §1.3's formula (exact for this scheme).
+  """
+  x = _sbn_pair()
+  num_draws = 4000
+  seeds = np.random.default_rng(1).integers(0, 2**31, num_draws)
+  groups = collections.defaultdict(list)
+  for seed in seeds:
+    plan, _ = features.make_plan(2, kernel, "sampled", allocation_seed=seed)
+    groups[plan.counts].append(int(seed))
+  keys = jax.random.split(jax.random.key(2), num_draws)
+  values, start = [], 0
+  for seed_list in groups.values():
+    group_keys = keys[start:start + len(seed_list)]
+    start += len(seed_list)
+    values.append(_dots(lambda k, s=seed_list[0]: features.sample_rmf(
+        k, D_IN, 2, kernel, "sampled", allocation_seed=s), group_keys, x))
+  values = np.concatenate(values)
+  t = float(x[0] @ x[1])
+  target = float(kernels.truncated(kernel, np.float64(t), 20))
+  sigma = np.sqrt(features.rmf_variance(kernel, x[0], x[1], 2) / num_draws)
+  assert abs(values.mean() - target) < 4 * sigma, (values.mean(), target,
+                                                   sigma)
+  # The variance formula itself (SPEC §1.3), loosely: 4000 samples.
+  np.testing.assert_allclose(values.var(),
+                             features.rmf_variance(kernel, x[0], x[1], 2),
+                             rtol=0.25)
+
+
+@pytest.mark.parametrize("projection", ["chained", "independent"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_stratified_allocation_is_unbiased(kernel, projection):
+  """2000 independent draws, M = 32; bound: 4 empirical standard errors.
+
+  The target is f truncated at the plan's largest degree (5 for M = 32).
+  Inputs with |x|^2 = 1 (not PreSBN-scaled) so that degrees >= 2 matter.
+  """
+  x = _sbn_pair() * D_IN**0.25 * 0.8  # |x| = 0.8, t ~ 0.4
+  num_draws = 2000
+  keys = jax.random.split(jax.random.key(5), num_draws)
+  values = _dots(lambda k: features.sample_rmf(
+      k, D_IN, 32, kernel, "stratified", projection=projection), keys, x)
+  plan, _ = features.make_plan(32, kernel, "stratified", projection=projection)
+  t = float(x[0] @ x[1])
+  target = float(kernels.truncated(kernel, np.float64(t), plan.max_degree))
+  stderr = values.std() / np.sqrt(num_draws)
+  assert abs(values.mean() - target) < 4 * stderr, (values.mean(), target,
+                                                    stderr)
+  # Degree >= 2 terms are present: the target differs from a_0 + a_1 t.
+  a = kernels.coefficients(kernel, 2)
+  assert abs(target - (a[0] + a[1] * t)) > 10 * stderr or kernel == "sqrt"
+
+
+def test_kernel_matrix_error_falls_like_one_over_sqrt_d():
+  """Relative Frobenius error of the 32 x 32 kernel matrix, 8 seeds per D."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(32, D_IN))
+  x = x - x.mean(-1, keepdims=True)
+  x = x / np.linalg.norm(x, axis=-1, keepdims=True) * D_IN**-0.25
+  exact = np.exp(x @ x.T)
+  sizes = [64, 128, 256, 512, 1024, 2048]
+  errors = []
+  for m in sizes:
+    def error(key, m=m):
+      phi = features.rmf(features.sample_rmf(key, D_IN, m, "exp",
+                                             "stratified"), x)
+      return jnp.linalg.norm(phi @ phi.T - exact) / np.linalg.norm(exact)
+    keys = jax.random.split(jax.random.key(m), 8)
+    errors.append(float(jnp.mean(jax.jit(jax.vmap(error))(keys))))
+  slope = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
+  assert -0.65 <= slope <= -0.35, (slope, errors)
+
+
+def test_per_head_maps_are_independent():
+  params = features.sample_rmf(jax.random.key(0), D_IN, 32, "exp",
+                               "stratified", num_heads=3)
+  assert params.projections.shape == (3, D_IN, 31)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3, D_IN)))
+  phi = features.rmf(params, x)
+  for h in range(3):
+    single = features.RMFParams(params.projections[h], params.scales,
+                                params.plan)
+    np.testing.assert_allclose(phi[:, h], features.rmf(single, x[:, h]),
+                               rtol=1e-6)
+  heads_first = features.rmf(params, jnp.swapaxes(x[None], 1, 2),
+                             head_axis=1)
+  np.testing.assert_allclose(jnp.swapaxes(heads_first[0], 0, 1), phi,
+                             rtol=1e-6)
+
+
+def test_fourier_features_estimate_the_softmax_kernel():
+  """RFA: mean over 2000 draws within 4 empirical standard errors of exp(x.y).
+
+  (FAVOR+'s stabilisers make single-pair values scale-free; it is tested at
+  the attention level against exact softmax in attention_test.py.)
+  """
+  x = jnp.asarray(_sbn_pair())
+  target = float(np.exp(np.asarray(x[0] @ x[1])))
+
+  def fourier(key):
+    phi = features.fourier_features(jax.random.normal(key, (D_IN, 8)), x)
+    return phi[0] @ phi[1]
+
+  keys = jax.random.split(jax.random.key(9), 2000)
+  values = np.asarray(jax.vmap(fourier)(keys), np.float64)
+  stderr = values.std() / np.sqrt(len(values))
+  assert abs(values.mean() - target) < 4 * stderr

@@ -1,0 +1,181 @@
+"""Attention modules: registry, shapes and parameter counts per variant,
+masking, random-feature state (checkpointable, redrawable), and the RMFA
+module against the composition of the public pure functions."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from macformer_jax import attention
+from macformer_jax import features
+from macformer_jax import layers
+from macformer_jax import normalization
+
+B, L, E, H = 2, 24, 16, 2
+PROJECTIONS = 4 * E * E  # q, k, v, out kernels without bias
+# name -> (extra trainable params, random-feature shapes)
+VARIANTS = {
+    "softmax": (0, {}),
+    "rmfa": (E // H, {"projections": (E // H, 127)}),  # PostSBN gamma
+    "performer": (0, {"projections": (E // H, 128)}),
+    "rfa": (0, {"projections": (E // H, 64)}),
+    "linear": (0, {}),
+}
+
+
+def _inputs():
+  x = jax.random.normal(jax.random.key(0), (B, L, E))
+  mask = jnp.arange(L)[None, :] < jnp.array([[L], [L - 9]])
+  return x, mask
+
+
+def _init(name, **options):
+  model = layers.MultiHeadSelfAttention(
+      num_heads=H, attention_cls=layers.attention_class(name, **options))
+  x, mask = _inputs()
+  variables = jax.jit(model.init)(
+      {"params": jax.random.key(1), "features": jax.random.key(2)}, x, mask)
+  return model, variables
+
+
+def test_every_registered_attention_has_a_row():
+  assert set(layers.ATTENTIONS.names()) == set(VARIANTS)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_shapes_parameter_counts_and_feature_state(name):
+  model, variables = _init(name)
+  extra, feature_shapes = VARIANTS[name]
+  count = sum(p.size for p in jax.tree.leaves(variables["params"]))
+  assert count == PROJECTIONS + extra
+  state = variables.get(layers.FEATURES, {})
+  assert jax.tree.map(lambda a: a.shape, state) == (
+      {"attention": feature_shapes} if feature_shapes else {})
+  x, mask = _inputs()
+  out = jax.jit(model.apply)(variables, x, mask)  # apply needs no rng
+  assert out.shape == (B, L, E) and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_padding_does_not_change_real_tokens(name):
+  model, variables = _init(name)
+  x, mask = _inputs()
+  garbage = jax.random.normal(jax.random.key(5), x.shape) * 3
+  changed = jnp.where(mask[:, :, None], x, garbage)
+  out, out_changed = (model.apply(variables, y, mask) for y in (x, changed))
+  real = np.asarray(mask)[:, :, None]
+  np.testing.assert_allclose(out * real, out_changed * real, rtol=1e-4,
+                             atol=1e-5)
+
+
+def test_rmfa_module_equals_composition_of_pure_functions():
+  """PreSBN -> scale -> rmf -> rmfa -> gamma, through the public API."""
+  core = layers.attention_class("rmfa", kernel="log")()
+  rng = np.random.default_rng(0)
+  q, k, v = (jnp.asarray(rng.normal(size=(B, L, H, 8)), jnp.float32)
+             for _ in range(3))
+  mask = jnp.asarray(_inputs()[1])
+  variables = core.init({"params": jax.random.key(0),
+                         "features": jax.random.key(1)}, q, k, v, mask=mask)
+  gamma = jnp.linspace(0.5, 2.0, 8)
+  variables = {**variables, "params": {"post_sbn": {"gamma": gamma}}}
+  out = core.apply(variables, q, k, v, mask=mask)
+  plan, scales = features.make_plan(128, "log", "stratified")
+  params = features.RMFParams(
+      variables[layers.FEATURES]["projections"], jnp.asarray(scales), plan)
+  s = 8**-0.25
+  phi = lambda x: features.rmf(params, normalization.pre_sbn(x) * s)
+  reference = attention.rmfa(phi(q), phi(k), v, mask) * gamma
+  np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_features_redraw_checkpoint_and_layers_differ():
+  model, variables = _init("rmfa")
+  x, mask = _inputs()
+  same = layers.draw_random_features(model, jax.random.key(2), x, mask)
+  new = layers.draw_random_features(model, jax.random.key(3), x, mask)
+  old_w = variables[layers.FEATURES]["attention"]["projections"]
+  np.testing.assert_array_equal(same["attention"]["projections"], old_w)
+  assert not np.array_equal(new["attention"]["projections"], old_w)
+  assert set(np.unique(old_w)) == {-1.0, 1.0}
+  # Two layers get independent draws from one `features` key.
+  two = functools.partial(layers.MultiHeadSelfAttention, num_heads=H,
+                          attention_cls=layers.attention_class("rmfa"))
+
+  class Two(layers.nn.Module):
+
+    @layers.nn.compact
+    def __call__(self, x, mask):
+      return two(name="b")(two(name="a")(x, mask), mask)
+
+  state = Two().init({"params": jax.random.key(0),
+                      "features": jax.random.key(1)}, x, mask)[layers.FEATURES]
+  assert not np.array_equal(state["a"]["attention"]["projections"],
+                            state["b"]["attention"]["projections"])
+
+
+def test_per_head_features():
+  _, variables = _init("rmfa", share_heads=False)
+  assert variables[layers.FEATURES]["attention"]["projections"].shape == (
+      H, E // H, 127)
+
+
+def test_learned_scale_stays_inside_radius():
+  model, variables = _init("rmfa", kernel="inverse", learn_qk_scale=True)
+  params = variables["params"]
+  logit = params["attention"]["qk_scale_logit"]
+  scale = layers._max_qk_scale(features.kernels.get("inverse")) * jax.nn.sigmoid(
+      logit)
+  s_max = layers._max_qk_scale(features.kernels.get("inverse"))
+  # Initialised at Dh^-1/4 unless that is within 10% of s_max.
+  np.testing.assert_allclose(scale, min((E // H)**-0.25, 0.9 * s_max),
+                             rtol=1e-5)
+  # Push the logit far up: the scale saturates at s_max (s_max^2 = 0.4 < 1).
+  params = jax.tree.map(lambda a: a, params)
+  params["attention"]["qk_scale_logit"] = jnp.asarray(50.0)
+  x, mask = _inputs()
+  out = model.apply({**variables, "params": params}, x, mask)
+  assert np.all(np.isfinite(out))
+  grads = jax.grad(lambda p: jnp.sum(model.apply(
+      {**variables, "params": p}, x, mask)**2))(variables["params"])
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+
+
+def test_bfloat16_model_keeps_the_core_in_float32():
+  model = layers.MultiHeadSelfAttention(
+      num_heads=H, attention_cls=layers.attention_class("rmfa"),
+      dtype=jnp.bfloat16)
+  x, mask = _inputs()
+  variables = model.init({"params": jax.random.key(1),
+                          "features": jax.random.key(2)}, x, mask)
+  out = model.apply(variables, x, mask)
+  assert out.dtype == jnp.bfloat16 and np.all(np.isfinite(
+      out.astype(jnp.float32)))
+
+
+@pytest.mark.parametrize("name", ["rmfa", "performer", "rfa", "linear",
+                                  "softmax"])
+def test_causal_cores_match_masked_references(name):
+  """A causal core's output at i ignores tokens after i."""
+  model, variables = _init(name, causal=True)
+  x, _ = _inputs()
+  out = model.apply(variables, x)
+  changed = model.apply(variables, x.at[:, 15:].set(7.0))
+  np.testing.assert_allclose(out[:, :15], changed[:, :15], rtol=1e-4,
+                             atol=1e-5)
+
+
+def test_unknown_attention_and_option_errors():
+  with pytest.raises(ValueError, match="unknown attention 'rmf'; known: "
+                     "linear, performer, rfa, rmfa, softmax"):
+    layers.attention_class("rmf")
+  with pytest.raises(ValueError, match="no option.*'num_feature'.*"
+                     "num_features"):
+    layers.attention_class("rmfa", num_feature=64)
+  with pytest.raises(ValueError, match="not divisible"):
+    layers.MultiHeadSelfAttention(
+        num_heads=3, attention_cls=layers.attention_class("softmax")).init(
+            jax.random.key(0), jnp.ones((1, 4, 16)))
