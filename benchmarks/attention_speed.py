@@ -7,11 +7,19 @@ median (and min) over repeats and the ratio to softmax and to Performer.
 
   python benchmarks/attention_speed.py                       # issue-2 shapes
   python benchmarks/attention_speed.py --lengths 1024,2048 --out x.json
+  python benchmarks/attention_speed.py --peer_src=/path/to/fast_attention.py
+
+`--peer_src` races the google-research Performer FAVOR+ JAX code itself
+(performer/fast_attention/jax/fast_attention.py, never vendored here) as the
+variant `performer_peer`: `make_fast_softmax_attention(Dh, nb_features=M,
+redraw_features=False)` on the same q, k, v (it cannot mask; all tokens are
+real here).
 
 Prints a table and writes JSON (the device is named in it).
 """
 
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
@@ -28,7 +36,19 @@ from macformer_jax import layers  # pylint: disable=g-import-not-at-top
 DEFAULT_VARIANTS = ("rmfa", "performer", "softmax")
 
 
-def make_loss(name, options, q, k, v, mask):
+def load_peer(path, head_dim, num_features):
+  """Performer's own FAVOR+ attention function, imported from a file path."""
+  spec = importlib.util.spec_from_file_location("performer_peer", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.make_fast_softmax_attention(
+      head_dim, nb_features=num_features, redraw_features=False)
+
+
+def make_loss(name, options, q, k, v, mask, peer=None):
+  if name == "performer_peer":
+    loss = lambda q, k, v: jnp.sum(peer(q, k, v)**2)
+    return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
   core = layers.attention_class(name, **options)()
   variables = core.init({"params": jax.random.key(1),
                          "features": jax.random.key(2)}, q, k, v, mask=mask)
@@ -38,6 +58,26 @@ def make_loss(name, options, q, k, v, mask):
     return jnp.sum(out * out)
 
   return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+
+
+def matmul_gflops(size=2048, repeats=5):
+  """This machine's float32 matmul throughput (GFLOP/s), the roofline."""
+  a = jax.random.normal(jax.random.key(0), (size, size))
+  fn = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(fn(a))
+  return 2 * size**3 / min(time_call(fn, (a,), repeats)) / 1e9
+
+
+def rmfa_flops(batch, length, heads, head_dim, num_features, width):
+  """Matmul FLOPs of RMFA fwd+bwd (gradients for q, k, v; no weight grads).
+
+  Feature projections of q and k: 2 N Dh W forward, the same backward, each;
+  the linear attention: 2 N M (Dh+1) for phi(K)^T V' and for phi(Q) S,
+  three times that with the backward; N = B H L rows.
+  """
+  rows = batch * heads * length
+  return (8 * rows * head_dim * width
+          + 12 * rows * num_features * (head_dim + 1))
 
 
 def time_call(fn, args, repeats):
@@ -61,11 +101,19 @@ def main(argv=None):
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--softmax_max_len", type=int, default=1 << 30,
                       help="skip softmax above this length (memory)")
+  parser.add_argument("--peer_src", default=None,
+                      help="path of Performer's fast_attention.py (adds "
+                      "the variant performer_peer)")
   parser.add_argument("--out", default="docs/attention_speed.json")
   args = parser.parse_args(argv)
 
   lengths = [int(x) for x in args.lengths.split(",")]
   variants = args.variants.split(",")
+  peer = None
+  if args.peer_src:
+    peer = load_peer(args.peer_src, args.head_dim, args.num_features)
+    if "performer_peer" not in variants:
+      variants.append("performer_peer")
   feature_options = {"rmfa": {"num_features": args.num_features},
                      "performer": {"num_features": args.num_features},
                      "rfa": {"num_features": args.num_features}}
@@ -78,8 +126,10 @@ def main(argv=None):
                         "num_features": args.num_features},
              "measure": "fwd+bwd of sum(out^2), jit, median of repeats",
              "rows": []}
+  results["matmul_gflops"] = matmul_gflops()
   print(f"device {results['device']}  B={args.batch} H={args.heads} "
-        f"Dh={args.head_dim} M={args.num_features}")
+        f"Dh={args.head_dim} M={args.num_features}  "
+        f"matmul {results['matmul_gflops']:.0f} GFLOP/s")
   header = f"{'L':>6} " + " ".join(f"{v:>12}" for v in variants)
   print(header + "   ratios")
   for length in lengths:
@@ -91,7 +141,7 @@ def main(argv=None):
     for name in variants:
       if name == "softmax" and length > args.softmax_max_len:
         continue
-      fn = make_loss(name, feature_options.get(name, {}), q, k, v, mask)
+      fn = make_loss(name, feature_options.get(name, {}), q, k, v, mask, peer)
       compiled = fn.lower(q, k, v).compile()
       analysis = compiled.memory_analysis()
       memory[name] = getattr(analysis, "temp_size_in_bytes", None)
@@ -109,11 +159,17 @@ def main(argv=None):
       row[name] = {"median_ms": 1e3 * statistics.median(ts),
                    "min_ms": 1e3 * min(ts),
                    "temp_bytes": memory[name]}
-    for base in ("softmax", "performer"):
+    for base in ("softmax", "performer", "performer_peer"):
       if base in times:
         for name in times:
           row[name][f"speedup_vs_{base}"] = (
               row[base]["median_ms"] / row[name]["median_ms"])
+    if "rmfa" in row:
+      flops = rmfa_flops(args.batch, length, args.heads, args.head_dim,
+                         args.num_features, args.num_features - 1)
+      row["rmfa"]["gflops"] = flops / row["rmfa"]["min_ms"] / 1e6
+      row["rmfa"]["fraction_of_matmul"] = (row["rmfa"]["gflops"]
+                                           / results["matmul_gflops"])
     results["rows"].append(row)
     cells = " ".join(
         f"{row[n]['median_ms']:>10.1f}ms" if n in row else f"{'-':>12}"
@@ -121,9 +177,13 @@ def main(argv=None):
     ratios = []
     if "rmfa" in row and "softmax" in row:
       ratios.append(f"softmax/rmfa={row['rmfa']['speedup_vs_softmax']:.1f}x")
-    if "rmfa" in row and "performer" in row:
-      ratios.append(
-          f"performer/rmfa={row['rmfa']['speedup_vs_performer']:.2f}x")
+    for base in ("performer", "performer_peer"):
+      if "rmfa" in row and base in row:
+        ratios.append(
+            f"{base}/rmfa={row['rmfa'][f'speedup_vs_{base}']:.2f}x")
+    if "rmfa" in row:
+      ratios.append(f"rmfa at {100 * row['rmfa']['fraction_of_matmul']:.0f}% "
+                    "of matmul throughput")
     print(f"{length:>6} {cells}   {' '.join(ratios)}", flush=True)
   if args.out:
     with open(args.out, "w") as f:
