@@ -1,0 +1,85 @@
+r"""Trains and tests one LRA model: `python run_lra.py --config=<file>:<arg>`.
+
+Examples:
+  # Offline smoke run on generated ListOps (a few minutes on a CPU):
+  python run_lra.py --config=configs/listops.py:macformer_exp,smoke
+  # LRA ListOps, softmax baseline, data from the LRA release:
+  python run_lra.py --config=configs/listops.py:softmax \
+    --config.data.data_dir=$HOME/lra_release/lra_release/listops-1000 \
+    --workdir=runs/listops_softmax
+  # Any config key can be overridden:
+  python run_lra.py --config=configs/text.py:performer,preset=macformer \
+    --config.train.num_train_steps=200
+
+The config string is `<attention>[,preset=lra|macformer][,smoke]`
+(configs/common.py). `--workdir` defaults to runs/<task>_<attention>_<preset>
+[_smoke]; a run restarted with the same workdir resumes from its latest
+checkpoint. The run ends by printing one summary line and writing
+`<workdir>/results.json`.
+"""
+
+import logging as std_logging
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from macformer_jax import training
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Run config: configs/<task>.py:<attention>[,preset=...]"
+    "[,smoke].", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints, metrics and results.json "
+    "(default: runs/<task>_<attention>_<preset>[_smoke]).")
+flags.mark_flags_as_required(["config"])
+
+# Environment variables that mean "this process is one of several": then
+# `jax.distributed.initialize()` finds the coordinator by itself (Cloud TPU
+# pods, SLURM, Open MPI) or from JAX_COORDINATOR_ADDRESS.
+_MULTI_PROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES",
+                      "MEGASCALE_COORDINATOR_ADDRESS")
+_COUNT_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+
+
+def _multi_process() -> bool:
+  if any(os.environ.get(k) for k in _MULTI_PROCESS_ENV):
+    hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
+    return "," in hosts or not hosts
+  return any(int(os.environ.get(k, "1") or 1) > 1 for k in _COUNT_ENV)
+
+
+class _QuietOrbax(std_logging.Filter):
+  """Drops orbax's INFO lines (several per checkpoint); warnings stay."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return (record.levelno >= std_logging.WARNING or
+            f"{os.sep}orbax{os.sep}" not in record.pathname)
+
+
+def default_workdir(config) -> str:
+  name = f"{config.task}_{config.attention.variant}_{config.preset}"
+  return os.path.join("runs", name + ("_smoke" if config.smoke else ""))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_QuietOrbax())
+  if _multi_process():
+    jax.distributed.initialize()
+  config = _CONFIG.value
+  workdir = _WORKDIR.value or default_workdir(config)
+  logging.info("JAX %s: process %d/%d, local devices %s", jax.__version__,
+               jax.process_index(), jax.process_count(), jax.local_devices())
+  logging.info("workdir %s, config:\n%s", workdir, config)
+  results = training.train_and_evaluate(config, workdir)
+  if jax.process_index() == 0:
+    print(training.summary_line(results), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,260 @@
+"""End-to-end tests of macformer_jax.training on tiny generated ListOps.
+
+conftest.py gives this process 2 CPU devices, so the pmap path and the
+single-device jit path (`train.num_devices=1`) run side by side.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import listops
+from configs import retrieval
+import lra_tasks
+from lra_tasks import testing
+from macformer_jax import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compile_fast():
+  """Fewer XLA passes: these tests compile many small programs (STYLE 39).
+  Module-scoped and restored, so other test files keep the default."""
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
+def tiny_config(attention="softmax", **train):
+  """A 1-layer emb-16 model on ListOps trees of 5-60 tokens, L = 64."""
+  config = listops.get_config(f"{attention},smoke")
+  m = config.model
+  m.emb_dim, m.qkv_dim, m.mlp_dim, m.num_heads, m.num_layers = 16, 16, 32, 2, 1
+  if "num_features" in config.attention.options:
+    config.attention.options.num_features = 16
+  config.data.max_len = 64
+  config.data.batch_size = 8
+  config.data.offline.update({"num_train": 400, "num_val": 40,
+                              "num_test": 36, "min_length": 4,
+                              "max_length": 60, "max_depth": 4})
+  config.optimizer.warmup_steps = 10
+  config.optimizer.learning_rate = 0.02
+  t = config.train
+  t.num_train_steps, t.eval_frequency, t.log_every = 40, 20, 10
+  t.checkpoint_every, t.num_devices = 20, 1
+  for key, value in train.items():
+    t[key] = value
+  return config
+
+
+def _metrics(workdir, split="train"):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    lines = [json.loads(line) for line in f]
+  return [line for line in lines if line["split"] == split]
+
+
+def _checkpoint(workdir, step, kind="latest"):
+  path = os.path.join(workdir, "checkpoints", kind, str(step), "state")
+  return ocp.StandardCheckpointer().restore(os.path.abspath(path))
+
+
+def test_training_lowers_loss_and_writes_results(tmp_path):
+  workdir = str(tmp_path)
+  results = training.train_and_evaluate(tiny_config(), workdir)
+  train = _metrics(workdir)
+  assert [m["step"] for m in train] == [10, 20, 30, 40]
+  assert train[-1]["loss"] < train[0]["loss"] - 0.05, train
+  with open(os.path.join(workdir, "results.json")) as f:
+    saved = json.load(f)
+  assert saved["test_accuracy"] == results["test_accuracy"]
+  for key in ("task", "attention", "preset", "steps", "test_accuracy",
+              "test_accuracy_best_eval", "best_eval_step",
+              "majority_class_accuracy", "config"):
+    assert key in saved
+  assert (saved["task"], saved["attention"], saved["steps"]) == (
+      "listops", "softmax", 40)
+  # The whole test split: 36 examples in batches of 8 (the last one padded).
+  assert saved["num_test_examples"] == 36
+  assert saved["config"]["train"]["num_train_steps"] == 40
+  assert [m["step"] for m in _metrics(workdir, "eval")] == [20, 40]
+  assert os.listdir(os.path.join(workdir, "tensorboard"))
+  assert os.path.exists(os.path.join(workdir, "config.json"))
+  line = training.summary_line(results)
+  assert line.startswith("task=listops attention=softmax preset=lra,smoke "
+                         "steps=40 test_accuracy=")
+
+
+def test_pmap_matches_single_device(tmp_path):
+  """2 simulated devices under pmap vs jit on one: the same losses and
+  parameters up to float summation order. Dropout is off: its masks depend
+  on the device index by design."""
+  assert jax.local_device_count() == 2
+  runs = {}
+  for devices in (1, 2):
+    config = tiny_config("macformer_exp", num_train_steps=6, log_every=1,
+                         eval_frequency=6, checkpoint_every=6,
+                         num_devices=devices)
+    config.model.dropout_rate = config.model.attention_dropout_rate = 0.0
+    workdir = str(tmp_path / f"devices{devices}")
+    results = training.train_and_evaluate(config, workdir)
+    runs[devices] = (results, _metrics(workdir), _checkpoint(workdir, 6))
+  (r1, m1, c1), (r2, m2, c2) = runs[1], runs[2]
+  np.testing.assert_allclose([m["loss"] for m in m2],
+                             [m["loss"] for m in m1], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                       atol=1e-6),
+               c2["params"], c1["params"])
+  assert r1["test_accuracy"] == pytest.approx(r2["test_accuracy"])
+
+
+class _Killed(Exception):
+  pass
+
+
+def _kill_at(monkeypatch, kill_step):
+  """Makes the data iterator raise when batch `kill_step` is requested."""
+  real = lra_tasks.train_batches
+
+  def batches(*args, start_step=0, **kwargs):
+    for i, batch in enumerate(real(*args, start_step=start_step, **kwargs)):
+      if start_step + i == kill_step:
+        raise _Killed(f"killed before step {kill_step}")
+      yield batch
+
+  monkeypatch.setattr(lra_tasks, "train_batches", batches)
+
+
+def test_kill_and_resume_reaches_the_same_parameters(tmp_path, monkeypatch):
+  """Interrupted after the step-4 checkpoint (and after the step-5 best-eval
+  checkpoint), restarted: the same final state and results as one run.
+  Dropout and random-feature redraws (every 3 steps) are on."""
+  def config():
+    c = tiny_config("macformer_exp", num_train_steps=10, eval_frequency=5,
+                    checkpoint_every=4, log_every=2)
+    with c.attention.unlocked():
+      c.attention.redraw_every = 3
+    return c
+
+  straight = str(tmp_path / "straight")
+  expected = training.train_and_evaluate(config(), straight)
+
+  resumed = str(tmp_path / "resumed")
+  with monkeypatch.context() as patch:
+    _kill_at(patch, 7)
+    with pytest.raises(_Killed):
+      training.train_and_evaluate(config(), resumed)
+  assert sorted(os.listdir(os.path.join(resumed, "checkpoints", "latest"))) == [
+      "4"]
+  results = training.train_and_evaluate(config(), resumed)
+
+  a, b = _checkpoint(straight, 10), _checkpoint(resumed, 10)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert not np.array_equal(  # the features were redrawn during training
+      jax.tree.leaves(a["random_features"])[0],
+      jax.tree.leaves(_checkpoint(straight, 8)["random_features"])[0])
+  for key in ("test_accuracy", "test_accuracy_best_eval", "best_eval_step",
+              "test_loss"):
+    assert results[key] == expected[key], key
+  strip = lambda ms: [{k: v for k, v in m.items() if k != "steps_per_sec"}
+                      for m in ms]
+  assert strip(_metrics(resumed)) == strip(_metrics(straight))
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoint(
+    tmp_path, monkeypatch):
+  real = lra_tasks.train_batches
+
+  def batches(*args, start_step=0, **kwargs):
+    for i, batch in enumerate(real(*args, start_step=start_step, **kwargs)):
+      if start_step + i == 6:  # the update that makes step 7
+        batch = dict(batch, weights=np.full_like(batch["weights"], np.nan))
+      yield batch
+
+  monkeypatch.setattr(lra_tasks, "train_batches", batches)
+  workdir = str(tmp_path)
+  config = tiny_config(num_train_steps=12, checkpoint_every=4, log_every=4,
+                       eval_frequency=12)
+  with pytest.raises(FloatingPointError,
+                     match=r"non-finite training loss .* at step 7; last good "
+                     r"checkpoint: step 4"):
+    training.train_and_evaluate(config, workdir)
+  assert os.listdir(os.path.join(workdir, "checkpoints", "latest")) == ["4"]
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+  state = _checkpoint(workdir, 4)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
+
+
+def test_bfloat16_compute_trains(tmp_path):
+  config = tiny_config("macformer_exp", num_train_steps=3, eval_frequency=3,
+                       log_every=1, checkpoint_every=3)
+  config.model.dtype = "bfloat16"
+  results = training.train_and_evaluate(config, str(tmp_path))
+  losses = [m["loss"] for m in _metrics(str(tmp_path))]
+  assert len(losses) == 3 and np.all(np.isfinite(losses))
+  assert np.isfinite(results["test_loss"])
+  state = _checkpoint(str(tmp_path), 3)
+  assert all(x.dtype == np.float32 for x in jax.tree.leaves(state["params"]))
+
+
+def test_retrieval_dual_encoder_trains_on_two_devices(tmp_path):
+  """The dual-input path (Retrieval) through the same trainer, under pmap,
+  on made-up AAN pairs (lra_tasks.testing)."""
+  data_dir = str(tmp_path / "aan")
+  testing.write_fake_aan(data_dir, {"train": 32, "eval": 10, "test": 6},
+                         mean_bytes=200)
+  config = retrieval.get_config("macformer_exp,smoke")
+  m = config.model
+  m.emb_dim, m.qkv_dim, m.mlp_dim, m.num_heads, m.num_layers = 16, 16, 32, 2, 1
+  config.attention.options.num_features = 16
+  config.data.data_dir = data_dir
+  config.data.max_len, config.data.batch_size = 64, 4
+  t = config.train
+  t.num_train_steps, t.eval_frequency, t.log_every = 3, 3, 1
+  t.checkpoint_every, t.num_devices = 3, 2
+  results = training.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["task"] == "retrieval"
+  assert results["num_test_examples"] == 6
+  assert all(np.isfinite(m["loss"]) for m in _metrics(str(tmp_path / "run")))
+  params = _checkpoint(str(tmp_path / "run"), 3)["params"]
+  assert params["head"]["hidden_0"]["kernel"].shape[0] == 4 * 16
+
+
+def test_batch_must_split_over_devices():
+  with pytest.raises(ValueError, match="cannot be split evenly over 2"):
+    training.make_step_fns(2, 7, lambda step: 0.0, False)
+  with pytest.raises(ValueError, match="only 2 local devices"):
+    training.make_step_fns(3, 6, lambda step: 0.0, False)
+
+
+def test_run_lra_command_line(tmp_path):
+  """The CLI: config string + overrides, the summary line, results.json."""
+  workdir = str(tmp_path / "run")
+  command = [
+      sys.executable, "run_lra.py", "--config=configs/listops.py:linear,smoke",
+      f"--workdir={workdir}", "--config.train.num_train_steps=4",
+      "--config.train.eval_frequency=2", "--config.train.log_every=2",
+      "--config.model.num_layers=1", "--config.model.emb_dim=16",
+      "--config.model.qkv_dim=16", "--config.model.mlp_dim=16",
+      "--config.data.max_len=32", "--config.data.batch_size=4",
+      "--config.data.offline.num_train=40", "--config.data.offline.num_val=8",
+      "--config.data.offline.num_test=6",
+      "--config.data.offline.min_length=4",
+      "--config.data.offline.max_length=30"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  last = out.stdout.strip().splitlines()[-1]
+  assert last.startswith("task=listops attention=linear preset=lra,smoke "
+                         "steps=4 test_accuracy="), out.stdout
+  with open(os.path.join(workdir, "results.json")) as f:
+    assert json.load(f)["num_test_examples"] == 6
