@@ -20,6 +20,8 @@ checkpoint. The run ends by printing one summary line and writing
 
 import logging as std_logging
 import os
+import re
+import sys
 
 from absl import app
 from absl import flags
@@ -81,5 +83,30 @@ def main(argv):
     print(training.summary_line(results), flush=True)
 
 
+def parse_flags(argv):
+  """absl flag parsing, with one clear line for a bad `--config.<key>`.
+
+  ml_collections reports an override of a key the config does not have as a
+  chain of KeyError/AttributeError tracebacks; say which flag it was instead.
+  """
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    overrides = [a.split("=", 1)[0] for a in argv[1:]
+                 if a.startswith("--config.")]
+    detail = e.args[0] if e.args else str(e)
+    while isinstance(detail, BaseException) or (
+        isinstance(detail, str) and detail[:1] in "'\""):
+      detail = (detail.args[0] if isinstance(detail, BaseException)
+                else detail[1:-1])
+    detail = str(detail).replace("\\n", " ").replace("\n", " ").replace("'", "")
+    name = re.split(r"\s", detail.strip())[0].strip("'\"\\")
+    culprit = [o for o in overrides if o.endswith("." + name)] or overrides
+    sys.exit(f"error: {', '.join(culprit)}: the config has no such key "
+             f"({detail}). The keys are documented in configs/common.py "
+             "(get_base_config); an attention's options are the fields of "
+             "its core in macformer_jax/layers.py.")
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
