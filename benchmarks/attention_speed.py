@@ -1,9 +1,13 @@
-"""Speed (and XLA scratch memory) of every attention core vs sequence length.
+"""Speed and memory of every attention core vs sequence length.
 
-Forward+backward of sum(out^2) w.r.t. q, k, v through each registered core
-(the Flax module, so RMFA includes PreSBN and PostSBN), jit-compiled, measured
-in one process, alternating the variants within each repeat; reports the
-median (and min) over repeats and the ratio to softmax and to Performer.
+Forward, and forward+backward of sum(out^2) w.r.t. q, k, v, through each
+registered core (the Flax module, so RMFA includes PreSBN and PostSBN),
+jit-compiled, measured in one process, alternating the variants within each
+repeat; reports the median (and min) over repeats and the ratios to softmax
+and to Performer. Memory: XLA's scratch bytes of the compiled function
+(`memory_analysis().temp_size_in_bytes`, works on CPU) and, on a GPU, the
+device's peak bytes in use. A variant that runs out of memory is recorded as
+"OOM" and skipped at longer lengths.
 
   python benchmarks/attention_speed.py                       # issue-2 shapes
   python benchmarks/attention_speed.py --lengths 1024,2048 --out x.json
@@ -45,19 +49,27 @@ def load_peer(path, head_dim, num_features):
       head_dim, nb_features=num_features, redraw_features=False)
 
 
-def make_loss(name, options, q, k, v, mask, peer=None):
+def make_fns(name, options, q, k, v, mask, peer=None):
+  """(forward, forward+backward) jitted functions of (q, k, v)."""
   if name == "performer_peer":
-    loss = lambda q, k, v: jnp.sum(peer(q, k, v)**2)
-    return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
-  core = layers.attention_class(name, **options)()
-  variables = core.init({"params": jax.random.key(1),
-                         "features": jax.random.key(2)}, q, k, v, mask=mask)
+    forward = peer
+  else:
+    core = layers.attention_class(name, **options)()
+    variables = core.init({"params": jax.random.key(1),
+                           "features": jax.random.key(2)}, q, k, v, mask=mask)
+    forward = lambda q, k, v: core.apply(variables, q, k, v, mask=mask)
+  loss = lambda q, k, v: jnp.sum(forward(q, k, v)**2)
+  return jax.jit(forward), jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
 
-  def loss(q, k, v):
-    out = core.apply(variables, q, k, v, mask=mask)
-    return jnp.sum(out * out)
 
-  return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+def _temp_bytes(fn, *args):
+  analysis = fn.lower(*args).compile().memory_analysis()
+  return getattr(analysis, "temp_size_in_bytes", None)
+
+
+def _peak_bytes():
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats.get("peak_bytes_in_use")
 
 
 def matmul_gflops(size=2048, repeats=5):
@@ -130,6 +142,7 @@ def main(argv=None):
   print(f"device {results['device']}  B={args.batch} H={args.heads} "
         f"Dh={args.head_dim} M={args.num_features}  "
         f"matmul {results['matmul_gflops']:.0f} GFLOP/s")
+  skipped = set()
   header = f"{'L':>6} " + " ".join(f"{v:>12}" for v in variants)
   print(header + "   ratios")
   for length in lengths:
@@ -137,33 +150,48 @@ def main(argv=None):
     shape = (args.batch, length, args.heads, args.head_dim)
     q, k, v = (jax.random.normal(kk, shape) for kk in jax.random.split(key, 3))
     mask = jnp.ones((args.batch, length), bool)
-    fns, memory = {}, {}
+    fns, memory, oom = {}, {}, []
     for name in variants:
-      if name == "softmax" and length > args.softmax_max_len:
+      if name in skipped or (name == "softmax"
+                             and length > args.softmax_max_len):
         continue
-      fn = make_loss(name, feature_options.get(name, {}), q, k, v, mask, peer)
-      compiled = fn.lower(q, k, v).compile()
-      analysis = compiled.memory_analysis()
-      memory[name] = getattr(analysis, "temp_size_in_bytes", None)
-      jax.block_until_ready(fn(q, k, v))  # warm-up
-      fns[name] = fn
-    times = {name: [] for name in fns}
+      try:
+        forward, backward = make_fns(name, feature_options.get(name, {}), q,
+                                     k, v, mask, peer)
+        memory[name] = {"fwd_temp_bytes": _temp_bytes(forward, q, k, v),
+                        "fwd_bwd_temp_bytes": _temp_bytes(backward, q, k, v)}
+        jax.block_until_ready(backward(q, k, v))  # warm-up
+        jax.block_until_ready(forward(q, k, v))
+        memory[name]["device_peak_bytes"] = _peak_bytes()
+      except Exception as e:  # pylint: disable=broad-except
+        if "RESOURCE_EXHAUSTED" not in str(e) and "memory" not in str(e):
+          raise
+        oom.append(name)
+        skipped.add(name)
+        continue
+      fns[name] = (forward, backward)
+    times = {name: {"fwd": [], "fwd_bwd": []} for name in fns}
     for _ in range(args.repeats):  # alternate variants within each repeat
-      for name, fn in fns.items():
-        # An untimed call first: the variant before may have freed GBs
-        # (softmax), and the next allocation's page faults are not its cost.
-        jax.block_until_ready(fn(q, k, v))
-        times[name] += time_call(fn, (q, k, v), 1)
-    row = {"length": length}
+      for name, (forward, backward) in fns.items():
+        for kind, fn in (("fwd", forward), ("fwd_bwd", backward)):
+          # An untimed call first: the variant before may have freed GBs
+          # (softmax), and the next allocation's page faults are not its
+          # cost.
+          jax.block_until_ready(fn(q, k, v))
+          times[name][kind] += time_call(fn, (q, k, v), 1)
+    row = {"length": length, "oom": oom}
     for name, ts in times.items():
-      row[name] = {"median_ms": 1e3 * statistics.median(ts),
-                   "min_ms": 1e3 * min(ts),
-                   "temp_bytes": memory[name]}
+      row[name] = {"median_ms": 1e3 * statistics.median(ts["fwd_bwd"]),
+                   "min_ms": 1e3 * min(ts["fwd_bwd"]),
+                   "fwd_median_ms": 1e3 * statistics.median(ts["fwd"]),
+                   **memory[name]}
     for base in ("softmax", "performer", "performer_peer"):
       if base in times:
         for name in times:
           row[name][f"speedup_vs_{base}"] = (
               row[base]["median_ms"] / row[name]["median_ms"])
+          row[name][f"fwd_speedup_vs_{base}"] = (
+              row[base]["fwd_median_ms"] / row[name]["fwd_median_ms"])
     if "rmfa" in row:
       flops = rmfa_flops(args.batch, length, args.heads, args.head_dim,
                          args.num_features, args.num_features - 1)
@@ -172,8 +200,8 @@ def main(argv=None):
                                            / results["matmul_gflops"])
     results["rows"].append(row)
     cells = " ".join(
-        f"{row[n]['median_ms']:>10.1f}ms" if n in row else f"{'-':>12}"
-        for n in variants)
+        f"{row[n]['median_ms']:>10.1f}ms" if n in row else
+        f"{'OOM' if n in oom else '-':>12}" for n in variants)
     ratios = []
     if "rmfa" in row and "softmax" in row:
       ratios.append(f"softmax/rmfa={row['rmfa']['speedup_vs_softmax']:.1f}x")
