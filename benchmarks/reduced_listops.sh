@@ -3,7 +3,7 @@
 # on the same generated data (seed 0), same model size, budget and schedule.
 # Reduced scale: L = 512 (trees of 100-500 tokens, LRA depth/arity), 20k/1k/1k
 # examples, emb 64, 2 layers, 2 heads, MLP 128, 128 random features,
-# batch 32, 2500 steps. Usage: bash benchmarks/reduced_listops.sh [attention...]
+# batch 32, 1200 steps (LRA schedule, warmup 120). Usage: bash benchmarks/reduced_listops.sh [attention...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for attention in "${@:-macformer_exp softmax}"; do
@@ -21,10 +21,10 @@ for attention in "${@:-macformer_exp softmax}"; do
       --config.data.offline.num_train=20000 \
       --config.data.offline.num_val=1000 \
       --config.data.offline.num_test=1000 \
-      --config.train.num_train_steps=2500 \
-      --config.train.eval_frequency=500 \
-      --config.train.checkpoint_every=500 \
-      --config.optimizer.warmup_steps=250 \
+      --config.train.num_train_steps=1200 \
+      --config.train.eval_frequency=300 \
+      --config.train.checkpoint_every=300 \
+      --config.optimizer.warmup_steps=120 \
       "${extra[@]}"
   done
 done
