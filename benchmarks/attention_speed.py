@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 from macformer_jax import layers  # pylint: disable=g-import-not-at-top
 
-DEFAULT_VARIANTS = ("rmfa", "performer", "softmax")
+DEFAULT_VARIANTS = tuple(layers.ATTENTIONS.names())
 
 
 def load_peer(path, head_dim, num_features):
@@ -103,7 +103,8 @@ def time_call(fn, args, repeats):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--lengths", default="1024,2048,4096,8192")
+  parser.add_argument("--lengths",
+                      default="128,256,512,1024,2048,4096,8192,16384")
   parser.add_argument("--batch", type=int, default=2)
   parser.add_argument("--heads", type=int, default=2)
   parser.add_argument("--head_dim", type=int, default=32)
@@ -111,8 +112,10 @@ def main(argv=None):
   parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                       help="registry names, comma separated")
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--softmax_max_len", type=int, default=1 << 30,
-                      help="skip softmax above this length (memory)")
+  parser.add_argument("--softmax_max_len", type=int, default=None,
+                      help="skip softmax above this length (default: 8192 on "
+                      "CPU, where 16K needs > 16 GiB of host memory; no limit "
+                      "on accelerators, where running out is recorded)")
   parser.add_argument("--peer_src", default=None,
                       help="path of Performer's fast_attention.py (adds "
                       "the variant performer_peer)")
@@ -120,6 +123,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
 
   lengths = [int(x) for x in args.lengths.split(",")]
+  if args.softmax_max_len is None:
+    args.softmax_max_len = 8192 if jax.default_backend() == "cpu" else 1 << 40
   variants = args.variants.split(",")
   peer = None
   if args.peer_src:
@@ -133,6 +138,9 @@ def main(argv=None):
   results = {"device": f"{device.platform}:{device.device_kind}",
              "host": platform.processor() or platform.machine(),
              "jax": jax.__version__,
+             "command": " ".join(["python benchmarks/attention_speed.py"]
+                                 + list(sys.argv[1:] if argv is None
+                                        else argv)),
              "shapes": {"batch": args.batch, "heads": args.heads,
                         "head_dim": args.head_dim,
                         "num_features": args.num_features},
