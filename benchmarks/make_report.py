@@ -408,6 +408,39 @@ def lra_section(docs: str) -> List[str]:
   return lines + body + [""]
 
 
+TRAIN_STEP_CMD = ("python benchmarks/train_step_speed.py --task=listops "
+                  "--preset=lra --max_len=2000 --batch_size=2 --steps=3 "
+                  "--attentions=softmax,macformer_exp,performer,rfa,linear")
+
+
+def train_step_section(docs: str) -> List[str]:
+  """One full LRA training step per attention (train_step_speed.json)."""
+  path = os.path.join(docs, "train_step_speed.json")
+  lines = ["## One LRA training step per attention", ""]
+  data, error = _load_json(path)
+  if data is None:
+    return lines + _not_run(TRAIN_STEP_CMD, path, error or "missing")
+  rows = data["results"]
+  base = {r["attention"]: r["s_per_step"] for r in rows}
+  lines += [f"`{data.get('command', TRAIN_STEP_CMD)}`", "",
+            f"Task {data['task']}, preset {data['preset']}, {data['dtype']}, "
+            f"device {data['device']}, host {data['host']}, jax "
+            f"{data['jax']}: forward, backward and AdamW update of the whole "
+            "model on random tokens; the first step (compilation) is timed "
+            "apart.", ""]
+  header = ["attention", "params", "batch", "L", "s/step", "steps/s",
+            "vs softmax", "first step (s)"]
+  table = []
+  for r in rows:
+    speedup = (f"{base['softmax'] / r['s_per_step']:.2f}x"
+               if "softmax" in base else "-")
+    table.append([r["attention"], f"{r['num_params']:,}",
+                  str(r["batch_size"]), str(r["max_len"]),
+                  f"{r['s_per_step']:.3f}", f"{r['steps_per_sec']:.3f}",
+                  speedup, f"{r['first_step_s']:.1f}"])
+  return lines + _table(header, table) + [""]
+
+
 def build(docs: str, draw_speed_png: bool = True) -> str:
   """The whole BENCHMARKS.md text."""
   lines = ["# Benchmarks", "",
@@ -417,6 +450,7 @@ def build(docs: str, draw_speed_png: bool = True) -> str:
            "produced it.", ""]
   lines += kernel_error_section(docs, "kernel_error.png")
   lines += speed_section(docs, "attention_speed.png", draw_speed_png)
+  lines += train_step_section(docs)
   lines += lra_section(docs)
   return "\n".join(lines).rstrip() + "\n"
 

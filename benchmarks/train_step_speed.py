@@ -116,6 +116,8 @@ def main(argv):
       "num_devices": _DEVICES.value or jax.local_device_count(),
       "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
       "jax": jax.__version__,
+      "command": "python benchmarks/train_step_speed.py " + " ".join(
+          a for a in sys.argv[1:]),
       "results": results,
   }
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)

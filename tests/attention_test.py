@@ -204,3 +204,19 @@ def test_fully_masked_example_gives_zeros_not_nan():
                          mask, causal)
     assert np.all(np.isfinite(out))
     np.testing.assert_array_equal(out[1], 0.0)
+
+
+def test_rmfa_under_vmap_equals_the_batched_call():
+  q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(scale=D**-0.25))
+  mask = jnp.asarray(_mask())
+  params = features.sample_rmf(jax.random.key(0), D, 32, "exp", "stratified")
+
+  def one(q, k, v, mask):  # a single example: add and drop a batch axis
+    out = attention.rmfa(features.rmf(params, q[None]),
+                         features.rmf(params, k[None]), v[None], mask[None])
+    return out[0]
+
+  batched = attention.rmfa(features.rmf(params, q), features.rmf(params, k),
+                           v, mask)
+  np.testing.assert_allclose(jax.jit(jax.vmap(one))(q, k, v, mask), batched,
+                             rtol=1e-5, atol=1e-6)
