@@ -314,9 +314,9 @@ def test_published_data_cites_sources():
 # ----------------------------------------------------------------------------
 def test_report_without_inputs_says_not_run_yet(tmp_path):
   text = make_report.build(str(tmp_path))
-  assert text.count("Not run yet") == 3
+  assert text.count("Not run yet") == 4
   for command in (make_report.KERNEL_ERROR_CMD, make_report.SPEED_CMD,
-                  make_report.LRA_CMD):
+                  make_report.TRAIN_STEP_CMD, make_report.LRA_CMD):
     assert f"    {command}" in text
 
 
@@ -352,6 +352,15 @@ def test_report_with_inputs(quick_run, tmp_path):
   for name in ("kernel_error.json", "kernel_error.png"):
     (docs / name).write_bytes((out / name).read_bytes())
   _speed_json(docs / "attention_speed.json")
+  (docs / "train_step_speed.json").write_text(json.dumps({
+      "task": "listops", "preset": "lra", "dtype": "float32",
+      "device": "cpu: cpu", "host": {"cpus": 2}, "jax": "0.10.2",
+      "command": "python benchmarks/train_step_speed.py --batch_size=2",
+      "results": [
+          {"attention": a, "num_params": 10, "batch_size": 2,
+           "max_len": 2000, "s_per_step": s, "steps_per_sec": 1 / s,
+           "first_step_s": 9.0} for a, s in (("softmax", 4.0),
+                                             ("macformer_exp", 1.0))]}))
   _write_results(tmp_path / "runs" / "a", "softmax,smoke", 0.3, 0.3)
   lra_table.main([str(tmp_path / "runs" / "a"), "--out",
                   str(docs / "lra_table.md")])
@@ -364,6 +373,7 @@ def test_report_with_inputs(quick_run, tmp_path):
   assert "| exp | near |" in text  # variance table
   assert "| 256 | 3.0 | 2.5 | 4.0 | 1.33× | 1.60× | 0.83× |" in text
   assert "it overtakes softmax at L ≈" in text
+  assert "| macformer_exp | 10 | 2 | 2000 | 1.000 | 1.000 | 4.00x | 9.0 |" in text
   assert (docs / "attention_speed.png").stat().st_size > 5_000
   assert "### Original LRA harness" in text  # lra_table demoted one level
   assert "| softmax (ours) | this repo | *reduced* |" in text
