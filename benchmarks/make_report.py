@@ -349,6 +349,35 @@ def _speed_command(data: dict) -> str:
   return " ".join(parts)
 
 
+def _forward_and_memory_tables(rows: List[dict],
+                               variants: List[str]) -> List[str]:
+  """Forward-only times and XLA scratch memory, where the JSON has them."""
+  lines = []
+  if any("fwd_median_ms" in r.get(v, {}) for r in rows for v in variants):
+    lines += ["Forward only (ms, median):", ""]
+    lines += _table(["L"] + variants, [
+        [str(r["length"])] + [f"{r[v]['fwd_median_ms']:.1f}"
+                              if v in r else "–" for v in variants]
+        for r in rows]) + [""]
+  if any("fwd_bwd_temp_bytes" in r.get(v, {}) for r in rows
+         for v in variants):
+    lines += ["Memory: XLA scratch of the compiled fwd+bwd (MiB; "
+              "`memory_analysis().temp_size_in_bytes`; on a GPU the device "
+              "peak is in the JSON):", ""]
+    lines += _table(["L"] + variants, [
+        [str(r["length"])] + [
+            f"{r[v]['fwd_bwd_temp_bytes'] / 2**20:.1f}"
+            if v in r and r[v].get("fwd_bwd_temp_bytes") is not None
+            else ("OOM" if v in r.get("oom", []) else "–")
+            for v in variants] for r in rows]) + [""]
+  if any("fraction_of_matmul" in r.get("rmfa", {}) for r in rows):
+    lines += ["RMFA's matmul FLOPs per second as a fraction of this machine's "
+              "float32 matmul throughput: " + ", ".join(
+                  f"L={r['length']}: {100 * r['rmfa']['fraction_of_matmul']:.0f}%"
+                  for r in rows if "rmfa" in r) + ".", ""]
+  return lines
+
+
 def speed_section(docs: str, png_name: str, draw: bool = True) -> List[str]:
   path = os.path.join(docs, "attention_speed.json")
   lines = ["## Attention speed vs sequence length", ""]
@@ -365,8 +394,10 @@ def speed_section(docs: str, png_name: str, draw: bool = True) -> List[str]:
             f"{_machine(data)}. Measure: {data.get('measure', '?')}.", ""]
   # Speed-ups (base time / variant time) of every variant but softmax
   # against softmax and against Performer.
-  ratios = [(v, base) for base in ("softmax", "performer") if base in variants
-            for v in variants if v not in (base, "softmax")]
+  ratios = [(v, "softmax") for v in variants
+            if "softmax" in variants and v != "softmax"]
+  ratios += [("rmfa", base) for base in ("performer", "performer_peer")
+             if "rmfa" in variants and base in variants]
   header = (["L"] + [f"{v} ms" for v in variants] +
             [f"{v} speed-up vs {base}" for v, base in ratios])
   table_rows = []
@@ -377,6 +408,7 @@ def speed_section(docs: str, png_name: str, draw: bool = True) -> List[str]:
               if v in r and base in r else "–" for v, base in ratios]
     table_rows.append(cells)
   lines += _table(header, table_rows) + [""]
+  lines += _forward_and_memory_tables(rows, variants)
   if "rmfa" in variants:
     for slow in ("softmax", "performer"):
       if slow in variants:

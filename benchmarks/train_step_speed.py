@@ -18,7 +18,9 @@ import importlib
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app
@@ -47,6 +49,8 @@ _DEVICES = flags.DEFINE_integer("num_devices", 1,
                                 "train.num_devices (0 = all local devices).")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                            "model.dtype.")
+_ISOLATE = flags.DEFINE_bool(
+    "isolate", True, "Time each attention in its own process.")
 _OUTPUT = flags.DEFINE_string(
     "output", "docs/train_step_speed.json", "JSON output path.")
 
@@ -98,11 +102,29 @@ def time_attention(variant: str) -> dict:
   }
 
 
+def _time_in_subprocess(variant: str) -> dict:
+  """Times one variant in a fresh process: no memory or thread-pool state
+  carried over from the variant before (one in-process run of several
+  variants hung once in XLA's CPU runtime)."""
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "row.json")
+    argv = [a for a in sys.argv[1:]
+            if not a.startswith(("--attentions", "--output", "--isolate"))]
+    subprocess.run([sys.executable, os.path.abspath(__file__), *argv,
+                    f"--attentions={variant}", f"--output={out}",
+                    "--noisolate"], check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+      return json.load(f)["results"][0]
+
+
 def main(argv):
   del argv
   results = []
   for variant in _ATTENTIONS.value:
-    row = time_attention(variant)
+    if _ISOLATE.value and len(_ATTENTIONS.value) > 1:
+      row = _time_in_subprocess(variant)
+    else:
+      row = time_attention(variant)
     results.append(row)
     print(f"{row['attention']:>18}: {row['steps_per_sec']:.4f} steps/s "
           f"({row['s_per_step']:.2f} s/step, first step "
@@ -117,7 +139,7 @@ def main(argv):
       "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
       "jax": jax.__version__,
       "command": "python benchmarks/train_step_speed.py " + " ".join(
-          a for a in sys.argv[1:]),
+          a for a in sys.argv[1:] if not a.startswith("--output")),
       "results": results,
   }
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
