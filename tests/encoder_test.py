@@ -23,14 +23,8 @@ ATTENTIONS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _compile_fast():
-  """Fewer XLA passes: these tests compile many small programs (STYLE 39).
-  Module-scoped and restored, so other test files keep the default."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+# Fewer XLA passes: these tests compile many small programs (conftest.py).
+pytestmark = pytest.mark.usefixtures("compile_fast")
 
 
 def _tokens(seed, length=L, pad_from=(8, 5)):

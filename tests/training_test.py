@@ -23,14 +23,8 @@ from macformer_jax import training
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _compile_fast():
-  """Fewer XLA passes: these tests compile many small programs (STYLE 39).
-  Module-scoped and restored, so other test files keep the default."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+# Fewer XLA passes: these tests compile many small programs (conftest.py).
+pytestmark = pytest.mark.usefixtures("compile_fast")
 
 
 def tiny_config(attention="softmax", **train):
