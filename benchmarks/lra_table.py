@@ -373,8 +373,8 @@ def render(runs: List[Run], published: Dict[str, Any],
   for table in published["tables"]:
     lines += [f"* `{table['id']}` ({table.get('harness', '?')}): "
               f"{table['source']} {table.get('notes', '')}".rstrip()]
-  lines += [f"* Rule and data: `benchmarks/lra_table.py`, "
-            f"`benchmarks/lra_published.json`.", ""]
+  lines += ["* Rule and data: `benchmarks/lra_table.py`, "
+            "`benchmarks/lra_published.json`.", ""]
   return "\n".join(lines)
 
 

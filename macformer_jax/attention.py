@@ -35,6 +35,17 @@ def _as_bool_mask(mask: Optional[jax.Array], batch: int, length: int):
   return mask.astype(bool)
 
 
+def _visible_keys(mask: Optional[jax.Array], length: int,
+                  causal: bool) -> jax.Array:
+  """Which keys each query sees: bool [B or 1, 1, L, L] (query, key)."""
+  visible = jnp.ones((1, 1, length, length), bool)
+  if mask is not None:
+    visible = visible & mask[:, None, None, :]
+  if causal:
+    visible = visible & jnp.tril(jnp.ones((length, length), bool))
+  return visible
+
+
 def kernelized_attention(q: jax.Array, k: jax.Array, v: jax.Array,
                          kernel: Union[str, kernels.Kernel],
                          mask: Optional[jax.Array] = None,
@@ -57,11 +68,7 @@ def kernelized_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   mask = _as_bool_mask(mask, b, l)
   f = kernels.get(kernel).exact
   weights = f(jnp.einsum("bqhd,bkhd->bhqk", q, k))
-  visible = jnp.ones((1, 1, l, l), bool)
-  if mask is not None:
-    visible = visible & mask[:, None, None, :]
-  if causal:
-    visible = visible & jnp.tril(jnp.ones((l, l), bool))
+  visible = _visible_keys(mask, l, causal)
   weights = jnp.where(visible, weights, 0)
   norm = jnp.sum(weights, axis=-1, keepdims=True)
   weights = weights / jnp.where(norm == 0, 1, norm)
@@ -92,11 +99,7 @@ def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   mask = _as_bool_mask(mask, b, l)
   q, k, v = (x.astype(jnp.float32) for x in (q, k, v))
   logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(dk)
-  visible = jnp.ones((1, 1, l, l), bool)
-  if mask is not None:
-    visible = visible & mask[:, None, None, :]
-  if causal:
-    visible = visible & jnp.tril(jnp.ones((l, l), bool))
+  visible = _visible_keys(mask, l, causal)
   # A large finite negative (as LRA's -1e10 bias), not -inf: a row with no
   # visible key becomes uniform instead of NaN.
   logits = jnp.where(visible, logits, -1e10)

@@ -28,7 +28,6 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from macformer_jax import attention
 from macformer_jax import features

@@ -7,8 +7,6 @@ PostSBN (a module) gives the attention output back a learned per-channel
 scale. Despite the name there are no batch statistics: nothing to track.
 """
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,6 @@ import pytest
 
 from macformer_jax import attention
 from macformer_jax import features
-from macformer_jax import kernels
 from macformer_jax import normalization
 
 B, L, H, D = 2, 40, 2, 16
