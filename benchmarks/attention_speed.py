@@ -13,6 +13,13 @@ device's peak bytes in use. A variant that runs out of memory is recorded as
   python benchmarks/attention_speed.py --lengths 1024,2048 --out x.json
   python benchmarks/attention_speed.py --peer_src=/path/to/fast_attention.py
 
+`--variants` also takes `dpa_xla` and `dpa_cudnn`: `jax.nn.dot_product_attention`
+itself (implementation 'xla' / 'cudnn', no mask: every token is real) on
+q, k, v in `--dtype`; cuDNN needs an SM80+ GPU and bfloat16, so elsewhere
+its error is recorded in the row's `errors` and it is skipped. `--dtype
+bfloat16` feeds q, k, v in bfloat16 to every variant (the RMFA core computes
+its features in float32 whatever the input).
+
 `--peer_src` races the google-research Performer FAVOR+ JAX code itself
 (performer/fast_attention/jax/fast_attention.py, never vendored here) as the
 variant `performer_peer`: `make_fast_softmax_attention(Dh, nb_features=M,
@@ -23,6 +30,7 @@ Prints a table and writes JSON (the device is named in it).
 """
 
 import argparse
+import functools
 import importlib.util
 import json
 import platform
@@ -37,6 +45,8 @@ sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 from macformer_jax import layers  # pylint: disable=g-import-not-at-top
 
 DEFAULT_VARIANTS = tuple(layers.ATTENTIONS.names())
+# jax.nn.dot_product_attention itself, by implementation (not registered).
+DPA_VARIANTS = {"dpa_xla": "xla", "dpa_cudnn": "cudnn"}
 
 
 def load_peer(path, head_dim, num_features):
@@ -52,6 +62,9 @@ def make_fns(name, options, q, k, v, mask, peer=None):
   """(forward, forward+backward) jitted functions of (q, k, v)."""
   if name == "performer_peer":
     forward = peer
+  elif name in DPA_VARIANTS:
+    forward = functools.partial(jax.nn.dot_product_attention,
+                                implementation=DPA_VARIANTS[name])
   else:
     core = layers.attention_class(name, **options)()
     variables = core.init({"params": jax.random.key(1),
@@ -111,6 +124,9 @@ def main(argv=None):
   parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                       help="registry names, comma separated")
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--dtype", default="float32",
+                      choices=("float32", "bfloat16"),
+                      help="dtype of q, k, v")
   parser.add_argument("--softmax_max_len", type=int, default=None,
                       help="skip softmax above this length (default: 8192 on "
                       "CPU, where 16K needs > 16 GiB of host memory; no limit "
@@ -142,7 +158,8 @@ def main(argv=None):
                                         else argv)),
              "shapes": {"batch": args.batch, "heads": args.heads,
                         "head_dim": args.head_dim,
-                        "num_features": args.num_features},
+                        "num_features": args.num_features,
+                        "dtype": args.dtype},
              "measure": "fwd+bwd of sum(out^2), jit, median of repeats",
              "rows": []}
   results["matmul_gflops"] = matmul_gflops()
@@ -155,9 +172,10 @@ def main(argv=None):
   for length in lengths:
     key = jax.random.key(length)
     shape = (args.batch, length, args.heads, args.head_dim)
-    q, k, v = (jax.random.normal(kk, shape) for kk in jax.random.split(key, 3))
+    q, k, v = (jax.random.normal(kk, shape, args.dtype)
+               for kk in jax.random.split(key, 3))
     mask = jnp.ones((args.batch, length), bool)
-    fns, memory, oom = {}, {}, []
+    fns, memory, oom, errors = {}, {}, [], {}
     for name in variants:
       if name in skipped or (name == "softmax"
                              and length > args.softmax_max_len):
@@ -171,6 +189,10 @@ def main(argv=None):
         jax.block_until_ready(forward(q, k, v))
         memory[name]["device_peak_bytes"] = _peak_bytes()
       except Exception as e:  # pylint: disable=broad-except
+        if name == "dpa_cudnn" and "RESOURCE_EXHAUSTED" not in str(e):
+          errors[name] = f"{type(e).__name__}: {str(e)[:300]}"
+          skipped.add(name)
+          continue
         if "RESOURCE_EXHAUSTED" not in str(e) and "memory" not in str(e):
           raise
         oom.append(name)
@@ -187,6 +209,8 @@ def main(argv=None):
           jax.block_until_ready(fn(q, k, v))
           times[name][kind] += time_call(fn, (q, k, v), 1)
     row = {"length": length, "oom": oom}
+    if errors:
+      row["errors"] = errors
     for name, ts in times.items():
       row[name] = {"median_ms": 1e3 * statistics.median(ts["fwd_bwd"]),
                    "min_ms": 1e3 * min(ts["fwd_bwd"]),
@@ -220,9 +244,10 @@ def main(argv=None):
       ratios.append(f"rmfa at {100 * row['rmfa']['fraction_of_matmul']:.0f}% "
                     "of matmul throughput")
     print(f"{length:>6} {cells}   {' '.join(ratios)}", flush=True)
+    if args.out:  # after every length, so a run cut by a timeout keeps them
+      with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
   if args.out:
-    with open(args.out, "w") as f:
-      json.dump(results, f, indent=1)
     print(f"wrote {args.out}")
   return results
 
