@@ -17,7 +17,9 @@ Config strings (`--config=configs/<task>.py:<arg>`):
 
   attention: softmax, macformer_exp, macformer_inverse, macformer_log,
     macformer_trigh, macformer_sqrt, performer, rfa, linear
-    (default: macformer_exp).
+    (default: macformer_exp), and every Spectraformer grid cell
+    spectra_<component>_<weights> (`SPECTRA_PRESETS`, e.g.
+    spectra_oprf_fastfoodl, spectra_posrf_orf, spectra_rmf_rademacher).
   preset=lra (default): the original LRA repo's base config for the task
     (LRA_NOTES §3.6), so results compare with the LRA paper's Table 1.
   preset=macformer: the Macformer authors' model (SPEC §5): 2 layers, 2x32
@@ -41,6 +43,7 @@ from typing import Any, Dict, Optional, Tuple
 from ml_collections import config_dict
 
 from macformer_jax import layers
+from macformer_jax import spectral
 
 # name -> (registered attention core, options). Options not listed keep the
 # core's defaults (macformer_jax/layers.py), and every option of the core is
@@ -56,6 +59,15 @@ ATTENTION_PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "rfa": ("rfa", {"num_features": 128}),
     "linear": ("linear", {}),
 }
+# The Spectraformer grid (PEERS §3c): one preset per (component, weights)
+# cell of the `spectral` core, named as the peer's rows (OPRF-FastFoodL ->
+# spectra_oprf_fastfoodl; gaus = iid Gaussian).
+SPECTRA_WEIGHT_NAMES = {"gaussian": "gaus", "fastfood_learnable": "fastfoodl"}
+SPECTRA_PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
+    f"spectra_{c}_{SPECTRA_WEIGHT_NAMES.get(w, w)}": (
+        "spectral", {"component": c, "weights": w, "num_features": 128})
+    for c, w in spectral.grid()}
+ATTENTION_PRESETS.update(SPECTRA_PRESETS)
 DEFAULT_ATTENTION = "macformer_exp"
 PRESETS = ("lra", "macformer")
 DEFAULT_PRESET = "lra"

@@ -33,6 +33,7 @@ from macformer_jax import attention
 from macformer_jax import features
 from macformer_jax import kernels
 from macformer_jax import normalization
+from macformer_jax import spectral
 from macformer_jax.registry import Registry
 
 ATTENTIONS = Registry("attention")
@@ -310,6 +311,74 @@ class LinearAttention(nn.Module):
     return attention.linear_attention(phi_q, phi_k, v, mask, self.causal,
                                       chunk_size=self.chunk_size,
                                       heads_first=True)
+
+
+@ATTENTIONS.register("spectral")
+class SpectralAttention(nn.Module):
+  """One cell of the Spectraformer grid: a component function x weights.
+
+  `spectral.feature_pair(component, W, q, k)` on q, k scaled by Dh^-1/4,
+  then `attention.linear_attention`, heads-first, with padded keys masked
+  after the feature map (the peer leaves them in the normaliser). One
+  projection W per layer, shared by the heads (as Performer's). W lives in
+  `random_features` (checkpointed, redrawable); fastfood_learnable keeps its
+  S, G, B in `params` (Pi in `random_features`) and gerf its A per head.
+
+  Attributes:
+    component: trigrf, posrf, oprf, gerf, saderf or rmf (`spectral`).
+    weights: gaussian, orf, sorf, qmc, mm, fastfood, fastfood_learnable, or
+      rademacher (rmf only).
+    num_features: M, the feature width (trigrf: M/2 frequencies; rmf: the
+      constant feature included, added analytically).
+    causal: prefix attention (chunked); not for oprf and saderf, whose
+      parameters are fitted to the whole sequence.
+    eps: denominator floor; None: 1e-6 (positive components; 1e-30 causal)
+      or `attention.RMFA_DENOMINATOR_EPS` per visible key (signed: trigrf,
+      rmf).
+    chunk_size: causal chunk length.
+  """
+  component: str = "posrf"
+  weights: str = "orf"
+  num_features: int = 128
+  causal: bool = False
+  eps: Optional[float] = None
+  chunk_size: int = 64
+
+  @nn.compact
+  def __call__(self, q, k, v, *, mask=None, deterministic=True):
+    spectral.check_cell(self.component, self.weights)
+    h, dh = q.shape[-2:]
+    width = spectral.projection_width(self.component, self.num_features)
+    if self.weights == "fastfood_learnable":
+      factors = self.param(
+          "fastfood", lambda key: dict(zip(
+              "sgb", spectral.sample_fastfood(key, dh, width)[:3])))
+      perm = _feature_variable(
+          self, "permutation",
+          lambda key: spectral.sample_fastfood(key, dh, width)[3])
+      w = spectral.fastfood_matrix(factors["s"], factors["g"], factors["b"],
+                                   perm, dh, width)
+    else:
+      w = _feature_variable(self, "projections", spectral.sample_weights,
+                            self.weights, dh, width)
+    logit = None
+    if self.component == "gerf":
+      logit = self.param("gerf_logit", nn.initializers.zeros, (h,),
+                         jnp.float32)[:, None, None]
+    scale = dh**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
+    q, k = (jnp.swapaxes(x.astype(jnp.float32), 1, 2) * scale for x in (q, k))
+    phi_q, phi_k = spectral.feature_pair(
+        self.component, w, q, k, num_features=self.num_features,
+        gerf_logit=logit, mask=mask, causal=self.causal)
+    signed = self.component in spectral.SIGNED
+    eps = self.eps
+    if eps is None:
+      eps = (attention.RMFA_DENOMINATOR_EPS if signed
+             else 1e-30 if self.causal else 1e-6)
+    return attention.linear_attention(
+        phi_q, phi_k, v, mask, self.causal, eps=eps, eps_per_key=signed,
+        chunk_size=self.chunk_size, heads_first=True,
+        constant=1.0 if self.component == "rmf" else 0.0)
 
 
 class MultiHeadSelfAttention(nn.Module):
