@@ -43,6 +43,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 from macformer_jax import layers  # pylint: disable=g-import-not-at-top
+from configs import common  # pylint: disable=g-import-not-at-top
 
 DEFAULT_VARIANTS = tuple(layers.ATTENTIONS.names())
 # jax.nn.dot_product_attention itself, by implementation (not registered).
@@ -66,7 +67,11 @@ def make_fns(name, options, q, k, v, mask, peer=None):
     forward = functools.partial(jax.nn.dot_product_attention,
                                 implementation=DPA_VARIANTS[name])
   else:
-    core = layers.attention_class(name, **options)()
+    core_name = name
+    if name not in layers.ATTENTIONS:  # a config preset: spectra_oprf_orf
+      core_name, preset = common.ATTENTION_PRESETS[name]
+      options = {**preset, **options}
+    core = layers.attention_class(core_name, **options)()
     variables = core.init({"params": jax.random.key(1),
                            "features": jax.random.key(2)}, q, k, v, mask=mask)
     forward = lambda q, k, v: core.apply(variables, q, k, v, mask=mask)
@@ -122,7 +127,9 @@ def main(argv=None):
   parser.add_argument("--head_dim", type=int, default=32)
   parser.add_argument("--num_features", type=int, default=128)
   parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                      help="registry names, comma separated")
+                      help="registry names or attention presets of "
+                      "configs/common.py (e.g. spectra_oprf_fastfoodl), "
+                      "comma separated")
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--dtype", default="float32",
                       choices=("float32", "bfloat16"),
@@ -149,6 +156,9 @@ def main(argv=None):
   feature_options = {"rmfa": {"num_features": args.num_features},
                      "performer": {"num_features": args.num_features},
                      "rfa": {"num_features": args.num_features}}
+  for name in variants:  # presets with random features, e.g. spectra_*
+    if "num_features" in common.ATTENTION_PRESETS.get(name, ("", {}))[1]:
+      feature_options[name] = {"num_features": args.num_features}
   device = jax.devices()[0]
   results = {"device": f"{device.platform}:{device.device_kind}",
              "host": platform.processor() or platform.machine(),
