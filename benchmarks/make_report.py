@@ -8,6 +8,10 @@ the command that produces it):
   docs/kernel_error.json, docs/kernel_error.png  benchmarks/kernel_error.py
   docs/attention_speed.json                      benchmarks/attention_speed.py
   docs/lra_table.md                              benchmarks/lra_table.py
+  docs/spectral_error.json, .png                 benchmarks/spectral_error.py
+  docs/attention_speed_spectral.json             benchmarks/attention_speed.py
+    (the Spectraformer-grid sections, `spectral_report.py`; left out while
+    their input is missing)
 
 It also draws docs/attention_speed.png (fwd+bwd time vs L, log-log) from
 attention_speed.json. Every number in the report is read from those files;
@@ -20,6 +24,8 @@ import json
 import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import spectral_report  # the Spectraformer-grid sections (this folder)
 
 KERNEL_ERROR_CMD = "python benchmarks/kernel_error.py"
 SPEED_CMD = "python benchmarks/attention_speed.py"
@@ -484,6 +490,7 @@ def build(docs: str, draw_speed_png: bool = True) -> str:
   lines += speed_section(docs, "attention_speed.png", draw_speed_png)
   lines += train_step_section(docs)
   lines += lra_section(docs)
+  lines += spectral_report.section(docs)
   return "\n".join(lines).rstrip() + "\n"
 
 
