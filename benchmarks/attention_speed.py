@@ -13,12 +13,13 @@ device's peak bytes in use. A variant that runs out of memory is recorded as
   python benchmarks/attention_speed.py --lengths 1024,2048 --out x.json
   python benchmarks/attention_speed.py --peer_src=/path/to/fast_attention.py
 
-`--variants` also takes `dpa_xla` and `dpa_cudnn`: `jax.nn.dot_product_attention`
-itself (implementation 'xla' / 'cudnn', no mask: every token is real) on
-q, k, v in `--dtype`; cuDNN needs an SM80+ GPU and bfloat16, so elsewhere
-its error is recorded in the row's `errors` and it is skipped. `--dtype
-bfloat16` feeds q, k, v in bfloat16 to every variant (the RMFA core computes
-its features in float32 whatever the input).
+`--variants` also takes `dpa_xla` and `dpa_cudnn`:
+`jax.nn.dot_product_attention` itself (implementation 'xla' / 'cudnn', no
+mask: every token is real) on q, k, v in `--dtype`; cuDNN needs an SM80+
+GPU and bfloat16, so elsewhere its error is recorded in the row's `errors`
+and it is skipped. `--dtype bfloat16` feeds q, k, v in bfloat16 to every
+variant (the RMFA core computes its features in float32 whatever the
+input).
 
 `--peer_src` races the google-research Performer FAVOR+ JAX code itself
 (performer/fast_attention/jax/fast_attention.py, never vendored here) as the

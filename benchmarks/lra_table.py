@@ -27,6 +27,12 @@ whether the test split came from files (`data.data_dir`, the release) or
 was generated offline (ListOps: a fresh draw of the release's distribution,
 not the release's test set).
 
+`--progress` adds runs still in progress (the JSON files
+benchmarks/full_length.py writes: steps done of the preset's, eval curve),
+in a table of their own under their harness family, beside the published
+ListOps numbers of the same attention, marked by the fraction of the
+preset's steps they have done.
+
 Cells of our runs are `last / best`: test accuracy (%) of the last checkpoint
 (what LRA reported) and of the best-validation checkpoint (what the
 Skyformer-family harness reported). Several runs of one (attention, preset,
@@ -69,6 +75,9 @@ DISPLAY = {"transformer": "Transformer", "self_attention": "Self-Attention",
 
 
 GENERATED_MARK = "†"  # a cell whose test split was generated offline
+# Our attention -> the published row of the same method (progress table).
+PUBLISHED_ROW = {"softmax": ("self_attention", "transformer"),
+                 "performer": ("performer",), "linear": ("linear_transformer",)}
 
 
 class ResultsError(ValueError):
@@ -311,8 +320,63 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
   return lines
 
 
+def load_progress(path: str) -> Dict[str, Any]:
+  """One progress JSON of benchmarks/full_length.py, checked."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except OSError as e:
+    raise ResultsError(f"{path}: cannot read ({e.strerror})") from e
+  except json.JSONDecodeError as e:
+    raise ResultsError(f"{path}: not valid JSON ({e})") from e
+  for field in ("task", "attention", "preset", "steps_done", "preset_steps",
+                "eval_curve"):
+    if field not in data:
+      raise ResultsError(f"{path}: missing field '{field}' (a progress file "
+                         "of benchmarks/full_length.py?)")
+  data["path"] = path
+  return data
+
+
+def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
+                   family: str) -> List[List[str]]:
+  """One row per in-progress run: steps done, val curve, published twin."""
+  tables = [t for t in published["tables"] if t.get("harness") == family]
+  columns = published["columns"]
+  rows = []
+  for p in sorted(progress, key=lambda p: (p["task"], p["attention"])):
+    done, total = p["steps_done"], p["preset_steps"]
+    scale = f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)"
+    if p.get("max_len"):
+      scale += f", L={p['max_len']}"
+    curve = p["eval_curve"]
+    last = (f"{_pct(curve[-1][1], 1)} (step {curve[-1][0]})" if curve
+            else "–")
+    best = max(curve, key=lambda c: c[1]) if curve else None
+    best_cell = f"{_pct(best[1], 1)} (step {best[0]})" if best else "–"
+    test = "–"
+    if p.get("finished") and "test_accuracy" in p:
+      test = (f"{_pct(p['test_accuracy'])} / "
+              f"{_pct(p.get('test_accuracy_best_eval'))}")
+      if done < total:
+        test += f" (after {done} steps)"
+    twin = "–"
+    for table in tables:
+      for name in PUBLISHED_ROW.get(p["attention"], ()):
+        if name in table["rows"]:
+          value = dict(zip(columns, table["rows"][name])).get(p["task"])
+          if value is not None:
+            twin = f"{value:.2f} ([{table['id']}](#sources))"
+    curve_cell = " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–"
+    rows.append([f"{p['attention']} (ours)", TASK_TITLES.get(p["task"],
+                                                            p["task"]),
+                 scale, last, best_cell, test, twin, curve_cell])
+  return rows
+
+
 def render(runs: List[Run], published: Dict[str, Any],
-           command: Optional[str] = None) -> str:
+           command: Optional[str] = None,
+           progress: Optional[List[Dict[str, Any]]] = None) -> str:
   """The Markdown document: one table per harness family, then every run."""
   columns = published["columns"]
   header = (["model", "source", "scale"] +
@@ -353,6 +417,21 @@ def render(runs: List[Run], published: Dict[str, Any],
     if not ours:
       lines += [f"No run with preset `{preset}` yet.", ""]
     lines += _table(header, rows) + [""]
+    mine = [p for p in progress or [] if
+            FAMILY_OF_PRESET.get(p["preset"], "") == family]
+    if mine:
+      lines += [
+          f"Runs of preset `{preset}` at its full length, with their "
+          "progress (benchmarks/full_length.py; resumable). Validation "
+          "accuracy (%) on the generated data's val split (the preset's 62 "
+          "batches) during training, not test accuracy; test only once a "
+          "run has "
+          "done the preset's steps. The published column is the same "
+          "method's test accuracy after the published schedule.", ""]
+      lines += _table(["model", "task", "scale", "val acc. (last eval)",
+                       "best val", "test last / best", "published",
+                       "val curve (step:acc)"],
+                      _progress_rows(mine, published, family)) + [""]
   lines += ["## Runs", ""]
   run_rows = []
   for r in sorted(runs, key=lambda r: (r.family, r.task, r.attention,
@@ -387,6 +466,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
   parser.add_argument("--out", default="docs/lra_table.md",
                       help="Markdown output ('-' for stdout)")
   parser.add_argument("--published", default=PUBLISHED)
+  parser.add_argument("--progress", nargs="*", default=[],
+                      help="progress JSON files of benchmarks/full_length.py "
+                      "(glob patterns allowed; none matching is fine)")
   args = parser.parse_args(argv)
   argv_list = sys.argv[1:] if argv is None else list(argv)
   command = " ".join(["python", "benchmarks/lra_table.py"] +
@@ -394,7 +476,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
                       for a in argv_list])
   try:
     runs = [load_run(p) for p in find_results(args.results)]
-    text = render(runs, load_published(args.published), command)
+    progress = [load_progress(p) for pattern in args.progress
+                for p in sorted(glob.glob(pattern))]
+    text = render(runs, load_published(args.published), command, progress)
   except ResultsError as e:
     if argv is None:  # command line: one clear line, no traceback
       sys.exit(f"lra_table: {e}")

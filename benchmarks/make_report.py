@@ -12,6 +12,10 @@ the command that produces it):
   docs/attention_speed_spectral.json             benchmarks/attention_speed.py
     (the Spectraformer-grid sections, `spectral_report.py`; left out while
     their input is missing)
+  docs/temperature.json                          benchmarks/temperature_study.py
+  docs/gpu_suite.json (+ gpu_attention_speed_*)  benchmarks/gpu_suite.sh
+
+(the last two sections are left out while their input is missing).
 
 It also draws docs/attention_speed.png (fwd+bwd time vs L, log-log) from
 attention_speed.json. Every number in the report is read from those files;
@@ -29,7 +33,11 @@ import spectral_report  # the Spectraformer-grid sections (this folder)
 
 KERNEL_ERROR_CMD = "python benchmarks/kernel_error.py"
 SPEED_CMD = "python benchmarks/attention_speed.py"
-LRA_CMD = "python benchmarks/lra_table.py 'runs/*/results.json'"
+LRA_CMD = ("python benchmarks/lra_table.py 'runs/*/results.json' "
+           "--progress 'docs/results/full_length_listops_*.json'")
+TEMPERATURE_CMD = ("python benchmarks/temperature_study.py run && "
+                   "python benchmarks/temperature_study.py report")
+GPU_SUITE_CMD = "bash benchmarks/gpu_suite.sh   # on a machine with one GPU"
 REPORT_CMD = "python benchmarks/make_report.py"
 # SPEC §6 harness B (our earlier numpy measurement, not a paper number):
 # exp kernel, D = 128, L = 1024, d = 32, PreSBN, non-causal, sampled degrees.
@@ -479,6 +487,56 @@ def train_step_section(docs: str) -> List[str]:
   return lines + _table(header, table) + [""]
 
 
+def temperature_section(docs: str) -> List[str]:
+  """Accuracy vs q/k scale per kernel (docs/temperature.json), in short."""
+  path = os.path.join(docs, "temperature.json")
+  lines = ["## The q/k scale (temperature) of Macformer", ""]
+  if not os.path.exists(path):
+    return []
+  data, error = _load_json(path)
+  if data is None:
+    return lines + _not_run(TEMPERATURE_CMD, path, error)
+  setup = data["setup"]
+  lines += [f"`{TEMPERATURE_CMD}`; details, variance cost and plot: "
+            "[TEMPERATURE.md](TEMPERATURE.md). Reduced ListOps (L = 256), "
+            f"{setup['steps']} steps; test accuracy (%), mean ± std over "
+            "seeds; paired difference to the authors' default Dh^-1/4 with "
+            "the same seed (95% t-interval).", ""]
+  rows = []
+  for r in data["summary"]:
+    scale = ("learned" if r["setting"] == "learn" else
+             "-" if r["kernel"] == "softmax" else f"{r['scale']:.2f}")
+    if "learned_scale_mean" in r:
+      scale = f"learned ({r['learned_scale_mean']:.2f})"
+    diff = "-"
+    if "paired_diff" in r:
+      d = r["paired_diff"]
+      diff = (f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, "
+              f"{100 * d['ci95'][1]:+.1f}]")
+    rows.append([r["kernel"], r["setting"], scale, str(len(r["seeds"])),
+                 _pm(100 * r["test_mean"], None if r["test_std"] is None
+                     else 100 * r["test_std"]), diff])
+  return lines + _table(["kernel", "setting", "s", "seeds", "test acc.",
+                         "vs default"], rows) + [""]
+
+
+def gpu_suite_section(docs: str) -> List[str]:
+  """What benchmarks/gpu_suite.sh produced (docs/gpu_suite.json)."""
+  path = os.path.join(docs, "gpu_suite.json")
+  lines = ["## GPU suite", ""]
+  if not os.path.exists(path):
+    return []
+  data, error = _load_json(path)
+  if data is None:
+    return lines + _not_run(GPU_SUITE_CMD, path, error)
+  lines += [f"`{GPU_SUITE_CMD}` on {data['device']}, {data['date']} (commit "
+            f"{data['commit']}): {data['total_s']} s of a {data['budget_s']}"
+            f" s budget, exit status {data['status']}.", ""]
+  rows = [[st["stage"], str(st["rc"]), str(st["seconds"]),
+           st.get("json", st.get("skipped", ""))] for st in data["stages"]]
+  return lines + _table(["stage", "exit", "seconds", "output"], rows) + [""]
+
+
 def build(docs: str, draw_speed_png: bool = True) -> str:
   """The whole BENCHMARKS.md text."""
   lines = ["# Benchmarks", "",
@@ -491,6 +549,8 @@ def build(docs: str, draw_speed_png: bool = True) -> str:
   lines += train_step_section(docs)
   lines += lra_section(docs)
   lines += spectral_report.section(docs)
+  lines += temperature_section(docs)
+  lines += gpu_suite_section(docs)
   return "\n".join(lines).rstrip() + "\n"
 
 

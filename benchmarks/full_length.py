@@ -1,0 +1,275 @@
+r"""The Macformer authors' ListOps harness at full length, resumable.
+
+Trains `preset=macformer` (2 layers, 2 x 32 heads, emb 64, MLP 128, 128
+features, L = 2000, batch 32, AdamW one-cycle to 1e-4, 10000 steps; the
+legacy bracket-dropping tokenisation that preset sets) on generated ListOps
+(the LRA generator's distribution: 96k/2k/2k trees of 500-2000 tokens, seed
+0) for each attention, each for at most `--budget_s` seconds of wall clock
+per call. A run cut by its budget is resumed by the next call from its
+latest checkpoint (`run_lra.py` resumes from `<workdir>/<attention>`), so
+the preset's step count can be reached over several sessions or machines.
+
+  python benchmarks/full_length.py run                      # 1 h per attention
+  python benchmarks/full_length.py run --budget_s 600 --attentions softmax
+  python benchmarks/full_length.py collect                  # progress JSON only
+  python benchmarks/full_length.py data                     # generate only
+
+After every run, the progress so far (steps done of the preset's, eval and
+train curves, steps/s, test accuracy once finished, one entry per session)
+goes to `<out>/full_length_listops_<attention>.json` (default
+docs/results/), small enough to commit; checkpoints and the generated data
+stay under `--workdir` (default runs/full_length, not committed).
+benchmarks/lra_table.py puts these curves beside the published
+Skyformer-family numbers, marked by scale.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+ATTENTIONS = ("softmax", "macformer_exp", "performer")
+PRESET_STEPS = 10000  # configs/listops.py, preset=macformer (SPEC §5)
+# LRA's generator settings (configs/listops.py `data.offline`), seed 0.
+DATA = {"num_train": 96000, "num_val": 2000, "num_test": 2000,
+        "min_length": 500, "max_length": 2000, "max_depth": 10,
+        "max_args": 10}
+
+
+def ensure_data(data_dir: str, sizes: Dict[str, int]) -> float:
+  """Generates the ListOps data once; returns the seconds it took."""
+  if os.path.exists(os.path.join(data_dir, "DONE")):
+    return 0.0
+  from lra_tasks import listops  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  args = dict(DATA, **sizes)
+  tmp = data_dir + ".tmp"
+  listops.generate(tmp, seed=0, **args)
+  with open(os.path.join(tmp, "DONE"), "w") as f:
+    json.dump(args, f)
+  os.replace(tmp, data_dir)
+  return time.time() - start
+
+
+def run_command(attention: str, workdir: str, data_dir: str,
+                args: argparse.Namespace) -> List[str]:
+  """The run_lra.py command line of one attention."""
+  cmd = [sys.executable, os.path.join(ROOT, "run_lra.py"),
+         f"--config={os.path.join(ROOT, 'configs', 'listops.py')}:"
+         f"{attention},preset=macformer",
+         f"--workdir={workdir}",
+         f"--config.data.data_dir={data_dir}"]
+  if args.steps:
+    cmd.append(f"--config.train.num_train_steps={args.steps}")
+  if args.checkpoint_every:
+    cmd.append(f"--config.train.checkpoint_every={args.checkpoint_every}")
+  return cmd + list(args.flag)
+
+
+def run_bounded(cmd: List[str], log_path: str, budget_s: float) -> dict:
+  """Runs `cmd` for at most `budget_s` seconds (SIGTERM, then SIGKILL)."""
+  start = time.time()
+  with open(log_path, "a") as log:
+    log.write(f"\n=== {_now()} {' '.join(cmd)}\n")
+    log.flush()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=ROOT, start_new_session=True)
+    try:
+      rc = proc.wait(timeout=budget_s)
+      cut = False
+    except subprocess.TimeoutExpired:
+      cut = True
+      os.killpg(proc.pid, signal.SIGTERM)
+      try:
+        rc = proc.wait(timeout=30)
+      except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        rc = proc.wait()
+  return {"rc": rc, "cut_by_budget": cut, "wall_s": time.time() - start}
+
+
+def _now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).strftime(
+      "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _device() -> str:
+  try:
+    import jax  # pylint: disable=g-import-not-at-top
+    d = jax.devices()[0]
+    return f"{d.platform}:{d.device_kind}"
+  except Exception as e:  # pylint: disable=broad-except
+    return f"unknown ({type(e).__name__})"
+
+
+def _latest_checkpoint(workdir: str) -> Optional[int]:
+  latest = os.path.join(workdir, "checkpoints", "latest")
+  if not os.path.isdir(latest):
+    return None
+  steps = [int(d) for d in os.listdir(latest) if d.isdigit()]
+  return max(steps) if steps else None
+
+
+def collect(attention: str, workdir: str, out_path: str,
+            session: Optional[dict] = None) -> dict:
+  """Writes the progress JSON of one attention's run; returns it.
+
+  Keeps the sessions of an earlier JSON at `out_path` and appends `session`.
+  """
+  progress = {}
+  if os.path.exists(out_path):
+    with open(out_path) as f:
+      progress = json.load(f)
+  config = {}
+  if os.path.exists(os.path.join(workdir, "config.json")):
+    with open(os.path.join(workdir, "config.json")) as f:
+      config = json.load(f)
+  eval_curve, train_curve, speeds = [], [], []
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(metrics):
+    with open(metrics) as f:
+      for line in f:
+        try:
+          row = json.loads(line)
+        except ValueError:
+          continue  # a line cut short by the budget
+        if row.get("split") == "eval":
+          eval_curve.append([row["step"], row["accuracy"]])
+        elif row.get("split") == "train":
+          train_curve.append([row["step"], row.get("loss"),
+                              row.get("accuracy")])
+          if "steps_per_sec" in row:
+            speeds.append(row["steps_per_sec"])
+  results = None
+  if os.path.exists(os.path.join(workdir, "results.json")):
+    with open(os.path.join(workdir, "results.json")) as f:
+      results = json.load(f)
+  preset_steps = config.get("train", {}).get("num_train_steps", PRESET_STEPS)
+  checkpoint = _latest_checkpoint(workdir)
+  progress.update({
+      "task": "listops", "attention": attention, "preset": "macformer",
+      "data": "generated (LRA generator, seed 0)",
+      "max_len": config.get("data", {}).get("max_len"),
+      "tokenizer": config.get("data", {}).get("options", {}).get("tokenizer"),
+      "preset_steps": PRESET_STEPS,
+      "num_train_steps": preset_steps,
+      "steps_done": max([s for s, *_ in train_curve] + [checkpoint or 0]),
+      "checkpoint_step": checkpoint,
+      "finished": results is not None,
+      "eval_curve": eval_curve,
+      "train_curve": train_curve,
+      "median_train_steps_per_sec": (statistics.median(speeds) if speeds
+                                     else None),
+      "resume": (f"python benchmarks/full_length.py run --attentions "
+                 f"{attention} --workdir {os.path.dirname(workdir)}"),
+  })
+  if results is not None:
+    progress.update({k: results[k] for k in (
+        "test_accuracy", "test_accuracy_best_eval", "best_eval_step",
+        "best_eval_accuracy", "majority_class_accuracy", "num_params")
+                     if k in results})
+  if session is not None:
+    progress.setdefault("sessions", []).append(session)
+  os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
+  with open(out_path, "w") as f:
+    json.dump(progress, f, indent=1)
+  return progress
+
+
+def out_path(out_dir: str, prefix: str, attention: str) -> str:
+  return os.path.join(out_dir, f"{prefix}{attention}.json")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("command", choices=("run", "collect", "data"),
+                      help="run: train (resuming) and write the progress "
+                      "JSON; collect: the JSON only; data: generate only")
+  parser.add_argument("--attentions", default=",".join(ATTENTIONS))
+  parser.add_argument("--workdir",
+                      default=os.path.join(ROOT, "runs", "full_length"))
+  parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results"))
+  parser.add_argument("--prefix", default="full_length_listops_",
+                      help="progress files are <out>/<prefix><attention>.json")
+  parser.add_argument("--budget_s", type=float, default=3600.0,
+                      help="wall-clock seconds per attention and call")
+  parser.add_argument("--steps", type=int, default=0,
+                      help="num_train_steps (0: the preset's 10000)")
+  parser.add_argument("--checkpoint_every", type=int, default=100,
+                      help="steps between checkpoints (the preset: 500; "
+                      "smaller loses less work when the budget cuts a run)")
+  parser.add_argument("--nice", type=int, default=0,
+                      help="run the trainer under `nice -n N` (0: not)")
+  parser.add_argument("--data_sizes", default="",
+                      help="override generated split sizes/lengths, e.g. "
+                      "num_train=64,min_length=20,max_length=60 (tests)")
+  parser.add_argument("--flag", action="append", default=[],
+                      help="extra run_lra.py flag (repeatable)")
+  args = parser.parse_args(argv)
+
+  attentions = [a for a in args.attentions.split(",") if a]
+  data_dir = os.path.join(args.workdir, "data")
+  sizes = {}
+  for item in filter(None, args.data_sizes.split(",")):
+    key, _, value = item.partition("=")
+    if key not in DATA:
+      parser.error(f"--data_sizes: unknown key {key!r}; known: "
+                   f"{', '.join(DATA)}")
+    sizes[key] = int(value)
+  failed = []
+  if args.command in ("run", "data"):
+    os.makedirs(args.workdir, exist_ok=True)
+    seconds = ensure_data(data_dir, sizes)
+    if seconds:
+      print(f"generated ListOps in {data_dir} ({seconds:.0f} s)", flush=True)
+  if args.command == "data":
+    return 0
+  device = _device() if args.command == "run" else None
+  for attention in attentions:
+    workdir = os.path.join(args.workdir, attention)
+    path = out_path(args.out, args.prefix, attention)
+    session = None
+    if args.command == "run":
+      if os.path.exists(os.path.join(workdir, "results.json")):
+        print(f"{attention}: finished earlier", flush=True)
+      else:
+        os.makedirs(workdir, exist_ok=True)
+        cmd = run_command(attention, workdir, data_dir, args)
+        if args.nice:
+          cmd = ["nice", "-n", str(args.nice)] + cmd
+        start_step = _latest_checkpoint(workdir) or 0
+        outcome = run_bounded(cmd, os.path.join(workdir, "log.txt"),
+                              args.budget_s)
+        session = {"date": _now(), "device": device,
+                   "machine": platform.machine(),
+                   "cpus": os.cpu_count(), "budget_s": args.budget_s,
+                   "from_step": start_step, **outcome}
+        if outcome["rc"] != 0 and not outcome["cut_by_budget"]:
+          failed.append(attention)
+          print(f"{attention}: run_lra.py failed (rc={outcome['rc']}); see "
+                f"{os.path.join(workdir, 'log.txt')}", flush=True)
+    if not os.path.isdir(workdir):
+      print(f"{attention}: no run in {workdir}", flush=True)
+      continue
+    progress = collect(attention, workdir, path, session)
+    print(f"{attention}: {progress['steps_done']}/"
+          f"{progress['num_train_steps']} steps (checkpoint "
+          f"{progress['checkpoint_step']}), last eval "
+          f"{progress['eval_curve'][-1] if progress['eval_curve'] else '-'}"
+          f"{', finished' if progress['finished'] else ''} -> {path}",
+          flush=True)
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
