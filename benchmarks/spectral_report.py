@@ -25,7 +25,8 @@ SPEED_VARIANTS = ("softmax", "rmfa", "performer", "spectra_trigrf_orf",
                   "spectra_rmf_rademacher")
 SPEED_CMD = ("nice -n 19 python benchmarks/attention_speed.py --variants "
              + ",".join(SPEED_VARIANTS) + " --lengths "
-             "1024,2048,4096,8192,16384 --out docs/attention_speed_spectral.json")
+             "1024,2048,4096,8192,16384 --repeats 3 "
+             "--out docs/attention_speed_spectral.json")
 REPORT_M = 128
 SPEED_L = 8192
 

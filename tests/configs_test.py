@@ -25,6 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
 VARIANTS = ("softmax", "macformer_exp", "macformer_inverse", "macformer_log",
             "macformer_trigh", "macformer_sqrt", "performer", "rfa", "linear")
+# Every Spectraformer grid cell (tests/spectral_test.py checks the table).
+VARIANTS += tuple(common.SPECTRA_PRESETS)
 # The code that reads configs (the trainer, the model, the optimizer, the CLI).
 READERS = ("macformer_jax/training.py", "macformer_jax/encoder.py",
            "macformer_jax/optim.py", "run_lra.py")

@@ -23,6 +23,7 @@ VARIANTS = {
     "performer": (0, {"projections": (E // H, 128)}),
     "rfa": (0, {"projections": (E // H, 64)}),
     "linear": (0, {}),
+    "spectral": (0, {"projections": (E // H, 128)}),  # posrf x orf
 }
 
 
