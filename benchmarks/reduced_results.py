@@ -1,7 +1,14 @@
 """Writes docs/RESULTS.md: the reduced ListOps comparison, from the runs.
 
   bash benchmarks/reduced_listops.sh          # trains (see its header)
+  bash benchmarks/reduced_listops.sh "spectra_oprf_fastfoodl \
+      spectra_posrf_orf spectra_posrf_sorf"   # Spectraformer grid rows
   python benchmarks/reduced_results.py        # this report
+
+The grid rows (`SPECTRA`) are optional: each appears once its run has
+finished; a run still in progress is listed with its last logged step. The
+published Spectraformer numbers (`benchmarks/spectraformer_published.json`)
+are printed beside them, marked as not comparable in scale.
 
 Reads `runs/reduced_listops_<attention>/{results.json,metrics.jsonl}`, copies
 each run's results (with its eval curve and training throughput) to
@@ -15,9 +22,13 @@ import json
 import os
 import platform
 import statistics
+from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTENTIONS = ("softmax", "macformer_exp")
+# Spectraformer grid rows (PEERS §3c), optional.
+SPECTRA = ("spectra_oprf_fastfoodl", "spectra_posrf_orf", "spectra_posrf_sorf")
+PUBLISHED = os.path.join(ROOT, "benchmarks", "spectraformer_published.json")
 
 
 def collect(workdir: str) -> dict:
@@ -43,12 +54,49 @@ def collect(workdir: str) -> dict:
   return results
 
 
-def render(runs: dict) -> str:
+def progress(workdir: str) -> dict:
+  """Last logged train step and eval accuracy of an unfinished run."""
+  last = {"step": 0, "eval": None}
+  path = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        row = json.loads(line)
+        last["step"] = max(last["step"], row["step"])
+        if row["split"] == "eval":
+          last["eval"] = (row["step"], row["accuracy"])
+  return last
+
+
+def published_section(runs: dict, unfinished: dict) -> list:
+  """Spectraformer's published LRA numbers, beside our rows' names."""
+  with open(PUBLISHED) as f:
+    pub = json.load(f)
+  cols = pub["columns"]
+  ours = {v: k for k, v in pub["ours"].items()}
+  lines = ["", "## Spectraformer's published numbers (NOT comparable)", "",
+           f"**Not comparable in scale or task:** {pub['harness']} "
+           f"Source: {pub['source']}", "",
+           "| published row | our preset | " + " | ".join(cols) + " |",
+           "|---|---|" + "---|" * len(cols)]
+  for name, values in pub["rows"].items():
+    preset = ours.get(name, "")
+    if preset in unfinished:
+      preset += " (not finished)"
+    elif preset and preset not in runs:
+      preset += " (not run)"
+    lines.append(f"| {name} | {preset} | "
+                 + " | ".join(f"{v:g}" for v in values) + " |")
+  return lines
+
+
+def render(runs: dict, unfinished: Optional[dict] = None) -> str:
   first = next(iter(runs.values()))
   c = first["config"]
   offline = c["data"]["offline"]
   lines = [
-      "# Reduced LRA run: ListOps on generated data, softmax vs Macformer",
+      "# Reduced LRA run: ListOps on generated data, softmax vs Macformer "
+      "(and Spectraformer grid rows)",
       "",
       "**Scale, honestly:** this is *not* the LRA ListOps task. It is a",
       "reduced, offline stand-in that trains in minutes on a 2-core CPU:",
@@ -64,7 +112,7 @@ def render(runs: dict) -> str:
       f"{c['train']['num_train_steps']} steps of LRA's schedule "
       f"({c['optimizer']['learning_rate']} * linear warmup "
       f"{c['optimizer']['warmup_steps']} * rsqrt decay; LRA: 5000 steps). "
-      "Both runs use the same generated data (seed "
+      "All runs use the same generated data (seed "
       f"{c['seed']}), model size, schedule and number of steps; only the "
       "attention differs. Compare the two rows with each other, not with "
       "LRA's published ListOps numbers.",
@@ -103,6 +151,14 @@ def render(runs: dict) -> str:
       acc = dict(r["eval_curve"]).get(step)
       cells.append("" if acc is None else f"{100 * acc:.1f}")
     lines.append(f"| {step} | " + " | ".join(cells) + " |")
+  for name, last in (unfinished or {}).items():
+    ev = last["eval"]
+    lines += ["", f"{name}: run not finished when this file was written "
+              f"(last logged step {last['step']} of "
+              f"{c['train']['num_train_steps']}"
+              + (f", val. accuracy {100 * ev[1]:.1f}% at step {ev[0]}"
+                 if ev else "") + ")."]
+  lines += published_section(runs, unfinished or {})
   machine = first["machine"]
   lines += ["", f"Machine: {machine['platform']}, {machine['cpus']} CPUs. "
             "Per-run results (with the full config): "
@@ -118,19 +174,25 @@ def main(argv=None):
                       help="rebuild from docs/results/*.json only")
   args = parser.parse_args(argv)
   out_dir = os.path.join(args.docs, "results")
-  runs = {}
-  for attention in ATTENTIONS:
+  runs, unfinished = {}, {}
+  for attention in ATTENTIONS + SPECTRA:
     saved = os.path.join(out_dir, f"reduced_listops_{attention}.json")
-    if args.from_docs:
-      with open(saved) as f:
-        runs[attention] = json.load(f)
+    workdir = os.path.join(args.runs, f"reduced_listops_{attention}")
+    finished = os.path.exists(os.path.join(workdir, "results.json"))
+    if args.from_docs or (not finished and os.path.exists(saved)):
+      if os.path.exists(saved) or attention in ATTENTIONS:
+        with open(saved) as f:  # an earlier run's copy in docs/results
+          runs[attention] = json.load(f)
       continue
-    runs[attention] = collect(
-        os.path.join(args.runs, f"reduced_listops_{attention}"))
+    if not finished and attention in SPECTRA:
+      if os.path.exists(workdir):
+        unfinished[attention] = progress(workdir)
+      continue
+    runs[attention] = collect(workdir)
     os.makedirs(out_dir, exist_ok=True)
     with open(saved, "w") as f:
       json.dump(runs[attention], f, indent=1)
-  text = render(runs)
+  text = render(runs, unfinished)
   with open(os.path.join(args.docs, "RESULTS.md"), "w") as f:
     f.write(text)
   print(text)
