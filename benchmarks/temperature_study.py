@@ -299,7 +299,7 @@ def learned_scale(workdir: str, kernel: str) -> Optional[List[float]]:
   if not steps:
     return None
   tree = ocp.StandardCheckpointer().restore(
-      os.path.abspath(os.path.join(latest, str(steps[-1]), "default")))
+      os.path.abspath(os.path.join(latest, str(steps[-1]), "state")))
   found = []
 
   def visit(node):

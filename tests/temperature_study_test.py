@@ -1,0 +1,89 @@
+"""Tests of benchmarks/temperature_study.py: the grid and the statistics of
+its report (no training; synthetic run records)."""
+
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import temperature_study as ts  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def test_schedule_is_unique_prioritised_and_seed_balanced():
+  order = ts.schedule()
+  names = [ts.run_name(*x) for x in order]
+  assert len(set(names)) == len(names)
+  # exp first, then inverse, before log and sqrt.
+  first_kernel = [k for k, _, _ in order]
+  assert first_kernel.index("inverse") > max(
+      i for i, x in enumerate(order) if x[0] == "exp" and x[1] == "learn")
+  assert first_kernel.index("log") > first_kernel.index("inverse")
+  # Inside the first group every setting gets seed 0 before any seed 1.
+  group = [x for x in order if x[0] == "exp"][:9]
+  assert [s for _, _, s in group] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+  # Fixed scales of the radius-1 kernels stay inside the radius.
+  for kernel, setting, _ in order:
+    if kernel in ("inverse", "log", "sqrt") and not isinstance(setting, str):
+      assert setting**2 < 1.0
+
+
+def test_run_command_sets_scale_seed_and_shared_data(tmp_path):
+  cmd = ts.run_command("inverse", 0.8, 2, str(tmp_path / "w"),
+                       str(tmp_path / "data"), 500)
+  assert any(c.endswith("listops.py:macformer_inverse,smoke") for c in cmd)
+  assert "--config.seed=2" in cmd
+  assert "--config.attention.options.qk_scale=0.8" in cmd
+  assert f"--config.data.data_dir={tmp_path / 'data'}" in cmd
+  assert "--config.train.num_train_steps=500" in cmd
+  learn = ts.run_command("exp", "learn", 0, "w", "d", 500)
+  assert "--config.attention.options.learn_qk_scale=True" in learn
+  softmax = ts.run_command("softmax", "default", 0, "w", "d", 500)
+  assert not any("attention.options" in c for c in softmax)
+
+
+def _record(kernel, setting, scale, seed, acc):
+  return {"run": f"{kernel}_{setting}_{scale}_{seed}", "kernel": kernel,
+          "setting": setting, "scale": scale, "seed": seed, "steps": 500,
+          "test_accuracy": acc, "test_accuracy_best_eval": acc,
+          "eval_curve": [[250, acc - 0.05], [500, acc]],
+          "median_train_steps_per_sec": 1.0}
+
+
+def test_paired_difference_flags_only_a_consistent_gain():
+  d = ts.DEFAULT_SCALE
+  base = [0.25, 0.30, 0.28]
+  records = [_record("exp", "default", d, s, a) for s, a in enumerate(base)]
+  # +5 points on every seed (plus a little noise): beats the default.
+  records += [_record("exp", "fixed", 1.0, s, a + 0.05 + 0.002 * s)
+              for s, a in enumerate(base)]
+  # +4 points on average but with a sign change: not beyond noise.
+  records += [_record("exp", "learn", d, s, a + g)
+              for s, (a, g) in enumerate(zip(base, (0.15, -0.02, -0.01)))]
+  rows = {(r["setting"], round(r["scale"], 2)): r
+          for r in ts.summarise(records)}
+  fixed, learn = rows[("fixed", 1.0)], rows[("learn", round(d, 2))]
+  assert fixed["paired_diff"]["mean"] == pytest.approx(0.052)
+  assert fixed["beats_default"] and not fixed["worse_than_default"]
+  assert not learn["beats_default"] and not learn["worse_than_default"]
+  assert "paired_diff" not in rows[("default", round(d, 2))]
+  assert rows[("default", round(d, 2))]["test_mean"] == pytest.approx(
+      sum(base) / 3)
+  text = "\n".join(ts.conclusions(list(rows.values())))
+  assert "beyond seed noise" in text and "s = 1.00" in text
+
+
+def test_render_without_variance_names_missing_runs():
+  d = ts.DEFAULT_SCALE
+  records = [_record("exp", "default", d, s, 0.3) for s in range(2)]
+  data = {"setup": {"steps": 500, "warmup": ts.WARMUP, "data": ts.DATA,
+                    "num_draws": 16},
+          "runs": records, "summary": ts.summarise(records), "variance": [],
+          "missing": ["inverse_default_seed0"],
+          "machine": {"platform": "test", "cpus": 2}}
+  text = ts.render(data)
+  assert "| exp | default | 0.42 |" in text
+  assert "30.0 ± 0.0" in text
+  assert "inverse_default_seed0" in text
