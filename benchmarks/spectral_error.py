@@ -139,9 +139,10 @@ def run(args):
       for component in spectral.COMPONENTS:
         cells = ["rademacher"] if component == "rmf" else names
         width = spectral.projection_width(component, m)
+        base = jax.random.key(args.seed + 1)
         ws = jnp.stack([
             draw(w, args.head_dim, width, args.seeds,
-                 jax.random.fold_in(jax.random.key(args.seed + 1), 1000 * i + m))
+                 jax.random.fold_in(base, 1000 * i + m))
             for i, w in enumerate(cells)])
         kerr, aerr = (np.asarray(e) for e in cell_errors(
             component, m, args.kernel_length, ws, x, y, v))

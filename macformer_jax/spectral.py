@@ -1,4 +1,4 @@
-r"""The Spectraformer grid, pure-functional: weight matrices x component functions.
+r"""The Spectraformer grid, pure-functional: weight matrices x components.
 
 Spectraformer (Nguyen, Joshi, Salim; arXiv 2405.15310, PEERS §3c) writes a
 random-feature approximation of the softmax kernel exp(x . y) as two
@@ -109,6 +109,7 @@ from typing import Optional, Tuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import ndtri
 from scipy.stats import qmc as scipy_qmc
 
 from macformer_jax import features
@@ -246,7 +247,6 @@ def _sobol_gaussian(key_data: np.ndarray, in_dim: int,
     warnings.simplefilter("ignore")
     points = scipy_qmc.Sobol(in_dim, scramble=True,
                              rng=np.random.default_rng(seed)).random(width)
-  from scipy.special import ndtri  # pylint: disable=g-import-not-at-top
   tiny = np.finfo(np.float32).tiny
   w = ndtri(np.clip(points, tiny, 1.0 - 2**-30))
   return np.ascontiguousarray(w.T, np.float32)

@@ -1,4 +1,4 @@
-"""Tests of the Spectraformer grid (macformer_jax/spectral.py, SpectralAttention).
+"""Tests of the Spectraformer grid (spectral.py and SpectralAttention).
 
 Statistical tests use fixed seeds and 4-standard-error bounds over >= 1000
 independent draws (vmapped over keys, one compilation per weight matrix).
