@@ -15,7 +15,12 @@ The config string is `<attention>[,preset=lra|macformer][,smoke]`
 (configs/common.py). `--workdir` defaults to runs/<task>_<attention>_<preset>
 [_smoke]; a run restarted with the same workdir resumes from its latest
 checkpoint. The run ends by printing one summary line and writing
-`<workdir>/results.json`.
+`<workdir>/results.json`. Missing or malformed data, like an unknown config
+key, end the run with one line on stderr (no traceback).
+
+On several hosts, start the same command on every host (README, "Training on
+several hosts"); `jax.distributed.initialize()` runs when the environment says
+the process is one of several.
 """
 
 import logging as std_logging
@@ -72,13 +77,19 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.get_absl_handler().addFilter(_QuietOrbax())
   if _multi_process():
+    if os.environ.get("JAX_PLATFORMS", "") == "cpu":
+      # CPU processes need an implementation of cross-process collectives.
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize()
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(config)
   logging.info("JAX %s: process %d/%d, local devices %s", jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_devices())
   logging.info("workdir %s, config:\n%s", workdir, config)
-  results = training.train_and_evaluate(config, workdir)
+  try:
+    results = training.train_and_evaluate(config, workdir)
+  except training.DataError as e:
+    sys.exit(f"error: data for task {config.task!r}: {e}")
   if jax.process_index() == 0:
     print(training.summary_line(results), flush=True)
 

@@ -47,6 +47,8 @@ _BATCH = flags.DEFINE_integer("batch_size", 0,
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps after the first.")
 _DEVICES = flags.DEFINE_integer("num_devices", 1,
                                 "train.num_devices (0 = all local devices).")
+_PARALLELISM = flags.DEFINE_enum("parallelism", "sharding",
+                                 ["sharding", "pmap"], "train.parallelism.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                            "model.dtype.")
 _ISOLATE = flags.DEFINE_bool(
@@ -67,10 +69,11 @@ def time_attention(variant: str) -> dict:
   model = encoder.build_model(config, spec)
   tx, lr_fn = optim.create_optimizer(config.optimizer,
                                      config.train.num_train_steps)
+  engine = training.Engine(_PARALLELISM.value, _DEVICES.value,
+                           config.data.batch_size, lr_fn, spec.dual_input)
   state = training.create_train_state(config, model, spec.dual_input, tx,
-                                      training.named_keys(config.seed))
-  fns = training.make_step_fns(_DEVICES.value, config.data.batch_size, lr_fn,
-                               spec.dual_input)
+                                      training.named_keys(config.seed),
+                                      sharding=engine.replicated)
   rng = np.random.default_rng(0)
   shape = (config.data.batch_size, config.data.max_len)
   batch = {"inputs": rng.integers(1, spec.vocab_size, shape, np.int32),
@@ -78,14 +81,14 @@ def time_attention(variant: str) -> dict:
            "weights": np.ones(shape[:1], np.float32)}
   if spec.dual_input:
     batch["inputs2"] = rng.integers(1, spec.vocab_size, shape, np.int32)
-  batch = fns.shard(batch)
+  batch = engine.put_batch(batch)
   start = time.perf_counter()
-  state, metrics = fns.train(state, batch)
+  state, metrics = engine.train(state, batch)
   jax.block_until_ready(metrics)
   first = time.perf_counter() - start
   start = time.perf_counter()
   for _ in range(_STEPS.value):
-    state, metrics = fns.train(state, batch)
+    state, metrics = engine.train(state, batch)
   jax.block_until_ready(metrics)
   elapsed = time.perf_counter() - start
   return {
@@ -136,6 +139,7 @@ def main(argv):
       "task": _TASK.value, "preset": _PRESET.value, "dtype": _DTYPE.value,
       "device": f"{device.platform}: {device.device_kind}",
       "num_devices": _DEVICES.value or jax.local_device_count(),
+      "parallelism": _PARALLELISM.value,
       "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
       "jax": jax.__version__,
       "command": "python benchmarks/train_step_speed.py " + " ".join(

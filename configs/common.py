@@ -24,14 +24,17 @@ Config strings (`--config=configs/<task>.py:<arg>`):
     (LRA_NOTES §3.6), so results compare with the LRA paper's Table 1.
   preset=macformer: the Macformer authors' model (SPEC §5): 2 layers, 2x32
     heads, emb 64, MLP 128, 128 features, AdamW + one-cycle, value clipping 1.
-  smoke: a run that finishes in minutes on a laptop CPU: small model, short
-    generated ListOps (see `apply_smoke`), a few hundred steps. Its numbers
+  smoke: a run that finishes in minutes on a laptop CPU: small model, small
+    offline data for every task (see `apply_smoke`), 1000 steps. Its numbers
     are a sanity check, not an LRA result.
 
-When `data.data_dir` is unset, ListOps is generated under `<workdir>/data`
-with the `data.offline` settings (the LRA generator's, or short trees with
-`smoke`); Text and Image read TFDS's default data dir; Retrieval and
-Pathfinder need `data.data_dir`.
+When `data.data_dir` is unset and `data.offline` is set, the trainer writes
+the task's offline data under `<workdir>/data` with
+`lra_tasks.get_task(task).generate(dir, seed=seed, **data.offline)`: ListOps
+from LRA's generator (always, LRA-sized without `smoke`), and with `smoke`
+synthetic Text, Retrieval, Image and Pathfinder data in the real formats
+(results.json says which). Otherwise Text and Image read TFDS's default data
+dir, and Retrieval and Pathfinder need `data.data_dir`.
 
 Every key is defined, with a one-line meaning, in `get_base_config()`; a test
 (tests/configs_test.py) checks that the code reads each of them.
@@ -116,9 +119,9 @@ def get_base_config() -> config_dict.ConfigDict:
   c.data.batch_size = 32  # global batch size (split over devices)
   c.data.options = config_dict.ConfigDict()  # lra_tasks.<task>.load options
   # With data_dir unset and `offline` set, the trainer generates the data
-  # with `lra_tasks.<task>.generate(dir, seed=seed, **offline)` (ListOps);
+  # with `lra_tasks.get_task(task).generate(dir, seed=seed, **offline)`;
   # task configs fill both sub-dicts.
-  c.data.offline = config_dict.ConfigDict()  # lra_tasks.<task>.generate args
+  c.data.offline = config_dict.ConfigDict()  # the task's generate() args
 
   c.optimizer = config_dict.ConfigDict()
   c.optimizer.schedule = "lra"  # 'lra' (factor product) | 'one_cycle'
@@ -145,7 +148,8 @@ def get_base_config() -> config_dict.ConfigDict:
   c.train.checkpoint_every = 1000  # checkpoint every N steps (and at the end)
   c.train.keep_checkpoints = 2  # latest checkpoints kept (+ the best-eval one)
   c.train.log_every = 50  # train-metric logging interval (and NaN check)
-  c.train.num_devices = 0  # 0: pmap over all local devices; 1: jit, 1 device
+  c.train.num_devices = 0  # devices used per host; 0 = all of them
+  c.train.parallelism = "sharding"  # 'sharding' (jit over a Mesh) | 'pmap'
   c.lock()
   return c
 

@@ -64,4 +64,8 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
         num_eval_batches=-1)
   if args.smoke:
     common.apply_smoke(config)
+    with config.data.unlocked():
+      config.data.offline = config_dict.ConfigDict({  # image.generate args
+          "num_train": 2000, "num_test": 500,  # synthetic images (TFDS)
+      })
   return config.lock()

@@ -66,4 +66,11 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
         num_eval_batches=-1)
   if args.smoke:
     common.apply_smoke(config)
+    with config.data.unlocked():
+      config.data.offline = config_dict.ConfigDict({  # pathfinder.generate
+          "num_images": 640,  # split 80/10/10; about 20 ms per image
+          "resolution": config.data.options.get_ref("resolution"),
+          # only the difficulty that data.options.difficulty reads
+          "difficulties": config.data.options.get_ref("difficulty"),
+      })
   return config.lock()

@@ -67,4 +67,9 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
         num_eval_batches=300)
   if args.smoke:
     common.apply_smoke(config, max_len=256)
+    with config.data.unlocked():
+      config.data.offline = config_dict.ConfigDict({  # retrieval.generate
+          "num_train": 2000, "num_val": 200, "num_test": 200,  # pairs
+          "mean_bytes": 400,  # mean synthetic paper length
+      })
   return config.lock()

@@ -63,4 +63,9 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
         num_eval_batches=200)
   if args.smoke:
     common.apply_smoke(config, max_len=256)
+    with config.data.unlocked():
+      config.data.offline = config_dict.ConfigDict({  # text.generate args
+          "num_train": 2000, "num_test": 500,  # synthetic reviews (TFDS)
+          "review_words": 50,  # mean words per review (~300 bytes)
+      })
   return config.lock()

@@ -5,6 +5,8 @@
   src = task.load(data_dir, 'train')       # 'image', 'pathfinder'
   batch = next(train_batches(src, 32, seed=0))
   # {'inputs': int32[32, 2000], 'targets': int32[32], 'weights': float32[32]}
+  task.generate(out_dir, seed=0, **options)  # offline data, then
+  task.load(out_dir, 'train')              # reads it with the real loader
 
   name        data (LRA_NOTES §2)                            C   vocab  L
   listops     listops-1000/basic_{train,val,test}.tsv        10  17     2000
@@ -14,16 +16,26 @@
   pathfinder  pathfinder{32,64,128,256}/curv_*/{imgs,metadata}
                                                              2   257    R*R
 
-Pad id is 0 everywhere. No module here imports TensorFlow, JAX or Flax;
-TFDS is imported only when the text or image task is loaded. Each module's
-docstring says where it differs from the original LRA and why.
+Offline data (`Task.generate`, in each task's real file format):
+
+  listops     generated: LRA's tree generator, seeded (the task's distribution)
+  text        synthetic reviews (TFDS imdb_reviews format)
+  retrieval   synthetic paper pairs (AAN TSV format)
+  image       synthetic 32x32 images (TFDS cifar10 format)
+  pathfinder  synthetic Pathfinder-style images (release layout)
+
+`Task.offline_data` names the kind ('generated' or 'synthetic') and says what
+the data is; synthetic data has the task's shapes, vocabulary and classes but
+is no LRA benchmark. Pad id is 0 everywhere. No module here imports
+TensorFlow, JAX, Flax or macformer_jax; TFDS is imported only when the text or
+image task is loaded or generated. Each module's docstring says where it
+differs from the original LRA and why.
 """
 
 import importlib
-from typing import Any, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
-from macformer_jax.registry import Registry
-
+from lra_tasks.base import DataInfo
 from lra_tasks.base import eval_batches
 from lra_tasks.base import Source
 from lra_tasks.base import Task
@@ -48,19 +60,40 @@ class _LazyTask:
   def spec(self) -> TaskSpec:
     return self._task().spec
 
+  @property
+  def offline_data(self) -> DataInfo:
+    return self._task().offline_data
+
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None, **options: Any) -> Source:
     return self._task().load(data_dir, split, max_len=max_len, **options)
+
+  def generate(self, output_dir: str, *, seed: int,
+               **options: Any) -> Dict[str, str]:
+    return self._task().generate(output_dir, seed=seed, **options)
 
   def __repr__(self) -> str:
     return f"<lra_tasks.{self._module} task>"
 
 
-TASKS = Registry("task")
-for _name, _module in (("listops", "listops"), ("text", "text"),
-                       ("retrieval", "retrieval"), ("image", "image"),
-                       ("pathfinder", "pathfinder")):
-  TASKS.register(_name)(_LazyTask(_module))
+class _Tasks(Mapping):
+  """Read-only name -> task mapping; iterates over the names, sorted."""
+
+  def __init__(self, tasks: Dict[str, _LazyTask]):
+    self._tasks = dict(tasks)
+
+  def __getitem__(self, name: str) -> Task:
+    return self._tasks[name]
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(sorted(self._tasks))
+
+  def __len__(self) -> int:
+    return len(self._tasks)
+
+
+TASKS = _Tasks({name: _LazyTask(name) for name in (
+    "listops", "text", "retrieval", "image", "pathfinder")})
 
 
 def get_task(name: str) -> Task:
@@ -69,8 +102,10 @@ def get_task(name: str) -> Task:
   Raises:
     ValueError: unknown name; the message lists the known ones.
   """
-  return TASKS.get(name)
+  if name not in TASKS:
+    raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+  return TASKS[name]
 
 
-__all__ = ["TASKS", "Source", "Task", "TaskSpec", "eval_batches", "get_task",
-           "train_batches"]
+__all__ = ["TASKS", "DataInfo", "Source", "Task", "TaskSpec", "eval_batches",
+           "get_task", "train_batches"]

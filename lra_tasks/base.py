@@ -12,8 +12,10 @@ turn a source into batches of B examples,
   {'inputs': int32[B, L], 'targets': int32[B], 'weights': float32[B]}
   (+ 'inputs2': int32[B, L] for Retrieval)
 
-which the trainer shards over devices. Everything here is numpy: no TensorFlow,
-JAX or Flax is imported by `lra_tasks`.
+which the trainer shards over devices. On several hosts each process loads only
+its rows of every global batch (`rows=`), and the batch at a step is the same
+whatever the number of hosts. Everything here is numpy: no TensorFlow, JAX or
+Flax is imported by `lra_tasks`.
 
 Differences from the original LRA input pipelines (LRA_NOTES §2, §4), and why:
 
@@ -78,9 +80,25 @@ class Source(Protocol):
     ...
 
 
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+  """What a task's offline data (`Task.generate`) is, for logs and results.
+
+  Attributes:
+    kind: 'generated' (the task's own distribution, e.g. LRA's ListOps
+      generator) or 'synthetic' (the task's shapes, vocabulary and classes,
+      but made-up content: no benchmark number).
+    description: one line saying what the data is.
+  """
+  kind: str
+  description: str
+
+
 class Task(Protocol):
-  """A task: its `spec` and a `load` that opens one split as a `Source`."""
+  """A task: its `spec`, a `load` that opens one split as a `Source`, and a
+  `generate` that writes offline data in the task's real file format."""
   spec: TaskSpec
+  offline_data: DataInfo
 
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None, **options: Any) -> Source:
@@ -94,6 +112,21 @@ class Task(Protocol):
 
     Returns:
       A `Source` of {'inputs': int32[L], 'targets': int32[]} examples.
+    """
+    ...
+
+  def generate(self, output_dir: str, *, seed: int,
+               **options: Any) -> Dict[str, str]:
+    """Writes offline data under `output_dir` that `load(output_dir, ...)`
+    reads with the real loader (see `offline_data` for what it is).
+
+    Args:
+      output_dir: created if missing.
+      seed: a non-negative int; the files are a function of the arguments.
+      **options: task-specific sizes; an unknown one raises TypeError.
+
+    Returns:
+      {name: path} of what was written.
     """
     ...
 
@@ -300,8 +333,20 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def _check_rows(rows: Optional[np.ndarray], batch_size: int) -> np.ndarray:
+  if rows is None:
+    return np.arange(batch_size)
+  rows = np.asarray(rows, np.int64).reshape(-1)
+  if rows.size == 0 or rows.min() < 0 or rows.max() >= batch_size:
+    raise ValueError(f"rows must index the global batch of {batch_size}, got "
+                     f"{rows.size} rows in [{rows.min(initial=0)}, "
+                     f"{rows.max(initial=0)}]")
+  return rows
+
+
 def train_batches(source: Source, batch_size: int, *, seed: int,
-                  start_step: int = 0) -> Iterator[Dict[str, np.ndarray]]:
+                  start_step: int = 0, rows: Optional[np.ndarray] = None
+                  ) -> Iterator[Dict[str, np.ndarray]]:
   """Infinite shuffled batches; the batch at step s depends only on (seed, s).
 
   The stream is the concatenation of epochs, each a permutation of the N
@@ -315,10 +360,13 @@ def train_batches(source: Source, batch_size: int, *, seed: int,
     batch_size: B.
     seed: a non-negative int.
     start_step: the step of the first batch yielded.
+    rows: int[b] positions in the global batch that this process loads (a
+      host's share on several hosts); None = all B.
 
   Yields:
-    {'inputs': int32[B, L], 'targets': int32[B], 'weights': float32[B] (ones)}
-    (+ 'inputs2': int32[B, L]).
+    {'inputs': int32[b, L], 'targets': int32[b], 'weights': float32[b] (ones)}
+    (+ 'inputs2': int32[b, L]): rows `rows` of the global batch (b = B when
+    `rows` is None).
   """
   n = _check_batch_args(source, batch_size)
   if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or (
@@ -328,12 +376,12 @@ def train_batches(source: Source, batch_size: int, *, seed: int,
     raise ValueError(f"start_step must be >= 0, got {start_step}")
   perms: Dict[int, np.ndarray] = {}
   step = int(start_step)
-  offsets = np.arange(batch_size, dtype=np.int64)
+  offsets = _check_rows(rows, batch_size)
   while True:
     pos = step * batch_size + offsets
     epochs = pos // n
     within = pos % n
-    indices = np.empty(batch_size, np.int64)
+    indices = np.empty(offsets.size, np.int64)
     for e in np.unique(epochs):
       e = int(e)
       if e not in perms:
@@ -343,13 +391,14 @@ def train_batches(source: Source, batch_size: int, *, seed: int,
       sel = epochs == e
       indices[sel] = perms[e][within[sel]]
     batch = _collate(source, indices)
-    batch["weights"] = np.ones(batch_size, np.float32)
+    batch["weights"] = np.ones(offsets.size, np.float32)
     yield batch
     step += 1
 
 
-def eval_batches(source: Source,
-                 batch_size: int) -> Iterator[Dict[str, np.ndarray]]:
+def eval_batches(source: Source, batch_size: int, *,
+                 rows: Optional[np.ndarray] = None
+                 ) -> Iterator[Dict[str, np.ndarray]]:
   """Finite batches over the whole split, in order.
 
   The last batch is padded to `batch_size` with rows of zero inputs, target 0
@@ -359,22 +408,20 @@ def eval_batches(source: Source,
   Args:
     source: the examples.
     batch_size: B.
+    rows: int[b] positions in the global batch that this process loads;
+      None = all B. Every process gets the same number of batches.
 
   Yields:
-    {'inputs': int32[B, L], 'targets': int32[B], 'weights': float32[B]}
-    (+ 'inputs2': int32[B, L]); weights are 1 for real rows, 0 for padding.
+    {'inputs': int32[b, L], 'targets': int32[b], 'weights': float32[b]}
+    (+ 'inputs2': int32[b, L]); weights are 1 for real rows, 0 for padding.
   """
   n = _check_batch_args(source, batch_size)
+  rows = _check_rows(rows, batch_size)
   for start in range(0, n, batch_size):
-    indices = np.arange(start, min(start + batch_size, n))
-    batch = _collate(source, indices)
-    real = indices.size
-    weights = np.zeros(batch_size, np.float32)
-    weights[:real] = 1.0
-    if real < batch_size:
-      pad = batch_size - real
-      batch = {k: np.concatenate(
-          [v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in
-               batch.items()}
-    batch["weights"] = weights
+    positions = start + rows
+    real = positions < n
+    batch = _collate(source, np.where(real, positions, 0))
+    for v in batch.values():
+      v[~real] = 0  # padding rows: zero inputs, target 0
+    batch["weights"] = real.astype(np.float32)
     yield batch

@@ -28,7 +28,7 @@ Differences from the original LRA, and why:
 
 import logging
 import time
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -90,6 +90,28 @@ class ImageSource:
 class ImageTask:
   """CIFAR-10 as sequences of 1024 gray pixels (10 classes, vocab 257)."""
   spec = SPEC
+  offline_data = base.DataInfo(
+      "synthetic", "noise images whose brightness grows with the class "
+      "(lra_tasks.testing), in TFDS cifar10 format: no CIFAR-10 number")
+
+  def generate(self, output_dir: str, *, seed: int, num_train: int,
+               num_test: int) -> Dict[str, str]:
+    """Writes a synthetic `cifar10` (array_record) into the TFDS data dir
+    `output_dir`; `load(output_dir, ...)` reads it (train[:90%] is our
+    train split, train[90%:] val). Needs tensorflow_datasets and Pillow,
+    not TensorFlow or the network.
+
+    Args:
+      output_dir: the TFDS data dir to write into.
+      seed: makes the content reproducible.
+      num_train, num_test: images in TFDS `train` and `test`.
+
+    Returns:
+      {'cifar10': the dataset's directory}.
+    """
+    from lra_tasks import testing  # pylint: disable=g-import-not-at-top
+    return {TFDS_NAME: testing.prepare_fake_tfds(
+        output_dir, TFDS_NAME, num_train, num_test, seed=seed)}
 
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None, tfds_data_dir: Optional[str] = None,

@@ -338,6 +338,19 @@ _CANDIDATES = ("", "listops-1000", "listops", "lra_release/listops-1000",
 class ListOpsTask:
   """The ListOps task (10 classes, max_len 2000, vocab 17)."""
   spec = SPEC
+  offline_data = base.DataInfo(
+      "generated", "ListOps trees from LRA's generator distribution (seeded "
+      "lra_tasks.listops.generate), not the LRA release's files")
+
+  def generate(self, output_dir: str, *, seed: int, num_train: int,
+               num_val: int, num_test: int, task_name: str = "basic",
+               min_length: int = 500, max_length: int = 2000,
+               max_depth: int = 10, max_args: int = 10) -> Dict[str, str]:
+    """`generate` (below): `{task_name}_{train,val,test}.tsv` in output_dir."""
+    return generate(output_dir, num_train, num_val, num_test, seed,
+                    task_name=task_name, min_length=min_length,
+                    max_length=max_length, max_depth=max_depth,
+                    max_args=max_args)
 
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None, task_name: str = "basic",

@@ -53,7 +53,7 @@ import math
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -198,6 +198,22 @@ class PathfinderSource:
 class PathfinderTask:
   """Pathfinder (default 32x32, hard) and Path-X (128x128, hard); 2 classes."""
   spec = SPEC
+  offline_data = base.DataInfo(
+      "synthetic", "Pathfinder-style images from lra_tasks.pathfinder."
+      "generate (not drewlinsley's generator): no Pathfinder benchmark number")
+
+  def generate(self, output_dir: str, *, seed: int, num_images: int,
+               resolution: int = 32,
+               difficulties: Union[str, Sequence[str]] = (
+                   "easy", "intermediate", "hard"),
+               images_per_dir: int = 1000) -> Dict[str, str]:
+    """`generate` (below): `pathfinder{R}/<difficulty dir>/` in output_dir;
+    `difficulties` may be one name."""
+    if isinstance(difficulties, str):
+      difficulties = (difficulties,)
+    return generate(output_dir, num_images, seed, resolution=resolution,
+                    difficulties=tuple(difficulties),
+                    images_per_dir=images_per_dir)
 
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None, resolution: int = 32,

@@ -103,6 +103,29 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
 class RetrievalTask:
   """AAN byte-level document matching (2 classes, 4000 per doc, vocab 257)."""
   spec = SPEC
+  offline_data = base.DataInfo(
+      "synthetic", "made-up paper pairs, related iff the papers share a "
+      "topic (lra_tasks.testing), in the AAN TSV format: no AAN number")
+
+  def generate(self, output_dir: str, *, seed: int, num_train: int,
+               num_val: int, num_test: int,
+               mean_bytes: int = 3000) -> Dict[str, str]:
+    """Writes synthetic `new_aan_pairs.{train,eval,test}.tsv` in output_dir.
+
+    Args:
+      output_dir: created if missing.
+      seed: makes the content reproducible.
+      num_train, num_val, num_test: pairs per split.
+      mean_bytes: mean text length per paper.
+
+    Returns:
+      {'train': path, 'val': path, 'test': path}.
+    """
+    from lra_tasks import testing  # pylint: disable=g-import-not-at-top
+    paths = testing.write_fake_aan(
+        output_dir, {"train": num_train, "eval": num_val, "test": num_test},
+        seed=seed, mean_bytes=mean_bytes)
+    return {split: paths[FILE_SPLITS[split]] for split in base.SPLITS}
 
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None) -> base.TokenSource:

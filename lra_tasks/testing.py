@@ -1,4 +1,4 @@
-"""Small fake data sets in the real on-disk formats, for offline tests and benchmarks.
+"""Synthetic data sets in the real on-disk formats: tests, benchmarks, smoke runs.
 
 * `prepare_fake_tfds(data_dir, 'imdb_reviews' | 'cifar10', ...)` writes a real
   TFDS ArrayRecord data set under the real name, version and features, with
@@ -10,8 +10,12 @@
 * `write_fake_aan(directory, ...)` writes `new_aan_pairs.{train,eval,test}.tsv`
   in the LRA release format (LRA_NOTES §2.3).
 
-ListOps and Pathfinder have real generators: `lra_tasks.listops.generate`,
-`lra_tasks.pathfinder.generate`.
+The content is made up but learnable, so a smoke run can beat the majority
+class: reviews of label 1 use more positive words (label 0: negative ones),
+image brightness grows with the class, and an AAN pair is labelled 1 when both
+papers share a topic (their words come from the same topic list). The text,
+image and retrieval tasks' `generate` call these. ListOps and Pathfinder have
+real generators: `lra_tasks.listops.generate`, `lra_tasks.pathfinder.generate`.
 """
 
 import io
@@ -20,13 +24,39 @@ from typing import Dict, Optional
 
 import numpy as np
 
-_WORDS = ("the movie was great terrible plot acting scene film story and but "
-          "not very good bad I loved hated it its a of to caf\u00e9 \u2014 "
-          "<br /> !").split()
+_NEUTRAL = ("the movie was plot acting scene film story and but not very I "
+            "it its a of to caf\u00e9 \u2014 <br /> !").split()
+_SENTIMENT = (("terrible", "bad", "hated", "boring"),  # label 0
+              ("great", "good", "loved", "superb"))  # label 1
+_WORDS = _NEUTRAL + list(_SENTIMENT[0] + _SENTIMENT[1])
+# AAN topics: a pair is related (label 1) when both papers share one.
+_TOPICS = (("parser", "grammar", "syntax", "treebank"),
+           ("speech", "acoustic", "phoneme", "prosody"),
+           ("translation", "bilingual", "alignment", "decoder"),
+           ("sentiment", "opinion", "polarity", "lexicon"),
+           ("dialogue", "agent", "utterance", "response"),
+           ("summary", "extractive", "sentence", "rouge"),
+           ("entity", "relation", "extraction", "knowledge"),
+           ("morphology", "lemma", "inflection", "stem"))
 
 
-def fake_review(rng: np.random.Generator, num_words: int) -> str:
-  return " ".join(rng.choice(_WORDS, size=num_words))
+def fake_review(rng: np.random.Generator, num_words: int,
+                label: Optional[int] = None, signal: float = 0.15) -> str:
+  """Random words; with a label, a `signal` share are its sentiment words."""
+  pool = _NEUTRAL if label is not None else _WORDS
+  words = rng.choice(np.array(pool, dtype=object), size=num_words)
+  if label is not None:
+    hits = rng.random(num_words) < signal
+    words[hits] = rng.choice(_SENTIMENT[label], size=int(hits.sum()))
+  return " ".join(words)
+
+
+def _fake_paper(rng: np.random.Generator, num_words: int, topic: int) -> str:
+  """Half neutral words, half words of the topic's list."""
+  words = rng.choice(np.array(_NEUTRAL, dtype=object), size=num_words)
+  hits = rng.random(num_words) < 0.5
+  words[hits] = rng.choice(_TOPICS[topic], size=int(hits.sum()))
+  return " ".join(words)
 
 
 def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
@@ -56,8 +86,9 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
     def examples(n, start):
       for i in range(n):
         words = int(rng.integers(review_words // 4, review_words * 2))
-        yield start + i, {"text": fake_review(rng, words),
-                          "label": int(rng.integers(2))}
+        label = int(rng.integers(2))
+        yield start + i, {"text": fake_review(rng, words, label),
+                          "label": label}
 
     splits = {"train": (num_train, 0), "test": (num_test, 10**6),
               "unsupervised": (1, 2 * 10**6)}
@@ -68,13 +99,16 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
 
     def examples(n, start):
       for i in range(n):
-        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        label = int(rng.integers(10))
+        # Brightness grows with the class: uniform noise in [20c, 20c + 64).
+        pixels = (rng.integers(0, 64, (32, 32, 3)) + 20 * label).astype(
+            np.uint8)
         pixels[:4, :4] = 0  # some black pixels (id 1 after the shift)
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, format="PNG")
         buf.seek(0)
         yield start + i, {"id": f"fake_{start + i}", "image": buf,
-                          "label": int(rng.integers(10))}
+                          "label": label}
 
     splits = {"train": (num_train, 0), "test": (num_test, 10**6)}
     kwargs = {}
@@ -104,6 +138,9 @@ def write_fake_aan(directory: str, num_pairs: Optional[Dict[str, int]] = None,
                    seed: int = 0, mean_bytes: int = 3000) -> Dict[str, str]:
   """Writes `new_aan_pairs.{train,eval,test}.tsv` with made-up papers.
 
+  Each paper has a topic (`_TOPICS`); half the pairs (drawn at random) join
+  two papers of one topic and are labelled 1, the others 0.
+
   Args:
     directory: created if missing.
     num_pairs: pairs per file split name ('train', 'eval', 'test').
@@ -116,18 +153,23 @@ def write_fake_aan(directory: str, num_pairs: Optional[Dict[str, int]] = None,
   num_pairs = num_pairs or {"train": 64, "eval": 16, "test": 16}
   rng = np.random.default_rng(seed)
   os.makedirs(directory, exist_ok=True)
+  num_topics = len(_TOPICS)
   papers = []
-  for i in range(max(4, sum(num_pairs.values()) // 2)):
+  for i in range(max(2 * num_topics, sum(num_pairs.values()) // 2)):
     words = int(rng.integers(mean_bytes // 12, mean_bytes // 3))
-    papers.append((f"P{i:02d}-{i:04d}", fake_review(rng, words)))
+    papers.append((f"P{i:02d}-{i:04d}", _fake_paper(rng, words,
+                                                     i % num_topics)))
+  topics = np.arange(len(papers)) % num_topics
   out = {}
   for split, n in num_pairs.items():
     path = os.path.join(directory, f"new_aan_pairs.{split}.tsv")
     with open(path, "w", encoding="utf-8", newline="") as f:
       for _ in range(n):
-        a, b = rng.integers(len(papers), size=2)
-        label = f"{int(rng.integers(2))}.0"
-        f.write(f"{label}\t{papers[a][0]}\t{papers[b][0]}\t{papers[a][1]}\t"
+        a = int(rng.integers(len(papers)))
+        label = int(rng.integers(2))
+        same = topics == topics[a]
+        b = int(rng.choice(np.flatnonzero(same if label else ~same)))
+        f.write(f"{label}.0\t{papers[a][0]}\t{papers[b][0]}\t{papers[a][1]}\t"
                 f"{papers[b][1]}\n")
     out[split] = path
   return out

@@ -18,7 +18,7 @@ Differences from the original LRA, and why:
 
 import logging
 import time
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -45,6 +45,30 @@ def utf8_bytes(text) -> bytes:
 class TextTask:
   """IMDB byte-level classification (2 classes, max_len 1000, vocab 257)."""
   spec = SPEC
+  offline_data = base.DataInfo(
+      "synthetic", "made-up reviews whose sentiment words follow the label "
+      "(lra_tasks.testing), in TFDS imdb_reviews format: no IMDB number")
+
+  def generate(self, output_dir: str, *, seed: int, num_train: int,
+               num_test: int, review_words: int = 230) -> Dict[str, str]:
+    """Writes a synthetic `imdb_reviews` (array_record) into the TFDS data
+    dir `output_dir`; `load(output_dir, ...)` reads it. Needs
+    tensorflow_datasets, not TensorFlow or the network.
+
+    Args:
+      output_dir: the TFDS data dir to write into.
+      seed: makes the content reproducible.
+      num_train, num_test: reviews in TFDS `train` and `test` (our val and
+        test splits both read `test`, as LRA's do).
+      review_words: mean words per review.
+
+    Returns:
+      {'imdb_reviews': the dataset's directory}.
+    """
+    from lra_tasks import testing  # pylint: disable=g-import-not-at-top
+    return {TFDS_NAME: testing.prepare_fake_tfds(
+        output_dir, TFDS_NAME, num_train, num_test, seed=seed,
+        review_words=review_words)}
 
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None, tfds_data_dir: Optional[str] = None,

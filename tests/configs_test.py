@@ -1,5 +1,6 @@
 """Tests of configs/: every task x attention x preset loads, no dead keys."""
 
+import glob
 import importlib
 import inspect
 import io
@@ -28,8 +29,11 @@ VARIANTS = ("softmax", "macformer_exp", "macformer_inverse", "macformer_log",
 # Every Spectraformer grid cell (tests/spectral_test.py checks the table).
 VARIANTS += tuple(common.SPECTRA_PRESETS)
 # The code that reads configs (the trainer, the model, the optimizer, the CLI).
-READERS = ("macformer_jax/training.py", "macformer_jax/encoder.py",
-           "macformer_jax/optim.py", "run_lra.py")
+TRAINER = tuple(sorted(
+    os.path.relpath(p, ROOT) for p in glob.glob(
+        os.path.join(ROOT, "macformer_jax", "training", "*.py"))))
+READERS = TRAINER + ("macformer_jax/encoder.py", "macformer_jax/optim.py",
+                     "run_lra.py")
 # Sub-dicts passed on whole (as keyword arguments) and checked separately.
 WHOLE = ("attention.options", "data.options", "data.offline")
 
@@ -65,6 +69,7 @@ def test_every_config_loads(task):
   """Every task x attention x preset (x smoke) builds a locked config whose
   attention options, load options and generator arguments are accepted."""
   load = importlib.import_module(f"lra_tasks.{task}").TASK.load
+  generate = importlib.import_module(f"lra_tasks.{task}").TASK.generate
   for variant in VARIANTS:
     for preset in common.PRESETS:
       for smoke in ("", ",smoke"):
@@ -80,8 +85,9 @@ def test_every_config_loads(task):
         layers.attention_class(core, **config.attention.options)
         assert set(config.data.options) <= _parameters(load)
         if config.data.offline:
-          generate = importlib.import_module(f"lra_tasks.{task}").generate
           assert set(config.data.offline) | {"seed"} <= _parameters(generate)
+        if smoke:  # offline for every task (data_dir unset)
+          assert config.data.offline and config.data.data_dir is None
         assert config.model.qkv_dim % config.model.num_heads == 0
         assert config.data.batch_size % 2 == 0  # splits over 2 devices
   assert _get(task, None).attention.variant == common.DEFAULT_ATTENTION
@@ -201,7 +207,7 @@ def test_every_key_is_read_somewhere():
 
 # Variables that hold a config section in the reading code.
 ALIASES = {
-    "macformer_jax/training.py": {"config": "", "t": "train"},
+    **{reader: {"config": "", "t": "train"} for reader in TRAINER},
     "macformer_jax/encoder.py": {"config": "", "model_config": "model"},
     "macformer_jax/optim.py": {"o": "optimizer"},
     "run_lra.py": {"config": ""},
@@ -240,6 +246,6 @@ def test_every_key_the_code_reads_exists():
 
 
 def test_task_registry_has_a_config_per_task():
-  assert set(lra_tasks.TASKS.names()) == set(TASKS)
+  assert set(lra_tasks.TASKS) == set(TASKS)
   for task in TASKS:
     assert os.path.exists(os.path.join(ROOT, "configs", f"{task}.py"))

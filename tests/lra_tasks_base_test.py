@@ -60,11 +60,11 @@ def test_taskspec_is_frozen():
     spec.max_len = 3
 
 
-def test_import_pulls_in_no_tensorflow_jax_or_flax():
+def test_import_pulls_in_no_tensorflow_jax_flax_or_macformer():
   code = ("import sys, lra_tasks\n"
           "for n in lra_tasks.TASKS: lra_tasks.get_task(n).spec\n"
           "bad = [m for m in ('tensorflow', 'jax', 'flax', "
-          "'tensorflow_datasets') if m in sys.modules]\n"
+          "'tensorflow_datasets', 'macformer_jax') if m in sys.modules]\n"
           "print(bad)")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                        text=True, check=True)
@@ -166,3 +166,69 @@ def test_token_source_pads_truncates_and_offsets():
 def test_check_labels_names_the_bad_label():
   with pytest.raises(ValueError, match=r"label 10 of example 2 .*\[0, 10\)"):
     base.check_labels(np.array([0, 9, 10, -1]), 10, "somewhere")
+
+
+def test_host_rows_split_the_global_batches():
+  """Two hosts loading rows [0, 3) and [3, 6) of every batch see exactly the
+  global batches of one host, the padded last eval batch included."""
+  src = ToySource(14, dual=True)
+  halves = (np.arange(3), np.arange(3, 6))
+  full = base.train_batches(src, 6, seed=1, start_step=2)
+  parts = [base.train_batches(src, 6, seed=1, start_step=2, rows=r)
+           for r in halves]
+  for _ in range(4):
+    whole = next(full)
+    pieces = [next(p) for p in parts]
+    for k in whole:
+      np.testing.assert_array_equal(
+          np.concatenate([p[k] for p in pieces]), whole[k])
+  evals = [list(base.eval_batches(src, 6, rows=r)) for r in halves]
+  for whole, *pieces in zip(base.eval_batches(src, 6), *evals):
+    for k in whole:
+      np.testing.assert_array_equal(
+          np.concatenate([p[k] for p in pieces]), whole[k])
+  assert len(evals[0]) == len(evals[1]) == 3
+  with pytest.raises(ValueError, match="rows must index"):
+    next(base.train_batches(src, 6, seed=1, rows=np.array([6])))
+
+
+# Small offline data per task, in `generate` arguments (configs use larger).
+OFFLINE = {
+    "listops": {"num_train": 20, "num_val": 5, "num_test": 5,
+                "min_length": 4, "max_length": 30, "max_depth": 3},
+    "text": {"num_train": 20, "num_test": 10, "review_words": 20},
+    "retrieval": {"num_train": 20, "num_val": 5, "num_test": 5,
+                  "mean_bytes": 200},
+    "image": {"num_train": 20, "num_test": 10},
+    "pathfinder": {"num_images": 20, "resolution": 32,
+                   "difficulties": "hard"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OFFLINE))
+def test_generate_then_load_through_the_registry(name, tmp_path):
+  """Every task writes offline data that its own loader reads, with the
+  task's shapes, vocabulary and classes."""
+  if name in ("text", "image"):
+    pytest.importorskip("tensorflow_datasets")
+  assert sorted(OFFLINE) == sorted(lra_tasks.TASKS)
+  task = lra_tasks.get_task(name)
+  kind = "generated" if name == "listops" else "synthetic"
+  assert task.offline_data.kind == kind and task.offline_data.description
+  task.generate(str(tmp_path), seed=0, **OFFLINE[name])
+  spec = task.spec
+  for split in base.SPLITS:
+    src = task.load(str(tmp_path), split, max_len=64)
+    assert len(src) > 0
+    batch = next(lra_tasks.eval_batches(src, 4))
+    keys = ["inputs", "targets", "weights"]
+    assert sorted(batch) == sorted(keys + ["inputs2"] * spec.dual_input)
+    for k in ("inputs", "inputs2")[:1 + spec.dual_input]:
+      assert batch[k].shape == (4, 64) and batch[k].dtype == np.int32
+      assert 0 <= batch[k].min() and batch[k].max() < spec.vocab_size
+      assert batch[k][batch["weights"] > 0].any(axis=1).all()  # not padding
+    assert ((0 <= batch["targets"]) &
+            (batch["targets"] < spec.num_classes)).all()
+  with pytest.raises(TypeError):
+    task.generate(str(tmp_path / "x"), seed=0, no_such_option=1,
+                  **OFFLINE[name])

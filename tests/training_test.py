@@ -1,9 +1,11 @@
 """End-to-end tests of macformer_jax.training on tiny generated ListOps.
 
-conftest.py gives this process 2 CPU devices, so the pmap path and the
-single-device jit path (`train.num_devices=1`) run side by side.
+conftest.py gives this process 2 CPU devices; `tiny_config` runs on one
+(`train.num_devices=1`) unless a test asks for more. Device-count invariance
+is tested in parallel_test.py, several processes in multihost_test.py.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -14,39 +16,17 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import listops
 from configs import retrieval
 import lra_tasks
 from lra_tasks import testing
 from macformer_jax import training
+from tiny_config import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # Fewer XLA passes: these tests compile many small programs (conftest.py).
 pytestmark = pytest.mark.usefixtures("compile_fast")
-
-
-def tiny_config(attention="softmax", **train):
-  """A 1-layer emb-16 model on ListOps trees of 5-60 tokens, L = 64."""
-  config = listops.get_config(f"{attention},smoke")
-  m = config.model
-  m.emb_dim, m.qkv_dim, m.mlp_dim, m.num_heads, m.num_layers = 16, 16, 32, 2, 1
-  if "num_features" in config.attention.options:
-    config.attention.options.num_features = 16
-  config.data.max_len = 64
-  config.data.batch_size = 8
-  config.data.offline.update({"num_train": 400, "num_val": 40,
-                              "num_test": 36, "min_length": 4,
-                              "max_length": 60, "max_depth": 4})
-  config.optimizer.warmup_steps = 10
-  config.optimizer.learning_rate = 0.02
-  t = config.train
-  t.num_train_steps, t.eval_frequency, t.log_every = 40, 20, 10
-  t.checkpoint_every, t.num_devices = 20, 1
-  for key, value in train.items():
-    t[key] = value
-  return config
 
 
 def _metrics(workdir, split="train"):
@@ -78,35 +58,14 @@ def test_training_lowers_loss_and_writes_results(tmp_path):
   # The whole test split: 36 examples in batches of 8 (the last one padded).
   assert saved["num_test_examples"] == 36
   assert saved["config"]["train"]["num_train_steps"] == 40
+  assert saved["data"]["kind"] == "generated"  # LRA's ListOps generator
+  assert saved["parallelism"] == "sharding" and saved["num_devices"] == 1
   assert [m["step"] for m in _metrics(workdir, "eval")] == [20, 40]
   assert os.listdir(os.path.join(workdir, "tensorboard"))
   assert os.path.exists(os.path.join(workdir, "config.json"))
   line = training.summary_line(results)
   assert line.startswith("task=listops attention=softmax preset=lra,smoke "
                          "steps=40 test_accuracy=")
-
-
-def test_pmap_matches_single_device(tmp_path):
-  """2 simulated devices under pmap vs jit on one: the same losses and
-  parameters up to float summation order. Dropout is off: its masks depend
-  on the device index by design."""
-  assert jax.local_device_count() == 2
-  runs = {}
-  for devices in (1, 2):
-    config = tiny_config("macformer_exp", num_train_steps=6, log_every=1,
-                         eval_frequency=6, checkpoint_every=6,
-                         num_devices=devices)
-    config.model.dropout_rate = config.model.attention_dropout_rate = 0.0
-    workdir = str(tmp_path / f"devices{devices}")
-    results = training.train_and_evaluate(config, workdir)
-    runs[devices] = (results, _metrics(workdir), _checkpoint(workdir, 6))
-  (r1, m1, c1), (r2, m2, c2) = runs[1], runs[2]
-  np.testing.assert_allclose([m["loss"] for m in m2],
-                             [m["loss"] for m in m1], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
-                                                       atol=1e-6),
-               c2["params"], c1["params"])
-  assert r1["test_accuracy"] == pytest.approx(r2["test_accuracy"])
 
 
 class _Killed(Exception):
@@ -198,9 +157,9 @@ def test_bfloat16_compute_trains(tmp_path):
   assert all(x.dtype == np.float32 for x in jax.tree.leaves(state["params"]))
 
 
-def test_retrieval_dual_encoder_trains_on_two_devices(tmp_path):
-  """The dual-input path (Retrieval) through the same trainer, under pmap,
-  on made-up AAN pairs (lra_tasks.testing)."""
+def test_retrieval_dual_encoder_trains_on_two_devices_with_pmap(tmp_path):
+  """The dual-input path (Retrieval) through the same trainer, under pmap
+  (per-example dropout keys), on made-up AAN pairs (lra_tasks.testing)."""
   data_dir = str(tmp_path / "aan")
   testing.write_fake_aan(data_dir, {"train": 32, "eval": 10, "test": 6},
                          mean_bytes=200)
@@ -212,20 +171,79 @@ def test_retrieval_dual_encoder_trains_on_two_devices(tmp_path):
   config.data.max_len, config.data.batch_size = 64, 4
   t = config.train
   t.num_train_steps, t.eval_frequency, t.log_every = 3, 3, 1
-  t.checkpoint_every, t.num_devices = 3, 2
+  t.checkpoint_every, t.num_devices, t.parallelism = 3, 2, "pmap"
   results = training.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["task"] == "retrieval"
+  assert results["data"]["kind"] == "files"
+  assert (results["parallelism"], results["num_devices"]) == ("pmap", 2)
   assert results["num_test_examples"] == 6
   assert all(np.isfinite(m["loss"]) for m in _metrics(str(tmp_path / "run")))
   params = _checkpoint(str(tmp_path / "run"), 3)["params"]
   assert params["head"]["hidden_0"]["kernel"].shape[0] == 4 * 16
 
 
-def test_batch_must_split_over_devices():
+# Offline data sizes for the smoke test of each task (configs use larger).
+SMOKE_DATA = {
+    "text": ({"num_train": 40, "num_test": 12, "review_words": 20}, 12),
+    "retrieval": ({"num_train": 40, "num_val": 8, "num_test": 8,
+                   "mean_bytes": 200}, 8),
+    "image": ({"num_train": 40, "num_test": 12}, 12),
+    "pathfinder": ({"num_images": 40}, 4),  # 80/10/10 split
+}
+
+
+@pytest.mark.parametrize("task", sorted(SMOKE_DATA))
+def test_smoke_runs_offline_for_every_task(task, tmp_path):
+  """`configs/<task>.py:...,smoke` needs no data: it generates synthetic
+  data in the task's real format, and results.json says so. (ListOps, with
+  generated data, is every other test here.)"""
+  if task in ("text", "image"):
+    pytest.importorskip("tensorflow_datasets")
+  config = importlib.import_module(f"configs.{task}").get_config(
+      "linear,smoke")
+  assert config.data.data_dir is None
+  sizes, num_test = SMOKE_DATA[task]
+  config.data.offline.update(sizes)
+  m = config.model
+  m.emb_dim, m.qkv_dim, m.mlp_dim, m.num_heads, m.num_layers = 16, 16, 32, 2, 1
+  config.data.max_len, config.data.batch_size = 64, 4
+  t = config.train
+  t.num_train_steps, t.eval_frequency, t.log_every = 2, 2, 1
+  t.checkpoint_every, t.num_devices = 2, 1
+  results = training.train_and_evaluate(config, str(tmp_path))
+  assert results["data"]["kind"] == "synthetic"
+  assert "no " in results["data"]["description"]  # "no <task> number"
+  assert results["data"]["dir"].startswith(str(tmp_path / "data"))
+  assert results["num_test_examples"] == num_test
+  assert np.isfinite(results["test_loss"])
+  assert training.summary_line(results).endswith(" data=synthetic")
+
+
+def test_engine_checks_devices_batch_and_parallelism():
+  engine = lambda *args: training.Engine(*args, lambda step: 0.0, False)
   with pytest.raises(ValueError, match="cannot be split evenly over 2"):
-    training.make_step_fns(2, 7, lambda step: 0.0, False)
-  with pytest.raises(ValueError, match="only 2 local devices"):
-    training.make_step_fns(3, 6, lambda step: 0.0, False)
+    engine("sharding", 2, 7)
+  with pytest.raises(ValueError, match="has 2 devices"):
+    engine("pmap", 3, 6)
+  with pytest.raises(ValueError, match="train.parallelism='gspmd'"):
+    engine("gspmd", 0, 8)
+  for parallelism in ("sharding", "pmap"):  # one host loads every row
+    assert engine(parallelism, 0, 8).host_rows.tolist() == list(range(8))
+
+
+def test_library_imports_pull_in_no_trainer_dependencies():
+  """The attention library needs neither the trainer's dependencies nor the
+  task pipelines (lra_tasks_base_test: lra_tasks imports no JAX)."""
+  code = ("import sys\n"
+          "import macformer_jax.encoder, macformer_jax.layers\n"
+          "heavy = ('orbax', 'tensorboardX', 'tqdm', 'lra_tasks', "
+          "'macformer_jax.training', 'tensorflow')\n"
+          "print(sorted(m for m in heavy if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_run_lra_command_line(tmp_path):

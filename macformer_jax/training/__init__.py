@@ -1,0 +1,32 @@
+"""The LRA trainer, `train_and_evaluate(config, workdir)`, one module per concern.
+
+  state.py        TrainState, named keys, initialisation under jit
+  steps.py        pure train/eval steps, per-example dropout keys
+  parallel.py     devices: jit over a ('data', 'model') Mesh, or pmap
+  data.py         task sources, offline data through the task registry
+  metrics.py      metric means, the train window, writers, progress bar
+  checkpoints.py  orbax checkpoints (latest + best-eval)
+  loop.py         train_and_evaluate (run: also the state), evaluate,
+                  summary_line
+
+Dependencies point one way: this package imports the model modules and
+`lra_tasks`; nothing in `macformer_jax` (and nothing in `lra_tasks`) imports
+it, so `import macformer_jax.layers` pulls in no orbax, tensorboardX or tqdm.
+"""
+
+from macformer_jax.training.data import DataError
+from macformer_jax.training.loop import evaluate
+from macformer_jax.training.loop import run
+from macformer_jax.training.loop import summary_line
+from macformer_jax.training.loop import train_and_evaluate
+from macformer_jax.training.parallel import Engine
+from macformer_jax.training.parallel import make_engine
+from macformer_jax.training.state import create_train_state
+from macformer_jax.training.state import named_keys
+from macformer_jax.training.state import TrainState
+from macformer_jax.training.steps import eval_step
+from macformer_jax.training.steps import train_step
+
+__all__ = ["DataError", "Engine", "TrainState", "create_train_state",
+           "eval_step", "evaluate", "make_engine", "named_keys", "run",
+           "summary_line", "train_and_evaluate", "train_step"]

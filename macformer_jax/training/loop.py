@@ -1,0 +1,260 @@
+"""The run: `train_and_evaluate(config, workdir)`, one loop for every task.
+
+Tasks differ only through their `TaskSpec` and config values (STYLE §19);
+there is no task-specific branch. What a run does:
+
+* Data (`data.py`): the task's train/val/test sources; offline data are
+  generated under `<workdir>/data/` when `data.data_dir` is unset and
+  `data.offline` is set. Each host loads only its rows of every batch.
+* Model: `encoder.build_model(config, task.spec)`; random features are drawn
+  at init from the `features` key and live in `TrainState.random_features`.
+* Steps (`steps.py`, `parallel.py`): jit over a ('data', 'model') mesh
+  (default) or pmap (`train.parallelism`), over `train.num_devices` devices
+  of every host. Dropout keys are per example and step, so 1 and N devices
+  (or hosts) give the same run up to float summation order.
+* Every `train.eval_frequency` steps (and at the end): accuracy on the val
+  split; the best one is checkpointed separately. At the end: accuracy on the
+  *whole* test split (padded last batch, weight 0) for the last and for the
+  best-eval parameters, written to `<workdir>/results.json`.
+* Checkpoints (`checkpoints.py`, orbax) every `train.checkpoint_every` steps
+  and at the end. A restarted job resumes from the latest one and reaches
+  the same final parameters as an uninterrupted job: batches, dropout keys
+  and feature redraws are functions of (seed, step).
+* Metrics (`metrics.py`): TensorBoard event files under
+  `<workdir>/tensorboard` and JSON lines in `<workdir>/metrics.jsonl`; a tqdm
+  bar on a terminal, log lines otherwise.
+* A non-finite training loss stops the run with `FloatingPointError` naming
+  the step; checkpoints are written only after the losses of every step
+  before them were checked, so the latest checkpoint is always a good one.
+
+Files in the workdir: config.json, metrics.jsonl, tensorboard/,
+checkpoints/latest/<step>, checkpoints/best/<step>, data/ (generated data),
+results.json.
+"""
+
+import json
+import os
+from typing import Any, Dict, Tuple
+
+from absl import logging
+import jax
+import lra_tasks
+import numpy as np
+
+from macformer_jax import encoder
+from macformer_jax import layers
+from macformer_jax import optim
+from macformer_jax.training import checkpoints as checkpoints_lib
+from macformer_jax.training import data as data_lib
+from macformer_jax.training import metrics as metrics_lib
+from macformer_jax.training import parallel
+from macformer_jax.training import state as state_lib
+
+
+def evaluate(engine: parallel.Engine, state: Any, source: Any,
+             num_batches: int = -1) -> Dict[str, float]:
+  """Loss and accuracy over `source` (all of it unless `num_batches` >= 0).
+
+  Every host calls this with the same source; each loads its rows.
+
+  Returns:
+    {'loss', 'accuracy', 'denominator', 'majority'}: per-example means, the
+    number of examples, and the accuracy of always predicting the most
+    frequent target of these examples.
+  """
+  batches = data_lib.checked(lra_tasks.eval_batches(
+      source, engine.batch_size, rows=engine.host_rows))
+  totals = []
+  for i, batch in enumerate(batches):
+    if 0 <= num_batches <= i:
+      break
+    totals.append(engine.eval(state, engine.put_batch(batch)))
+  sums = {k: sum(np.asarray(t[k], np.float64) for t in engine.to_host(totals))
+          for k in ("loss", "accuracy", "denominator", "class_counts")}
+  result = metrics_lib.means(sums)
+  result["denominator"] = float(sums["denominator"])
+  result["majority"] = float(np.max(sums["class_counts"]) /
+                             max(result["denominator"], 1.0))
+  return result
+
+
+def _check_config(config: Any) -> None:
+  if config.task is None:
+    raise ValueError("config.task is unset; use a configs/<task>.py file")
+  t = config.train
+  for key in ("num_train_steps", "eval_frequency", "log_every"):
+    if t[key] < 1:
+      raise ValueError(f"train.{key} must be >= 1, got {t[key]}")
+
+
+def train_and_evaluate(config: Any, workdir: str) -> Dict[str, Any]:
+  """Trains, evaluates and tests one model; resumes from `workdir`.
+
+  `run(config, workdir)`, returning the results only (see there).
+  """
+  return run(config, workdir)[0]
+
+
+def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
+  """Trains, evaluates and tests one model; resumes from `workdir`.
+
+  Every host of a multi-host job calls this with the same arguments.
+
+  Args:
+    config: a run config (configs/common.py documents every key).
+    workdir: where checkpoints, metrics, generated data and results go (on a
+      file system every host sees).
+
+  Returns:
+    (results, state): the results dict also written to
+    `<workdir>/results.json` (task, attention, preset, steps, test_accuracy
+    of the last checkpoint, as LRA reported, test_accuracy_best_eval of the
+    best-eval checkpoint, data: what the data were, generated, synthetic,
+    files or tfds, ... and the config), and the final TrainState.
+
+  Raises:
+    FloatingPointError: a non-finite training loss (names the step and the
+      last good checkpoint).
+    DataError: missing or malformed data (one line).
+  """
+  _check_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  is_main = jax.process_index() == 0
+  if is_main:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+  t = config.train
+  num_steps = t.num_train_steps
+
+  task, sources, data_info = data_lib.load_sources(config, workdir)
+  spec = task.spec
+  model = encoder.build_model(config, spec)
+  tx, lr_fn = optim.create_optimizer(config.optimizer, num_steps)
+  engine = parallel.make_engine(config, lr_fn, spec.dual_input)
+  keys = state_lib.named_keys(config.seed)
+  state = state_lib.create_train_state(config, model, spec.dual_input, tx,
+                                       keys, sharding=engine.replicated)
+  logging.info("model: %s, %d parameters, attention %s (%s); %s over %d "
+               "device(s) on %d host(s)", type(model).__name__,
+               state_lib.num_params(state.params), config.attention.variant,
+               config.attention.name, engine.parallelism, engine.num_devices,
+               jax.process_count())
+
+  checkpoints = checkpoints_lib.Checkpoints(workdir, t.keep_checkpoints)
+  state, meta = checkpoints.restore_latest(state)
+  meta = meta or {"best_eval_accuracy": -1.0, "best_eval_step": -1}
+  start = int(state.step)
+  if start:
+    logging.info("resumed from %s at step %d", checkpoints.latest_dir, start)
+
+  redraw_fn = None
+  if config.attention.redraw_every and state.random_features:
+    inputs = encoder.init_inputs(1, config.data.max_len, spec.dual_input)
+    redraw_fn = engine.jit_replicated(lambda key: layers.draw_random_features(
+        model, key, *inputs, deterministic=True))
+
+  writer = metrics_lib.MetricWriter(workdir, start)
+  progress = metrics_lib.Progress(start, num_steps)
+  batches = data_lib.checked(lra_tasks.train_batches(
+      sources["train"], config.data.batch_size, seed=config.seed,
+      start_step=start, rows=engine.host_rows))
+  window = metrics_lib.TrainWindow()
+  try:
+    window.resume()
+    for step in range(start, num_steps):
+      if (redraw_fn is not None and step and
+          step % config.attention.redraw_every == 0):
+        state = state.replace(random_features=redraw_fn(
+            jax.random.fold_in(keys["redraw"], step)))
+      state, metrics = engine.train(state, engine.put_batch(next(batches)))
+      done = step + 1
+      window.add(done, metrics)
+      progress.step()
+      is_log = done % t.log_every == 0 or done == num_steps
+      is_eval = done % t.eval_frequency == 0 or done == num_steps
+      is_ckpt = done == num_steps or (t.checkpoint_every and
+                                      done % t.checkpoint_every == 0)
+      if is_log or is_eval or is_ckpt:
+        window.check(engine.to_host, checkpoints.last_good())
+      if is_log:
+        scalars = window.summary()
+        writer.write(done, "train", scalars)
+        progress.log(f"step {done}/{num_steps}: train loss "
+                     f"{scalars['loss']:.4f} accuracy {scalars['accuracy']:.4f}"
+                     f" lr {scalars['learning_rate']:.3g} "
+                     f"{scalars['steps_per_sec']:.2f} steps/s",
+                     loss=f"{scalars['loss']:.4f}")
+        window.reset()
+      window.pause()  # eval and checkpoint time is not training time
+      if is_eval:
+        result = evaluate(engine, state, sources["val"], t.num_eval_batches)
+        writer.write(done, "eval", {"loss": result["loss"],
+                                    "accuracy": result["accuracy"]})
+        progress.log(f"step {done}: eval loss {result['loss']:.4f} accuracy "
+                     f"{result['accuracy']:.4f} ({result['denominator']:.0f} "
+                     "examples)")
+        if result["accuracy"] > meta["best_eval_accuracy"]:
+          meta = {"best_eval_accuracy": result["accuracy"],
+                  "best_eval_step": done}
+          checkpoints.save_best(done, engine.put_state(state), meta)
+      if is_ckpt:
+        checkpoints.save_latest(done, engine.put_state(state), meta)
+      window.resume()
+    progress.close()
+    results = _test(config, engine, state, sources["test"], checkpoints,
+                    meta, num_steps)
+    results["data"] = data_info
+    results["parallelism"] = engine.parallelism
+    results["num_devices"] = engine.num_devices
+    results["num_hosts"] = jax.process_count()
+    results["num_params"] = state_lib.num_params(state.params)
+    results["config"] = json.loads(config.to_json_best_effort())
+    writer.write(num_steps, "test", {
+        "accuracy": results["test_accuracy"],
+        "accuracy_best_eval": results["test_accuracy_best_eval"]})
+  finally:
+    progress.close()
+    writer.close()
+    checkpoints.close()
+  if is_main:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+  return results, state
+
+
+def _test(config: Any, engine: parallel.Engine, state: Any, test_source: Any,
+          checkpoints: checkpoints_lib.Checkpoints, meta: dict,
+          num_steps: int) -> Dict[str, Any]:
+  """Test accuracy of the last and the best-eval parameters."""
+  last = evaluate(engine, state, test_source)
+  best_state, _ = checkpoints.restore_best(engine.put_state(state))
+  best = last if best_state is None else evaluate(engine, best_state,
+                                                  test_source)
+  return {
+      "task": config.task,
+      "attention": config.attention.variant,
+      "preset": config.preset,
+      "smoke": config.smoke,
+      "steps": num_steps,
+      "test_accuracy": last["accuracy"],
+      "test_loss": last["loss"],
+      "test_accuracy_best_eval": best["accuracy"],
+      "best_eval_step": meta["best_eval_step"],
+      "best_eval_accuracy": meta["best_eval_accuracy"],
+      "num_test_examples": int(last["denominator"]),
+      "majority_class_accuracy": last["majority"],
+  }
+
+
+def summary_line(results: Dict[str, Any]) -> str:
+  """The one line `run_lra.py` prints at the end."""
+  preset = results["preset"] + (",smoke" if results["smoke"] else "")
+  line = (f"task={results['task']} attention={results['attention']} "
+          f"preset={preset} steps={results['steps']} "
+          f"test_accuracy={results['test_accuracy']:.4f} "
+          f"test_accuracy_best_eval={results['test_accuracy_best_eval']:.4f}"
+          f" (step {results['best_eval_step']}) "
+          f"majority_class={results['majority_class_accuracy']:.4f}")
+  if "data" in results:
+    line += f" data={results['data']['kind']}"
+  return line
