@@ -1,9 +1,11 @@
-"""Attention as pure functions (no Flax): exact references and linear attention.
+"""Attention as pure functions (no Flax modules): exact references, linear
+attention, and Macformer attention in one call.
 
 Layout everywhere: q, k [B, L, H, Dk], v [B, L, H, Dv], feature maps
-phi [B, L, H, M], outputs [B, L, H, Dv] (Flax's and `jax.nn.dot_product_attention`'s
-layout). `mask` is [B, L], True (or 1) for real tokens; masked keys get no
-weight, masked queries still get an output (the encoder zeroes or ignores it).
+phi [B, L, H, M], outputs [B, L, H, Dv] (the layout of Flax and of
+`jax.nn.dot_product_attention`). `mask` is [B, L], True (or 1) for real
+tokens; masked keys get no weight, masked queries still get an output (the
+encoder zeroes or ignores it).
 
 * `kernelized_attention`: the exact, quadratic reference
   out_i = sum_j f(q_i . k_j) v_j / sum_j f(q_i . k_j) (SPEC §3); q and k are
@@ -13,16 +15,24 @@ weight, masked queries still get an output (the encoder zeroes or ignores it).
   causal (chunked, O(L) memory).
 * `rmfa`: `linear_attention` with the denominator guard that signed random
   Maclaurin features need.
+* `macformer_attention`: the one call, q, k, v [B, L, H, Dh] in, output out:
+  PreSBN -> scale -> random Maclaurin features -> `rmfa`, on the fast path
+  (heads-first features, the constant feature added analytically).
+  `layers.RMFAttention` is this function plus PostSBN and its feature state.
 """
 
+import math
 from typing import Optional, Union
+import warnings
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from macformer_jax import features
 from macformer_jax import kernels
+from macformer_jax import normalization
 
 # Default lower bound of the RMFA denominator, per visible real key (see rmfa).
 RMFA_DENOMINATOR_EPS = 1e-2
@@ -251,13 +261,19 @@ def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
 
   The denominator phi(q_i) . sum_j phi(k_j) estimates sum_j f(q_i . k_j) > 0,
   but RMF features are signed (Rademacher products), so the estimate can be
-  near zero or negative. We clamp it at `eps` times the number of visible
-  real keys (default 1e-2): the exact value is that count times the mean
-  kernel value, which is >= 0.84 for every kernel on PreSBN'd, Dk^-1/4-scaled
-  inputs (SPEC §2), so the floor never moves a sane estimate, is independent
-  of L, and bounds the output of a broken one at 100x the mean |v|. The
-  authors clamp at an absolute 1.0 (`eps=1.0, eps_per_key=False`), which
-  does nothing at long L and is too large for short ones.
+  near zero or negative. We clamp it at `eps` times the number n_i of visible
+  real keys (default 1e-2). On PreSBN'd, Dk^-1/4-scaled inputs the exact
+  value is n_i times a mean kernel value of at least min_t f(t) over
+  |t| <= Dk^-1/2 (0.83 for every kernel at Dk = 32, 0.77 at Dk = 16; SPEC
+  §2), so the floor never moves a sane estimate and is independent of L.
+  The floor only bounds |out_i| by |numerator_i| / (eps n_i). That is about
+  1.2 / eps = 120x max |v| while the numerator estimate stays near
+  sum_j f(q_i . k_j) v_j with f <= 1.22 (PreSBN on, Dk = 32). It is no bound in
+  general: without PreSBN, f(q . k) and the RMF variance are unbounded (the
+  inverse, log and sqrt series even diverge for |q . k| >= 1; SPEC §1.3), and
+  so is the output. The authors clamp at an absolute 1.0
+  (`eps=1.0, eps_per_key=False`), which does nothing at long L and is too
+  large for short ones.
 
   Args:
     phi_q, phi_k: [B, L, H, M] RMF features of the scaled queries and keys.
@@ -266,10 +282,9 @@ def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
     causal: prefix attention (chunked).
     eps, eps_per_key: the denominator floor (see above).
     chunk_size: causal chunk length.
-    heads_first, constant: as in `linear_attention`; the fast path of
-      `layers.RMFAttention` passes features from
-      `features.rmf(..., heads_first=True, constant=False)` and
-      constant=a_0.
+    heads_first, constant: as in `linear_attention`; the fast path
+      (`macformer_attention`) passes heads-first features from
+      `features.rmf(..., constant=False, head_axis=1)` and constant=a_0.
 
   Returns:
     float32 [B, L, H, Dv].
@@ -277,3 +292,111 @@ def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
   return linear_attention(phi_q, phi_k, v, mask, causal, eps=eps,
                           eps_per_key=eps_per_key, chunk_size=chunk_size,
                           heads_first=heads_first, constant=constant)
+
+
+def max_qk_scale(kernel: Union[str, kernels.Kernel]) -> float:
+  """Largest q/k scale s with a well-behaved RMF estimate (PreSBN'd inputs).
+
+  After PreSBN |q| = |k| = 1, so the scaled inputs have |q . k| <= s^2.
+  Finite radius r: s^2 <= 0.4 r keeps t inside the radius, the degree-20
+  truncation tail (the `sampled` plan) below 1e-8 and the RMF second-moment
+  series sum_n a_n^2 / P(n) Q^n, Q <= 3 s^4, P(n) ~ 2^-(n+1), convergent
+  (SPEC §1.3). The stratified plan truncates earlier (degree 7 at M = 128),
+  and its dropped tail sum_{n>7} a_n t^n at |t| = 0.4 is 1.1e-3 for the
+  inverse kernel (1.3e-4 log, 1.3e-5 sqrt, 1.7e-8 exp). Entire kernels
+  (exp, trigh, polynomial): s^2 <= 1, beyond which the variance grows fast.
+  `layers.RMFAttention(learn_qk_scale=True)` learns s below this cap.
+  """
+  radius = kernels.get(kernel).radius
+  return math.sqrt(0.4 * radius) if math.isfinite(radius) else 1.0
+
+
+def check_qk_scale(qk_scale, kernel: Union[str, kernels.Kernel]) -> None:
+  """Rejects a fixed scale whose |q . k| <= s^2 leaves the series' radius.
+
+  For PreSBN'd inputs. A traced (learned) scale is not checked: the module
+  keeps it below `max_qk_scale` by construction.
+
+  Raises:
+    ValueError: s^2 >= the kernel's finite radius of convergence (the series
+      and its RMF estimate diverge), or s is not finite.
+
+  Warns:
+    UserWarning: s > `max_qk_scale(kernel)`: inside the radius, but the
+      estimate's variance grows fast (for exp-type kernels, s^2 > 1).
+  """
+  try:
+    s = float(qk_scale)
+  except TypeError:  # a tracer (jax.errors.ConcretizationTypeError)
+    return
+  k = kernels.get(kernel)
+  if not math.isfinite(s):
+    raise ValueError(f"qk_scale must be finite, got {s}")
+  if math.isfinite(k.radius) and s * s >= k.radius:
+    raise ValueError(
+        f"qk_scale={s:g} puts |q.k| up to s^2={s * s:.3g} on PreSBN'd "
+        f"inputs, outside the radius of convergence {k.radius:g} of the "
+        f"{k.name!r} kernel, where its Maclaurin series (and the random "
+        f"features' estimate) diverge; use qk_scale < {math.sqrt(k.radius):g} "
+        f"(well-behaved up to {max_qk_scale(k):.3g}; default Dh^-1/4), or "
+        "learn it (RMFAttention(learn_qk_scale=True))")
+  if s > max_qk_scale(k):
+    warnings.warn(
+        f"qk_scale={s:g} lets |q.k| reach {s * s:.3g} for the {k.name!r} "
+        f"kernel: above s={max_qk_scale(k):.3g} the variance of the random "
+        "Maclaurin estimate grows fast (SPEC §1.3); expect noisy attention",
+        stacklevel=3)
+
+
+def macformer_attention(params: features.RMFParams, q: jax.Array,
+                        k: jax.Array, v: jax.Array,
+                        mask: Optional[jax.Array] = None,
+                        causal: bool = False, qk_scale=None, *,
+                        pre_sbn: bool = True,
+                        eps: float = RMFA_DENOMINATOR_EPS,
+                        eps_per_key: bool = True,
+                        chunk_size: int = 64) -> jax.Array:
+  """Macformer attention in one call: PreSBN -> scale -> RMF -> RMFA.
+
+  Equal to `rmfa(rmf(params, pre_sbn(q) * s), rmf(params, pre_sbn(k) * s),
+  v, mask, causal)` (a test checks it), computed on the fast path: q and k
+  go heads-first ([B, H, L, Dh], a transpose of the narrow inputs, never of
+  the wide features), the features skip the constant column, and `rmfa`
+  adds a_0 analytically. This is what `layers.RMFAttention` runs (the
+  module adds PostSBN and keeps `params` as checkpointed state).
+
+  Args:
+    params: a feature map from `features.sample_rmf(key, Dh, M, kernel,
+      ...)`, shared by the heads or per head (`num_heads=H`).
+    q, k: [B, L, H, Dh], any float dtype (computed in float32).
+    v: [B, L, H, Dv].
+    mask: [B, L] real-token mask (True = real); padded keys get no weight.
+    causal: prefix attention (chunked, O(L) memory); default bidirectional.
+    qk_scale: s, the scale of q and k after PreSBN (so |q . k| <= s^2);
+      None = Dh^-1/4 (the authors'). A Python number is checked against
+      the kernel's radius of convergence (`check_qk_scale`: ValueError
+      outside it, a warning where the variance grows fast); a traced value
+      (a learned scale) is used as is.
+    pre_sbn: apply PreSBN to q and k (off: the authors' ablation without
+      ppSBN; then nothing bounds |q . k|, see `rmfa`).
+    eps, eps_per_key: the denominator floor (`rmfa`).
+    chunk_size: causal chunk length.
+
+  Returns:
+    float32 [B, L, H, Dv].
+  """
+  chex.assert_rank([q, k, v], 4)
+  chex.assert_equal_shape([q, k])
+  dh = q.shape[-1]
+  if qk_scale is None:
+    qk_scale = dh**-0.25
+  elif pre_sbn:
+    check_qk_scale(qk_scale, params.plan.kernel)
+  q, k = (jnp.swapaxes(x.astype(jnp.float32), 1, 2) for x in (q, k))
+  if pre_sbn:
+    q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
+  phi_q, phi_k = (features.rmf(params, x * qk_scale, constant=False,
+                               head_axis=1) for x in (q, k))
+  return rmfa(phi_q, phi_k, v, mask, causal, eps=eps, eps_per_key=eps_per_key,
+              chunk_size=chunk_size, heads_first=True,
+              constant=params.plan.sqrt_a0**2)

@@ -1,4 +1,4 @@
-"""Random feature maps, pure-functional: `sample_*(key, ...) -> params`, `*(params, x)`.
+"""Random feature maps, pure: `sample_*(key, ...) -> params`, `*(params, x)`.
 
 Random Maclaurin features (RMF; Kar & Karnick 2012, SPEC §1). For a kernel
 f(t) = sum_n a_n t^n the feature map is
@@ -15,9 +15,15 @@ authors' code). Two independent choices define a feature map:
     s_i^2 = a_n / (P(n) (M-1)). Unbiased for f truncated at max_degree.
   * `stratified`: deterministic counts C_n ~= (M-1) P(n) (largest remainder),
     weight s^2 = a_n / C_n. Lower variance (no multinomial noise in the
-    counts); unbiased for f truncated at the largest degree with C_n > 0
-    (n = 7 for M = 128, where the dropped tail is below 1e-8 for every kernel
-    on PreSBN'd inputs, SPEC §1.2.5).
+    counts); unbiased for f truncated at the largest degree K with C_n > 0
+    (K = 5 for M = 32, 7 for M = 128, 9 for M = 512). The dropped tail
+    sum_{n>K} a_n t^n is largest for the inverse kernel, t^(K+1) / (1 - t).
+    On PreSBN'd inputs at the default scale (|t| <= Dk^-1/2) and M = 128 it
+    is 1.2e-6 at Dk = 32 (log 1.4e-7, sqrt 1.5e-8, exp 2.4e-11) and 2e-5 at
+    Dk = 16: far below the estimate's noise (std ~2e-2 at M = 128). It grows
+    with the scale: 1.1e-3 for the inverse kernel at the learnable cap
+    |t| <= 0.4 (`attention.max_qk_scale`; log 1.3e-4). `sampled` reaches
+    degree 20 (tail below 1e-8 up to |t| = 0.4).
 
 **Projection layout** (which Rademacher vectors a degree-n feature multiplies):
   * `independent`: every feature has its own n vectors (K&K). The projection
@@ -30,8 +36,12 @@ authors' code). Two independent choices define a feature map:
     what makes RMFA as fast as FAVOR+. Features of one chain share factors,
     so they are correlated; the added covariance of a degree-n and a degree-m
     feature (n < m) is t^(m-n) (Q^n - t^(2n)) with Q = E[(w.x)^2 (w.y)^2], of
-    relative order |t|^(m-n) (~1/d^(m-n) on PreSBN'd inputs). Measured in
-    `benchmarks/kernel_error.py`.
+    relative order |t|^(m-n). On PreSBN'd inputs that is negligible for
+    unrelated pairs (|t| ~ 1/Dk: variance x1.01 at Dk = 32, M = 128) but
+    not for near-parallel ones (|t| near Dk^-1/2): there the variance grows
+    by x1.43 for the inverse kernel (x1.21 log, x1.18 exp, x1.10 sqrt; exact
+    formula `benchmarks/kernel_error.py:stratified_variance`, Monte Carlo
+    x1.39-1.48 per pair). `independent` avoids that at twice the width.
 
 Shapes are static under `jax.jit`: the degree counts are host-side Python
 ints (numpy), only the Rademacher values come from the JAX key. For
@@ -292,7 +302,7 @@ def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
   Args:
     params: from `sample_rmf`.
     x: [..., Dk], any float dtype (the products are computed in float32).
-      Any layout works: `layers.RMFAttention` passes heads-first
+      Any layout works: `attention.macformer_attention` passes heads-first
       [B, H, L, Dk], the layout its matmuls want.
     constant: include the constant feature sqrt(a_0) as column 0; without it
       the caller adds a_0 analytically (`attention.rmfa(constant=a_0)`).
@@ -440,5 +450,5 @@ def fourier_features(projection: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def elu_plus_one(x: jax.Array) -> jax.Array:
-  """Linear attention's map (Katharopoulos et al. 2020): [..., D] -> [..., D]."""
+  """Linear attention's map (Katharopoulos et al. 2020): [..., D] -> same."""
   return jax.nn.elu(x.astype(jnp.float32)) + 1.0

@@ -74,7 +74,8 @@ _ALIASES = {"logi": "log"}
 
 
 def polynomial(degree: int) -> Kernel:
-  """The inhomogeneous polynomial kernel (1 + t)^degree (finitely many terms)."""
+  """The inhomogeneous polynomial kernel (1 + t)^degree (finitely many terms).
+  """
   if degree < 1 or int(degree) != degree:
     raise ValueError(f"polynomial degree must be a positive integer, got "
                      f"{degree!r}")

@@ -31,7 +31,6 @@ import jax.numpy as jnp
 
 from macformer_jax import attention
 from macformer_jax import features
-from macformer_jax import kernels
 from macformer_jax import normalization
 from macformer_jax import spectral
 from macformer_jax.registry import Registry
@@ -121,14 +120,9 @@ class SoftmaxAttention(nn.Module):
     return out.astype(jnp.float32)
 
 
-def _max_qk_scale(kernel: kernels.Kernel) -> float:
-  """Largest scale s allowed for PreSBN'd inputs (then |q.k| <= s^2).
-
-  Finite radius r: s^2 <= 0.4 r keeps t inside the radius with a degree-20
-  truncation tail below 1e-8 and the RMF second-moment series
-  sum (2Q)^n, Q <= 3 s^4, convergent (SPEC §1.3). Entire kernels: s^2 <= 1.
-  """
-  return math.sqrt(0.4 * kernel.radius) if math.isfinite(kernel.radius) else 1.0
+# The cap of a learned q/k scale (`attention.max_qk_scale`); kept under its
+# old name for callers of this module.
+_max_qk_scale = attention.max_qk_scale
 
 
 @ATTENTIONS.register("rmfa")
@@ -151,7 +145,9 @@ class RMFAttention(nn.Module):
     qk_scale: scale of q and k after PreSBN; None = Dh^-1/4 (authors).
     learn_qk_scale: learn the scale as s_max * sigmoid(logit), initialised
       at `qk_scale`, so that |q.k| <= s_max^2 stays inside the kernel's
-      radius of convergence (see `_max_qk_scale`; needs `pre_sbn`).
+      radius of convergence (`attention.max_qk_scale`; needs `pre_sbn`).
+      A fixed `qk_scale` outside the radius raises ValueError, one where the
+      variance grows fast warns (`attention.check_qk_scale`).
     eps, eps_per_key: RMFA's denominator floor (`attention.rmfa`).
     chunk_size: causal chunk length.
     allocation_seed: numpy seed of 'sampled' degree counts (mixed with the
@@ -174,14 +170,13 @@ class RMFAttention(nn.Module):
   chunk_size: int = 64
   allocation_seed: int = 0
 
-  def _scale(self, head_dim: int) -> jax.Array:
+  def _learned_scale(self, head_dim: int) -> jax.Array:
+    """s_max * sigmoid(logit), the logit a parameter (learn_qk_scale)."""
     scale = head_dim**-0.25 if self.qk_scale is None else self.qk_scale
-    if not self.learn_qk_scale:
-      return jnp.asarray(scale, jnp.float32)
     if not self.pre_sbn:
       raise ValueError("learn_qk_scale bounds |q.k| only on PreSBN'd inputs; "
                        "set pre_sbn=True")
-    s_max = _max_qk_scale(kernels.get(self.kernel))
+    s_max = attention.max_qk_scale(self.kernel)
     ratio = min(scale / s_max, 0.9)
     logit = self.param("qk_scale_logit", nn.initializers.constant(
         math.log(ratio / (1.0 - ratio))), (), jnp.float32)
@@ -201,20 +196,13 @@ class RMFAttention(nn.Module):
         self, "projections",
         lambda key: jax.random.rademacher(key, shape, jnp.float32))
     params = features.RMFParams(projections, jnp.asarray(scales), plan)
-    # Heads-first from here on: the transposes are on the narrow q, k and v,
-    # never on the wide features ([B, H, L, M] is what the matmuls want).
-    q, k = (jnp.swapaxes(x.astype(jnp.float32), 1, 2) for x in (q, k))
-    if self.pre_sbn:
-      q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
-    scale = self._scale(dh)
-    # Without the constant column: rmfa adds a_0 analytically (equal to
-    # rmfa(rmf(q), rmf(k), v), which a test checks).
-    phi_q, phi_k = (features.rmf(params, x * scale, constant=False, head_axis=1)
-                    for x in (q, k))
-    out = attention.rmfa(phi_q, phi_k, v, mask, self.causal, eps=self.eps,
-                         eps_per_key=self.eps_per_key,
-                         chunk_size=self.chunk_size, heads_first=True,
-                         constant=plan.sqrt_a0**2)
+    # One implementation: the pure one-call function (its fast heads-first
+    # path); a fixed qk_scale is checked against the kernel's radius there.
+    scale = self._learned_scale(dh) if self.learn_qk_scale else self.qk_scale
+    out = attention.macformer_attention(
+        params, q, k, v, mask, self.causal, scale, pre_sbn=self.pre_sbn,
+        eps=self.eps, eps_per_key=self.eps_per_key,
+        chunk_size=self.chunk_size)
     if self.post_sbn:
       out = normalization.PostSBN(power=self.post_sbn_power,
                                   name="post_sbn")(out)

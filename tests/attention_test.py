@@ -1,6 +1,8 @@
 """Attention functions against independent references: explicit quadratic
 forms in float64, exact kernelized attention, softmax, masking and causality."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,18 +62,93 @@ def test_linear_attention_equals_explicit_form_in_float64(causal):
         atol=2e-6)
 
 
+def _close(actual, expected, rtol=1e-5, atol_scale=1e-5):
+  """Two float32 XLA paths: 1e-5 relative, plus 1e-5 of the largest
+  expected value (entries near 0 after cancellation carry the absolute
+  round-off of their terms, ~1e-7 * sqrt(#terms) * scale)."""
+  expected = np.asarray(expected)
+  np.testing.assert_allclose(actual, expected, rtol=rtol,
+                             atol=atol_scale * np.max(np.abs(expected)))
+
+
 @pytest.mark.parametrize("causal", [False, True])
-def test_constant_feature_heads_first_path_equals_plain_rmfa(causal):
-  """The module's fast path == rmfa on full features in the public layout."""
-  q, k, v = _qkv(scale=D**-0.25)
-  params = features.sample_rmf(jax.random.key(0), D, 64, "log", "stratified")
+@pytest.mark.parametrize("share_heads", [True, False])
+def test_macformer_attention_equals_composition_of_public_functions(
+    causal, share_heads):
+  """The one call == pre_sbn -> scale -> rmf -> rmfa in the public
+  [B, L, H, M] layout (with the constant column, no analytic a_0)."""
+  q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv())
+  params = features.sample_rmf(jax.random.key(0), D, 64, "log", "stratified",
+                               num_heads=None if share_heads else H)
   mask = jnp.asarray(_mask())
-  plain = attention.rmfa(features.rmf(params, q), features.rmf(params, k), v,
-                         mask, causal, chunk_size=16)
-  hf = lambda x: features.rmf(params, jnp.swapaxes(x, 1, 2), constant=False)
-  fast = attention.rmfa(hf(q), hf(k), v, mask, causal, chunk_size=16,
-                        heads_first=True, constant=params.plan.sqrt_a0**2)
-  np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-6)
+  s = 0.6
+  phi = lambda x: features.rmf(params, normalization.pre_sbn(x) * s)
+  plain = attention.rmfa(phi(q), phi(k), v, mask, causal, chunk_size=16)
+  fast = attention.macformer_attention(params, q, k, v, mask, causal,
+                                       qk_scale=s, chunk_size=16)
+  assert fast.shape == v.shape and fast.dtype == jnp.float32
+  _close(fast, plain)
+  # Default scale Dh^-1/4 and no PreSBN (the authors' ablation).
+  default = attention.macformer_attention(params, q, k, v, mask, causal,
+                                          chunk_size=16)
+  phi = lambda x: features.rmf(params, normalization.pre_sbn(x) * D**-0.25)
+  _close(default, attention.rmfa(phi(q), phi(k), v, mask, causal,
+                                 chunk_size=16))
+  raw = attention.macformer_attention(params, 0.3 * q, 0.3 * k, v, mask,
+                                      causal, qk_scale=0.5, pre_sbn=False,
+                                      chunk_size=16)
+  phi = lambda x: features.rmf(params, 0.15 * x)
+  _close(raw, attention.rmfa(phi(q), phi(k), v, mask, causal, chunk_size=16))
+
+
+@pytest.mark.parametrize("kernel", ["exp", "inverse"])
+def test_macformer_attention_matches_exact_kernelized_attention(kernel):
+  """M = 8192, qk_scale^2 = 0.36 (so f spreads, unlike the near-uniform
+  default): relative error < 2 %, against a spread > 10x that.
+
+  Error scale: ~0.02 at M = 256 on the default scale, falling like M^-1/2
+  (README, SPEC §1.3), so ~0.004-0.008 here; the draw is a fixed key.
+  """
+  q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=3))
+  mask = jnp.asarray(_mask())
+  s = 0.6
+  params = features.sample_rmf(jax.random.key(2), D, 8192, kernel,
+                               "stratified")
+  out = attention.macformer_attention(params, q, k, v, mask, qk_scale=s)
+  qs, ks = (normalization.pre_sbn(x) * s for x in (q, k))
+  exact = attention.kernelized_attention(qs, ks, v, kernel, mask)
+  real = np.asarray(mask)[:, :, None, None]
+  error = np.linalg.norm((out - exact) * real) / np.linalg.norm(exact * real)
+  assert error < 0.02, error
+  uniform = attention.kernelized_attention(0 * qs, ks, v, kernel, mask)
+  spread = np.linalg.norm((uniform - exact) * real) / np.linalg.norm(
+      exact * real)
+  assert spread > 10 * error, (spread, error)
+
+
+def test_qk_scale_outside_the_radius_is_an_error_or_a_warning():
+  q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(length=8))
+  for kernel in ("inverse", "log", "sqrt"):  # radius 1: s^2 >= 1 diverges
+    params = features.sample_rmf(jax.random.key(0), D, 16, kernel,
+                                 "stratified")
+    with pytest.raises(ValueError, match=(
+        f"qk_scale=1.1 .* outside the radius of convergence 1 of the "
+        f"'{kernel}' kernel")):
+      attention.macformer_attention(params, q, k, v, qk_scale=1.1)
+    with pytest.warns(UserWarning, match="variance"):  # 0.4 < s^2 < 1
+      attention.macformer_attention(params, q, k, v, qk_scale=0.8)
+  exp = features.sample_rmf(jax.random.key(0), D, 16, "exp", "stratified")
+  with pytest.warns(UserWarning, match="variance"):  # entire: s^2 > 1
+    attention.macformer_attention(exp, q, k, v, qk_scale=1.5)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    attention.macformer_attention(exp, q, k, v, qk_scale=0.9)
+    # A traced (learned) scale is not checked; without PreSBN nothing is.
+    jax.jit(lambda s: attention.macformer_attention(
+        exp, q, k, v, qk_scale=s))(3.0)
+    attention.macformer_attention(exp, q, k, v, qk_scale=3.0, pre_sbn=False)
+  assert attention.max_qk_scale("inverse") ** 2 == pytest.approx(0.4)
+  assert attention.max_qk_scale("exp") == 1.0
 
 
 @pytest.mark.parametrize("kernel", ["exp", "trigh", "inverse", "log", "sqrt"])

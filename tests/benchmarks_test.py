@@ -373,7 +373,8 @@ def test_report_with_inputs(quick_run, tmp_path):
   assert "| exp | near |" in text  # variance table
   assert "| 256 | 3.0 | 2.5 | 4.0 | 1.33× | 1.60× | 0.83× |" in text
   assert "it overtakes softmax at L ≈" in text
-  assert "| macformer_exp | 10 | 2 | 2000 | 1.000 | 1.000 | 4.00x | 9.0 |" in text
+  assert ("| macformer_exp | 10 | 2 | 2000 | 1.000 | 1.000 | 4.00x | 9.0 |"
+          in text)
   assert (docs / "attention_speed.png").stat().st_size > 5_000
   assert "### Original LRA harness" in text  # lra_table demoted one level
   assert "| softmax (ours) | this repo | *reduced* |" in text

@@ -189,20 +189,33 @@ def test_kernel_matrix_error_falls_like_one_over_sqrt_d():
 
 
 def test_per_head_maps_are_independent():
+  """Head h of a per-head map == a shared map with that head's projections.
+
+  The two sides contract x with the projections on different XLA paths
+  (einsum over [H, Dk, W] vs one matmul), which may sum in different orders.
+  Integer inputs make every projection w.x an exact small integer in
+  float32 whatever the order, so the only round-off left is the same few
+  elementwise products and scales on both sides: at most one rounding per
+  factor (degree <= 5 here), hence rtol = 8 float32 epsilons.
+  """
   params = features.sample_rmf(jax.random.key(0), D_IN, 32, "exp",
                                "stratified", num_heads=3)
   assert params.projections.shape == (3, D_IN, 31)
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3, D_IN)))
+  x = jnp.asarray(np.random.default_rng(0).integers(-3, 4, size=(5, 3, D_IN)),
+                  jnp.float32)
+  rtol = 8 * np.finfo(np.float32).eps
   phi = features.rmf(params, x)
   for h in range(3):
     single = features.RMFParams(params.projections[h], params.scales,
                                 params.plan)
     np.testing.assert_allclose(phi[:, h], features.rmf(single, x[:, h]),
-                               rtol=1e-6)
+                               rtol=rtol)
   heads_first = features.rmf(params, jnp.swapaxes(x[None], 1, 2),
                              head_axis=1)
   np.testing.assert_allclose(jnp.swapaxes(heads_first[0], 0, 1), phi,
-                             rtol=1e-6)
+                             rtol=rtol)
+  # The heads' draws differ.
+  assert not np.array_equal(params.projections[0], params.projections[1])
 
 
 def test_fourier_features_estimate_the_softmax_kernel():
