@@ -1,4 +1,5 @@
-"""What every LRA task pipeline shares: `TaskSpec`, the `Task` protocol, batching.
+"""What every LRA task pipeline shares: `TaskSpec`, the `Task` protocol,
+batching.
 
 A task turns the files of the LRA release (or TFDS for IMDB and CIFAR-10) into a
 *source*: a random-access sequence of examples, each a dict of numpy arrays for
@@ -21,9 +22,9 @@ Differences from the original LRA input pipelines (LRA_NOTES §2, §4), and why:
 
 * LRA shuffles with unseeded `tf.data` buffers (ListOps 1024 examples, Text 256,
   Retrieval 2048, Image 256 *batches*). Here the train stream is a full
-  permutation per epoch drawn from `np.random.default_rng([seed, epoch])`, so the
-  batch at step s depends only on (seed, s) and a resumed run sees exactly the
-  stream it would have seen without the interruption.
+  permutation per epoch drawn from `np.random.default_rng([seed, epoch])`, so
+  the batch at step s depends only on (seed, s) and a resumed run sees exactly
+  the stream it would have seen without the interruption.
 * LRA drops the last partial eval batch for Retrieval and Image
   (`drop_remainder=True`, LRA_NOTES §2.3, §2.4). `eval_batches` never drops: the
   last batch is padded with weight-0 rows (STYLE §2 item 23), so accuracies are
@@ -144,7 +145,7 @@ def check_split(split: str, task: str) -> str:
 
 
 def check_max_len(max_len: Optional[int], default: int, task: str) -> int:
-  """Returns `max_len` (or `default` when None) after checking it is positive."""
+  """Returns `max_len` (or `default` when None), checked to be positive."""
   if max_len is None:
     return default
   if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)):
@@ -329,7 +330,8 @@ def _check_batch_args(source: Source, batch_size: int) -> int:
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  """The order of the n examples in `epoch` (int64[n]), a function of (seed, epoch)."""
+  """The order of the n examples in `epoch`: int64[n], a function of
+  (seed, epoch)."""
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 

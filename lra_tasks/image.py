@@ -1,4 +1,5 @@
-"""Image: CIFAR-10 from TFDS as 1024 gray pixels, one token each (LRA_NOTES §2.4).
+"""Image: CIFAR-10 from TFDS as 1024 gray pixels, one token each
+(LRA_NOTES §2.4).
 
 Splits as in LRA: train = TFDS `train[:90%]` (45k), val = `train[90%:]` (5k),
 test = `test` (10k). Each 32x32x3 image becomes gray exactly as
@@ -64,7 +65,8 @@ def rgb_to_grayscale(images: np.ndarray) -> np.ndarray:
 
 
 class ImageSource:
-  """Gray pixels uint8[N, P] + labels; example i is pixels + offset, padded to L."""
+  """Gray pixels uint8[N, P] + labels; example i is its pixels + offset,
+  padded to L."""
 
   def __init__(self, pixels: np.ndarray, targets: np.ndarray, max_len: int,
                offset: int):
@@ -142,7 +144,8 @@ class ImageTask:
       image = np.asarray(ex["image"])
       if image.shape != (32, 32, 3):
         raise ValueError(f"image: TFDS {TFDS_NAME} {TFDS_SPLITS[split]!r} "
-                         f"example {i} has shape {image.shape}, not (32, 32, 3)")
+                         f"example {i} has shape {image.shape}, not "
+                         "(32, 32, 3)")
       pixels[i] = rgb_to_grayscale(image).reshape(-1)
       labels[i] = int(ex["label"])
     base.check_labels(labels, SPEC.num_classes,

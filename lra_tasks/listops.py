@@ -1,4 +1,4 @@
-"""ListOps: the LRA release's TSV files, LRA's tokenization, and a fast generator.
+"""ListOps: the LRA release's TSV files, LRA's tokenization, a fast generator.
 
 Files (LRA_NOTES §2.1): `{task_name}_{train,val,test}.tsv` (LRA: `basic_*` in
 `listops-1000/`), tab-separated with the header `Source<TAB>Target`; Source is a
@@ -79,9 +79,11 @@ _LEGACY_IDS = {tok.lstrip("["): i for tok, i in _LRA_IDS.items() if tok != "]"}
 _TABLES = {"lra": _LRA_IDS, "legacy_alnum": _LEGACY_IDS}
 
 # LRA's generator constants (data/listops.py).
-OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")  # LRA's order: MIN, MAX, MED, SUM_MOD
+# LRA's order: MIN, MAX, MED, SUM_MOD.
+OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
-VALUE_P = 0.25  # a node is an operator iff random() <= VALUE_P (LRA: r > 0.25 -> leaf)
+# A node is an operator iff random() <= VALUE_P (LRA: r > 0.25 -> leaf).
+VALUE_P = 0.25
 
 _WORD_RE = re.compile(r"\W+")
 # What `str.split()` treats as whitespace among ASCII bytes.
@@ -110,7 +112,8 @@ def tokenize(source: str, tokenizer: str = "lra") -> List[int]:
     tokens = [t for t in _WORD_RE.split(source) if t]
   else:
     raise ValueError(
-        f"unknown ListOps tokenizer {tokenizer!r}; known: {', '.join(TOKENIZERS)}")
+        f"unknown ListOps tokenizer {tokenizer!r}; known: "
+        f"{', '.join(TOKENIZERS)}")
   table = _TABLES[tokenizer]
   return [table.get(t, OOV_ID) for t in tokens]
 
@@ -216,7 +219,8 @@ def _find_byte(buf: np.ndarray, value: int,
 
 def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
              num_classes: int = SPEC.num_classes,
-             chunk_bytes: int = 16 << 20) -> Tuple[base.RaggedArray, np.ndarray, int]:
+             chunk_bytes: int = 16 << 20
+             ) -> Tuple[base.RaggedArray, np.ndarray, int]:
   """Reads and tokenizes one ListOps TSV file.
 
   Args:
@@ -237,7 +241,8 @@ def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
   """
   if tokenizer not in TOKENIZERS:
     raise ValueError(
-        f"unknown ListOps tokenizer {tokenizer!r}; known: {', '.join(TOKENIZERS)}")
+        f"unknown ListOps tokenizer {tokenizer!r}; known: "
+        f"{', '.join(TOKENIZERS)}")
   # A read-only memory map: the file (635 MB for LRA's train split) stays in
   # the page cache instead of the process heap.
   if os.path.getsize(path) == 0:
@@ -596,8 +601,9 @@ def generate(output_dir: str, num_train: int, num_val: int, num_test: int,
   longest = max_tree_length(max_depth, max_args)
   if min_length + 1 >= max_length or min_length + 1 > longest:
     raise ValueError(
-        f"no tree can satisfy {min_length} < length < {max_length} (the longest "
-        f"possible with max_depth={max_depth}, max_args={max_args} is {longest})")
+        f"no tree can satisfy {min_length} < length < {max_length} (the "
+        f"longest possible with max_depth={max_depth}, max_args={max_args} is "
+        f"{longest})")
   rng = np.random.default_rng(seed)
   os.makedirs(output_dir, exist_ok=True)
   paths = {s: os.path.join(output_dir, f"{task_name}_{s}.tsv")

@@ -3,7 +3,8 @@
 Layout (LRA_NOTES §2.5), as in the LRA tarball (made with
 github.com/drewlinsley/pathfinder):
 
-  pathfinder{R}/{curv_baseline | curv_contour_length_9 | curv_contour_length_14}/
+  pathfinder{R}/{D}/               D: curv_baseline, curv_contour_length_9 or
+                                   curv_contour_length_14
       imgs/<k>/sample_<n>.png      R x R gray PNGs
       metadata/<k>.npy             TEXT, despite the name: one line per image,
                                    space-separated; field 0 the image subdir
@@ -170,7 +171,8 @@ def read_png(path: str, resolution: int) -> np.ndarray:
 
 
 class PathfinderSource:
-  """Lazily decoded PNGs: example i is the flattened image + offset, padded to L."""
+  """Lazily decoded PNGs: example i is the flattened image + offset, padded
+  to L."""
 
   def __init__(self, paths: Sequence[str], targets: np.ndarray, resolution: int,
                max_len: int, offset: int):
@@ -217,7 +219,8 @@ class PathfinderTask:
 
   def load(self, data_dir: Optional[str], split: str, *,
            max_len: Optional[int] = None, resolution: int = 32,
-           difficulty: str = "hard", shift_ids: bool = True) -> PathfinderSource:
+           difficulty: str = "hard", shift_ids: bool = True
+           ) -> PathfinderSource:
     """Indexes one split of `pathfinder{resolution}/{difficulty dir}`.
 
     Args:
@@ -252,7 +255,8 @@ class PathfinderTask:
       raise FileNotFoundError(
           f"pathfinder: no {sub}/metadata/*.npy found; looked in: "
           f"{', '.join(tried)}. Expected {sub}/imgs/<k>/sample_<n>.png and "
-          f"{sub}/metadata/<k>.npy (text lines: subdir file index label ...) as "
+          f"{sub}/metadata/<k>.npy (text lines: subdir file index label ...) "
+          "as "
           f"in the LRA release ({base.LRA_RELEASE_URL}, folder "
           "lra_release/lra_release/pathfinder*/), or generate Pathfinder-style "
           "images offline with: python -m lra_tasks.pathfinder --output_dir "
@@ -291,8 +295,9 @@ class PathfinderTask:
 
 _AA = 2  # supersampling factor
 # Per resolution: paddle length, gap between paddles, line thickness, marker
-# radius (final pixels), distractor budget (LRA_NOTES §2.5: num_distractor_snakes
-# = budget // distractor_length), max turn between paddles (radians).
+# radius (final pixels), distractor budget (LRA_NOTES §2.5:
+# num_distractor_snakes = budget // distractor_length), max turn between
+# paddles (radians).
 _PARAMS = {
     32: dict(paddle=2.0, gap=1.0, thickness=1.0, marker=1.5, budget=20,
              turn=math.pi / 3),
@@ -354,8 +359,8 @@ class _Canvas:
     t = np.linspace(0.0, p["paddle"], samples)
     pts = heads[:, :, None, :] + t[None, None, :, None] * direction[:, :, None]
     paddle = np.repeat(np.arange(num_paddles), samples)
-    ends = np.stack([heads[:, 0], heads[:, -1] + direction[:, -1] * p["paddle"]],
-                    axis=1)
+    last = heads[:, -1] + direction[:, -1] * p["paddle"]
+    ends = np.stack([heads[:, 0], last], axis=1)
     return pts.reshape(count, -1, 2), paddle, ends, (lo, hi)
 
   def try_add(self, rng: np.random.Generator, num_paddles: int,
@@ -499,7 +504,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--resolution", type=int, default=32,
                       choices=RESOLUTIONS)
   parser.add_argument("--difficulty", action="append",
-                      help="easy, intermediate or hard; repeatable; default all")
+                      help="easy, intermediate or hard; repeatable; default "
+                      "all")
   parser.add_argument("--images_per_dir", type=int, default=1000)
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,4 +1,5 @@
-"""Synthetic data sets in the real on-disk formats: tests, benchmarks, smoke runs.
+"""Synthetic data sets in the real on-disk formats, for tests, benchmarks and
+smoke runs.
 
 * `prepare_fake_tfds(data_dir, 'imdb_reviews' | 'cifar10', ...)` writes a real
   TFDS ArrayRecord data set under the real name, version and features, with
@@ -80,7 +81,9 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
   rng = np.random.default_rng(seed)
 
   if name == "imdb_reviews":
-    from tensorflow_datasets.datasets.imdb_reviews import imdb_reviews_dataset_builder as mod  # pylint: disable=g-import-not-at-top,line-too-long
+    # pylint: disable-next=g-import-not-at-top
+    from tensorflow_datasets.datasets.imdb_reviews import (
+        imdb_reviews_dataset_builder as mod)
     parent = mod.Builder
 
     def examples(n, start):

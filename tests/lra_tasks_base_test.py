@@ -1,4 +1,5 @@
-"""Tests for lra_tasks/__init__.py and lra_tasks/base.py (registry, batching)."""
+"""Tests for lra_tasks/__init__.py and lra_tasks/base.py (registry, batching,
+offline data)."""
 
 import dataclasses
 import subprocess

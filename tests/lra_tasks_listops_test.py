@@ -1,4 +1,5 @@
-"""Tests for lra_tasks/listops.py: golden tokenization, reader, generator, errors."""
+"""Tests for lra_tasks/listops.py: golden tokenization, reader, generator,
+errors."""
 
 import csv
 import logging
@@ -152,7 +153,8 @@ def test_finds_files_in_the_release_layout(tmp_path, generated):
   nested = tmp_path / "lra_release" / "lra_release" / "listops-1000"
   nested.mkdir(parents=True)
   for name in listops.expected_files():
-    (nested / name).write_bytes(open(os.path.join(generated, name), "rb").read())
+    with open(os.path.join(generated, name), "rb") as f:
+      (nested / name).write_bytes(f.read())
   assert len(lra_tasks.get_task("listops").load(str(tmp_path), "test")) == 8
 
 

@@ -1,4 +1,5 @@
-"""Tests for lra_tasks/pathfinder.py: reader on generated PNG files, generator."""
+"""Tests for lra_tasks/pathfinder.py: reader on generated PNG files,
+generator."""
 
 import logging
 import os

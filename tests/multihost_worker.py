@@ -17,12 +17,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import jax
-import numpy as np
+# After the environment above, which jax reads at import.
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
-from macformer_jax import training
-from tiny_config import tiny_config
+from macformer_jax import training  # noqa: E402
+from tiny_config import tiny_config  # noqa: E402
 
 
 def main(process_id, num_processes, port, workdir, out):

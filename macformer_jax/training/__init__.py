@@ -1,4 +1,4 @@
-"""The LRA trainer, `train_and_evaluate(config, workdir)`, one module per concern.
+"""The LRA trainer, `train_and_evaluate(config, workdir)`, a module per concern.
 
   state.py        TrainState, named keys, initialisation under jit
   steps.py        pure train/eval steps, per-example dropout keys
