@@ -42,17 +42,31 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for checkpoints, metrics and results.json "
     "(default: runs/<task>_<attention>_<preset>[_smoke]).")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Join a multi-host job with jax.distributed."
+    "initialize(), which detects Cloud TPU slices, SLURM, Open MPI and "
+    "Kubernetes by itself (automatic when their environment variables are "
+    "set, see _multi_process).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (multi-host "
+    "without a cluster manager; also JAX_COORDINATOR_ADDRESS).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes in the job (with --coordinator_address).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's index, 0..num_processes-1.")
 flags.mark_flags_as_required(["config"])
 
 # Environment variables that mean "this process is one of several": then
 # `jax.distributed.initialize()` finds the coordinator by itself (Cloud TPU
-# pods, SLURM, Open MPI) or from JAX_COORDINATOR_ADDRESS.
+# pods on GKE, SLURM, Open MPI) or from JAX_COORDINATOR_ADDRESS.
 _MULTI_PROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES",
                       "MEGASCALE_COORDINATOR_ADDRESS")
 _COUNT_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
 
 
 def _multi_process() -> bool:
+  if _MULTIHOST.value or _COORDINATOR.value or (_NUM_PROCESSES.value or 1) > 1:
+    return True
   if any(os.environ.get(k) for k in _MULTI_PROCESS_ENV):
     hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
     return "," in hosts or not hosts
@@ -80,7 +94,8 @@ def main(argv):
     if os.environ.get("JAX_PLATFORMS", "") == "cpu":
       # CPU processes need an implementation of cross-process collectives.
       jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize()
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                               _PROCESS_ID.value)
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(config)
   logging.info("JAX %s: process %d/%d, local devices %s", jax.__version__,

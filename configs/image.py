@@ -1,5 +1,7 @@
 """Image: CIFAR-10 as 1024 grey-level pixels (LRA_NOTES §2.4), 10 classes.
 
+Offline smoke run (synthetic CIFAR-10-format images, no download):
+  python run_lra.py --config=configs/image.py:macformer_exp,smoke
 LRA run (preset `lra`, compare with the LRA paper's Table 1, Transformer 42.44):
   python run_lra.py --config=configs/image.py:softmax \
     --config.data.data_dir=$HOME/tensorflow_datasets

@@ -1,5 +1,7 @@
 """Pathfinder-32 (LRA_NOTES §2.5), 2 classes, 1024 pixels.
 
+Offline smoke run (synthetic Pathfinder-style images, no download):
+  python run_lra.py --config=configs/pathfinder.py:macformer_exp,smoke
 LRA run (preset `lra`, compare with the LRA paper's Table 1, Transformer 71.40):
   python run_lra.py --config=configs/pathfinder.py:softmax \
     --config.data.data_dir=$HOME/lra_release/lra_release

@@ -1,5 +1,7 @@
 """Retrieval: AAN document matching, byte level, dual encoder (LRA_NOTES §2.3).
 
+Offline smoke run (synthetic AAN-format paper pairs, no download):
+  python run_lra.py --config=configs/retrieval.py:macformer_exp,smoke
 LRA run (preset `lra`, compare with the LRA paper's Table 1, Transformer 57.46):
   python run_lra.py --config=configs/retrieval.py:softmax \
     --config.data.data_dir=$HOME/lra_release/lra_release/tsv_data

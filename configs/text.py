@@ -1,5 +1,7 @@
 """Text: IMDB byte-level classification (LRA_NOTES §2.2, §3.6), 2 classes.
 
+Offline smoke run (synthetic reviews in TFDS imdb_reviews format, no download):
+  python run_lra.py --config=configs/text.py:macformer_exp,smoke
 LRA run (preset `lra`, compare with the LRA paper's Table 1, Transformer 64.27):
   python run_lra.py --config=configs/text.py:softmax \
     --config.data.data_dir=$HOME/tensorflow_datasets
