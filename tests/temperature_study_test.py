@@ -1,6 +1,7 @@
 """Tests of benchmarks/temperature_study.py: the grid and the statistics of
 its report (no training; synthetic run records)."""
 
+import json
 import pathlib
 import sys
 
@@ -87,3 +88,19 @@ def test_render_without_variance_names_missing_runs():
   assert "| exp | default | 0.42 |" in text
   assert "30.0 ± 0.0" in text
   assert "inverse_default_seed0" in text
+
+
+def test_benchmarks_report_summarises_the_study(tmp_path):
+  import make_report  # pylint: disable=g-import-not-at-top
+  assert make_report.temperature_section(str(tmp_path)) == []  # not run
+  d = ts.DEFAULT_SCALE
+  records = [_record("exp", "default", d, s, 0.25 + 0.01 * s)
+             for s in range(3)]
+  records += [_record("exp", "fixed", 1.0, s, 0.33 + 0.01 * s)
+              for s in range(3)]
+  (tmp_path / "temperature.json").write_text(json.dumps(
+      {"setup": {"steps": 500}, "summary": ts.summarise(records)}))
+  text = "\n".join(make_report.temperature_section(str(tmp_path)))
+  assert "[TEMPERATURE.md](TEMPERATURE.md)" in text
+  assert "| exp | default | 0.42 | 3 | 26.0 ± 1.0 | - |" in text
+  assert "| exp | fixed | 1.00 | 3 | 34.0 ± 1.0 | +8.0 [+8.0, +8.0] |" in text
