@@ -162,10 +162,10 @@ def test_learned_scale_stays_inside_radius():
   params = jax.tree.map(lambda a: a, params)
   params["attention"]["qk_scale_logit"] = jnp.asarray(50.0)
   x, mask = _inputs()
-  out = model.apply({**variables, "params": params}, x, mask)
+  out = jax.jit(model.apply)({**variables, "params": params}, x, mask)
   assert np.all(np.isfinite(out))
-  grads = jax.grad(lambda p: jnp.sum(model.apply(
-      {**variables, "params": p}, x, mask)**2))(variables["params"])
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(
+      {**variables, "params": p}, x, mask)**2)))(variables["params"])
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
 
 
