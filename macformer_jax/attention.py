@@ -334,17 +334,19 @@ def check_qk_scale(qk_scale, kernel: Union[str, kernels.Kernel]) -> None:
     raise ValueError(f"qk_scale must be finite, got {s}")
   if math.isfinite(k.radius) and s * s >= k.radius:
     raise ValueError(
-        f"qk_scale={s:g} puts |q.k| up to s^2={s * s:.3g} on PreSBN'd "
-        f"inputs, outside the radius of convergence {k.radius:g} of the "
-        f"{k.name!r} kernel, where its Maclaurin series (and the random "
-        f"features' estimate) diverge; use qk_scale < {math.sqrt(k.radius):g} "
+        f"qk_scale={s:g} lets |q.k| reach s^2={s * s:.3g} on PreSBN'd "
+        f"inputs: outside the radius of convergence {k.radius:g} of the "
+        f"{k.name!r} kernel (or on it), where its Maclaurin series and the "
+        f"random features' estimate diverge; use qk_scale < "
+        f"{math.sqrt(k.radius):g} "
         f"(well-behaved up to {max_qk_scale(k):.3g}; default Dh^-1/4), or "
         "learn it (RMFAttention(learn_qk_scale=True))")
   if s > max_qk_scale(k):
     warnings.warn(
         f"qk_scale={s:g} lets |q.k| reach {s * s:.3g} for the {k.name!r} "
         f"kernel: above s={max_qk_scale(k):.3g} the variance of the random "
-        "Maclaurin estimate grows fast (SPEC §1.3); expect noisy attention",
+        "Maclaurin estimate grows fast (see attention.max_qk_scale); expect "
+        "noisy attention",
         stacklevel=3)
 
 
