@@ -519,6 +519,16 @@ def render(data: dict) -> str:
         f"{_fmt_pct(row['val_final_mean'], None)} | "
         f"{_fmt_pct(row['val_curve_mean'], None)} | {diff} |")
   lines += ["", "## Reading", ""] + conclusions(rows)
+  ref = data.get("softmax_reference")
+  if ref:
+    lines += [f"* Reference: softmax on the same data and schedule (seed 0, "
+              f"`{ref['source']}`) reached {100 * ref['val_accuracy']:.1f}% "
+              f"validation accuracy at step {ref['step']} (compare with the "
+              "`val acc. (last)` column)."]
+  lines += ["* Caveats: one shortened schedule on one reduced task; a "
+            "larger scale also costs variance (the RMSE columns), which "
+            "may matter more at longer lengths and for the radius-1 "
+            "kernels, whose series diverge as s^2 approaches 1."]
   lines += ["", "![accuracy vs scale](temperature.png)", "",
             "## Variance cost of every scale measured", "",
             "| kernel | s | max \\|q.k\\| | contrast | RMSE aligned | "
@@ -573,7 +583,13 @@ def conclusions(rows: List[dict]) -> List[str]:
       text += "No setting beats the default beyond seed noise. "
     if worse:
       text += "Worse than the default: " + ", ".join(
-          name(r) for r in worse) + "."
+          name(r) for r in worse) + ". "
+    for r in mine:
+      if "learned_scale_mean" in r:
+        lo, hi = r["learned_scale_range"]
+        text += (f"The learned scale moved from {DEFAULT_SCALE:.2f} to "
+                 f"{lo:.2f}-{hi:.2f} (mean {r['learned_scale_mean']:.2f}, "
+                 f"over layers and seeds) in {max(r['steps'])} steps.")
     out.append(text)
   return out
 
@@ -615,6 +631,10 @@ def make_plot(data: dict, path: str) -> None:
     if softmax:
       ax.axhline(100 * statistics.mean(softmax), color="0.5", ls="--",
                  label="softmax (mean)")
+    ref = data.get("softmax_reference")
+    if ref:
+      ax.axhline(100 * ref["val_accuracy"], color="0.5", ls=":",
+                 label=f"softmax val. acc. at step {ref['step']} (seed 0)")
     ax.axvline(DEFAULT_SCALE, color="C3", lw=0.5)
     ax.set_xscale("log")
     ax.set_xlabel("q/k scale s (|q.k| <= s^2)")
@@ -631,12 +651,32 @@ def make_plot(data: dict, path: str) -> None:
         twin.set_ylabel("relative RMSE, M = 128", color="C1")
         twin.legend(loc="lower right", fontsize=7)
   axes[0].set_ylabel(f"test accuracy (%), {data['setup']['steps']} steps")
-  axes[0].legend(fontsize=7, loc="upper left")
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=len(labels),
+             fontsize=8)
   fig.suptitle("Reduced ListOps (L = 256): accuracy vs q/k scale per "
                "Maclaurin kernel")
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0.07, 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def softmax_reference(docs: str, step: int) -> Optional[dict]:
+  """Softmax's val accuracy at `step` in the reduced run of RESULTS.md.
+
+  Same data, model and schedule (LRA's schedule does not depend on the run
+  length, so its first steps are this study's), seed 0.
+  """
+  path = os.path.join(docs, "results", "reduced_listops_softmax.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    run = json.load(f)
+  accuracy = dict((s, a) for s, a in run.get("eval_curve", [])).get(step)
+  if accuracy is None:
+    return None
+  return {"step": step, "val_accuracy": accuracy, "seed": 0,
+          "source": os.path.relpath(path, ROOT)}
 
 
 def planned_runs() -> List[str]:
@@ -654,13 +694,13 @@ def report(args) -> None:
       raise SystemExit(f"no finished run under {args.runs}: run "
                        "`python benchmarks/temperature_study.py run` first")
     done = {r["run"] for r in records}
+    summary = summarise(records)
     scales = {k: sorted({DEFAULT_SCALE} | {
         s for kk, settings in (x for g in GROUPS for x in g) if kk == k
         for s in settings if not isinstance(s, str)}) for k in KERNELS}
-    for r in records:  # learned scales too
-      if r.get("learned_scales"):
-        scales[r["kernel"]].append(
-            round(statistics.mean(r["learned_scales"]), 4))
+    for row in summary:  # the mean learned scale too
+      if "learned_scale_mean" in row:
+        scales[row["kernel"]].append(row["learned_scale_mean"])
     steps = sorted({r["steps"] for r in records})
     data = {
         "setup": {"steps": steps[0] if len(steps) == 1 else steps,
@@ -669,10 +709,11 @@ def report(args) -> None:
                   "num_features": NUM_FEATURES, "num_draws": args.num_draws,
                   "command": "python benchmarks/temperature_study.py run"},
         "runs": records,
-        "summary": summarise(records),
+        "summary": summary,
         "variance": [v for k in KERNELS for v in variance_cost(
             k, sorted(set(scales[k])), args.num_draws)],
         "missing": [n for n in planned_runs() if n not in done],
+        "softmax_reference": softmax_reference(args.docs, steps[-1]),
         "machine": {"platform": platform.platform(),
                     "cpus": os.cpu_count()},
     }
