@@ -141,6 +141,11 @@ def render(runs: dict, unfinished: Optional[dict] = None) -> str:
               f"second as softmax at L = {c['data']['max_len']} (the runs "
               "were sequential on a machine shared with other work, so "
               "take speed from docs/BENCHMARKS.md)."]
+  if any(a in runs for a in SPECTRA):
+    lines += ["", "The Spectraformer rows ran later, on the same 2 cores "
+              "shared with other jobs: their steps/s measure the machine's "
+              "load, not the attention (docs/BENCHMARKS.md has the grid's "
+              "speed from one run)."]
   lines += ["", "Validation accuracy (%) during training:", "",
             "| step | " + " | ".join(runs) + " |",
             "|---|" + "---|" * len(runs)]
