@@ -546,8 +546,9 @@ def render(data: dict) -> str:
   missing = data.get("missing", [])
   lines += ["", "## What ran", "",
             f"{len(data['runs'])} runs finished ({setup['steps']} steps "
-            "each). Planned but not run (CPU time ran out; "
-            "`temperature_study.py run` resumes the grid): " +
+            "each). Planned, not finished when this report was generated "
+            "(the grid runs in priority order on a shared 2-core CPU; "
+            "`temperature_study.py run` resumes it): " +
             (", ".join(missing) if missing else "none") + ".", "",
             f"Machine: {data['machine']['platform']}, "
             f"{data['machine']['cpus']} CPUs, shared with other work (runs "
@@ -573,12 +574,15 @@ def conclusions(rows: List[dict]) -> List[str]:
           f"s = {r['scale']:.2f}")
     text = f"* **{kernel}**: "
     if default is not None:
+      n = len(default["seeds"])
       text += (f"default {_fmt_pct(default['test_mean'], default['test_std'])}"
-               f" ({len(default['seeds'])} seeds); best mean {name(best)} "
+               f" ({n} seed{'s' if n != 1 else ''}); best mean {name(best)} "
                f"{_fmt_pct(best['test_mean'], best['test_std'])}. ")
     if better:
       text += ("Beats the default beyond seed noise (95% paired interval "
                "above 0): " + ", ".join(name(r) for r in better) + ". ")
+    elif not any("paired_diff" in r for r in mine):
+      text += "Too few seeds for a paired comparison yet. "
     else:
       text += "No setting beats the default beyond seed noise. "
     if worse:
