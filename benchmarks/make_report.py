@@ -387,7 +387,8 @@ def _forward_and_memory_tables(rows: List[dict],
   if any("fraction_of_matmul" in r.get("rmfa", {}) for r in rows):
     lines += ["RMFA's matmul FLOPs per second as a fraction of this machine's "
               "float32 matmul throughput: " + ", ".join(
-                  f"L={r['length']}: {100 * r['rmfa']['fraction_of_matmul']:.0f}%"
+                  f"L={r['length']}: "
+                  f"{100 * r['rmfa']['fraction_of_matmul']:.0f}%"
                   for r in rows if "rmfa" in r) + ".", ""]
   return lines
 

@@ -85,7 +85,8 @@ def measure(name, load, batch_size, min_batches, min_seconds):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--work_dir", default=None,
-                      help="where generated data goes (default: a new /tmp dir)")
+                      help="where generated data goes "
+                      "(default: a new /tmp dir)")
   parser.add_argument("--json_out", default=None,
                       help="JSON results path (default: work_dir/"
                       "pipeline_speed.json)")
