@@ -206,13 +206,7 @@ def load_run(path: str) -> Run:
     ResultsError: unreadable file, invalid JSON, or a missing or malformed
       field; the message names the file and the field.
   """
-  try:
-    with open(path) as f:
-      data = json.load(f)
-  except OSError as e:
-    raise ResultsError(f"{path}: cannot read ({e.strerror})") from e
-  except json.JSONDecodeError as e:
-    raise ResultsError(f"{path}: not valid JSON ({e})") from e
+  data = _read_json(path)
   if not isinstance(data, dict):
     raise ResultsError(f"{path}: expected a JSON object, got "
                        f"{type(data).__name__}")
@@ -320,15 +314,20 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
   return lines
 
 
-def load_progress(path: str) -> Dict[str, Any]:
-  """One progress JSON of benchmarks/full_length.py, checked."""
+def _read_json(path: str) -> Any:
+  """The parsed JSON file at `path`; ResultsError naming the file if not."""
   try:
     with open(path) as f:
-      data = json.load(f)
+      return json.load(f)
   except OSError as e:
     raise ResultsError(f"{path}: cannot read ({e.strerror})") from e
   except json.JSONDecodeError as e:
     raise ResultsError(f"{path}: not valid JSON ({e})") from e
+
+
+def load_progress(path: str) -> Dict[str, Any]:
+  """One progress JSON of benchmarks/full_length.py, checked."""
+  data = _read_json(path)
   for field in ("task", "attention", "preset", "steps_done", "preset_steps",
                 "eval_curve"):
     if field not in data:

@@ -31,14 +31,9 @@ SPECTRA = ("spectra_oprf_fastfoodl", "spectra_posrf_orf", "spectra_posrf_sorf")
 PUBLISHED = os.path.join(ROOT, "benchmarks", "spectraformer_published.json")
 
 
-def collect(workdir: str) -> dict:
-  """results.json plus the eval curve and median train steps/s of a run."""
-  path = os.path.join(workdir, "results.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} is missing: run "
-                            "`bash benchmarks/reduced_listops.sh` first")
-  with open(path) as f:
-    results = json.load(f)
+def read_metrics(workdir: str) -> tuple:
+  """A run's eval curve [[step, accuracy], ...] and its train steps/s values,
+  read from `workdir/metrics.jsonl`."""
   curve, speeds = [], []
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     for line in f:
@@ -47,6 +42,18 @@ def collect(workdir: str) -> dict:
         curve.append([row["step"], row["accuracy"]])
       elif row["split"] == "train" and "steps_per_sec" in row:
         speeds.append(row["steps_per_sec"])
+  return curve, speeds
+
+
+def collect(workdir: str) -> dict:
+  """results.json plus the eval curve and median train steps/s of a run."""
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} is missing: run "
+                            "`bash benchmarks/reduced_listops.sh` first")
+  with open(path) as f:
+    results = json.load(f)
+  curve, speeds = read_metrics(workdir)
   results["eval_curve"] = curve
   results["median_train_steps_per_sec"] = statistics.median(speeds)
   results["machine"] = {"platform": platform.platform(),

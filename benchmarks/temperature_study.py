@@ -42,6 +42,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reduced_results  # noqa: E402  (benchmarks/, for read_metrics)
 
 HEAD_DIM = 32  # the reduced model: qkv 64 over 2 heads
 NUM_FEATURES = 128
@@ -324,14 +326,8 @@ def collect(runs_dir: str) -> List[dict]:
     with open(path) as f:
       results = json.load(f)
     kernel, setting = _setting_of(results["config"])
-    curve, speeds = [], []
-    with open(os.path.join(runs_dir, name, "metrics.jsonl")) as f:
-      for line in f:
-        row = json.loads(line)
-        if row["split"] == "eval":
-          curve.append([row["step"], row["accuracy"]])
-        elif row["split"] == "train" and "steps_per_sec" in row:
-          speeds.append(row["steps_per_sec"])
+    curve, speeds = reduced_results.read_metrics(
+        os.path.join(runs_dir, name))
     record = {
         "run": name, "kernel": kernel,
         "setting": setting if isinstance(setting, str) else "fixed",
