@@ -9,10 +9,10 @@ the notebook runs the installed package, as on Colab.
 """
 
 import pathlib
-import shutil
 
 import nbformat
 from nbclient import NotebookClient
+from package_sources import copy_package_sources
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -38,22 +38,10 @@ def test_install_url_is_named_once():
   assert "pip install" in sources[0]
 
 
-def _package_sources(dest):
-  """The files a wheel is built from, copied (pip builds in the source
-  tree: a build/ folder there would race with other runs)."""
-  dest.mkdir()
-  for name in ("pyproject.toml", "README.md"):
-    shutil.copy(REPO / name, dest / name)
-  for package in ("macformer_jax", "lra_tasks", "configs"):
-    shutil.copytree(REPO / package, dest / package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-  return dest
-
-
 def test_notebook_runs_top_to_bottom(monkeypatch, tmp_path):
   monkeypatch.setenv("MACFORMER_NOTEBOOK_SMOKE", "1")
   monkeypatch.setenv("MACFORMER_INSTALL_FROM",
-                     str(_package_sources(tmp_path / "checkout")))
+                     str(copy_package_sources(tmp_path / "checkout")))
   monkeypatch.delenv("PYTHONPATH", raising=False)  # only the installed copy
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
   monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline one

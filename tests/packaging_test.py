@@ -7,11 +7,11 @@ import importlib.metadata
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
 
+from package_sources import copy_package_sources
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -145,13 +145,7 @@ def test_wheel_installs_and_runs_in_a_clean_venv(tmp_path):
   """Builds the wheel from a copy of the sources (no build/ in the checkout),
   installs it without extras into a fresh venv (its dependencies come from
   the package index: about a minute) and runs the core there."""
-  src = tmp_path / "src"
-  src.mkdir()
-  for name in ("pyproject.toml", "README.md"):
-    shutil.copy(REPO / name, src / name)
-  for package in ("macformer_jax", "lra_tasks", "configs"):
-    shutil.copytree(REPO / package, src / package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+  src = copy_package_sources(tmp_path / "src")
   dist = tmp_path / "dist"
   pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
   pip_env.pop("PYTHONPATH", None)
