@@ -57,18 +57,20 @@ DATA = {"num_train": 20000, "num_val": 1000, "num_test": 1000,
         "min_length": 20, "max_length": 250, "max_depth": 6, "max_args": 10}
 
 # Groups in priority order (exp and inverse first; the default, one larger
-# scale and the learned scale before the rest): (kernel, settings) pairs,
-# each setting 'default', 'learn' or a fixed scale s. For the radius-1
-# kernels the fixed scales keep s^2 < 1; for exp they go beyond 1. Inside a
-# group the runs go seed-major, so a cut-short group has balanced seeds.
+# scale and the learned scale of every kernel before the rest): (kernel,
+# settings) pairs, each setting "default", "learn" or a fixed scale s. For
+# the radius-1 kernels the fixed scales keep s^2 < 1; for exp they go
+# beyond 1. Inside a group the runs go seed-major, so a cut-short group has
+# balanced seeds.
 GROUPS: Tuple[Tuple[Tuple[str, Tuple], ...], ...] = (
     (("exp", ("default", 1.0, "learn")),),
     (("inverse", ("default", 0.8, "learn")),),
-    (("exp", (1.4,)),),
     (("log", ("default", 0.8)), ("sqrt", ("default", 0.8))),
     (("log", ("learn",)), ("sqrt", ("learn",))),
-    (("exp", (0.7, 2.0)), ("inverse", (0.6,)), ("log", (0.6,)),
-     ("sqrt", (0.6,)), ("softmax", ("default",))),
+    (("exp", (1.4,)),),
+    (("exp", (2.0,)), ("softmax", ("default",))),
+    (("exp", (0.7,)), ("inverse", (0.6,)), ("log", (0.6,)),
+     ("sqrt", (0.6,))),
 )
 KERNELS = ("exp", "inverse", "log", "sqrt")
 
@@ -139,11 +141,25 @@ def _alive(pid: int) -> bool:
   return True
 
 
-def _train_one(kernel, setting, seed, args, data_dir) -> None:
+def recorded_runs(docs: str) -> List[dict]:
+  """The per-run records of an earlier session's docs/temperature.json.
+
+  A new checkout has no runs/ directory: the committed records are what
+  makes the study resumable across sessions and machines.
+  """
+  path = os.path.join(docs, "temperature.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return json.load(f).get("runs", [])
+
+
+def _train_one(kernel, setting, seed, args, data_dir, recorded) -> None:
   """Trains one run (retrying failures), unless done or running elsewhere."""
   name = run_name(kernel, setting, seed)
   workdir = os.path.join(args.runs, name)
-  if os.path.exists(os.path.join(workdir, "results.json")):
+  if name in recorded or os.path.exists(
+      os.path.join(workdir, "results.json")):
     return
   os.makedirs(workdir, exist_ok=True)
   lock = os.path.join(workdir, "RUNNING")
@@ -181,7 +197,11 @@ def run_grid(args) -> None:
   ensure_data(data_dir)
   start = time.time()
   kernels = set(args.kernels.split(",")) if args.kernels else None
-  todo = [x for x in schedule() if kernels is None or x[0] in kernels]
+  recorded = {r["run"] for r in recorded_runs(args.docs)}
+  todo = [x for x in schedule() if (kernels is None or x[0] in kernels)
+          and run_name(*x) not in recorded]
+  print(f"{_now()} {len(recorded)} runs recorded in {args.docs}, "
+        f"{len(todo)} to train", flush=True)
   lock = threading.Lock()
 
   def worker():
@@ -195,7 +215,7 @@ def run_grid(args) -> None:
           todo.clear()
           return
         item = todo.pop(0)
-      _train_one(*item, args, data_dir)
+      _train_one(*item, args, data_dir, recorded)
 
   threads = [threading.Thread(target=worker) for _ in range(args.parallel)]
   for t in threads:
@@ -713,9 +733,14 @@ def report(args) -> None:
     with open(json_path) as f:
       data = json.load(f)
   else:
-    records = collect(args.runs)
+    fresh = collect(args.runs) if os.path.isdir(args.runs) else []
+    names = {r["run"] for r in fresh}
+    records = sorted([r for r in recorded_runs(args.docs)
+                      if r["run"] not in names] + fresh,
+                     key=lambda r: r["run"])
     if not records:
-      raise SystemExit(f"no finished run under {args.runs}: run "
+      raise SystemExit(f"no finished run under {args.runs} or in "
+                       f"{json_path}: run "
                        "`python benchmarks/temperature_study.py run` first")
     done = {r["run"] for r in records}
     summary = summarise(records)
@@ -758,6 +783,8 @@ def main(argv: Optional[List[str]] = None) -> None:
   sub = parser.add_subparsers(dest="command", required=True)
   run = sub.add_parser("run", help="train the grid into --runs")
   run.add_argument("--runs", default=os.path.join(ROOT, "runs", "temperature"))
+  run.add_argument("--docs", default=os.path.join(ROOT, "docs"),
+                   help="runs recorded in <docs>/temperature.json are done")
   run.add_argument("--steps", type=int, default=NUM_STEPS)
   run.add_argument("--kernels", default="",
                    help="comma-separated subset (exp,inverse,log,sqrt,softmax)")

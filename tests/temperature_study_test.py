@@ -104,3 +104,50 @@ def test_benchmarks_report_summarises_the_study(tmp_path):
   assert "[TEMPERATURE.md](TEMPERATURE.md)" in text
   assert "| exp | default | 0.42 | 3 | 26.0 ± 1.0 | - |" in text
   assert "| exp | fixed | 1.00 | 3 | 34.0 ± 1.0 | +8.0 [+8.0, +8.0] |" in text
+
+
+def test_run_resumes_from_the_runs_recorded_in_docs(tmp_path, monkeypatch):
+  # A new checkout has no runs/ directory: the records committed in
+  # docs/temperature.json are the runs already done.
+  docs = tmp_path / "docs"
+  docs.mkdir()
+  done = [ts.run_name(*x) for x in ts.schedule()[:5]]
+  (docs / "temperature.json").write_text(json.dumps(
+      {"runs": [{"run": name} for name in done]}))
+  trained = []
+  monkeypatch.setattr(ts, "ensure_data", lambda data_dir: None)
+  monkeypatch.setattr(
+      ts, "_train_one",
+      lambda kernel, setting, seed, *_: trained.append(
+          ts.run_name(kernel, setting, seed)))
+  ts.main(["run", "--runs", str(tmp_path / "runs"), "--docs", str(docs),
+           "--kernels", "exp,inverse"])
+  planned = [ts.run_name(*x) for x in ts.schedule()
+             if x[0] in ("exp", "inverse")]
+  assert trained == [n for n in planned if n not in done]
+  assert trained and not set(trained) & set(done)
+
+
+def test_report_merges_recorded_and_new_runs(tmp_path, monkeypatch):
+  d = ts.DEFAULT_SCALE
+  docs = tmp_path / "docs"
+  docs.mkdir()
+  old = [_record("exp", "default", d, s, 0.25) for s in range(3)]
+  old[0]["run"] = "rerun"  # trained again: the new record wins
+  (docs / "temperature.json").write_text(json.dumps({"runs": old}))
+  new = [dict(_record("exp", "default", d, 0, 0.28), run="rerun"),
+         dict(_record("exp", "fixed", 1.0, 0, 0.33), run="fresh")]
+  monkeypatch.setattr(ts, "collect", lambda runs_dir: new)
+  monkeypatch.setattr(ts, "variance_cost", lambda *a, **k: [])
+  monkeypatch.setattr(ts, "make_plot", lambda data, path: None)
+  monkeypatch.setattr(ts, "softmax_reference", lambda *a: None)
+  monkeypatch.setattr(ts, "reproduction_check", lambda *a: None)
+  (tmp_path / "runs").mkdir()
+  ts.main(["report", "--runs", str(tmp_path / "runs"), "--docs", str(docs)])
+  data = json.loads((docs / "temperature.json").read_text())
+  by_run = {r["run"]: r["test_accuracy"] for r in data["runs"]}
+  assert len(data["runs"]) == 4
+  assert by_run["rerun"] == 0.28 and by_run["fresh"] == 0.33
+  default = [r for r in data["summary"] if r["setting"] == "default"][0]
+  assert default["seeds"] == [0, 1, 2]
+  assert default["test_mean"] == pytest.approx((0.28 + 0.25 + 0.25) / 3)
