@@ -17,8 +17,14 @@ the preset's step count can be reached over several sessions or machines.
 After every run, the progress so far (steps done of the preset's, eval and
 train curves, steps/s, test accuracy once finished, one entry per session)
 goes to `<out>/full_length_listops_<attention>.json` (default
-docs/results/), small enough to commit; checkpoints and the generated data
-stay under `--workdir` (default runs/full_length, not committed).
+docs/results/), small enough to commit. The training runs under `--workdir`
+(default runs/full_length, not committed). So that a new checkout (another
+session, another machine) resumes where the last one stopped, the run's
+latest and best checkpoints, metrics.jsonl and config.json are also copied
+to `--carry` (default `<out>/<prefix>state/<attention>`, about 2.5 MB per
+checkpoint, meant to be committed) and copied back into an empty workdir
+before the next run. The generated data are not carried: `ensure_data`
+regenerates the same files from seed 0.
 benchmarks/lra_table.py puts these curves beside the published
 Skyformer-family numbers, marked by scale.
 """
@@ -28,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -113,11 +120,54 @@ def _device() -> str:
 
 
 def _latest_checkpoint(workdir: str) -> Optional[int]:
-  latest = os.path.join(workdir, "checkpoints", "latest")
-  if not os.path.isdir(latest):
+  steps = _steps(os.path.join(workdir, "checkpoints", "latest"))
+  return steps[-1] if steps else None
+
+
+CARRIED_FILES = ("config.json", "metrics.jsonl", "results.json")
+
+
+def _steps(directory: str) -> List[int]:
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+
+
+def save_carry(workdir: str, carry: str) -> None:
+  """Copies what resuming needs from `workdir` to `carry` (replacing it).
+
+  That is the newest `latest` and the `best` checkpoint (orbax step
+  directories), metrics.jsonl, config.json and results.json once finished.
+  """
+  steps = _steps(os.path.join(workdir, "checkpoints", "latest"))
+  if not steps:
+    return
+  tmp = carry.rstrip("/") + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  for kind, step in [("latest", steps[-1])] + [
+      ("best", s) for s in _steps(os.path.join(workdir, "checkpoints",
+                                               "best"))[-1:]]:
+    shutil.copytree(os.path.join(workdir, "checkpoints", kind, str(step)),
+                    os.path.join(tmp, "checkpoints", kind, str(step)))
+  for name in CARRIED_FILES:
+    if os.path.exists(os.path.join(workdir, name)):
+      shutil.copy2(os.path.join(workdir, name), os.path.join(tmp, name))
+  shutil.rmtree(carry, ignore_errors=True)
+  os.replace(tmp, carry)
+
+
+def restore_carry(carry: str, workdir: str) -> Optional[int]:
+  """Copies a carried run into `workdir` if that holds no checkpoint yet.
+
+  Returns the step restored, or None (nothing carried, or the workdir
+  already has its own checkpoints, which are newer or equal).
+  """
+  if _latest_checkpoint(workdir) is not None or _latest_checkpoint(
+      carry) is None:
     return None
-  steps = [int(d) for d in os.listdir(latest) if d.isdigit()]
-  return max(steps) if steps else None
+  shutil.rmtree(workdir, ignore_errors=True)
+  shutil.copytree(carry, workdir)
+  return _latest_checkpoint(workdir)
 
 
 def collect(attention: str, workdir: str, out_path: str,
@@ -171,7 +221,7 @@ def collect(attention: str, workdir: str, out_path: str,
       "median_train_steps_per_sec": (statistics.median(speeds) if speeds
                                      else None),
       "resume": (f"python benchmarks/full_length.py run --attentions "
-                 f"{attention} --workdir {os.path.dirname(workdir)}"),
+                 f"{attention}"),
   })
   if results is not None:
     progress.update({k: results[k] for k in (
@@ -201,6 +251,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results"))
   parser.add_argument("--prefix", default="full_length_listops_",
                       help="progress files are <out>/<prefix><attention>.json")
+  parser.add_argument("--carry", default=None,
+                      help="where each run's checkpoints and metrics are "
+                      "copied for the next checkout to resume from "
+                      "(default <out>/<prefix>state; 'none': not copied)")
   parser.add_argument("--budget_s", type=float, default=3600.0,
                       help="wall-clock seconds per attention and call")
   parser.add_argument("--steps", type=int, default=0,
@@ -235,11 +289,18 @@ def main(argv: Optional[List[str]] = None) -> int:
   if args.command == "data":
     return 0
   device = _device() if args.command == "run" else None
+  carry_root = args.carry or os.path.join(args.out, f"{args.prefix}state")
   for attention in attentions:
     workdir = os.path.join(args.workdir, attention)
+    carry = (None if carry_root == "none"
+             else os.path.join(carry_root, attention))
     path = out_path(args.out, args.prefix, attention)
     session = None
     if args.command == "run":
+      restored = carry and restore_carry(carry, workdir)
+      if restored:
+        print(f"{attention}: resuming the carried run in {carry} at step "
+              f"{restored}", flush=True)
       if os.path.exists(os.path.join(workdir, "results.json")):
         print(f"{attention}: finished earlier", flush=True)
       else:
@@ -261,6 +322,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.path.isdir(workdir):
       print(f"{attention}: no run in {workdir}", flush=True)
       continue
+    if carry and args.command == "run":
+      save_carry(workdir, carry)
     progress = collect(attention, workdir, path, session)
     print(f"{attention}: {progress['steps_done']}/"
           f"{progress['num_train_steps']} steps (checkpoint "

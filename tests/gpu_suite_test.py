@@ -128,3 +128,29 @@ def test_full_length_rejects_unknown_data_key(tmp_path):
   with pytest.raises(SystemExit):
     full_length.main(["data", "--workdir", str(tmp_path),
                       "--data_sizes", "num_trees=3"])
+
+
+def test_a_new_checkout_resumes_from_the_carried_checkpoint(tmp_path):
+  # Session 1 stops at step 3 of 6 (as a budget would); session 2 starts in
+  # a new checkout (no runs/ directory) and continues from the carried
+  # checkpoint instead of step 0.
+  out = tmp_path / "docs" / "results"
+  common = ["--attentions", "softmax", "--out", str(out), "--prefix", "t_",
+            "--checkpoint_every", "1",
+            "--data_sizes", TINY["SUITE_DATA_SIZES"]]
+  common += [f"--flag={f}" for f in TINY["SUITE_FLAGS"].split()]
+  assert full_length.main(["run", "--workdir", str(tmp_path / "a"),
+                           "--steps", "3"] + common) == 0
+  carry = out / "t_state" / "softmax"
+  assert sorted(os.listdir(carry / "checkpoints" / "latest")) == ["3"]
+  (carry / "results.json").unlink()  # as if the budget had cut the run
+  assert full_length.main(["run", "--workdir", str(tmp_path / "b"),
+                           "--steps", "6"] + common) == 0
+  log = (tmp_path / "b" / "softmax" / "log.txt").read_text()
+  assert "resumed from" in log and "at step 3" in log
+  progress = json.loads((out / "t_softmax.json").read_text())
+  assert [s["from_step"] for s in progress["sessions"]] == [0, 3]
+  assert progress["finished"] and progress["steps_done"] == 6
+  # The carried metrics keep session 1's rows: one curve over both.
+  assert [s for s, _ in progress["eval_curve"]] == [3, 6]
+  assert sorted(os.listdir(carry / "checkpoints" / "latest")) == ["6"]
