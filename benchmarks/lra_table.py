@@ -366,10 +366,14 @@ def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
           value = dict(zip(columns, table["rows"][name])).get(p["task"])
           if value is not None:
             twin = f"{value:.2f} ([{table['id']}](#sources))"
+    train = [row for row in p.get("train_curve", [])
+             if row[1] is not None and row[2] is not None]
+    train_cell = (f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} "
+                  f"(step {train[-1][0]})" if train else "–")
     curve_cell = " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–"
     rows.append([f"{p['attention']} (ours)", TASK_TITLES.get(p["task"],
                                                             p["task"]),
-                 scale, last, best_cell, test, twin, curve_cell])
+                 scale, train_cell, last, best_cell, test, twin, curve_cell])
   return rows
 
 
@@ -413,21 +417,26 @@ def render(runs: List[Run], published: Dict[str, Any],
     rows = _ours_rows(ours)
     for table in tables:
       rows += _published_rows(table, columns)
-    if not ours:
-      lines += [f"No run with preset `{preset}` yet.", ""]
-    lines += _table(header, rows) + [""]
     mine = [p for p in progress or [] if
             FAMILY_OF_PRESET.get(p["preset"], "") == family]
+    if not ours:
+      lines += [f"No finished run with preset `{preset}` yet"
+                + ("; the runs in progress are below the table." if mine
+                   else "."), ""]
+    lines += _table(header, rows) + [""]
     if mine:
       lines += [
           f"Runs of preset `{preset}` at its full length, with their "
           "progress (benchmarks/full_length.py; resumable). Validation "
           "accuracy (%) on the generated data's val split (the preset's 62 "
           "batches) during training, not test accuracy; test only once a "
-          "run has "
-          "done the preset's steps. The published column is the same "
-          "method's test accuracy after the published schedule.", ""]
-      lines += _table(["model", "task", "scale", "val acc. (last eval)",
+          "run has done the preset's steps. Train loss / accuracy: the "
+          "mean over the last logging window (50 steps). The published "
+          "column is the same method's test accuracy after the published "
+          "schedule.", ""]
+      lines += _table(["model", "task", "scale",
+                       "train loss / acc. (last window)",
+                       "val acc. (last eval)",
                        "best val", "test last / best", "published",
                        "val curve (step:acc)"],
                       _progress_rows(mine, published, family)) + [""]

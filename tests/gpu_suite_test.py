@@ -8,6 +8,7 @@ training steps of preset=macformer on a 64-example ListOps draw at L = 64.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -112,6 +113,8 @@ def test_reports_show_the_suite_and_the_progress(suite):
   assert text.index(row) > sky
   assert "38.37" in row  # Skyformer Table 1, Self-Attention, ListOps
   assert "after 3 steps" in row
+  # The last train window beside the val curve: "<loss> / <acc> (step 3)".
+  assert re.search(r"\| \d+\.\d{3} / \d+\.\d \(step 3\) \|", row), row
 
 
 def test_suite_fails_clearly_without_a_gpu(tmp_path):
