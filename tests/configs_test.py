@@ -4,9 +4,12 @@ import glob
 import importlib
 import inspect
 import io
+import json
 import os
 import re
+import sys
 import tokenize
+import warnings
 
 from absl import flags
 from ml_collections import config_dict
@@ -15,6 +18,7 @@ import pytest
 
 from configs import common
 import lra_tasks
+from macformer_jax import attention
 from macformer_jax import layers
 
 # ml_collections' config_flags loads config files with the deprecated
@@ -26,6 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
 VARIANTS = ("softmax", "macformer_exp", "macformer_inverse", "macformer_log",
             "macformer_trigh", "macformer_sqrt", "performer", "rfa", "linear")
+VARIANTS += ("macformer_exp_tuned", "macformer_inverse_tuned",
+             "macformer_log_tuned", "macformer_sqrt_tuned")
 # Every Spectraformer grid cell (tests/spectral_test.py checks the table).
 VARIANTS += tuple(common.SPECTRA_PRESETS)
 # The code that reads configs (the trainer, the model, the optimizer, the CLI).
@@ -249,3 +255,24 @@ def test_task_registry_has_a_config_per_task():
   assert set(lra_tasks.TASKS) == set(TASKS)
   for task in TASKS:
     assert os.path.exists(os.path.join(ROOT, "configs", f"{task}.py"))
+
+
+def test_tuned_presets_follow_the_temperature_study():
+  """`macformer_<kernel>_tuned` uses the scale docs/TEMPERATURE.md
+  recommends: the study's rule applied to its committed summary."""
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import temperature_study  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(ROOT, "docs", "temperature.json")) as f:
+    summary = json.load(f)["summary"]
+  recommended = {k: round(r["scale"], 4) for k, r in
+                 temperature_study.recommendation(summary).items()}
+  assert recommended == common.TUNED_QK_SCALE
+  for kernel, scale in common.TUNED_QK_SCALE.items():
+    config = _get("listops", f"macformer_{kernel}_tuned")
+    assert config.attention.options.qk_scale == scale
+    assert config.attention.options.kernel == kernel
+    assert _get("listops", f"macformer_{kernel}").attention.options.qk_scale \
+        is None  # the authors' Dh^-1/4
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")  # inside the well-behaved range
+      attention.check_qk_scale(scale, kernel)

@@ -151,3 +151,29 @@ def test_report_merges_recorded_and_new_runs(tmp_path, monkeypatch):
   default = [r for r in data["summary"] if r["setting"] == "default"][0]
   assert default["seeds"] == [0, 1, 2]
   assert default["test_mean"] == pytest.approx((0.28 + 0.25 + 0.25) / 3)
+
+
+def test_recommendation_rule():
+  d = ts.DEFAULT_SCALE
+  base = [0.25, 0.30, 0.28]
+  records = [_record("log", "default", d, s, a) for s, a in enumerate(base)]
+  # In range, every seed better: a candidate.
+  records += [_record("log", "fixed", 0.6, s, a + 0.03)
+              for s, a in enumerate(base)]
+  # In range, higher mean, but one seed worse: not a candidate.
+  records += [_record("log", "fixed", 0.5, s, a + g)
+              for s, (a, g) in enumerate(zip(base, (0.3, 0.1, -0.01)))]
+  # Best of all, but above sqrt(0.4) where the library warns: reported only.
+  records += [_record("log", "fixed", 0.8, s, a + 0.2)
+              for s, a in enumerate(base)]
+  # exp: nothing better than the default on every seed: no entry.
+  records += [_record("exp", "default", d, s, 0.3) for s in range(3)]
+  records += [_record("exp", "fixed", 1.0, s, 0.3 + g)
+              for s, g in enumerate((0.1, 0.1, -0.1))]
+  rows = ts.summarise(records)
+  rec = ts.recommendation(rows)
+  assert set(rec) == {"log"} and rec["log"]["scale"] == 0.6
+  text = "\n".join(ts.recommendation_lines(rows, []))
+  assert "`qk_scale=0.6` (`macformer_log_tuned`)" in text
+  assert "Above the range, s = 0.8 scored higher" in text
+  assert "**exp**: no scale met the rule" in text
