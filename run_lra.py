@@ -16,7 +16,9 @@ The config string is `<attention>[,preset=lra|macformer][,smoke]`
 [_smoke]; a run restarted with the same workdir resumes from its latest
 checkpoint. The run ends by printing one summary line and writing
 `<workdir>/results.json`. Missing or malformed data, like an unknown config
-key, end the run with one line on stderr (no traceback).
+key, end the run with one line on stderr (no traceback). SIGTERM (a
+scheduler's preemption notice) checkpoints the step in flight and exits with
+status 143 (128 + SIGTERM); rerunning the command resumes there.
 
 On several hosts, start the same command on every host (README, "Training on
 several hosts"); `jax.distributed.initialize()` runs when the environment says
@@ -35,6 +37,8 @@ import jax
 from ml_collections import config_flags
 
 from macformer_jax import training
+
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as if the signal had killed it
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Run config: configs/<task>.py:<attention>[,preset=...]"
@@ -105,6 +109,9 @@ def main(argv):
     results = training.train_and_evaluate(config, workdir)
   except training.DataError as e:
     sys.exit(f"error: data for task {config.task!r}: {e}")
+  except training.Preempted as e:
+    print(e, file=sys.stderr, flush=True)
+    sys.exit(PREEMPTED_EXIT_CODE)
   if jax.process_index() == 0:
     print(training.summary_line(results), flush=True)
 

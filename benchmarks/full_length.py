@@ -4,10 +4,12 @@ Trains `preset=macformer` (2 layers, 2 x 32 heads, emb 64, MLP 128, 128
 features, L = 2000, batch 32, AdamW one-cycle to 1e-4, 10000 steps; the
 legacy bracket-dropping tokenisation that preset sets) on generated ListOps
 (the LRA generator's distribution: 96k/2k/2k trees of 500-2000 tokens, seed
-0) for each attention, each for at most `--budget_s` seconds of wall clock
-per call. A run cut by its budget is resumed by the next call from its
-latest checkpoint (`run_lra.py` resumes from `<workdir>/<attention>`), so
-the preset's step count can be reached over several sessions or machines.
+0) for each attention, each for `--budget_s` seconds of wall clock per call.
+At the budget the trainer gets SIGTERM, checkpoints the step in flight and
+exits (SIGKILL only after `--grace_s`), so no step is lost; the next call
+resumes from that checkpoint (`run_lra.py` resumes from
+`<workdir>/<attention>`), so the preset's step count can be reached over
+several sessions or machines.
 
   python benchmarks/full_length.py run                      # 1 h per attention
   python benchmarks/full_length.py run --budget_s 600 --attentions softmax
@@ -83,8 +85,14 @@ def run_command(attention: str, workdir: str, data_dir: str,
   return cmd + list(args.flag)
 
 
-def run_bounded(cmd: List[str], log_path: str, budget_s: float) -> dict:
-  """Runs `cmd` for at most `budget_s` seconds (SIGTERM, then SIGKILL)."""
+def run_bounded(cmd: List[str], log_path: str, budget_s: float,
+                grace_s: float = 600.0) -> dict:
+  """Runs `cmd` for `budget_s` seconds, then SIGTERM, then SIGKILL.
+
+  On SIGTERM run_lra.py finishes the step in flight (and an eval if one is
+  due), checkpoints it and exits; SIGKILL follows only if that takes longer
+  than `grace_s` seconds.
+  """
   start = time.time()
   with open(log_path, "a") as log:
     log.write(f"\n=== {_now()} {' '.join(cmd)}\n")
@@ -98,7 +106,7 @@ def run_bounded(cmd: List[str], log_path: str, budget_s: float) -> dict:
       cut = True
       os.killpg(proc.pid, signal.SIGTERM)
       try:
-        rc = proc.wait(timeout=30)
+        rc = proc.wait(timeout=grace_s)
       except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         rc = proc.wait()
@@ -257,6 +265,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "(default <out>/<prefix>state; 'none': not copied)")
   parser.add_argument("--budget_s", type=float, default=3600.0,
                       help="wall-clock seconds per attention and call")
+  parser.add_argument("--grace_s", type=float, default=600.0,
+                      help="after the budget, seconds the trainer has to "
+                      "checkpoint the step in flight before SIGKILL")
   parser.add_argument("--steps", type=int, default=0,
                       help="num_train_steps (0: the preset's 10000)")
   parser.add_argument("--checkpoint_every", type=int, default=100,
@@ -310,7 +321,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           cmd = ["nice", "-n", str(args.nice)] + cmd
         start_step = _latest_checkpoint(workdir) or 0
         outcome = run_bounded(cmd, os.path.join(workdir, "log.txt"),
-                              args.budget_s)
+                              args.budget_s, args.grace_s)
         session = {"date": _now(), "device": device,
                    "machine": platform.machine(),
                    "cpus": os.cpu_count(), "budget_s": args.budget_s,

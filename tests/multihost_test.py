@@ -10,6 +10,7 @@ instead of hanging CI.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,3 +103,41 @@ def test_two_processes_train_like_one(tmp_path):
   assert r0["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-5)
   assert r0["test_accuracy"] == reference["test_accuracy"]
   assert r0["num_test_examples"] == reference["num_test_examples"] == 36
+
+
+def test_sigterm_to_one_process_checkpoints_every_process_at_one_step(
+    tmp_path):
+  """A preemption notice reaches one host: JAX's sync service agrees on the
+  next step, every process checkpoints it and raises `Preempted` together."""
+  port = _free_port()
+  workdir = str(tmp_path / "multihost")
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(("JAX_COORDINATOR", "SLURM", "OMPI_"))}
+  logs = [open(tmp_path / f"log{i}.txt", "w") for i in range(2)]
+  procs = [subprocess.Popen(
+      [sys.executable, WORKER, str(i), "2", str(port), workdir,
+       str(tmp_path / f"process{i}.npz"), "100000"], cwd=ROOT, env=env,
+      stdout=logs[i], stderr=subprocess.STDOUT) for i in range(2)]
+  text = lambda: "\n".join((tmp_path / f"log{i}.txt").read_text()[-2000:]
+                           for i in range(2))
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  end = time.time() + DEADLINE_S
+  try:
+    while not (os.path.exists(metrics) and os.path.getsize(metrics)):
+      assert time.time() < end and all(p.poll() is None for p in procs), text()
+      time.sleep(0.2)
+    procs[1].send_signal(signal.SIGTERM)
+    for p in procs:
+      assert p.wait(timeout=max(end - time.time(), 1)) == 0, text()
+  finally:
+    for p in procs:
+      p.kill()
+    for log in logs:
+      log.close()
+  steps = []
+  for i in range(2):
+    with open(tmp_path / f"process{i}.npz.json") as f:
+      steps.append(json.load(f)["preempted_step"])
+  assert steps[0] == steps[1] > 0
+  saved = os.listdir(os.path.join(workdir, "checkpoints", "latest"))
+  assert str(steps[0]) in saved, saved

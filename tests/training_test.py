@@ -8,8 +8,10 @@ is tested in parallel_test.py, several processes in multihost_test.py.
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -119,6 +121,42 @@ def test_kill_and_resume_reaches_the_same_parameters(tmp_path, monkeypatch):
   strip = lambda ms: [{k: v for k, v in m.items() if k != "steps_per_sec"}
                       for m in ms]
   assert strip(_metrics(resumed)) == strip(_metrics(straight))
+
+
+def test_sigterm_checkpoints_the_step_in_flight_and_resume_matches(
+    tmp_path, monkeypatch):
+  """SIGTERM while step 6 trains: step 6 is checkpointed (off the every-4
+  schedule), `Preempted` names it, the handler is restored, and the resumed
+  run ends with the parameters of an uninterrupted one."""
+  config = lambda: tiny_config("macformer_exp", num_train_steps=8,
+                               eval_frequency=4, checkpoint_every=4,
+                               log_every=2)
+  straight = str(tmp_path / "straight")
+  training.train_and_evaluate(config(), straight)
+
+  real = lra_tasks.train_batches
+
+  def batches(*args, start_step=0, **kwargs):
+    for i, batch in enumerate(real(*args, start_step=start_step, **kwargs)):
+      if start_step + i == 5:  # the batch of step 6 (steps count from 1)
+        os.kill(os.getpid(), signal.SIGTERM)
+      yield batch
+
+  before = signal.getsignal(signal.SIGTERM)
+  preempted = str(tmp_path / "preempted")
+  with monkeypatch.context() as patch:
+    patch.setattr(lra_tasks, "train_batches", batches)
+    with pytest.raises(training.Preempted, match="after step 6") as info:
+      training.train_and_evaluate(config(), preempted)
+  assert info.value.step == 6
+  assert signal.getsignal(signal.SIGTERM) is before
+  assert sorted(os.listdir(os.path.join(preempted, "checkpoints", "latest")),
+                key=int) == ["4", "6"]
+  assert not os.path.exists(os.path.join(preempted, "results.json"))
+
+  training.train_and_evaluate(config(), preempted)
+  jax.tree.map(np.testing.assert_array_equal, _checkpoint(straight, 8),
+               _checkpoint(preempted, 8))
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoint(
@@ -246,13 +284,13 @@ def test_library_imports_pull_in_no_trainer_dependencies():
   assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_run_lra_command_line(tmp_path):
-  """The CLI: config string + overrides, the summary line, results.json."""
-  workdir = str(tmp_path / "run")
-  command = [
+def _cli_command(workdir, num_train_steps, log_every=2):
+  return [
       sys.executable, "run_lra.py", "--config=configs/listops.py:linear,smoke",
-      f"--workdir={workdir}", "--config.train.num_train_steps=4",
-      "--config.train.eval_frequency=2", "--config.train.log_every=2",
+      f"--workdir={workdir}",
+      f"--config.train.num_train_steps={num_train_steps}",
+      "--config.train.eval_frequency=2",
+      f"--config.train.log_every={log_every}",
       "--config.model.num_layers=1", "--config.model.emb_dim=16",
       "--config.model.qkv_dim=16", "--config.model.mlp_dim=16",
       "--config.data.max_len=32", "--config.data.batch_size=4",
@@ -260,13 +298,45 @@ def test_run_lra_command_line(tmp_path):
       "--config.data.offline.num_test=6",
       "--config.data.offline.min_length=4",
       "--config.data.offline.max_length=30"]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-             JAX_PLATFORMS="cpu")
-  out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=300)
+
+
+_CLI_ENV = dict(os.environ, JAX_PLATFORMS="cpu",
+                XLA_FLAGS="--xla_force_host_platform_device_count=1")
+
+
+def test_run_lra_command_line(tmp_path):
+  """The CLI: config string + overrides, the summary line, results.json."""
+  workdir = str(tmp_path / "run")
+  out = subprocess.run(_cli_command(workdir, 4), cwd=ROOT, env=_CLI_ENV,
+                       capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   last = out.stdout.strip().splitlines()[-1]
   assert last.startswith("task=listops attention=linear preset=lra,smoke "
                          "steps=4 test_accuracy="), out.stdout
   with open(os.path.join(workdir, "results.json")) as f:
     assert json.load(f)["num_test_examples"] == 6
+
+
+def test_run_lra_sigterm_checkpoints_and_exits_143(tmp_path):
+  """A scheduler's SIGTERM mid-run: exit status 143, one line saying how to
+  resume, and a checkpoint at (or after) the last step logged."""
+  workdir = str(tmp_path / "run")
+  log = tmp_path / "stderr.txt"
+  with open(log, "w") as err:
+    proc = subprocess.Popen(_cli_command(workdir, 100000, log_every=1),
+                            cwd=ROOT, env=_CLI_ENV, stdout=subprocess.DEVNULL,
+                            stderr=err)
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + 240
+  while not (os.path.exists(metrics) and os.path.getsize(metrics)):
+    assert proc.poll() is None and time.time() < deadline, log.read_text()
+    time.sleep(0.2)
+  logged = _metrics(workdir)[0]["step"]
+  proc.send_signal(signal.SIGTERM)
+  proc.wait(timeout=240)
+  stderr = log.read_text()
+  assert proc.returncode == 143, stderr[-3000:]
+  assert "run the same command again to resume" in stderr.splitlines()[-1]
+  saved = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints",
+                                                   "latest"))]
+  assert max(saved) >= logged > 0

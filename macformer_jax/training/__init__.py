@@ -6,6 +6,7 @@
   data.py         task sources, offline data through the task registry
   metrics.py      metric means, the train window, writers, progress bar
   checkpoints.py  orbax checkpoints (latest + best-eval)
+  preemption.py   SIGTERM: checkpoint at the next step, raise Preempted
   loop.py         train_and_evaluate (run: also the state), evaluate,
                   summary_line
 
@@ -21,12 +22,14 @@ from macformer_jax.training.loop import summary_line
 from macformer_jax.training.loop import train_and_evaluate
 from macformer_jax.training.parallel import Engine
 from macformer_jax.training.parallel import make_engine
+from macformer_jax.training.preemption import Preempted
 from macformer_jax.training.state import create_train_state
 from macformer_jax.training.state import named_keys
 from macformer_jax.training.state import TrainState
 from macformer_jax.training.steps import eval_step
 from macformer_jax.training.steps import train_step
 
-__all__ = ["DataError", "Engine", "TrainState", "create_train_state",
-           "eval_step", "evaluate", "make_engine", "named_keys", "run",
-           "summary_line", "train_and_evaluate", "train_step"]
+__all__ = ["DataError", "Engine", "Preempted", "TrainState",
+           "create_train_state", "eval_step", "evaluate", "make_engine",
+           "named_keys", "run", "summary_line", "train_and_evaluate",
+           "train_step"]

@@ -23,6 +23,9 @@ there is no task-specific branch. What a run does:
 * Metrics (`metrics.py`): TensorBoard event files under
   `<workdir>/tensorboard` and JSON lines in `<workdir>/metrics.jsonl`; a tqdm
   bar on a terminal, log lines otherwise.
+* SIGTERM (preemption, a time budget; `preemption.py`): the step in flight
+  finishes, its eval runs if one is due, the latest checkpoint is written and
+  `Preempted` is raised; the same command resumes from there.
 * A non-finite training loss stops the run with `FloatingPointError` naming
   the step; checkpoints are written only after the losses of every step
   before them were checked, so the latest checkpoint is always a good one.
@@ -48,6 +51,7 @@ from macformer_jax.training import checkpoints as checkpoints_lib
 from macformer_jax.training import data as data_lib
 from macformer_jax.training import metrics as metrics_lib
 from macformer_jax.training import parallel
+from macformer_jax.training import preemption
 from macformer_jax.training import state as state_lib
 
 
@@ -113,6 +117,7 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
     files or tfds, ... and the config), and the final TrainState.
 
   Raises:
+    Preempted: SIGTERM arrived; the step it names is checkpointed.
     FloatingPointError: a non-finite training loss (names the step and the
       last good checkpoint).
     DataError: missing or malformed data (one line).
@@ -159,7 +164,9 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
       sources["train"], config.data.batch_size, seed=config.seed,
       start_step=start, rows=engine.host_rows))
   window = metrics_lib.TrainWindow()
+  notice = preemption.PreemptionNotice()
   try:
+    notice.install()
     window.resume()
     for step in range(start, num_steps):
       if (redraw_fn is not None and step and
@@ -172,8 +179,9 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
       progress.step()
       is_log = done % t.log_every == 0 or done == num_steps
       is_eval = done % t.eval_frequency == 0 or done == num_steps
-      is_ckpt = done == num_steps or (t.checkpoint_every and
-                                      done % t.checkpoint_every == 0)
+      preempted = done < num_steps and notice.reached(done)
+      is_ckpt = preempted or done == num_steps or (
+          t.checkpoint_every and done % t.checkpoint_every == 0)
       if is_log or is_eval or is_ckpt:
         window.check(engine.to_host, checkpoints.last_good())
       if is_log:
@@ -199,7 +207,10 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
           checkpoints.save_best(done, engine.put_state(state), meta)
       if is_ckpt:
         checkpoints.save_latest(done, engine.put_state(state), meta)
+      if preempted:
+        raise preemption.Preempted(done, checkpoints.latest_dir)
       window.resume()
+    notice.restore()  # a SIGTERM during the test stops the process as usual
     progress.close()
     results = _test(config, engine, state, sources["test"], checkpoints,
                     meta, num_steps)
@@ -213,6 +224,7 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
         "accuracy": results["test_accuracy"],
         "accuracy_best_eval": results["test_accuracy_best_eval"]})
   finally:
+    notice.restore()
     progress.close()
     writer.close()
     checkpoints.close()
