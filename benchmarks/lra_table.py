@@ -31,7 +31,9 @@ not the release's test set).
 benchmarks/full_length.py writes: steps done of the preset's, eval curve),
 in a table of their own under their harness family, beside the published
 ListOps numbers of the same attention, marked by the fraction of the
-preset's steps they have done.
+preset's steps they have done, and draws their curves (train loss; train and
+val accuracy beside the published number) to `--curves` (default
+lra_progress.png beside the table), linked under that table.
 
 Cells of our runs are `last / best`: test accuracy (%) of the last checkpoint
 (what LRA reported) and of the best-validation checkpoint (what the
@@ -337,11 +339,79 @@ def load_progress(path: str) -> Dict[str, Any]:
   return data
 
 
+def _published_twin(p: Dict[str, Any], published: Dict[str, Any],
+                    family: str) -> Optional[Tuple[float, str]]:
+  """(accuracy %, table id) of the same method and task in `family`."""
+  twin = None
+  for table in published["tables"]:
+    if table.get("harness") != family:
+      continue
+    for name in PUBLISHED_ROW.get(p["attention"], ()):
+      if name in table["rows"]:
+        value = dict(zip(published["columns"],
+                         table["rows"][name])).get(p["task"])
+        if value is not None:
+          twin = (float(value), table["id"])
+  return twin
+
+
+def _train_curve(p: Dict[str, Any]) -> List[Tuple[int, float, float]]:
+  """(step, loss, accuracy) rows of a progress file, complete ones only."""
+  return [tuple(row) for row in p.get("train_curve", [])
+          if row[1] is not None and row[2] is not None]
+
+
+def plot_progress(progress: List[Dict[str, Any]], published: Dict[str, Any],
+                  path: str) -> None:
+  """Train loss, and train / val accuracy beside the published number.
+
+  One colour per run; val accuracy as dots, train accuracy (mean per
+  logging window) as a faint line, the same method's published test
+  accuracy as a dashed line.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+  runs = sorted(progress, key=lambda p: (p["task"], p["attention"]))
+  for i, p in enumerate(runs):
+    color = f"C{i}"
+    name = p["attention"] + ("" if len({r["task"] for r in runs}) == 1
+                             else f" {p['task']}")
+    label = f"{name} ({p['steps_done']}/{p['preset_steps']} steps)"
+    train = _train_curve(p)
+    if train:
+      steps, losses, accs = zip(*train)
+      ax_loss.plot(steps, losses, color=color, label=label)
+      ax_acc.plot(steps, [100 * a for a in accs], color=color, alpha=0.35,
+                  lw=1)
+    if p["eval_curve"]:
+      steps, accs = zip(*p["eval_curve"])
+      ax_acc.plot(steps, [100 * a for a in accs], "o-", color=color,
+                  label=f"{name}: val")
+    twin = _published_twin(
+        p, published, FAMILY_OF_PRESET.get(p["preset"], p["preset"]))
+    if twin:
+      ax_acc.axhline(twin[0], color=color, ls="--", lw=1,
+                     label=f"{name}: published test ({twin[1]})")
+  presets = sorted({(p["preset"], p["preset_steps"]) for p in runs})
+  note = ", ".join(f"preset {n}: {s} steps" for n, s in presets)
+  for ax, ylabel in ((ax_loss, "train loss (window mean)"),
+                     (ax_acc, "accuracy (%)")):
+    ax.set_xlabel(f"training step ({note})")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  ax_acc.set_title("train (faint), val (dots), published test (dashed)",
+                   fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
                    family: str) -> List[List[str]]:
   """One row per in-progress run: steps done, val curve, published twin."""
-  tables = [t for t in published["tables"] if t.get("harness") == family]
-  columns = published["columns"]
   rows = []
   for p in sorted(progress, key=lambda p: (p["task"], p["attention"])):
     done, total = p["steps_done"], p["preset_steps"]
@@ -359,15 +429,10 @@ def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
               f"{_pct(p.get('test_accuracy_best_eval'))}")
       if done < total:
         test += f" (after {done} steps)"
-    twin = "–"
-    for table in tables:
-      for name in PUBLISHED_ROW.get(p["attention"], ()):
-        if name in table["rows"]:
-          value = dict(zip(columns, table["rows"][name])).get(p["task"])
-          if value is not None:
-            twin = f"{value:.2f} ([{table['id']}](#sources))"
-    train = [row for row in p.get("train_curve", [])
-             if row[1] is not None and row[2] is not None]
+    published_twin = _published_twin(p, published, family)
+    twin = ("–" if published_twin is None else
+            f"{published_twin[0]:.2f} ([{published_twin[1]}](#sources))")
+    train = _train_curve(p)
     train_cell = (f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} "
                   f"(step {train[-1][0]})" if train else "–")
     curve_cell = " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–"
@@ -379,8 +444,13 @@ def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
 
 def render(runs: List[Run], published: Dict[str, Any],
            command: Optional[str] = None,
-           progress: Optional[List[Dict[str, Any]]] = None) -> str:
-  """The Markdown document: one table per harness family, then every run."""
+           progress: Optional[List[Dict[str, Any]]] = None,
+           curves: Optional[str] = None) -> str:
+  """The Markdown document: one table per harness family, then every run.
+
+  `curves`: the progress plot's path relative to the document, shown under
+  the progress tables.
+  """
   columns = published["columns"]
   header = (["model", "source", "scale"] +
             [TASK_TITLES[t] for t in TASKS] + ["Avg"])
@@ -440,6 +510,9 @@ def render(runs: List[Run], published: Dict[str, Any],
                        "best val", "test last / best", "published",
                        "val curve (step:acc)"],
                       _progress_rows(mine, published, family)) + [""]
+      if curves:
+        lines += [f"![training curves of the runs in progress]({curves})",
+                  ""]
   lines += ["## Runs", ""]
   run_rows = []
   for r in sorted(runs, key=lambda r: (r.family, r.task, r.attention,
@@ -477,6 +550,10 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
   parser.add_argument("--progress", nargs="*", default=[],
                       help="progress JSON files of benchmarks/full_length.py "
                       "(glob patterns allowed; none matching is fine)")
+  parser.add_argument("--curves", default=None,
+                      help="where to draw the progress runs' curves (PNG, "
+                      "linked from the table; default lra_progress.png "
+                      "beside --out, none with --out -; '': none)")
   args = parser.parse_args(argv)
   argv_list = sys.argv[1:] if argv is None else list(argv)
   command = " ".join(["python", "benchmarks/lra_table.py"] +
@@ -486,7 +563,19 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     runs = [load_run(p) for p in find_results(args.results)]
     progress = [load_progress(p) for pattern in args.progress
                 for p in sorted(glob.glob(pattern))]
-    text = render(runs, load_published(args.published), command, progress)
+    published = load_published(args.published)
+    curves = None
+    if args.curves is None and args.out != "-":
+      args.curves = os.path.join(os.path.dirname(args.out),
+                                 "lra_progress.png")
+    if progress and args.curves:
+      os.makedirs(os.path.dirname(os.path.abspath(args.curves)),
+                  exist_ok=True)
+      plot_progress(progress, published, args.curves)
+      curves = (os.path.basename(args.curves) if args.out == "-" else
+                os.path.relpath(os.path.abspath(args.curves),
+                                os.path.dirname(os.path.abspath(args.out))))
+    text = render(runs, published, command, progress, curves)
   except ResultsError as e:
     if argv is None:  # command line: one clear line, no traceback
       sys.exit(f"lra_table: {e}")

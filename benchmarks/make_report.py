@@ -7,7 +7,7 @@ the command that produces it):
 
   docs/kernel_error.json, docs/kernel_error.png  benchmarks/kernel_error.py
   docs/attention_speed.json                      benchmarks/attention_speed.py
-  docs/lra_table.md                              benchmarks/lra_table.py
+  docs/lra_table.md (+ lra_progress.png)         benchmarks/lra_table.py
   docs/spectral_error.json, .png                 benchmarks/spectral_error.py
   docs/attention_speed_spectral.json             benchmarks/attention_speed.py
     (the Spectraformer-grid sections, `spectral_report.py`; left out while

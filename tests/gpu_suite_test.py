@@ -116,6 +116,16 @@ def test_reports_show_the_suite_and_the_progress(suite):
   # The last train window beside the val curve: "<loss> / <acc> (step 3)".
   assert re.search(r"\| \d+\.\d{3} / \d+\.\d \(step 3\) \|", row), row
 
+  # Written to a file: the curves are drawn beside it and linked under the
+  # progress table.
+  table = tmp_path / "table" / "lra.md"
+  lra_table.main(["--out", str(table), "--progress",
+                  str(docs / "results" / "gpu_listops_*.json")])
+  png = table.parent / "lra_progress.png"
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  text = table.read_text()
+  assert text.index("(lra_progress.png)") > text.index(row)
+
 
 def test_suite_fails_clearly_without_a_gpu(tmp_path):
   proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh")],
