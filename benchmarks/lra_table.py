@@ -374,10 +374,10 @@ def plot_progress(progress: List[Dict[str, Any]], published: Dict[str, Any],
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
   runs = sorted(progress, key=lambda p: (p["task"], p["attention"]))
+  one_task = len({p["task"] for p in runs}) == 1
   for i, p in enumerate(runs):
     color = f"C{i}"
-    name = p["attention"] + ("" if len({r["task"] for r in runs}) == 1
-                             else f" {p['task']}")
+    name = p["attention"] + ("" if one_task else f" {p['task']}")
     label = f"{name} ({p['steps_done']}/{p['preset_steps']} steps)"
     train = _train_curve(p)
     if train:

@@ -36,16 +36,22 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _run_workers(tmp_path, num_processes=2):
+def _start_workers(tmp_path, num_processes, stdouts, *extra):
+  """Starts the workers of one job in <tmp_path>/multihost; returns them."""
   port = _free_port()
-  workdir = str(tmp_path / "multihost")
   env = {k: v for k, v in os.environ.items()
          if not k.startswith(("JAX_COORDINATOR", "SLURM", "OMPI_"))}
-  procs = [subprocess.Popen(
+  return [subprocess.Popen(
       [sys.executable, WORKER, str(i), str(num_processes), str(port),
-       workdir, str(tmp_path / f"process{i}.npz")], cwd=ROOT, env=env,
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(num_processes)]
+       str(tmp_path / "multihost"), str(tmp_path / f"process{i}.npz"),
+       *extra], cwd=ROOT, env=env, stdout=stdouts[i],
+      stderr=subprocess.STDOUT, text=True) for i in range(num_processes)]
+
+
+def _run_workers(tmp_path, num_processes=2):
+  workdir = str(tmp_path / "multihost")
+  procs = _start_workers(tmp_path, num_processes,
+                         [subprocess.PIPE] * num_processes)
   logs = [""] * num_processes
   end = time.time() + DEADLINE_S
   try:
@@ -109,15 +115,9 @@ def test_sigterm_to_one_process_checkpoints_every_process_at_one_step(
     tmp_path):
   """A preemption notice reaches one host: JAX's sync service agrees on the
   next step, every process checkpoints it and raises `Preempted` together."""
-  port = _free_port()
   workdir = str(tmp_path / "multihost")
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith(("JAX_COORDINATOR", "SLURM", "OMPI_"))}
   logs = [open(tmp_path / f"log{i}.txt", "w") for i in range(2)]
-  procs = [subprocess.Popen(
-      [sys.executable, WORKER, str(i), "2", str(port), workdir,
-       str(tmp_path / f"process{i}.npz"), "100000"], cwd=ROOT, env=env,
-      stdout=logs[i], stderr=subprocess.STDOUT) for i in range(2)]
+  procs = _start_workers(tmp_path, 2, logs, "100000")
   text = lambda: "\n".join((tmp_path / f"log{i}.txt").read_text()[-2000:]
                            for i in range(2))
   metrics = os.path.join(workdir, "metrics.jsonl")

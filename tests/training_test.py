@@ -74,17 +74,25 @@ class _Killed(Exception):
   pass
 
 
-def _kill_at(monkeypatch, kill_step):
-  """Makes the data iterator raise when batch `kill_step` is requested."""
+def _on_batch(monkeypatch, step, action):
+  """Calls `action()` when the train iterator is asked for batch `step`
+  (0-based: the batch of training step `step + 1`)."""
   real = lra_tasks.train_batches
 
   def batches(*args, start_step=0, **kwargs):
     for i, batch in enumerate(real(*args, start_step=start_step, **kwargs)):
-      if start_step + i == kill_step:
-        raise _Killed(f"killed before step {kill_step}")
+      if start_step + i == step:
+        action()
       yield batch
 
   monkeypatch.setattr(lra_tasks, "train_batches", batches)
+
+
+def _kill_at(monkeypatch, kill_step):
+  """Makes the data iterator raise when batch `kill_step` is requested."""
+  def kill():
+    raise _Killed(f"killed before step {kill_step}")
+  _on_batch(monkeypatch, kill_step, kill)
 
 
 def test_kill_and_resume_reaches_the_same_parameters(tmp_path, monkeypatch):
@@ -134,18 +142,10 @@ def test_sigterm_checkpoints_the_step_in_flight_and_resume_matches(
   straight = str(tmp_path / "straight")
   training.train_and_evaluate(config(), straight)
 
-  real = lra_tasks.train_batches
-
-  def batches(*args, start_step=0, **kwargs):
-    for i, batch in enumerate(real(*args, start_step=start_step, **kwargs)):
-      if start_step + i == 5:  # the batch of step 6 (steps count from 1)
-        os.kill(os.getpid(), signal.SIGTERM)
-      yield batch
-
   before = signal.getsignal(signal.SIGTERM)
   preempted = str(tmp_path / "preempted")
   with monkeypatch.context() as patch:
-    patch.setattr(lra_tasks, "train_batches", batches)
+    _on_batch(patch, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
     with pytest.raises(training.Preempted, match="after step 6") as info:
       training.train_and_evaluate(config(), preempted)
   assert info.value.step == 6

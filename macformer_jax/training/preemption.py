@@ -34,9 +34,10 @@ class Preempted(Exception):
 
 
 class PreemptionNotice:
-  """Context manager; `reached(step)` is True once the run should stop.
+  """`reached(step)` is True once the run should stop.
 
-  Call `reached` after every training step with the number of steps done
+  `install()` before the loop, `restore()` after it. Call `reached` after
+  every training step with the number of steps done
   (every host, the same numbers: the multi-host protocol needs it).
   """
 
@@ -58,13 +59,6 @@ class PreemptionNotice:
     if self._previous is not None:
       signal.signal(self._signum, self._previous)
       self._previous = None
-
-  def __enter__(self) -> "PreemptionNotice":
-    self.install()
-    return self
-
-  def __exit__(self, *exc) -> None:
-    self.restore()
 
   def _handle(self, signum, frame) -> None:
     del signum, frame
