@@ -311,12 +311,12 @@ class AttentionFn:
         else:
           out = jax.lax.cond(use_causal, lambda: run(key_mask, True),
                              lambda: run(key_mask, False))
-        if self.check_mask:
-          ok = jnp.broadcast_to(ok, (b,))
-          out = jnp.where(ok[:, None, None, None], out, jnp.nan)
       # A query that sees no key gets 0 (kernelized_attention's convention).
       visible = jnp.broadcast_to(query_valid, (b, l))
       out = jnp.where(visible[:, :, None, None], out, 0.0)
+      if self.check_mask and not _is_concrete(ok):
+        ok = jnp.broadcast_to(ok, (b,))
+        out = jnp.where(ok[:, None, None, None], out, jnp.nan)
     return out.reshape(tuple(batch) + out.shape[1:]).astype(out_dtype)
 
 
