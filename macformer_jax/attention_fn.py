@@ -102,13 +102,17 @@ class MaskError(ValueError):
   """A mask that a linear-time attention cannot honour (see module doc)."""
 
 
-def _is_concrete(x: jax.Array) -> bool:
+def _is_concrete(x) -> bool:
   return not isinstance(x, jax.core.Tracer)
 
 
-def _mask_4d(mask: jax.Array, batch_shape, lq: int, lk: int) -> jax.Array:
-  """[batch..., H|1, Lq|1, Lk|1] bool -> [B|1, H|1, Lq|1, Lk|1]."""
-  mask = jnp.asarray(mask).astype(bool)
+def _mask_4d(mask, batch_shape, lq: int, lk: int, xp=jnp):
+  """[batch..., H|1, Lq|1, Lk|1] bool -> [B|1, H|1, Lq|1, Lk|1].
+
+  `xp` is numpy for a concrete mask (no device work, no compilation) and
+  jax.numpy for a traced one.
+  """
+  mask = xp.asarray(mask).astype(bool)
   ndim = len(batch_shape) + 3
   if mask.ndim > ndim:
     raise ValueError(f"mask of shape {mask.shape} has more dims than "
@@ -118,7 +122,7 @@ def _mask_4d(mask: jax.Array, batch_shape, lq: int, lk: int) -> jax.Array:
   if all(d == 1 for d in lead):
     mask = mask.reshape((1,) + mask.shape[-3:])
   else:
-    mask = jnp.broadcast_to(mask, tuple(batch_shape) + mask.shape[-3:])
+    mask = xp.broadcast_to(mask, tuple(batch_shape) + mask.shape[-3:])
     mask = mask.reshape((-1,) + mask.shape[-3:])
   if mask.shape[-2] not in (1, lq) or mask.shape[-1] not in (1, lk):
     raise ValueError(f"mask of shape {mask.shape} does not broadcast to "
@@ -126,11 +130,7 @@ def _mask_4d(mask: jax.Array, batch_shape, lq: int, lk: int) -> jax.Array:
   return mask
 
 
-def _tril(length: int) -> jax.Array:
-  return jnp.tril(jnp.ones((length, length), bool))
-
-
-def _structure(mask: jax.Array, length: int, causal: bool):
+def _structure(mask, length: int, causal: bool, xp=jnp):
   """Reads a [b, h, lq, lk] mask as padding (and causal).
 
   Returns:
@@ -139,20 +139,21 @@ def _structure(mask: jax.Array, length: int, causal: bool):
     when causality is fixed; ok: the mask equals its padding (causal)
     reading for that example.
   """
+  tril = xp.tril(xp.ones((length, length), bool))
   if causal:
-    mask = mask & _tril(length)
-  query_valid = jnp.any(mask, axis=(1, 3))
-  key_valid = jnp.any(mask, axis=(1, 2))
+    mask = mask & tril
+  query_valid = xp.any(mask, axis=(1, 3))
+  key_valid = xp.any(mask, axis=(1, 2))
   padding = query_valid[:, None, :, None] & key_valid[:, None, None, :]
   if causal:
-    padding = padding & _tril(length)
-  padding_ok = jnp.all(mask == padding, axis=(1, 2, 3))
+    padding = padding & tril
+  padding_ok = xp.all(mask == padding, axis=(1, 2, 3))
   square = mask.shape[-2] == mask.shape[-1] == length
   if causal or not square or length == 1:
     return query_valid, key_valid, causal, padding_ok
-  causal_ok = jnp.all(mask == (padding & _tril(length)), axis=(1, 2, 3))
-  use_causal = jnp.all(causal_ok) & ~jnp.all(padding_ok)
-  ok = jnp.where(use_causal, causal_ok, padding_ok)
+  causal_ok = xp.all(mask == (padding & tril), axis=(1, 2, 3))
+  use_causal = xp.all(causal_ok) & ~xp.all(padding_ok)
+  ok = xp.where(use_causal, causal_ok, padding_ok)
   return query_valid, key_valid, use_causal, ok
 
 
@@ -181,14 +182,13 @@ def check_mask_structure(mask: jax.Array, causal: bool = False) -> bool:
   Raises:
     MaskError (a ValueError): the mask is neither (message says why).
   """
-  mask = jnp.asarray(mask)
+  mask = np.asarray(mask)
   if mask.ndim < 2:
     raise ValueError(f"a mask needs [..., Lq, Lk] dims, got {mask.shape}")
   lq, lk = mask.shape[-2:]
   length = max(lq, lk)
-  m = _mask_4d(mask, mask.shape[:-3] or (1,), length, length)
-  _, _, use_causal, ok = _structure(m, length, causal)
-  ok = np.asarray(ok)
+  m = _mask_4d(mask, mask.shape[:-3] or (1,), length, length, np)
+  _, _, use_causal, ok = _structure(m, length, causal, np)
   if not ok.all():
     raise _mask_error(~ok)
   return bool(use_causal)
@@ -221,6 +221,16 @@ class AttentionFn:
     self.options = dict(options)
     self._core = core
     self._draw = draw
+    # One compiled program per call signature, also when called eagerly
+    # (e.g. inside an un-jitted `init`); inlined under an outer jit.
+    self._attend = jax.jit(self._attend_impl, static_argnames="causal")
+
+  def _attend_impl(self, params, q, k, v, key_mask, query_valid, *, causal):
+    out = self._core(params, q, k, v, key_mask, causal)
+    if query_valid is not None:
+      # A query that sees no key gets 0 (kernelized_attention's convention).
+      out = jnp.where(query_valid[:, :, None, None], out, 0.0)
+    return out
 
   def __repr__(self):
     opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
@@ -294,27 +304,25 @@ class AttentionFn:
       v = jnp.repeat(v, h // v.shape[-2], axis=-2)
     b = q.shape[0]
     causal = bool(self.causal or is_causal)
-    run = lambda key_mask, c: self._core(self.params, q, k, v, key_mask, c)
     if mask is None:
-      out = run(None, causal)
+      out = self._attend(self.params, q, k, v, None, None, causal=causal)
     else:
-      m = _mask_4d(mask, batch or [1], l, l)
-      query_valid, key_valid, use_causal, ok = _structure(m, l, causal)
-      key_mask = jnp.broadcast_to(key_valid, (b, l))
-      if _is_concrete(ok) and _is_concrete(use_causal):
-        if self.check_mask and not np.all(ok):
-          raise _mask_error(~np.asarray(ok))
-        out = run(key_mask, bool(use_causal))
-      else:
-        if isinstance(use_causal, bool):
-          out = run(key_mask, use_causal)
-        else:
-          out = jax.lax.cond(use_causal, lambda: run(key_mask, True),
-                             lambda: run(key_mask, False))
-      # A query that sees no key gets 0 (kernelized_attention's convention).
-      visible = jnp.broadcast_to(query_valid, (b, l))
-      out = jnp.where(visible[:, :, None, None], out, 0.0)
-      if self.check_mask and not _is_concrete(ok):
+      concrete = _is_concrete(mask)
+      xp = np if concrete else jnp
+      m = _mask_4d(mask, batch or [1], l, l, xp)
+      query_valid, key_valid, use_causal, ok = _structure(m, l, causal, xp)
+      if concrete and self.check_mask and not np.all(ok):
+        raise _mask_error(~ok)
+      key_mask = xp.broadcast_to(key_valid, (b, l))
+      query_valid = xp.broadcast_to(query_valid, (b, l))
+      attend = lambda c: self._attend(self.params, q, k, v, key_mask,
+                                      query_valid, causal=c)
+      if concrete or isinstance(use_causal, bool):
+        out = attend(bool(use_causal))
+      else:  # traced: decided at run time, both branches compiled
+        out = jax.lax.cond(use_causal, lambda: attend(True),
+                           lambda: attend(False))
+      if self.check_mask and not concrete:
         ok = jnp.broadcast_to(ok, (b,))
         out = jnp.where(ok[:, None, None, None], out, jnp.nan)
     return out.reshape(tuple(batch) + out.shape[1:]).astype(out_dtype)

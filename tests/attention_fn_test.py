@@ -296,3 +296,12 @@ def test_digits_example_runs_a_few_steps(capsys):
     assert 0.0 <= r["accuracy"] <= 1.0 and r["train_s"] > 0
   text = capsys.readouterr().out
   assert "softmax" in text and "macformer" in text and "accuracy" in text
+
+
+def test_readme_section_runs(capsys):
+  readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md"
+            ).read_text()
+  section = readme.split("## Use it in your own Flax model", 1)[1]
+  block = section.split("```python\n", 1)[1].split("```", 1)[0]
+  exec(block, {})  # pylint: disable=exec-used
+  assert capsys.readouterr().out.strip() == "(2, 100, 64) (2, 100, 64)"
