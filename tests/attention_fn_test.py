@@ -202,7 +202,9 @@ def test_baselines_plug_into_both_modules():
     y = linen.apply(linen.init(jax.random.key(2), x, mask=mask), x, mask=mask)
     mha = nnx.MultiHeadAttention(H, E, attention_fn=fn, decode=False,
                                  rngs=nnx.Rngs(0))
-    y2 = nnx.jit(lambda m, x: m(x, mask=mask, is_causal=True))(mha, x)
+    causal = lambda m, x, mask: m(x, mask=mask, is_causal=True)
+    y2 = nnx.jit(causal)(mha, x, mask)  # a traced mask
+    np.testing.assert_allclose(y2, causal(mha, x, mask), atol=1e-5)
     assert y.shape == y2.shape == (B, L, E)
     assert bool(jnp.all(jnp.isfinite(y)) & jnp.all(jnp.isfinite(y2)))
 
