@@ -50,7 +50,7 @@ patterns) is *not representable*:
   that M hides from some queries but not all are seen by all of them.
 
 The check costs O(B H Lq Lk) boolean operations, as building the mask did;
-a [B, 1, 1, L] key mask keeps everything O(L).
+a [B, 1, 1, L] key mask keeps it O(L) (non-causal calls).
 
 **Random features** are drawn once, when the factory is called, from its
 `key` (Performer's `redraw_features=False`); they are constants of the
