@@ -2,8 +2,8 @@ r"""Approximation error of random Maclaurin features vs the feature count D.
 
 The toy experiments behind the Macformer claims "RMFA approximates
 dot-product kernelized attention without bias" and "ppSBN bounds its error"
-(SPEC §1.3, §4, §6). For every kernel (exp, trigh, inverse, log, sqrt), every
-D in 16..4096 (powers of 2) and several seeds, on random queries and keys:
+(docs/METHOD.md §2.2, §5). For every kernel (exp, trigh, inverse, log, sqrt),
+every D in 16..4096 (powers of 2) and several seeds, on random queries and keys:
 
 * kernel error    |K_hat - K|_F / |K|_F of the [Lk, Lk] kernel matrix
                   K_ij = f(q_i . k_j), K_hat_ij = phi(q_i) . phi(k_j);
@@ -13,13 +13,14 @@ D in 16..4096 (powers of 2) and several seeds, on random queries and keys:
                   (`attention.rmfa` on `features.rmf`), non-causal.
 
 Inputs (d = head dim): q, k, v ~ N(0, 1), then for q and k
-  presbn: PreSBN (`normalization.pre_sbn`) then * d^-1/4 (Macformer, SPEC §3);
+  presbn: PreSBN (`normalization.pre_sbn`) then * d^-1/4 (Macformer,
+  docs/METHOD.md §5);
   raw:    sigma * (q, k) * d^-1/4, no PreSBN: the authors' no-ppSBN ablation
           (`--former transformer`). Here |q . k| can leave the radius of
           convergence 1 of inverse/log/sqrt, where f itself is undefined, and
-          the RMF variance series diverges (SPEC §1.3). Both errors are also
-          measured against f truncated at degree 20 (what RMF estimates without
-          bias, always defined), and non-finite values are recorded as
+          the RMF variance series diverges (docs/METHOD.md §2.2). Both errors
+          are also measured against f truncated at degree 20 (what RMF estimates
+          without bias, always defined), and non-finite values are recorded as
           the strings "inf"/"nan" in the JSON.
 
 Feature maps: both degree allocations (`sampled`: the paper's; `stratified`:
@@ -32,11 +33,11 @@ orthogonal features, `features.favor_positive`) and RFA (random Fourier
 features, `features.fourier_features`).
 
 Variance table: the empirical variance of phi(x) . phi(y) at D = 128, d = 32
-over many independent draws, per allocation x projection, beside the SPEC §1.3
-formula (`features.rmf_variance`, sampled + independent) and the exact
-formulas of the stratified layouts (derived in `stratified_variance`), for
-random pairs (t = x.y ~ 0.03) and near pairs (t ~ 0.17 = 1/sqrt(d), where the
-chained layout's correlations are largest).
+over many independent draws, per allocation x projection, beside the
+docs/METHOD.md §2.2 formula (`features.rmf_variance`, sampled + independent) and
+the exact formulas of the stratified layouts (derived in `stratified_variance`),
+for random pairs (t = x.y ~ 0.03) and near pairs (t ~ 0.17 = 1/sqrt(d), where
+the chained layout's correlations are largest).
 
 Each curve gets a least-squares slope of log(mean error) vs log(D): Monte
 Carlo error falls like D^-1/2, so slopes should be about -0.5.
@@ -343,7 +344,7 @@ def stratified_variance(kernel: str, counts: Sequence[int], projection: str,
                         x: np.ndarray, y: np.ndarray) -> np.ndarray:
   """Exact Var[phi(x).phi(y)] of a stratified map (fixed counts C_n).
 
-  With u = (w.x)(w.y), E[u] = t = x.y and E[u^2] = Q (SPEC §1.3), the
+  With u = (w.x)(w.y), E[u] = t = x.y and E[u^2] = Q (docs/METHOD.md §2.2), the
   degree-n estimate (a_n / C_n) sum_i p_n^(i) of C_n products p_n of n
   independent u's has variance (a_n^2 / C_n)(Q^n - t^2n) (`independent`).
   `chained` adds the covariance of the degree-n and degree-m (n < m) prefix

@@ -14,7 +14,7 @@ the harness family of every table.
 reproduces the Skyformer-family PyTorch harness that Macformer used and is
 shown beside the Skyformer table. The two families differ in model size,
 pooling, sequence length and (for ListOps) tokenisation, so their numbers are
-never put in one table (PEERS §3).
+never put in one table (docs/METHOD.md §8.6).
 
 **Full-scale rule.** A run is *full-scale* when it is not a `smoke` run and its
 config equals its preset's published setting on every scale key: the config

@@ -19,8 +19,8 @@ the command that produces it):
 
 It also draws docs/attention_speed.png (fwd+bwd time vs L, log-log) from
 attention_speed.json. Every number in the report is read from those files;
-none is typed here, except the SPEC §6 harness-B reference value that the
-kernel-error section is checked against.
+none is typed here, except the reference value of an earlier independent
+numpy measurement that the kernel-error section is checked against.
 """
 
 import argparse
@@ -39,7 +39,7 @@ TEMPERATURE_CMD = ("python benchmarks/temperature_study.py run && "
                    "python benchmarks/temperature_study.py report")
 GPU_SUITE_CMD = "bash benchmarks/gpu_suite.sh   # on a machine with one GPU"
 REPORT_CMD = "python benchmarks/make_report.py"
-# SPEC §6 harness B (our earlier numpy measurement, not a paper number):
+# An earlier independent numpy measurement (not a paper number):
 # exp kernel, D = 128, L = 1024, d = 32, PreSBN, non-causal, sampled degrees.
 HARNESS_B_EXP_D128 = 0.026
 KERNELS = ("exp", "trigh", "inverse", "log", "sqrt")
@@ -189,12 +189,13 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
                projection="independent")
   if ref is not None and 128 in ref["D"]:
     value = _f(ref["attention_error"]["mean"][ref["D"].index(128)])
-    lines += [f"Check against SPEC §6 harness B (exp, D = 128, L = 1024, "
+    lines += ["Check against an earlier independent numpy measurement "
+              "(exp, D = 128, L = 1024, "
               f"d = 32, PreSBN, non-causal, sampled degrees): "
               f"{_fmt(value)} here vs {HARNESS_B_EXP_D128} there "
-              f"(ratio {value / HARNESS_B_EXP_D128:.2f}; SPEC does not state "
-              "its v distribution, on which the relative attention error "
-              "depends).", ""]
+              f"(ratio {value / HARNESS_B_EXP_D128:.2f}; that measurement "
+              "did not record its v distribution, on which the relative "
+              "attention error depends).", ""]
   # Table 2: raw inputs.
   rows = []
   outside = data.get("fraction_outside_radius", {}).get("raw", {})
@@ -247,7 +248,8 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
           f"{r['chained_over_independent_stratified']:.3f}",
           f"{r['stratified_over_sampled_chained']:.3f}"])
     header = ["kernel", "pairs", "mean abs t", "sampled/indep.",
-              "formula (SPEC §1.3)", "sampled/chained", "stratified/indep.",
+              "formula (METHOD.md §2.2)", "sampled/chained",
+              "stratified/indep.",
               "formula", "stratified/chained", "formula",
               "chained ÷ indep. (sampled)", "chained ÷ indep. (stratified)",
               "stratified ÷ sampled (chained)"]

@@ -26,7 +26,7 @@ from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTENTIONS = ("softmax", "macformer_exp")
-# Spectraformer grid rows (PEERS §3c), optional.
+# Spectraformer grid rows (docs/METHOD.md §7), optional.
 SPECTRA = ("spectra_oprf_fastfoodl", "spectra_posrf_orf", "spectra_posrf_sorf")
 PUBLISHED = os.path.join(ROOT, "benchmarks", "spectraformer_published.json")
 

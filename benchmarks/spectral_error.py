@@ -1,7 +1,7 @@
 r"""Approximation error of every Spectraformer grid cell vs the feature count M.
 
-For every (component, weights) cell of `spectral.grid()` (PEERS §3c), every
-M in 16..1024 (powers of 2) and several seeds, on random queries and keys:
+For every (component, weights) cell of `spectral.grid()` (docs/METHOD.md §7),
+every M in 16..1024 (powers of 2) and several seeds, on random queries and keys:
 
 * kernel error    |K_hat - K|_F / |K|_F of the [Lk, Lk] matrix
                   K_ij = exp(x_i . y_j), K_hat_ij = phi(x_i) . phi(y_j)

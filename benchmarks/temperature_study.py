@@ -450,7 +450,7 @@ def render(data: dict) -> str:
       f"{DEFAULT_SCALE**2:.3f}: no key can get more than f(s^2)/f(-s^2) "
       "(about 1.4 for exp) times the weight of another, so attention is "
       "close to uniform by construction. A larger s sharpens attention but "
-      "raises the variance of the random Maclaurin estimate (SPEC §1.3). "
+      "raises the variance of the random Maclaurin estimate (METHOD.md §2.2). "
       "This study trains the same model with several scales and measures "
       "both sides.",
       "",

@@ -1,6 +1,6 @@
 """Attention cores as thin Flax modules, one registry, and multi-head attention.
 
-Every core has one contract (STYLE §2.4):
+Every core has one contract, so the encoder can take any of them:
 
   core(q, k, v, *, mask=None, deterministic=True) -> out
   q, k [B, L, H, Dh], v [B, L, H, Dv], mask bool [B, L] (True = real token),
@@ -127,7 +127,8 @@ _max_qk_scale = attention.max_qk_scale
 
 @ATTENTIONS.register("rmfa")
 class RMFAttention(nn.Module):
-  """Macformer attention: PreSBN -> scale -> RMF -> RMFA -> PostSBN (SPEC §3-4).
+  """Macformer attention: PreSBN -> scale -> RMF -> RMFA -> PostSBN
+  (docs/METHOD.md §4-5).
 
   Attributes:
     kernel: dot-product kernel name (`kernels.get`).
@@ -214,7 +215,7 @@ class PerformerAttention(nn.Module):
   """Performer FAVOR+: positive (orthogonal) random features of softmax.
 
   Unlike Performer's JAX code, padded keys are masked (after the feature map)
-  and redraws come from an explicit key, not from sum(q) (PEERS §2).
+  and redraws come from an explicit key, not from sum(q) (docs/METHOD.md §6).
 
   Attributes:
     num_features: M.
@@ -373,7 +374,7 @@ class MultiHeadSelfAttention(nn.Module):
   """Multi-head self-attention around any registered core.
 
   q, k, v and output projections are `DenseGeneral` without bias and with
-  Xavier-uniform init, as in LRA (LRA_NOTES §3.3).
+  Xavier-uniform init, as in LRA (docs/METHOD.md §8.2).
 
   Attributes:
     num_heads: H.

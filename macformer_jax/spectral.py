@@ -1,7 +1,7 @@
 r"""The Spectraformer grid, pure-functional: weight matrices x components.
 
-Spectraformer (Nguyen, Joshi, Salim; arXiv 2405.15310, PEERS §3c) writes a
-random-feature approximation of the softmax kernel exp(x . y) as two
+Spectraformer (Nguyen, Joshi, Salim; arXiv 2405.15310; docs/METHOD.md §7) writes
+a random-feature approximation of the softmax kernel exp(x . y) as two
 independent choices: how the projection W [Dk, m] is drawn (the *weight
 matrix*) and how features are formed from W^T x (the *component function*).
 Inputs x are already scaled (Dk^-1/4 for softmax), layout free, [..., Dk].
@@ -191,7 +191,7 @@ def sample_sorf(key: jax.Array, in_dim: int, width: int) -> jax.Array:
 
   For width > P each block of P rows is an independent product: the peer's
   `sorf_matrix` instead keeps the first Dk columns of one width x width
-  product (PEERS §3c). Returns float32 [Dk, width].
+  product (docs/METHOD.md §7.3). Returns float32 [Dk, width].
   """
   p = _pow2(in_dim)
   n = -(-width // p)

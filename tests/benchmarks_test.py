@@ -74,7 +74,8 @@ def test_kernel_error_json_has_every_curve_and_key(quick_run):
 def test_kernel_error_slopes_and_presbn_errors(quick_run):
   """Monte Carlo error ~ D^-1/2: the fitted slope of the default map is
   about -0.5 (3 seeds, D = 16..256); with PreSBN every error is finite and
-  small, exp/log/inverse within 5 % of each other (SPEC §6 harness B: 3 %)."""
+  small, exp/log/inverse within 5 % of each other (an earlier numpy
+  measurement: 3 %)."""
   _, result = quick_run
   curve = kernel_error.find_curve(result["curves"], kernel="exp",
                                   allocation="stratified",

@@ -190,7 +190,7 @@ def _sources():
 
 
 def test_every_key_is_read_somewhere():
-  """A key that no code reads is a bug (STYLE §13): each leaf key of every
+  """A key that no code reads is a bug: each leaf key of every
   config appears as `.key` or as a quoted "key" in the reading code; the
   whole-passed sub-dicts appear by name."""
   source = "\n".join(_sources().values())
