@@ -41,7 +41,6 @@ import numpy as np
 
 logger = logging.getLogger("lra_tasks")
 
-PAD_ID = 0
 SPLITS = ("train", "val", "test")
 LRA_RELEASE_URL = (
     "https://storage.googleapis.com/long-range-arena/lra_release.gz")

@@ -54,11 +54,11 @@ softmax kernel exp(x . y), and the elu+1 map of linear attention.
 """
 
 import dataclasses
+import functools
 import math
 from typing import Optional, Tuple
 
 import chex
-from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -170,7 +170,9 @@ def allocate_degrees(num_random: int, allocation: str, max_degree: int = 20,
 # ----------------------------------------------------------------------------
 # Random Maclaurin features.
 # ----------------------------------------------------------------------------
-@struct.dataclass
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["projections", "scales"], meta_fields=["plan"])
+@dataclasses.dataclass(frozen=True)
 class RMFParams:
   """A drawn RMF map (a pytree: arrays are leaves, the plan is static).
 
@@ -182,7 +184,7 @@ class RMFParams:
   """
   projections: jax.Array
   scales: jax.Array
-  plan: FeaturePlan = struct.field(pytree_node=False)
+  plan: FeaturePlan
 
 
 def make_plan(num_features: int, kernel: str, allocation: str = "sampled",

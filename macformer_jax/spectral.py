@@ -123,7 +123,6 @@ WEIGHTS = ("gaussian", "orf", "sorf", "qmc", "mm", "fastfood",
            "fastfood_learnable", "rademacher")
 # Columns marginally N(0, I): every component is unbiased with them.
 UNBIASED_WEIGHTS = ("gaussian", "orf", "qmc", "fastfood", "fastfood_learnable")
-POSITIVE = ("posrf", "oprf", "gerf", "saderf")
 SIGNED = ("trigrf", "rmf")
 # Components whose parameters are fitted to the whole sequence.
 NOT_CAUSAL = ("oprf", "saderf")
