@@ -314,18 +314,7 @@ def speed_section(docs: str, png_name: str, draw: bool = True) -> List[str]:
     return lines
   rows = sorted(data["rows"], key=lambda r: r["length"])
   variants = _variants(rows)
-  command = data.get("command")
-  if not command:
-    shapes = data.get("shapes", {})
-    command = " ".join(
-        [SPEED_CMD, "--lengths " + ",".join(str(r["length"]) for r in rows),
-         "--variants " + ",".join(variants)] +
-        [f"--{k} {shapes[k]}" for k in ("batch", "heads", "head_dim",
-                                        "num_features") if k in shapes])
-  recorded = "" if data.get("command") else (
-      " (reconstructed from the settings in the JSON, which does not record "
-      "its command line)")
-  lines += [f"Command: `{command}`{recorded}. Machine: "
+  lines += [f"Command: `{data.get('command', SPEED_CMD)}`. Machine: "
             f"{_machine(data)}. Measure: {data.get('measure', '?')}.", ""]
   # Speed-ups of every variant against softmax, and of rmfa vs Performer.
   ratios = [(v, "softmax") for v in variants
