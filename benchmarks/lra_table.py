@@ -1,44 +1,23 @@
 r"""Our LRA runs beside the published LRA numbers, as a Markdown table.
 
-  python benchmarks/lra_table.py 'runs/*/results.json'   # docs/lra_table.md
-  python benchmarks/lra_table.py runs/a runs/b --out -     # to stdout
+  python -m benchmarks.lra_table 'runs/*/results.json'   # docs/lra_table.md
+  python -m benchmarks.lra_table runs/a runs/b --out -     # to stdout
 
-Arguments are `results.json` files (written by
-`macformer_jax.training.train_and_evaluate`), run directories that hold one,
-or glob patterns of either (quote them; `**` recurses). Published numbers
-come from `benchmarks/lra_published.json`, which cites its sources and names
-the harness family of every table.
+Arguments are results.json files (from `train_and_evaluate`), run folders
+holding one, or quoted glob patterns of either. Published numbers come from
+benchmarks/lra_published.json, which cites its sources. Our preset `lra` is
+shown beside the original LRA harness (Tay et al. 2021), preset `macformer`
+beside the Skyformer-family PyTorch harness Macformer used; the two families
+are never put in one table (docs/METHOD.md §8.6).
 
-**Harness families.** Our preset `lra` reproduces the original LRA harness
-(Tay et al. 2021) and is shown beside that table; our preset `macformer`
-reproduces the Skyformer-family PyTorch harness that Macformer used and is
-shown beside the Skyformer table. The two families differ in model size,
-pooling, sequence length and (for ListOps) tokenisation, so their numbers are
-never put in one table (PEERS §3).
-
-**Full-scale rule.** A run is *full-scale* when it is not a `smoke` run and its
-config equals its preset's published setting on every scale key: the config
-that `configs/<task>.py:<attention>,preset=<preset>` builds today, compared
-on data.max_len, data.batch_size, train.num_train_steps, model.emb_dim,
-model.num_layers, model.num_heads, model.qkv_dim, model.mlp_dim and
-attention.options.num_features (where both have it). Anything else is
-*reduced*, and the table says which keys differ. The `data` column says
-whether the test split came from files (`data.data_dir`, the release) or
-was generated offline (ListOps: a fresh draw of the release's distribution,
-not the release's test set).
-
-`--progress` adds runs still in progress (the JSON files
-benchmarks/full_length.py writes: steps done of the preset's, eval curve),
-in a table of their own under their harness family, beside the published
-ListOps numbers of the same attention, marked by the fraction of the
-preset's steps they have done, and draws their curves (train loss; train and
-val accuracy beside the published number) to `--curves` (default
-lra_progress.png beside the table), linked under that table.
-
-Cells of our runs are `last / best`: test accuracy (%) of the last checkpoint
-(what LRA reported) and of the best-validation checkpoint (what the
-Skyformer-family harness reported). Several runs of one (attention, preset,
-scale, task) are averaged, with their count.
+A run is *full-scale* when it is not `smoke` and its config equals what
+`configs/<task>.py:<attention>,preset=<preset>` builds today on every key of
+`SCALE_KEYS`; anything else is *reduced*, with the keys that differ listed.
+Cells are `last / best`: test accuracy (%) of the last checkpoint (what LRA
+reported) and of the best-validation one (what the Skyformer family
+reported), averaged over runs of one (attention, scale, task). `--progress`
+adds runs still in progress (benchmarks/full_length.py's JSON) in a table of
+their own and draws their curves to `--curves` (default lra_progress.png).
 """
 
 import argparse
@@ -51,10 +30,9 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from benchmarks import common
 
-PUBLISHED = os.path.join(REPO, "benchmarks", "lra_published.json")
+PUBLISHED = os.path.join(common.REPO, "benchmarks", "lra_published.json")
 TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
 TASK_TITLES = {"listops": "ListOps", "text": "Text", "retrieval": "Retrieval",
                "image": "Image", "pathfinder": "Pathfinder"}
@@ -62,7 +40,6 @@ FAMILY_OF_PRESET = {"lra": "lra_original", "macformer": "skyformer_pytorch"}
 FAMILY_TITLES = {"lra_original": "Original LRA harness (Tay et al. 2021)",
                  "skyformer_pytorch": "Skyformer-family PyTorch harness "
                                       "(the harness Macformer used)"}
-# Fields every results.json must have ("a.b" = nested under a).
 REQUIRED = ("task", "attention", "steps", "test_accuracy",
             "test_accuracy_best_eval", "config", "config.data.max_len",
             "config.data.batch_size", "config.train.num_train_steps")
@@ -74,12 +51,12 @@ DISPLAY = {"transformer": "Transformer", "self_attention": "Self-Attention",
            "bigbird": "BigBird", "nystromformer": "Nyströmformer",
            "linear_transformer": "Linear Transformer",
            "kernelized_attention": "Kernelized Attention (Gaussian)"}
-
-
 GENERATED_MARK = "†"  # a cell whose test split was generated offline
 # Our attention -> the published row of the same method (progress table).
 PUBLISHED_ROW = {"softmax": ("self_attention", "transformer"),
                  "performer": ("performer",), "linear": ("linear_transformer",)}
+PROGRESS_FIELDS = ("task", "attention", "preset", "steps_done",
+                   "preset_steps", "eval_curve")
 
 
 class ResultsError(ValueError):
@@ -95,28 +72,35 @@ def _get(tree: Any, dotted: str) -> Any:
   return tree
 
 
-def find_results(patterns: Sequence[str]) -> List[str]:
-  """results.json paths from files, run directories and glob patterns.
+def _read_json(path: str) -> Any:
+  """The parsed JSON file at `path`; ResultsError naming the file if not."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except OSError as e:
+    raise ResultsError(f"{path}: cannot read ({e.strerror})") from e
+  except json.JSONDecodeError as e:
+    raise ResultsError(f"{path}: not valid JSON ({e})") from e
 
-  Raises:
-    ResultsError: a path that does not exist, a directory without
-      results.json, or a pattern that matches nothing.
-  """
+
+def find_results(patterns: Sequence[str]) -> List[str]:
+  """results.json paths from files, run folders and glob patterns; a path
+  that does not exist, a folder without results.json or a pattern that
+  matches nothing raises ResultsError."""
   paths = []
   for pattern in patterns:
+    matches = [pattern]
     if any(ch in pattern for ch in "*?["):
       matches = sorted(glob.glob(pattern, recursive=True))
       if not matches:
         raise ResultsError(f"{pattern}: no file matches this pattern")
-    else:
-      matches = [pattern]
     for path in matches:
       if os.path.isdir(path):
-        candidate = os.path.join(path, "results.json")
-        if not os.path.isfile(candidate):
-          raise ResultsError(f"{path}: directory has no results.json (the "
-                             "run did not finish, or this is not a workdir)")
-        path = candidate
+        path = os.path.join(path, "results.json")
+        if not os.path.isfile(path):
+          raise ResultsError(f"{os.path.dirname(path)}: directory has no "
+                             "results.json (the run did not finish, or this "
+                             "is not a workdir)")
       elif not os.path.exists(path):
         raise ResultsError(f"{path}: no such file")
       if path not in paths:
@@ -131,7 +115,6 @@ class Run:
   task: str
   attention: str
   preset: str
-  smoke: bool
   steps: int
   last: float  # test accuracy of the last checkpoint, in [0, 1]
   best: float  # of the best-eval checkpoint
@@ -147,41 +130,30 @@ class Run:
 
   @property
   def scale(self) -> str:
-    if self.full_scale is None:
-      return "unknown"
-    return "full" if self.full_scale else "reduced"
+    return {None: "unknown", True: "full", False: "reduced"}[self.full_scale]
 
 
-def reference_config(task: str, attention: str, preset: str
-                     ) -> Optional[Dict[str, Any]]:
-  """The config `configs/<task>.py` builds for this preset, as a dict.
-
-  None when the task has no config module. An attention variant the
-  configs do not know falls back to the default one (the scale keys other
-  than num_features do not depend on it).
-  """
+def reference_config(task: str, attention: str,
+                     preset: str) -> Optional[Dict[str, Any]]:
+  """What configs/<task>.py builds for this preset (None: no such module);
+  an attention it does not know falls back to the default one."""
   try:
     module = importlib.import_module(f"configs.{task}")
   except ImportError:
     return None
   try:
-    config = module.get_config(f"{attention},preset={preset}")
+    return module.get_config(f"{attention},preset={preset}").to_dict()
   except ValueError:
-    config = module.get_config(f"preset={preset}")
-  return config.to_dict()
+    return module.get_config(f"preset={preset}").to_dict()
 
 
-def scale_differences(config: Dict[str, Any], reference: Dict[str, Any]
-                      ) -> List[str]:
+def scale_differences(config: Dict[str, Any],
+                      reference: Dict[str, Any]) -> List[str]:
   """'key value (preset: ref)' for every scale key that differs."""
   out = []
   for key in SCALE_KEYS:
     try:
-      ref = _get(reference, key)
-    except KeyError:
-      continue
-    try:
-      value = _get(config, key)
+      ref, value = _get(reference, key), _get(config, key)
     except KeyError:
       continue  # e.g. no num_features for softmax
     if value != ref:
@@ -202,12 +174,8 @@ def _accuracy(path: str, data: Dict[str, Any], field: str) -> float:
 
 
 def load_run(path: str) -> Run:
-  """Reads and checks one results.json.
-
-  Raises:
-    ResultsError: unreadable file, invalid JSON, or a missing or malformed
-      field; the message names the file and the field.
-  """
+  """Reads and checks one results.json (ResultsError naming the file and
+  the field on any problem)."""
   data = _read_json(path)
   if not isinstance(data, dict):
     raise ResultsError(f"{path}: expected a JSON object, got "
@@ -224,25 +192,22 @@ def load_run(path: str) -> Run:
   preset = data.get("preset", config.get("preset"))
   if preset is None:
     raise ResultsError(f"{path}: missing field 'preset' (nor config.preset)")
-  smoke = bool(data.get("smoke", config.get("smoke", False)))
-  task = data["task"]
   last = _accuracy(path, data, "test_accuracy")
   best = _accuracy(path, data, "test_accuracy_best_eval")
-  reference = reference_config(task, data["attention"], preset)
+  reference = reference_config(data["task"], data["attention"], preset)
   if reference is None:
-    full, diffs = None, [f"no configs/{task}.py to compare with"]
+    full, diffs = None, [f"no configs/{data['task']}.py to compare with"]
   else:
     diffs = scale_differences(config, reference)
-    if smoke:
+    if data.get("smoke", config.get("smoke", False)):
       diffs.insert(0, "smoke")
     full = not diffs
-  data_dir = config.get("data", {}).get("data_dir")
-  return Run(path=path, task=task, attention=data["attention"],
-             preset=preset, smoke=smoke, steps=int(data["steps"]), last=last,
-             best=best, best_step=data.get("best_eval_step"),
+  return Run(path=path, task=data["task"], attention=data["attention"],
+             preset=preset, steps=int(data["steps"]), last=last, best=best,
+             best_step=data.get("best_eval_step"),
              max_len=int(_get(config, "data.max_len")),
-             data="files" if data_dir else "generated", full_scale=full,
-             differences=diffs)
+             data="files" if config.get("data", {}).get("data_dir")
+             else "generated", full_scale=full, differences=diffs)
 
 
 def load_published(path: str = PUBLISHED) -> Dict[str, Any]:
@@ -257,6 +222,16 @@ def load_published(path: str = PUBLISHED) -> Dict[str, Any]:
     if key not in published:
       raise ResultsError(f"{path}: missing field '{key}'")
   return published
+
+
+def load_progress(path: str) -> Dict[str, Any]:
+  """One progress JSON of benchmarks/full_length.py, checked."""
+  data = _read_json(path)
+  for field in PROGRESS_FIELDS:
+    if field not in data:
+      raise ResultsError(f"{path}: missing field '{field}' (a progress file "
+                         "of benchmarks/full_length.py?)")
+  return dict(data, path=path)
 
 
 # ----------------------------------------------------------------------------
@@ -276,67 +251,35 @@ def _ours_rows(runs: List[Run]) -> List[List[str]]:
   for (attention, scale), by_task in sorted(groups.items()):
     cells, lasts = [], []
     for task in TASKS:
-      group = by_task.get(task)
+      group = by_task.get(task, [])
       if not group:
         cells.append("–")
         continue
       last = sum(r.last for r in group) / len(group)
-      best = sum(r.best for r in group) / len(group)
       lasts.append(last)
-      n = f" (n={len(group)})" if len(group) > 1 else ""
-      generated = GENERATED_MARK if any(r.data == "generated"
-                                        for r in group) else ""
-      cells.append(f"{_pct(last)} / {_pct(best)}{generated}{n}")
+      cells.append(
+          f"{_pct(last)} / {_pct(sum(r.best for r in group) / len(group))}"
+          + (GENERATED_MARK if any(r.data == "generated" for r in group)
+             else "") + (f" (n={len(group)})" if len(group) > 1 else ""))
     avg = _pct(sum(lasts) / len(lasts)) if len(lasts) == len(TASKS) else "–"
-    scale_cell = "**full**" if scale == "full" else f"*{scale}*"
     extra = sorted(t for t in by_task if t not in TASKS)
-    name = f"{attention} (ours)" + (f" +{','.join(extra)}" if extra else "")
-    rows.append([name, "this repo", scale_cell] + cells + [avg])
+    rows.append([f"{attention} (ours)" + (f" +{','.join(extra)}" if extra
+                                          else ""), "this repo",
+                 "**full**" if scale == "full" else f"*{scale}*"] + cells +
+                [avg])
   return rows
 
 
-def _published_rows(table: Dict[str, Any], columns: List[str]
-                    ) -> List[List[str]]:
+def _published_rows(table: Dict[str, Any],
+                    columns: List[str]) -> List[List[str]]:
   rows = []
   for name, values in table["rows"].items():
     by_col = dict(zip(columns, values))
-    cells = ["–" if by_col.get(t) is None else f"{by_col[t]:.2f}"
-             for t in TASKS]
-    avg = by_col.get("avg")
-    display = DISPLAY.get(name, name.replace("_", " ").title())
-    rows.append([display, f"[{table['id']}](#sources)", "published"] + cells +
-                ["–" if avg is None else f"{avg:.2f}"])
+    rows.append([DISPLAY.get(name, name.replace("_", " ").title()),
+                 f"[{table['id']}](#sources)", "published"] +
+                ["–" if by_col.get(c) is None else f"{by_col[c]:.2f}"
+                 for c in TASKS + ("avg",)])
   return rows
-
-
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
-  lines = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" for _ in header) + "|"]
-  lines += ["| " + " | ".join(row) + " |" for row in rows]
-  return lines
-
-
-def _read_json(path: str) -> Any:
-  """The parsed JSON file at `path`; ResultsError naming the file if not."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except OSError as e:
-    raise ResultsError(f"{path}: cannot read ({e.strerror})") from e
-  except json.JSONDecodeError as e:
-    raise ResultsError(f"{path}: not valid JSON ({e})") from e
-
-
-def load_progress(path: str) -> Dict[str, Any]:
-  """One progress JSON of benchmarks/full_length.py, checked."""
-  data = _read_json(path)
-  for field in ("task", "attention", "preset", "steps_done", "preset_steps",
-                "eval_curve"):
-    if field not in data:
-      raise ResultsError(f"{path}: missing field '{field}' (a progress file "
-                         "of benchmarks/full_length.py?)")
-  data["path"] = path
-  return data
 
 
 def _published_twin(p: Dict[str, Any], published: Dict[str, Any],
@@ -344,10 +287,8 @@ def _published_twin(p: Dict[str, Any], published: Dict[str, Any],
   """(accuracy %, table id) of the same method and task in `family`."""
   twin = None
   for table in published["tables"]:
-    if table.get("harness") != family:
-      continue
     for name in PUBLISHED_ROW.get(p["attention"], ()):
-      if name in table["rows"]:
+      if table.get("harness") == family and name in table["rows"]:
         value = dict(zip(published["columns"],
                          table["rows"][name])).get(p["task"])
         if value is not None:
@@ -363,39 +304,33 @@ def _train_curve(p: Dict[str, Any]) -> List[Tuple[int, float, float]]:
 
 def plot_progress(progress: List[Dict[str, Any]], published: Dict[str, Any],
                   path: str) -> None:
-  """Train loss, and train / val accuracy beside the published number.
-
-  One colour per run; val accuracy as dots, train accuracy (mean per
-  logging window) as a faint line, the same method's published test
-  accuracy as a dashed line.
-  """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  """Train loss; train accuracy (faint), val accuracy (dots) and the same
+  method's published test accuracy (dashed), one colour per run."""
+  plt = common.pyplot()
   fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
   runs = sorted(progress, key=lambda p: (p["task"], p["attention"]))
   one_task = len({p["task"] for p in runs}) == 1
   for i, p in enumerate(runs):
     color = f"C{i}"
     name = p["attention"] + ("" if one_task else f" {p['task']}")
-    label = f"{name} ({p['steps_done']}/{p['preset_steps']} steps)"
     train = _train_curve(p)
     if train:
       steps, losses, accs = zip(*train)
-      ax_loss.plot(steps, losses, color=color, label=label)
+      ax_loss.plot(steps, losses, color=color, label=f"{name} ("
+                   f"{p['steps_done']}/{p['preset_steps']} steps)")
       ax_acc.plot(steps, [100 * a for a in accs], color=color, alpha=0.35,
                   lw=1)
     if p["eval_curve"]:
       steps, accs = zip(*p["eval_curve"])
       ax_acc.plot(steps, [100 * a for a in accs], "o-", color=color,
                   label=f"{name}: val")
-    twin = _published_twin(
-        p, published, FAMILY_OF_PRESET.get(p["preset"], p["preset"]))
+    twin = _published_twin(p, published,
+                           FAMILY_OF_PRESET.get(p["preset"], p["preset"]))
     if twin:
       ax_acc.axhline(twin[0], color=color, ls="--", lw=1,
                      label=f"{name}: published test ({twin[1]})")
-  presets = sorted({(p["preset"], p["preset_steps"]) for p in runs})
-  note = ", ".join(f"preset {n}: {s} steps" for n, s in presets)
+  note = ", ".join(f"preset {n}: {s} steps" for n, s in sorted(
+      {(p["preset"], p["preset_steps"]) for p in runs}))
   for ax, ylabel in ((ax_loss, "train loss (window mean)"),
                      (ax_acc, "accuracy (%)")):
     ax.set_xlabel(f"training step ({note})")
@@ -414,31 +349,25 @@ def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
   """One row per in-progress run: steps done, val curve, published twin."""
   rows = []
   for p in sorted(progress, key=lambda p: (p["task"], p["attention"])):
-    done, total = p["steps_done"], p["preset_steps"]
-    scale = f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)"
-    if p.get("max_len"):
-      scale += f", L={p['max_len']}"
-    curve = p["eval_curve"]
-    last = (f"{_pct(curve[-1][1], 1)} (step {curve[-1][0]})" if curve
-            else "–")
+    done, total, curve = p["steps_done"], p["preset_steps"], p["eval_curve"]
+    scale = f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)" + (
+        f", L={p['max_len']}" if p.get("max_len") else "")
     best = max(curve, key=lambda c: c[1]) if curve else None
-    best_cell = f"{_pct(best[1], 1)} (step {best[0]})" if best else "–"
     test = "–"
     if p.get("finished") and "test_accuracy" in p:
       test = (f"{_pct(p['test_accuracy'])} / "
-              f"{_pct(p.get('test_accuracy_best_eval'))}")
-      if done < total:
-        test += f" (after {done} steps)"
-    published_twin = _published_twin(p, published, family)
-    twin = ("–" if published_twin is None else
-            f"{published_twin[0]:.2f} ([{published_twin[1]}](#sources))")
+              f"{_pct(p.get('test_accuracy_best_eval'))}" +
+              (f" (after {done} steps)" if done < total else ""))
+    twin = _published_twin(p, published, family)
     train = _train_curve(p)
-    train_cell = (f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} "
-                  f"(step {train[-1][0]})" if train else "–")
-    curve_cell = " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–"
-    rows.append([f"{p['attention']} (ours)", TASK_TITLES.get(p["task"],
-                                                            p["task"]),
-                 scale, train_cell, last, best_cell, test, twin, curve_cell])
+    rows.append([
+        f"{p['attention']} (ours)", TASK_TITLES.get(p["task"], p["task"]),
+        scale, f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} "
+        f"(step {train[-1][0]})" if train else "–",
+        f"{_pct(curve[-1][1], 1)} (step {curve[-1][0]})" if curve else "–",
+        f"{_pct(best[1], 1)} (step {best[0]})" if best else "–", test,
+        "–" if twin is None else f"{twin[0]:.2f} ([{twin[1]}](#sources))",
+        " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–"])
   return rows
 
 
@@ -446,12 +375,8 @@ def render(runs: List[Run], published: Dict[str, Any],
            command: Optional[str] = None,
            progress: Optional[List[Dict[str, Any]]] = None,
            curves: Optional[str] = None) -> str:
-  """The Markdown document: one table per harness family, then every run.
-
-  `curves`: the progress plot's path relative to the document, shown under
-  the progress tables.
-  """
-  columns = published["columns"]
+  """The Markdown document: one table per harness family, then every run;
+  `curves` is the progress plot's path relative to the document."""
   header = (["model", "source", "scale"] +
             [TASK_TITLES[t] for t in TASKS] + ["Avg"])
   lines = ["# LRA results beside the published numbers", ""]
@@ -468,8 +393,8 @@ def render(runs: List[Run], published: Dict[str, Any],
       f"{GENERATED_MARK} = test split generated offline (ListOps: the "
       "release's distribution, not its test set). Numbers from the two "
       "harness families are not comparable with each other.", ""]
-  families = list(FAMILY_TITLES)
-  families += sorted({r.family for r in runs} - set(families))
+  families = list(FAMILY_TITLES) + sorted({r.family for r in runs}
+                                          - set(FAMILY_TITLES))
   for family in families:
     ours = [r for r in runs if r.family == family]
     tables = [t for t in published["tables"] if t.get("harness") == family]
@@ -486,14 +411,14 @@ def render(runs: List[Run], published: Dict[str, Any],
       lines += [description, ""]
     rows = _ours_rows(ours)
     for table in tables:
-      rows += _published_rows(table, columns)
-    mine = [p for p in progress or [] if
-            FAMILY_OF_PRESET.get(p["preset"], "") == family]
+      rows += _published_rows(table, published["columns"])
+    mine = [p for p in progress or []
+            if FAMILY_OF_PRESET.get(p["preset"], "") == family]
     if not ours:
       lines += [f"No finished run with preset `{preset}` yet"
                 + ("; the runs in progress are below the table." if mine
                    else "."), ""]
-    lines += _table(header, rows) + [""]
+    lines += common.table(header, rows) + [""]
     if mine:
       lines += [
           f"Runs of preset `{preset}` at its full length, with their "
@@ -504,35 +429,29 @@ def render(runs: List[Run], published: Dict[str, Any],
           "mean over the last logging window (50 steps). The published "
           "column is the same method's test accuracy after the published "
           "schedule.", ""]
-      lines += _table(["model", "task", "scale",
-                       "train loss / acc. (last window)",
-                       "val acc. (last eval)",
-                       "best val", "test last / best", "published",
-                       "val curve (step:acc)"],
-                      _progress_rows(mine, published, family)) + [""]
+      lines += common.table(
+          ["model", "task", "scale", "train loss / acc. (last window)",
+           "val acc. (last eval)", "best val", "test last / best",
+           "published", "val curve (step:acc)"],
+          _progress_rows(mine, published, family)) + [""]
       if curves:
         lines += [f"![training curves of the runs in progress]({curves})",
                   ""]
-  lines += ["## Runs", ""]
-  run_rows = []
-  for r in sorted(runs, key=lambda r: (r.family, r.task, r.attention,
-                                       r.path)):
-    best_step = "" if r.best_step is None else f" (step {r.best_step})"
-    scale = "**full**" if r.scale == "full" else f"*{r.scale}*"
-    why = "; ".join(r.differences) if r.differences else "matches the preset"
-    run_rows.append([f"`{r.path}`", r.task, r.attention, r.preset,
-                     str(r.steps), str(r.max_len), r.data, scale, why,
-                     _pct(r.last), _pct(r.best) + best_step])
-  if run_rows:
-    lines += _table(["file", "task", "attention", "preset", "steps",
-                     "max_len", "data", "scale", "scale check", "last",
-                     "best-eval"], run_rows) + [""]
-  else:
-    lines += ["No results.json given.", ""]
-  lines += ["## Sources", ""]
-  for table in published["tables"]:
-    lines += [f"* `{table['id']}` ({table.get('harness', '?')}): "
-              f"{table['source']} {table.get('notes', '')}".rstrip()]
+  run_rows = [[f"`{r.path}`", r.task, r.attention, r.preset, str(r.steps),
+               str(r.max_len), r.data,
+               "**full**" if r.scale == "full" else f"*{r.scale}*",
+               "; ".join(r.differences) or "matches the preset",
+               _pct(r.last), _pct(r.best) + (
+                   "" if r.best_step is None else f" (step {r.best_step})")]
+              for r in sorted(runs, key=lambda r: (r.family, r.task,
+                                                   r.attention, r.path))]
+  lines += ["## Runs", ""] + (common.table(
+      ["file", "task", "attention", "preset", "steps", "max_len", "data",
+       "scale", "scale check", "last", "best-eval"], run_rows) if run_rows
+      else ["No results.json given."]) + ["", "## Sources", ""]
+  lines += [f"* `{t['id']}` ({t.get('harness', '?')}): "
+            f"{t['source']} {t.get('notes', '')}".rstrip()
+            for t in published["tables"]]
   lines += ["* Rule and data: `benchmarks/lra_table.py`, "
             "`benchmarks/lra_published.json`.", ""]
   return "\n".join(lines)
@@ -551,14 +470,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
                       help="progress JSON files of benchmarks/full_length.py "
                       "(glob patterns allowed; none matching is fine)")
   parser.add_argument("--curves", default=None,
-                      help="where to draw the progress runs' curves (PNG, "
-                      "linked from the table; default lra_progress.png "
-                      "beside --out, none with --out -; '': none)")
+                      help="the progress runs' curves (PNG; default "
+                      "lra_progress.png beside --out; '': none)")
   args = parser.parse_args(argv)
-  argv_list = sys.argv[1:] if argv is None else list(argv)
-  command = " ".join(["python", "benchmarks/lra_table.py"] +
-                     [f"'{a}'" if any(c in a for c in "*?[ ") else a
-                      for a in argv_list])
   try:
     runs = [load_run(p) for p in find_results(args.results)]
     progress = [load_progress(p) for pattern in args.progress
@@ -575,7 +489,8 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
       curves = (os.path.basename(args.curves) if args.out == "-" else
                 os.path.relpath(os.path.abspath(args.curves),
                                 os.path.dirname(os.path.abspath(args.out))))
-    text = render(runs, published, command, progress, curves)
+    text = render(runs, published, common.command("lra_table", argv),
+                  progress, curves)
   except ResultsError as e:
     if argv is None:  # command line: one clear line, no traceback
       sys.exit(f"lra_table: {e}")
@@ -583,10 +498,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
   if args.out == "-":
     print(text)
   else:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(text)
-    print(f"wrote {args.out} ({len(runs)} runs)")
+    common.write(args.out, text)
   return text
 
 

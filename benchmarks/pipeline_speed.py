@@ -1,22 +1,13 @@
 """Speed of the LRA data pipelines: ListOps generation, load time, batches/s.
 
-Measures, on this machine:
-  * the time to generate ListOps at LRA settings (96k/2k/2k rows, lengths
-    500..2000, depth 10, 10 args) with `lra_tasks.listops.generate`, and the
-    time to load (read + tokenize) its train split;
-  * for each of the five tasks: the load time of a split and the batches per
-    second of `train_batches` and `eval_batches` at batch size 32.
+Times `lra_tasks.listops.generate` at LRA settings (96k/2k/2k rows, lengths
+500..2000) and, for each task, the load time of a split and the batches per
+second of `train_batches` and `eval_batches`. Everything runs offline on
+generated data in the real formats (ListOps and Pathfinder generators, fake
+AAN TSVs, real TFDS ArrayRecord files with made-up content), so batches/s
+reflect the real per-example work. About 2-3 minutes on 2 CPU cores:
 
-Everything runs offline on generated data in the real formats: ListOps and
-Pathfinder from their generators, AAN from `lra_tasks.testing.write_fake_aan`,
-IMDB and CIFAR-10 as real TFDS ArrayRecord files with made-up content
-(`lra_tasks.testing.prepare_fake_tfds`). Batches/s therefore reflect the real
-per-example work (tokenizing, decoding PNGs, padding, stacking); load times of
-the TFDS tasks scale with the split size (25k reviews, 45k images).
-
-Run (about 2-3 minutes on 2 CPU cores):
-  python benchmarks/pipeline_speed.py --work_dir /tmp/lra_bench \
-      --json_out /tmp/lra_bench/pipeline_speed.json
+  python -m benchmarks.pipeline_speed --work_dir /tmp/lra_bench
 """
 
 import argparse
@@ -24,37 +15,30 @@ import json
 import logging
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                ".."))
-
-import lra_tasks  # pylint: disable=g-import-not-at-top,wrong-import-position
-from lra_tasks import listops  # pylint: disable=g-import-not-at-top,wrong-import-position
-from lra_tasks import pathfinder  # pylint: disable=g-import-not-at-top,wrong-import-position
-from lra_tasks import testing  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common
+import lra_tasks
+from lra_tasks import listops
+from lra_tasks import pathfinder
+from lra_tasks import testing
 
 
 def batches_per_second(make_iterator, min_batches: int, min_seconds: float):
-  """Batches/s of `make_iterator()`, restarted when a finite one runs out.
-
-  Pulls batches until at least `min_batches` and `min_seconds` are reached.
-  Returns (batches per second, batches timed).
-  """
+  """(batches/s, batches timed) of `make_iterator()`, restarted when a
+  finite one runs out, over at least `min_batches` and `min_seconds`."""
   iterator = make_iterator()
   next(iterator)  # warm-up (first epoch permutation, caches)
   count, t0 = 0, time.perf_counter()
   while count < min_batches or time.perf_counter() - t0 < min_seconds:
     try:
       next(iterator)
+      count += 1
     except StopIteration:
       iterator = make_iterator()
-      continue
-    count += 1
   return count / (time.perf_counter() - t0), count
 
 
@@ -68,14 +52,11 @@ def measure(name, load, batch_size, min_batches, min_seconds):
   eval_bps, n_eval = batches_per_second(
       lambda: lra_tasks.eval_batches(src, batch_size), min_batches,
       min_seconds)
-  example = src[0]
-  row = {
-      "task": name, "examples": len(src), "load_s": round(load_s, 3),
-      "train_batches_per_s": round(train_bps, 1),
-      "eval_batches_per_s": round(eval_bps, 1),
-      "train_batches_timed": n_train, "eval_batches_timed": n_eval,
-      "seq_len": int(example["inputs"].shape[0]),
-  }
+  row = {"task": name, "examples": len(src), "load_s": round(load_s, 3),
+         "train_batches_per_s": round(train_bps, 1),
+         "eval_batches_per_s": round(eval_bps, 1),
+         "train_batches_timed": n_train, "eval_batches_timed": n_eval,
+         "seq_len": int(src[0]["inputs"].shape[0])}
   print(f"{name:>14}: {len(src):6d} examples, load {load_s:6.2f} s, "
         f"train {train_bps:8.1f} batches/s, eval {eval_bps:8.1f} batches/s "
         f"(B={batch_size}, L={row['seq_len']})", flush=True)
@@ -85,11 +66,9 @@ def measure(name, load, batch_size, min_batches, min_seconds):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--work_dir", default=None,
-                      help="where generated data goes "
-                      "(default: a new /tmp dir)")
+                      help="where generated data goes (default: a new tmp)")
   parser.add_argument("--json_out", default=None,
-                      help="JSON results path (default: work_dir/"
-                      "pipeline_speed.json)")
+                      help="default: <work_dir>/pipeline_speed.json")
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--listops_sizes", default="96000,2000,2000",
                       help="train,val,test rows for the timed generation")
@@ -98,17 +77,7 @@ def main(argv=None):
   parser.add_argument("--min_seconds", type=float, default=2.0)
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.WARNING)
-  work = args.work_dir or tempfile.mkdtemp(prefix="lra_bench_", dir="/tmp")
-  os.makedirs(work, exist_ok=True)
-  json_out = args.json_out or os.path.join(work, "pipeline_speed.json")
-  results = {
-      "machine": {"platform": platform.platform(),
-                  "python": platform.python_version(),
-                  "numpy": np.__version__, "cpu_count": os.cpu_count()},
-      "batch_size": args.batch_size,
-  }
-
-  # ListOps generation at LRA settings.
+  work = args.work_dir or tempfile.mkdtemp(prefix="lra_bench_")
   n_train, n_val, n_test = (int(x) for x in args.listops_sizes.split(","))
   listops_dir = os.path.join(work, "listops-1000")
   t0 = time.perf_counter()
@@ -118,46 +87,40 @@ def main(argv=None):
                 for f in listops.expected_files()) / 2**20
   print(f"listops generate {n_train}/{n_val}/{n_test} (LRA settings): "
         f"{gen_s:.1f} s, {size_mb:.0f} MiB", flush=True)
-  results["listops_generation"] = {
-      "num_train": n_train, "num_val": n_val, "num_test": n_test,
-      "min_length": 500, "max_length": 2000, "max_depth": 10, "max_args": 10,
-      "seconds": round(gen_s, 2), "mib_written": round(size_mb, 1)}
-
-  # Data for the other tasks.
-  tfds_dir = os.path.join(work, "tfds")
-  testing.prepare_fake_tfds(tfds_dir, "imdb_reviews", 2000, 500, seed=0)
-  testing.prepare_fake_tfds(tfds_dir, "cifar10", 2000, 500, seed=0)
-  aan_dir = os.path.join(work, "tsv_data")
+  tfds_dir, aan_dir = os.path.join(work, "tfds"), os.path.join(work,
+                                                               "tsv_data")
+  for name in ("imdb_reviews", "cifar10"):
+    testing.prepare_fake_tfds(tfds_dir, name, 2000, 500, seed=0)
   testing.write_fake_aan(aan_dir, {"train": 2000, "eval": 200, "test": 200},
                          seed=0, mean_bytes=6000)
   pathfinder.generate(work, args.pathfinder_images, seed=0, resolution=32,
                       difficulties=("hard",))
   pathfinder.generate(work, max(50, args.pathfinder_images // 4), seed=0,
                       resolution=128, difficulties=("hard",))
-
-  b, mb, ms = args.batch_size, args.min_batches, args.min_seconds
-  rows = [
-      measure("listops", lambda: lra_tasks.get_task("listops").load(
-          listops_dir, "train"), b, mb, ms),
-      measure("text", lambda: lra_tasks.get_task("text").load(
-          tfds_dir, "train"), b, mb, ms),
-      measure("text (L=4000)", lambda: lra_tasks.get_task("text").load(
-          tfds_dir, "train", max_len=4000), b, mb, ms),
-      measure("retrieval", lambda: lra_tasks.get_task("retrieval").load(
-          aan_dir, "train"), b, mb, ms),
-      measure("image", lambda: lra_tasks.get_task("image").load(
-          tfds_dir, "train"), b, mb, ms),
-      measure("pathfinder32", lambda: lra_tasks.get_task("pathfinder").load(
-          work, "train"), b, mb, ms),
-      measure("path-x (128)", lambda: lra_tasks.get_task("pathfinder").load(
-          work, "train", resolution=128), b, mb, ms),
-  ]
-  results["pipelines"] = rows
-  with open(json_out, "w") as f:
-    json.dump(results, f, indent=2)
-  print(f"wrote {json_out}")
-  return 0
+  loads = (("listops", "listops", listops_dir, {}),
+           ("text", "text", tfds_dir, {}),
+           ("text (L=4000)", "text", tfds_dir, {"max_len": 4000}),
+           ("retrieval", "retrieval", aan_dir, {}),
+           ("image", "image", tfds_dir, {}),
+           ("pathfinder32", "pathfinder", work, {}),
+           ("path-x (128)", "pathfinder", work, {"resolution": 128}))
+  rows = [measure(name, lambda t=task, d=data, o=options: lra_tasks.get_task(
+      t).load(d, "train", **o), args.batch_size, args.min_batches,
+                  args.min_seconds) for name, task, data, options in loads]
+  results = {
+      "machine": {"platform": platform.platform(),
+                  "python": platform.python_version(),
+                  "numpy": np.__version__, "cpu_count": os.cpu_count()},
+      "batch_size": args.batch_size,
+      "listops_generation": {
+          "num_train": n_train, "num_val": n_val, "num_test": n_test,
+          "min_length": 500, "max_length": 2000, "max_depth": 10,
+          "max_args": 10, "seconds": round(gen_s, 2),
+          "mib_written": round(size_mb, 1)},
+      "pipelines": rows}
+  common.write(args.json_out or os.path.join(work, "pipeline_speed.json"),
+               json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  main()

@@ -1,56 +1,39 @@
 r"""Approximation error of every Spectraformer grid cell vs the feature count M.
 
-For every (component, weights) cell of `spectral.grid()` (PEERS §3c), every
-M in 16..1024 (powers of 2) and several seeds, on random queries and keys:
+For every (component, weights) cell of `spectral.grid()` (docs/METHOD.md §7),
+M in 16..1024 and several seeds, on random queries and keys (d = 32):
 
-* kernel error    |K_hat - K|_F / |K|_F of the [Lk, Lk] matrix
-                  K_ij = exp(x_i . y_j), K_hat_ij = phi(x_i) . phi(y_j)
-                  (`spectral.kernel_estimate`: the unbiased estimator, no
-                  stabiliser; oprf/saderf fit A and psi on these Lk pairs);
-* attention error |A_hat - A|_F / |A|_F of the [L, Dv] attention output
-                  against exact softmax-kernel attention
-                  (`attention.kernelized_attention(..., 'exp')`), A_hat the
-                  path `layers.SpectralAttention` runs (stabilised features,
-                  `attention.linear_attention`), non-causal.
+* kernel error    |K_hat - K|_F / |K|_F, K_ij = exp(x_i . y_j) on [Lk, Lk]
+                  (`spectral.kernel_estimate`: the unbiased estimator;
+                  oprf/saderf fit A and psi on these pairs);
+* attention error |A_hat - A|_F / |A|_F of the non-causal attention output
+                  against exact softmax-kernel attention, A_hat as
+                  `layers.SpectralAttention` runs it (stabilised features).
 
-Inputs (d = head dim 32): x = q d^-1/4, y = k d^-1/4 with
-  presbn: q, k PreSBN'd (unit norm; as Macformer and benchmarks/kernel_error.py,
-          |x|^2 = d^-1/2), an easy regime;
-  gauss:  q, k ~ N(0, sigma^2 I), sigma = 0.5 (`--sigma`): softmax logits
-          q . k / sqrt(d) ~ N(0, sigma^4) and |x|^2 ~ sigma^2 sqrt(d) = 1.4,
-          a harder regime (the variance of the positive estimators grows
-          like exp(2 |x + y|^2); at sigma = 1, logits ~ N(0, 1), every cell's
-          error exceeds 100% at M <= 1024 for d = 32).
-v ~ N(0, I). gerf is evaluated at its initial A = 0 (so it equals posrf in
-distribution; training moves A), fastfood_learnable at its initial S, G, B
-(distributed as fastfood). trigrf's M features are M/2 frequencies; rmf's
-M include the constant feature.
+Inputs x = q d^-1/4, y = k d^-1/4 with `presbn`: q, k PreSBN'd (unit norm,
+as Macformer), an easy regime; `gauss`: q, k ~ N(0, sigma^2 I), sigma = 0.5,
+logits ~ N(0, sigma^4), a harder one (at sigma = 1 every cell's error
+exceeds 100% at M <= 1024). v ~ N(0, I). gerf is at its initial A = 0 (=
+posrf in distribution), fastfood_learnable at its initial S, G, B. Each
+curve gets a least-squares slope of log(mean error) vs log(M) over M > d
+(Monte Carlo: -0.5; block-structured matrices change regime at M = d).
 
-Each curve gets a least-squares slope of log(mean error) vs log(M) (Monte
-Carlo: -0.5).
-
-  nice -n 19 python benchmarks/spectral_error.py     # a few minutes, 2 cores
-  python benchmarks/spectral_error.py --quick         # seconds
+  nice -n 19 python -m benchmarks.spectral_error     # minutes, 2 cores
+  python -m benchmarks.spectral_error --quick         # seconds
 
 Writes docs/spectral_error.json and docs/spectral_error.png.
 """
 
 import argparse
-import datetime
 import functools
 import json
-import os
-import platform
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-# pylint: disable=g-import-not-at-top
+from benchmarks import common
 from macformer_jax import attention
 from macformer_jax import normalization
 from macformer_jax import spectral
@@ -63,15 +46,12 @@ def make_inputs(key, seeds, length, head_dim, regime, sigma):
   kq, kk, kv = jax.random.split(key, 3)
   shape = (seeds, 1, 1, length, head_dim)
   q, k = jax.random.normal(kq, shape), jax.random.normal(kk, shape)
-  if regime == "presbn":
-    q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
-  elif regime == "gauss":
-    q, k = q * sigma, k * sigma
-  else:
+  if regime not in REGIMES:
     raise ValueError(f"unknown regime {regime!r}; known: {REGIMES}")
+  q, k = ((normalization.pre_sbn(q), normalization.pre_sbn(k))
+          if regime == "presbn" else (q * sigma, k * sigma))
   v = jax.random.normal(kv, (seeds, 1, length, 1, head_dim))
-  scale = head_dim**-0.25
-  return q * scale, k * scale, v
+  return q * head_dim**-0.25, k * head_dim**-0.25, v
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -81,15 +61,12 @@ def draw(weights, head_dim, width, seeds, key):
       kk, weights, head_dim, width))(jax.random.split(key, seeds))
 
 
-def _rel(estimate, target):
-  return (jnp.linalg.norm((estimate - target).ravel())
-          / jnp.linalg.norm(target.ravel()))
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def cell_errors(component, num_features, kernel_length, ws, x, y, v):
   """Kernel and attention errors [N, S] for projections ws [N, S, d, W]."""
   logit = jnp.zeros((1, 1, 1))  # gerf at initialisation: A = 0
+  rel = lambda a, b: jnp.linalg.norm((a - b).ravel()) / jnp.linalg.norm(
+      b.ravel())
 
   def one(w, x, y, v):  # x, y [1, 1, L, d]; v [1, L, 1, d]
     xk, yk = x[..., :kernel_length, :], y[..., :kernel_length, :]
@@ -107,25 +84,8 @@ def cell_errors(component, num_features, kernel_length, ws, x, y, v):
         eps_per_key=signed, constant=1.0 if component == "rmf" else 0.0)
     exact = attention.kernelized_attention(jnp.swapaxes(x, 1, 2),
                                            jnp.swapaxes(y, 1, 2), v, "exp")
-    return _rel(khat, kernel), _rel(out, exact)
-
-  per_seed = jax.vmap(one)
-  return jax.vmap(lambda w: per_seed(w, x, y, v))(ws)
-
-
-def _num(x):
-  """A float, or 'inf'/'nan' (strict JSON has no non-finite numbers)."""
-  return x if np.isfinite(x) else str(x)
-
-
-def fit_slope(dims, values):
-  values = np.asarray([np.nan if isinstance(v, str) else v for v in values],
-                      np.float64)
-  ok = np.isfinite(values) & (values > 0)
-  if ok.sum() < 2:
-    return None
-  return float(np.polyfit(np.log(np.asarray(dims)[ok]), np.log(values[ok]),
-                          1)[0])
+    return rel(khat, kernel), rel(out, exact)
+  return jax.vmap(lambda w: jax.vmap(one)(w, x, y, v))(ws)
 
 
 def run(args):
@@ -140,37 +100,32 @@ def run(args):
         cells = ["rademacher"] if component == "rmf" else names
         width = spectral.projection_width(component, m)
         base = jax.random.key(args.seed + 1)
-        ws = jnp.stack([
-            draw(w, args.head_dim, width, args.seeds,
-                 jax.random.fold_in(base, 1000 * i + m))
-            for i, w in enumerate(cells)])
-        kerr, aerr = (np.asarray(e) for e in cell_errors(
-            component, m, args.kernel_length, ws, x, y, v))
+        ws = jnp.stack([draw(w, args.head_dim, width, args.seeds,
+                             jax.random.fold_in(base, 1000 * i + m))
+                        for i, w in enumerate(cells)])
+        errors = [np.asarray(e) for e in cell_errors(
+            component, m, args.kernel_length, ws, x, y, v)]
         for i, w in enumerate(cells):
           c = curves.setdefault((regime, component, w), {
               "regime": regime, "component": component, "weights": w,
               "M": [], "kernel_error": {"mean": [], "std": []},
               "attention_error": {"mean": [], "std": []}})
           c["M"].append(m)
-          for name, err in (("kernel_error", kerr), ("attention_error",
-                                                     aerr)):
-            c[name]["mean"].append(_num(float(np.mean(err[i]))))
-            c[name]["std"].append(_num(float(np.std(err[i]))))
+          for name, err in zip(("kernel_error", "attention_error"), errors):
+            c[name]["mean"].append(common.num(np.mean(err[i])))
+            c[name]["std"].append(common.num(np.std(err[i])))
       print(f"{regime} M={m} done", flush=True)
   for c in curves.values():
     for name in ("kernel_error", "attention_error"):
-      c[name]["slope"] = fit_slope(c["M"], c[name]["mean"])
+      c[name]["slope"] = common.fit_slope(c["M"], c[name]["mean"],
+                                          above=args.head_dim)
   return list(curves.values())
-
-
 
 
 def make_plot(result, path):
   """Attention error vs M: one panel per (regime, component), colour =
   weights (gerf at A = 0 coincides with posrf)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = common.pyplot()
   colors = dict(zip(spectral.WEIGHTS, plt.cm.tab10.colors))
   fig, axes = plt.subplots(len(REGIMES), len(spectral.COMPONENTS),
                            figsize=(18, 6.5), squeeze=False, sharex=True)
@@ -178,12 +133,11 @@ def make_plot(result, path):
     for col, component in enumerate(spectral.COMPONENTS):
       ax = axes[row][col]
       for c in result["curves"]:
-        if c["regime"] != regime or c["component"] != component:
-          continue
-        mean = np.asarray([np.nan if isinstance(v, str) else v
-                           for v in c["attention_error"]["mean"]])
-        ax.plot(c["M"], mean, color=colors[c["weights"]], marker=".",
-                linewidth=1.2, label=c["weights"])
+        if (c["regime"], c["component"]) == (regime, component):
+          ax.plot(c["M"], [common.as_float(v) for v in
+                           c["attention_error"]["mean"]],
+                  color=colors[c["weights"]], marker=".", linewidth=1.2,
+                  label=c["weights"])
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
       ax.set_title(f"{component}, {regime}", fontsize=10)
@@ -206,8 +160,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true",
                       help="tiny settings (seconds), for tests")
-  parser.add_argument("--dims", default=None,
-                      help="comma-separated M (default 16..1024)")
+  parser.add_argument("--dims", default=None, help="comma-separated M")
   parser.add_argument("--seeds", type=int, default=None)
   parser.add_argument("--length", type=int, default=None)
   parser.add_argument("--kernel_length", type=int, default=None)
@@ -223,26 +176,19 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.replot:
     with open(args.out_json) as f:
-      make_plot(json.load(f), args.out_png)
-    return None
-  quick = {"dims": "16,64", "seeds": 2, "length": 64, "kernel_length": 32}
-  full = {"dims": "16,32,64,128,256,512,1024", "seeds": 5, "length": 1024,
-          "kernel_length": 256}
-  for key, value in (quick if args.quick else full).items():
+      return make_plot(json.load(f), args.out_png)
+  defaults = ({"dims": "16,64", "seeds": 2, "length": 64,
+               "kernel_length": 32} if args.quick else
+              {"dims": "16,32,64,128,256,512,1024", "seeds": 5,
+               "length": 1024, "kernel_length": 256})
+  for key, value in defaults.items():
     if getattr(args, key) is None:
       setattr(args, key, value)
   start = time.time()
   curves = run(args)
-  device = jax.devices()[0]
   result = {
-      "command": " ".join(["python benchmarks/spectral_error.py"]
-                          + list(sys.argv[1:] if argv is None else argv)),
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-          timespec="seconds"),
-      "runtime_s": round(time.time() - start, 1),
-      "machine": {"device": f"{device.platform}:{device.device_kind}",
-                  "host": platform.processor() or platform.machine(),
-                  "cpu_count": os.cpu_count(), "jax": jax.__version__},
+      "command": common.command("spectral_error", argv), "date": common.now(),
+      "runtime_s": round(time.time() - start, 1), "machine": common.machine(),
       "settings": {"M": [int(d) for d in args.dims.split(",")],
                    "seeds": args.seeds, "length": args.length,
                    "kernel_length": args.kernel_length,
@@ -251,25 +197,11 @@ def main(argv=None):
                        "presbn": "PreSBN'd q, k (unit norm) * d^-1/4",
                        "gauss": f"q, k ~ N(0, {args.sigma}^2 I) * d^-1/4"},
                    "unbiased_weights": list(spectral.UNBIASED_WEIGHTS)},
-      "curves": curves,
-  }
-  text = json.dumps(result, indent=1)
+      "curves": curves}
   if args.out_json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out_json)), exist_ok=True)
-    with open(args.out_json, "w") as f:
-      f.write(text)
-    print(f"wrote {args.out_json}")
+    common.write(args.out_json, json.dumps(result, indent=1))
   if args.out_png:
     make_plot(result, args.out_png)
-    print(f"wrote {args.out_png}")
-  for regime in REGIMES:
-    print(f"\n{regime}: attention (kernel) error at M = 128")
-    for c in curves:
-      if c["regime"] == regime and 128 in c["M"]:
-        i = c["M"].index(128)
-        print(f"  {c['component']:>7} {c['weights']:<19} "
-              f"{c['attention_error']['mean'][i]:.4f} "
-              f"({c['kernel_error']['mean'][i]:.4f})")
   return result
 
 

@@ -21,9 +21,10 @@ Config strings (`--config=configs/<task>.py:<arg>`):
     spectra_<component>_<weights> (`SPECTRA_PRESETS`, e.g.
     spectra_oprf_fastfoodl, spectra_posrf_orf, spectra_rmf_rademacher).
   preset=lra (default): the original LRA repo's base config for the task
-    (LRA_NOTES §3.6), so results compare with the LRA paper's Table 1.
-  preset=macformer: the Macformer authors' model (SPEC §5): 2 layers, 2x32
-    heads, emb 64, MLP 128, 128 features, AdamW + one-cycle, value clipping 1.
+    (docs/METHOD.md §8.3), so results compare with the LRA paper's Table 1.
+  preset=macformer: the Macformer authors' model (docs/METHOD.md §8.3):
+    2 layers, 2x32 heads, emb 64, MLP 128, 128 features, AdamW + one-cycle,
+    value clipping 1.
   smoke: a run that finishes in minutes on a laptop CPU: small model, small
     offline data for every task (see `apply_smoke`), 1000 steps. Its numbers
     are a sanity check, not an LRA result.
@@ -71,9 +72,9 @@ ATTENTION_PRESETS.update({
     f"macformer_{kernel}_tuned": (
         "rmfa", {"kernel": kernel, "num_features": 128, "qk_scale": scale})
     for kernel, scale in TUNED_QK_SCALE.items()})
-# The Spectraformer grid (PEERS §3c): one preset per (component, weights)
-# cell of the `spectral` core, named as the peer's rows (OPRF-FastFoodL ->
-# spectra_oprf_fastfoodl; gaus = iid Gaussian).
+# The Spectraformer grid (docs/METHOD.md §7): one preset per (component,
+# weights) cell of the `spectral` core, named as the peer's rows (OPRF-FastFoodL
+# -> spectra_oprf_fastfoodl; gaus = iid Gaussian).
 SPECTRA_WEIGHT_NAMES = {"gaussian": "gaus", "fastfood_learnable": "fastfoodl"}
 SPECTRA_PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     f"spectra_{c}_{SPECTRA_WEIGHT_NAMES.get(w, w)}": (
@@ -206,7 +207,7 @@ def apply_macformer_preset(config: config_dict.ConfigDict, *, max_len: int,
                            warmup_steps: int, num_train_steps: int,
                            eval_frequency: int, num_eval_batches: int
                            ) -> config_dict.ConfigDict:
-  """The Macformer authors' small model and optimiser (SPEC §5).
+  """The Macformer authors' small model and optimiser (docs/METHOD.md §8.3).
 
   2 layers, 2 heads x 32, emb 64, MLP 128, learned positions N(0, .02), token
   embedding N(0, .02), biases in the attention projections, MEAN pooling,

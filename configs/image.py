@@ -1,4 +1,4 @@
-"""Image: CIFAR-10 as 1024 grey-level pixels (LRA_NOTES §2.4), 10 classes.
+"""Image: CIFAR-10 as 1024 grey-level pixels (docs/METHOD.md §8.1), 10 classes.
 
 Offline smoke run (synthetic CIFAR-10-format images, no download):
   python run_lra.py --config=configs/image.py:macformer_exp,smoke
@@ -10,7 +10,7 @@ Authors' model (preset `macformer`):
     --config.data.data_dir=...
 
 Pixel ids are shifted by +1 in lra_tasks, so black pixels are not padding
-(in LRA, pixel value 0 was masked as padding, LRA_NOTES §0.2).
+(in LRA, pixel value 0 was masked as padding, docs/METHOD.md §8.5).
 
 Preset `lra` is the LRA repo's cifar10 transformer_base config: emb 128,
 8 heads, 1 layer, qkv 64, MLP 128, CLS pooling, learned positions, dropout
@@ -24,8 +24,8 @@ val/test split is evaluated (LRA: 39 batches, dropping the remainder);
 checkpoints every 1750 steps; test accuracy of both the best-eval and the
 last checkpoint (`test_accuracy` = last, as LRA reported).
 
-Preset `macformer`: the authors' code has no image config (SPEC §5); this
-uses Skyformer's image settings with the authors' model: batch 256, peak lr
+Preset `macformer`: the authors' code has no image config (docs/METHOD.md §8.3);
+this uses Skyformer's image settings with the authors' model: batch 256, peak lr
 1e-4, warmup 175, 50000 steps, eval every 500 steps on the whole val split.
 """
 

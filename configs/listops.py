@@ -1,4 +1,4 @@
-"""ListOps (LRA_NOTES §2.1, §3.6): 10 classes, sequences up to 2000 tokens.
+"""ListOps (docs/METHOD.md §8.1): 10 classes, sequences up to 2000 tokens.
 
 Offline smoke run (generated ListOps, a few CPU minutes):
   python run_lra.py --config=configs/listops.py:macformer_exp,smoke
@@ -21,10 +21,10 @@ base_listops_config.py): emb 512, 8 heads, 4 layers, qkv 512, MLP 1024,
 CLS pooling, sinusoidal positions, dropout 0.1/0.1, batch 32, Adam(0.9, 0.98,
 1e-9) with decoupled weight decay 0.1, lr 0.05 * linear_warmup * rsqrt_decay
 with warmup 1000, 5000 steps, eval every 50 steps on the whole val split.
-The paper's appendix says 6 layers and FFN 2048 instead (LRA_NOTES §3.6);
+The paper's appendix says 6 layers and FFN 2048 instead (docs/METHOD.md §8.3);
 override `model.num_layers` / `model.mlp_dim` to run that.
 
-Where this differs from the original LRA ListOps code (LRA_NOTES §0):
+Where this differs from the original LRA ListOps code (docs/METHOD.md §8.5):
   * LRA's listops trainer ignored `config.factors` and `config.warmup` and ran
     the scheduler's defaults; we run the schedule the config states (the
     values are the ones LRA actually used).
@@ -35,11 +35,12 @@ Where this differs from the original LRA ListOps code (LRA_NOTES §0):
     (LRA reported the last one; `test_accuracy` in results.json is the last).
   * Padding is masked in every attention, the kernel baselines included.
 
-Preset `macformer` (SPEC §5): L 2000, batch 32, peak lr 1e-4, warmup 1000,
-10000 steps, eval every 500 steps on 62 val batches (the authors'), and the
-legacy alphanumeric tokenisation (brackets dropped) that the Skyformer-family
-ListOps pickles used (PEERS §4), so the numbers compare with that harness;
-set `--config.data.options.tokenizer=lra` for the real task.
+Preset `macformer` (docs/METHOD.md §8.3): L 2000, batch 32, peak lr 1e-4, warmup
+1000, 10000 steps, eval every 500 steps on 62 val batches (the authors'), and
+the legacy alphanumeric tokenisation (brackets dropped) that the
+Skyformer-family ListOps pickles used (docs/METHOD.md §8.1), so the numbers
+compare with that harness; set `--config.data.options.tokenizer=lra` for the
+real task.
 """
 
 from ml_collections import config_dict

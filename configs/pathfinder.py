@@ -1,4 +1,4 @@
-"""Pathfinder-32 (LRA_NOTES §2.5), 2 classes, 1024 pixels.
+"""Pathfinder-32 (docs/METHOD.md §8.1), 2 classes, 1024 pixels.
 
 Offline smoke run (synthetic Pathfinder-style images, no download):
   python run_lra.py --config=configs/pathfinder.py:macformer_exp,smoke
@@ -11,7 +11,7 @@ Authors' model (preset `macformer`):
     --config.data.data_dir=...
 
 Pixel ids are shifted by +1 in lra_tasks, so black pixels are not padding
-(in LRA they were masked, LRA_NOTES §0.2).
+(in LRA they were masked, docs/METHOD.md §8.5).
 
 Preset `lra` is the LRA repo's pathfinder32 transformer_base config: emb 32,
 4 heads, 4 layers, qkv 16, MLP 32, MEAN pooling, sinusoidal positions,
@@ -25,9 +25,9 @@ averages real tokens (here: all pixels, as none is padding); the whole val/
 test split is evaluated; checkpoints every 3120 steps; test accuracy of the
 best-eval and the last checkpoint (`test_accuracy` = last).
 
-Preset `macformer`: the authors' code has no Pathfinder config (SPEC §5);
-this uses Skyformer's settings with the authors' model: batch 128, peak lr
-2e-4, warmup 312, 50000 steps, eval every 500 steps on the whole val split.
+Preset `macformer`: the authors' code has no Pathfinder config (docs/METHOD.md
+§8.3); this uses Skyformer's settings with the authors' model: batch 128, peak
+lr 2e-4, warmup 312, 50000 steps, eval every 500 steps on the whole val split.
 """
 
 from ml_collections import config_dict

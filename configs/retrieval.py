@@ -1,4 +1,4 @@
-"""Retrieval: AAN document matching, byte level, dual encoder (LRA_NOTES §2.3).
+"""Retrieval: AAN pairs, byte level, dual encoder (docs/METHOD.md §8.1).
 
 Offline smoke run (synthetic AAN-format paper pairs, no download):
   python run_lra.py --config=configs/retrieval.py:macformer_exp,smoke
@@ -19,9 +19,9 @@ bytes per document, CLS pooling, sinusoidal positions, dropout 0.1/0.1,
 batch 32, lr 0.05 * linear_warmup * rsqrt_decay with warmup 8000 (never
 reached in 5000 steps, as in LRA), weight decay 0.1, 5000 steps, eval every
 100 steps; head Dense(512) -> ReLU -> Dense(256) -> ReLU -> Dense(2). The
-paper's appendix says lr 0.5 (LRA_NOTES §3.6).
+paper's appendix says lr 0.5 (docs/METHOD.md §8.3).
 
-Differences from the original LRA code (LRA_NOTES §0.7), all deliberate:
+Differences from the original LRA code (docs/METHOD.md §8.5), all deliberate:
   * The dual encoder is really built (LRA's `get_model` returned the single
     encoder at HEAD).
   * [u, v, u*v, u-v] as in the paper (LRA's code: [u, v] unless
@@ -32,8 +32,8 @@ Differences from the original LRA code (LRA_NOTES §0.7), all deliberate:
   * Padding masked in every attention; checkpoints every 1000 steps; test
     accuracy of the best-eval and the last checkpoint (`test_accuracy` = last).
 
-Preset `macformer` (SPEC §5): L 4000 per document, batch 16, peak lr 2e-4,
-warmup 800, 10000 steps, eval every 1000 steps on 300 batches; head
+Preset `macformer` (docs/METHOD.md §8.3): L 4000 per document, batch 16, peak lr
+2e-4, warmup 800, 10000 steps, eval every 1000 steps on 300 batches; head
 Dense(128) -> ReLU -> Dense(2) on [u, v, u*v, u-v].
 """
 

@@ -1,4 +1,4 @@
-"""Text: IMDB byte-level classification (LRA_NOTES §2.2, §3.6), 2 classes.
+"""Text: IMDB byte-level classification (docs/METHOD.md §8.1), 2 classes.
 
 Offline smoke run (synthetic reviews in TFDS imdb_reviews format, no download):
   python run_lra.py --config=configs/text.py:macformer_exp,smoke
@@ -19,15 +19,15 @@ base_tc_config.py): emb 256, 4 heads, 4 layers, qkv 256, MLP 1024, L 1000,
 CLS, sinusoidal positions, dropout 0.1/0.1, batch 32, lr 0.05 *
 linear_warmup * rsqrt_decay with warmup 8000, weight decay 0.1, 20000 steps,
 eval every 100 steps. The paper's appendix says 512 hidden, 6 layers, FFN
-2048, and lengths {1K, 2K, 3K, 4K} with the best reported (LRA_NOTES §3.6);
+2048, and lengths {1K, 2K, 3K, 4K} with the best reported (docs/METHOD.md §8.3);
 override `model.*` and `data.max_len` to run that.
 
 Differences from the original: padding masked in every attention; checkpoints
 every 1000 steps (LRA: 10000); test accuracy of both the best-eval and the
 last checkpoint (`test_accuracy` is the last, as LRA reported).
 
-Preset `macformer` (SPEC §5): L 4000, batch 32, peak lr 1e-4, warmup 80,
-10000 steps, eval every 500 steps on 200 batches.
+Preset `macformer` (docs/METHOD.md §8.3): L 4000, batch 32, peak lr 1e-4, warmup
+80, 10000 steps, eval every 500 steps on 200 batches.
 """
 
 from ml_collections import config_dict

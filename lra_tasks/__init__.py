@@ -1,4 +1,4 @@
-"""The five LRA tasks as numpy pipelines, one registry (LRA_NOTES §2, §7).
+"""The five LRA tasks as numpy pipelines, one registry (docs/METHOD.md §8).
 
   from lra_tasks import get_task, train_batches, eval_batches
   task = get_task('listops')               # 'listops', 'text', 'retrieval',
@@ -8,7 +8,7 @@
   task.generate(out_dir, seed=0, **options)  # offline data, then
   task.load(out_dir, 'train')              # reads it with the real loader
 
-  name        data (LRA_NOTES §2)                            C   vocab  L
+  name        data (docs/METHOD.md §8.1)                       C   vocab  L
   listops     listops-1000/basic_{train,val,test}.tsv        10  17     2000
   text        TFDS imdb_reviews (array_record)               2   257    1000
   retrieval   tsv_data/new_aan_pairs.{train,eval,test}.tsv   2   257    4000 x2

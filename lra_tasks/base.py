@@ -18,7 +18,8 @@ its rows of every global batch (`rows=`), and the batch at a step is the same
 whatever the number of hosts. Everything here is numpy: no TensorFlow, JAX or
 Flax is imported by `lra_tasks`.
 
-Differences from the original LRA input pipelines (LRA_NOTES §2, §4), and why:
+Differences from the original LRA input pipelines (docs/METHOD.md §8.5), and
+why:
 
 * LRA shuffles with unseeded `tf.data` buffers (ListOps 1024 examples, Text 256,
   Retrieval 2048, Image 256 *batches*). Here the train stream is a full
@@ -26,8 +27,8 @@ Differences from the original LRA input pipelines (LRA_NOTES §2, §4), and why:
   the batch at step s depends only on (seed, s) and a resumed run sees exactly
   the stream it would have seen without the interruption.
 * LRA drops the last partial eval batch for Retrieval and Image
-  (`drop_remainder=True`, LRA_NOTES §2.3, §2.4). `eval_batches` never drops: the
-  last batch is padded with weight-0 rows (STYLE §2 item 23), so accuracies are
+  (`drop_remainder=True`, docs/METHOD.md §8.5). `eval_batches` never drops: the
+  last batch is padded with weight-0 rows, so accuracies are
   over the whole split.
 """
 
@@ -40,7 +41,6 @@ import numpy as np
 
 logger = logging.getLogger("lra_tasks")
 
-PAD_ID = 0
 SPLITS = ("train", "val", "test")
 LRA_RELEASE_URL = (
     "https://storage.googleapis.com/long-range-arena/lra_release.gz")
@@ -159,9 +159,10 @@ def find_dir(data_dir: Optional[str], candidates: Sequence[str],
              required: Sequence[str]) -> Tuple[Optional[str], list]:
   """Finds the first `data_dir/candidate` that holds every file in `required`.
 
-  The LRA tarball unpacks to `lra_release/lra_release/<task dir>` (LRA_NOTES
-  §2.0), and users also move the task folders out of it, so each loader accepts
-  `data_dir` pointing at the task folder itself or at any parent on that path.
+  The LRA tarball unpacks to `lra_release/lra_release/<task dir>`
+  (docs/METHOD.md §8.1), and users also move the task folders out of it, so each
+  loader accepts `data_dir` pointing at the task folder itself or at any parent
+  on that path.
 
   Args:
     data_dir: the user's directory (None or '' means the current directory).

@@ -1,5 +1,5 @@
 """Image: CIFAR-10 from TFDS as 1024 gray pixels, one token each
-(LRA_NOTES §2.4).
+(docs/METHOD.md §8.1).
 
 Splits as in LRA: train = TFDS `train[:90%]` (45k), val = `train[90%:]` (5k),
 test = `test` (10k). Each 32x32x3 image becomes gray exactly as
@@ -14,7 +14,7 @@ Differences from the original LRA, and why:
 
 * Ids are shifted by one. LRA uses id = pixel value with vocab 256, and its
   encoder masks `inputs > 0`, so every black pixel (value 0) is treated as
-  padding and masked out of attention (LRA_NOTES §0.2, §2.4). Shifting keeps
+  padding and masked out of attention (docs/METHOD.md §8.5). Shifting keeps
   pixel values distinct from padding. `shift_ids=False` restores LRA's ids
   (and its masking of black pixels) for like-for-like comparisons.
 * Data access: through ArrayRecord + `as_data_source` instead of `tfds.load`,

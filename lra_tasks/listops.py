@@ -1,16 +1,16 @@
 """ListOps: the LRA release's TSV files, LRA's tokenization, a fast generator.
 
-Files (LRA_NOTES §2.1): `{task_name}_{train,val,test}.tsv` (LRA: `basic_*` in
-`listops-1000/`), tab-separated with the header `Source<TAB>Target`; Source is a
-fully parenthesised binary tree written by LRA's `to_string`, e.g. the list
+Files (docs/METHOD.md §8.1): `{task_name}_{train,val,test}.tsv` (LRA: `basic_*`
+in `listops-1000/`), tab-separated with the header `Source<TAB>Target`; Source
+is a fully parenthesised binary tree written by LRA's `to_string`, e.g. the list
 `[MAX 4 [MIN 2 3 ] 1 ]` is written
 
   ( ( ( ( [MAX 4 ) ( ( ( [MIN 2 ) 3 ) ] ) ) 1 ) ] )
 
 and Target is its value, an int in 0..9.
 
-Tokenization (`tokenizer='lra'`, LRA_NOTES §2.1): delete '(' and ')', then split
-on whitespace; ']' is one close token. The ids come from a FIXED, sorted
+Tokenization (`tokenizer='lra'`, docs/METHOD.md §8.1): delete '(' and ')', then
+split on whitespace; ']' is one close token. The ids come from a FIXED, sorted
 vocabulary with LRA's id layout (pad 0, tokens 1..V, one OOV id last):
 
   pad 0 | '0'..'9' -> 1..10 | '[MAX' 11 | '[MED' 12 | '[MIN' 13 | '[SM' 14 |
@@ -20,16 +20,17 @@ so the example above is [11, 5, 13, 3, 4, 15, 2, 15]. Sequences are cut to
 max_len (2000) and padded with 0.
 
 `tokenizer='legacy_alnum'` reproduces the pre-2021-03 LRA pipeline that the
-Nystromformer/Skyformer/Macformer pickles were made with (PEERS §4): keep only
-alphanumeric runs (`re.split(r'\\W+')`), which drops every bracket: the example
-becomes [11, 5, 13, 3, 4, 2] with the same ids ('MAX' = 11, ...; 15 unused).
+Nystromformer/Skyformer/Macformer pickles were made with (docs/METHOD.md §8.1):
+keep only alphanumeric runs (`re.split(r'\\W+')`), which drops every bracket:
+the example becomes [11, 5, 13, 3, 4, 2] with the same ids ('MAX' = 11, ...; 15
+unused).
 
 Differences from the original LRA, and why:
 
 * Vocabulary: LRA builds it from a Python `set` of tokens of ~1000 val rows, so
-  the ids depend on the hash seed and change between processes (LRA_NOTES §0.8:
-  a restored checkpoint then scores near chance). Ours is fixed and sorted;
-  vocab_size 17 is the same as LRA's.
+  the ids depend on the hash seed and change between processes (docs/METHOD.md
+  §8.1: a restored checkpoint then scores near chance). Ours is fixed and
+  sorted; vocab_size 17 is the same as LRA's.
 * Whitespace: LRA uses tensorflow_text's ICU whitespace tokenizer; we split like
   Python's `str.split()` (identical on the ASCII files LRA ships).
 * The CSV reader does no quote processing (LRA's files contain no quotes).

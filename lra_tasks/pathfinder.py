@@ -1,6 +1,6 @@
 """Pathfinder and Path-X: the LRA release's PNG files, and an offline generator.
 
-Layout (LRA_NOTES §2.5), as in the LRA tarball (made with
+Layout (docs/METHOD.md §8.1), as in the LRA tarball (made with
 github.com/drewlinsley/pathfinder):
 
   pathfinder{R}/{D}/               D: curv_baseline, curv_contour_length_9 or
@@ -29,8 +29,8 @@ Differences from the original LRA, and why:
 
 * Ids are shifted by one. LRA uses id = pixel value (vocab 256) and masks
   `inputs > 0`, so the black background, most of every image, is masked out of
-  attention as if it were padding (LRA_NOTES §0.2). `shift_ids=False` restores
-  LRA's ids.
+  attention as if it were padding (docs/METHOD.md §8.5). `shift_ids=False`
+  restores LRA's ids.
 * Order within the split: LRA's TFDS builder stores examples in TFDS's
   key-hash order before slicing 80/10/10; we slice the metadata order. Both are
   fixed splits of i.i.d. samples; they are not the same examples.
@@ -295,7 +295,7 @@ class PathfinderTask:
 
 _AA = 2  # supersampling factor
 # Per resolution: paddle length, gap between paddles, line thickness, marker
-# radius (final pixels), distractor budget (LRA_NOTES §2.5:
+# radius (final pixels), distractor budget (LRA's data/pathfinder.py:
 # num_distractor_snakes = budget // distractor_length), max turn between
 # paddles (radians).
 _PARAMS = {

@@ -1,5 +1,5 @@
 """Retrieval: AAN document pairs from the LRA release, byte level
-(LRA_NOTES §2.3).
+(docs/METHOD.md §8.1).
 
 Files: `new_aan_pairs.{train,eval,test}.tsv` (note `.eval` for our 'val'), in
 `lra_release/lra_release/tsv_data/` of the LRA tarball. Tab-separated, **no

@@ -9,7 +9,7 @@ smoke runs.
   `_split_generators`; images are handed over as PNG bytes because encoding a
   numpy image would need TensorFlow.
 * `write_fake_aan(directory, ...)` writes `new_aan_pairs.{train,eval,test}.tsv`
-  in the LRA release format (LRA_NOTES §2.3).
+  in the LRA release format (docs/METHOD.md §8.1).
 
 The content is made up but learnable, so a smoke run can beat the majority
 class: reviews of label 1 use more positive words (label 0: negative ones),

@@ -1,10 +1,10 @@
-"""Text: IMDB reviews from TFDS (`imdb_reviews`), byte level (LRA_NOTES §2.2).
+"""Text: IMDB reviews from TFDS (`imdb_reviews`), bytes (docs/METHOD.md §8.1).
 
 Splits as in LRA: train = TFDS `train` (25k); val = test = TFDS `test` (25k;
 "IMDb doesn't have val set"). Each review's UTF-8 bytes map to ids byte + 1
 (1..256), pad 0, vocab_size 257 (TFDS `ByteTextEncoder`), cut to max_len: 1000
 in LRA's repo config (the default here), 4000 as in the paper (`max_len=4000`,
-LRA_NOTES §2.2 on the 1K/4K confusion).
+docs/METHOD.md §8.1 on the 1K/4K confusion).
 
 Differences from the original LRA, and why:
 

@@ -1,6 +1,6 @@
 """Opens a TFDS split as a random-access data source, without TensorFlow.
 
-ENV_NOTES "TFDS without TensorFlow": `as_dataset` needs TensorFlow; only
+TFDS without TensorFlow: `as_dataset` needs TensorFlow; only
 ArrayRecord files read through `builder.as_data_source` work without it. So the
 IMDB and CIFAR-10 tasks need the dataset prepared in the `array_record` format,
 once, with the network:
@@ -14,7 +14,7 @@ imports TensorFlow, and preparing `cifar10` encodes its images as PNG with
 TensorFlow, so that one preparation needs `pip install tensorflow-cpu` (in a
 throwaway environment is fine); reading the prepared files never does. Nothing
 here downloads unless asked: a TFDS download without network hangs for minutes
-(ENV_NOTES), so the default is to fail fast with this advice.
+(DNS retries), so the default is to fail fast with this advice.
 
 Tests use `tfds.testing.mock_data`, which patches
 `DatasetBuilder.as_data_source` and `download_and_prepare` (tensorflow_datasets

@@ -8,8 +8,9 @@ tokens; masked keys get no weight, masked queries still get an output (the
 encoder zeroes or ignores it).
 
 * `kernelized_attention`: the exact, quadratic reference
-  out_i = sum_j f(q_i . k_j) v_j / sum_j f(q_i . k_j) (SPEC §3); q and k are
-  used as given, so pass them already scaled (Macformer: PreSBN then Dk^-1/4).
+  out_i = sum_j f(q_i . k_j) v_j / sum_j f(q_i . k_j) (docs/METHOD.md §4.1); q
+  and k are used as given, so pass them already scaled (Macformer: PreSBN then
+  Dk^-1/4).
 * `softmax_attention`: exact softmax attention (einsum, with dropout).
 * `linear_attention`: phi(Q) (phi(K)^T V) / phi(Q) (phi(K)^T 1), non-causal or
   causal (chunked, O(L) memory).
@@ -92,7 +93,7 @@ def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   """Exact softmax attention softmax(q k^T / sqrt(Dk)) v, einsum form.
 
   On CPU this is faster than `jax.nn.dot_product_attention`'s xla path
-  (ENV_NOTES); the module offers both. Computed in float32.
+  (measured on CPU); the module offers both. Computed in float32.
 
   Args:
     q, k: [B, L, H, Dk]; v: [B, L, H, Dv].
@@ -253,25 +254,25 @@ def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
          eps: float = RMFA_DENOMINATOR_EPS, eps_per_key: bool = True,
          chunk_size: int = 64, heads_first: bool = False,
          constant: float = 0.0) -> jax.Array:
-  """Random Maclaurin feature attention (Macformer's RMFA, SPEC §3).
+  """Random Maclaurin feature attention (Macformer's RMFA, docs/METHOD.md §4).
 
   `linear_attention` on RMF features (`features.rmf`). Non-causal by default:
-  the authors' code uses a causal prefix sum in an encoder, which SPEC §8.1
-  records as a bug; `causal=True` reproduces it, with O(L) memory.
+  the authors' code uses a causal prefix sum in an encoder, which docs/METHOD.md
+  §4.1 records as a bug; `causal=True` reproduces it, with O(L) memory.
 
   The denominator phi(q_i) . sum_j phi(k_j) estimates sum_j f(q_i . k_j) > 0,
   but RMF features are signed (Rademacher products), so the estimate can be
   near zero or negative. We clamp it at `eps` times the number n_i of visible
   real keys (default 1e-2). On PreSBN'd, Dk^-1/4-scaled inputs the exact
   value is n_i times a mean kernel value of at least min_t f(t) over
-  |t| <= Dk^-1/2 (0.83 for every kernel at Dk = 32, 0.77 at Dk = 16; SPEC
-  §2), so the floor never moves a sane estimate and is independent of L.
-  The floor only bounds |out_i| by |numerator_i| / (eps n_i). That is about
-  1.2 / eps = 120x max |v| while the numerator estimate stays near
+  |t| <= Dk^-1/2 (0.83 for every kernel at Dk = 32, 0.77 at Dk = 16;
+  docs/METHOD.md §1), so the floor never moves a sane estimate and is
+  independent of L. The floor only bounds |out_i| by |numerator_i| / (eps n_i).
+  That is about 1.2 / eps = 120x max |v| while the numerator estimate stays near
   sum_j f(q_i . k_j) v_j with f <= 1.22 (PreSBN on, Dk = 32). It is no bound in
   general: without PreSBN, f(q . k) and the RMF variance are unbounded (the
-  inverse, log and sqrt series even diverge for |q . k| >= 1; SPEC §1.3), and
-  so is the output. The authors clamp at an absolute 1.0
+  inverse, log and sqrt series even diverge for |q . k| >= 1; docs/METHOD.md
+  §2.2), and so is the output. The authors clamp at an absolute 1.0
   (`eps=1.0, eps_per_key=False`), which does nothing at long L and is too
   large for short ones.
 
@@ -301,8 +302,8 @@ def max_qk_scale(kernel: Union[str, kernels.Kernel]) -> float:
   Finite radius r: s^2 <= 0.4 r keeps t inside the radius, the degree-20
   truncation tail (the `sampled` plan) below 1e-8 and the RMF second-moment
   series sum_n a_n^2 / P(n) Q^n, Q <= 3 s^4, P(n) ~ 2^-(n+1), convergent
-  (SPEC §1.3). The stratified plan truncates earlier (degree 7 at M = 128),
-  and its dropped tail sum_{n>7} a_n t^n at |t| = 0.4 is 1.1e-3 for the
+  (docs/METHOD.md §2.2). The stratified plan truncates earlier (degree 7 at M =
+  128), and its dropped tail sum_{n>7} a_n t^n at |t| = 0.4 is 1.1e-3 for the
   inverse kernel (1.3e-4 log, 1.3e-5 sqrt, 1.7e-8 exp). Entire kernels
   (exp, trigh, polynomial): s^2 <= 1, beyond which the variance grows fast.
   `layers.RMFAttention(learn_qk_scale=True)` learns s below this cap.

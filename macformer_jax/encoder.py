@@ -1,10 +1,10 @@
 """LRA-style Transformer encoders around any registered attention core.
 
-One encoder serves every task and every attention (STYLE §2.7): the attention
+One encoder serves every task and every attention: the attention
 is injected as a class (`layers.attention_class`), and `build_model(config,
 task_spec)` is the only place where config names become classes.
 
-The model follows the original LRA Transformer (LRA_NOTES §3.1-3.4):
+The model follows the original LRA Transformer (docs/METHOD.md §8.2):
 
   tokens [B, L] -> Embed (N(0, embed_init_std)) -> [prepend CLS] -> + position
   embedding -> dropout -> num_layers x pre-LN block (LN -> MHSA -> dropout ->
@@ -18,7 +18,8 @@ Where this differs from the original LRA code, on purpose:
     the dual encoder; LRA's dual encoder had no CLS token and pooled the first
     byte of each document.
   * `MEAN` pooling averages over real tokens only; LRA's mean included the
-    padded positions, the authors' code (SPEC §5) counts them as zeros.
+    padded positions, the authors' code (docs/METHOD.md §8.3) counts them as
+    zeros.
   * The Retrieval head always combines [u, v, u*v, u-v] (the paper's NLI
     interaction); LRA's code only did so with `interaction='NLI'`.
   * The CLS slot is always a real token in the mask; LRA copied the first

@@ -1,13 +1,13 @@
 """Random feature maps, pure: `sample_*(key, ...) -> params`, `*(params, x)`.
 
-Random Maclaurin features (RMF; Kar & Karnick 2012, SPEC §1). For a kernel
-f(t) = sum_n a_n t^n the feature map is
+Random Maclaurin features (RMF; Kar & Karnick 2012, docs/METHOD.md §2). For a
+kernel f(t) = sum_n a_n t^n the feature map is
 
   phi(x) = [ sqrt(a_0),  { s_i * prod_{j=1..n_i} (w_{i,j} . x) }_{i=1..M-1} ]
 
 with Rademacher vectors w in {-1, +1}^Dk, so that E[phi(x) . phi(y)] equals the
-degree-truncated f(x . y) (SPEC §1.2: the constant term is exact, as in the
-authors' code). Two independent choices define a feature map:
+degree-truncated f(x . y) (docs/METHOD.md §2.1: the constant term is exact, as
+in the authors' code). Two independent choices define a feature map:
 
 **Degree allocation** (how many of the M-1 random features get degree n):
   * `sampled`: n_i drawn i.i.d. from P(n) = 2^-(n+1) renormalised over
@@ -54,11 +54,11 @@ softmax kernel exp(x . y), and the elu+1 map of linear attention.
 """
 
 import dataclasses
+import functools
 import math
 from typing import Optional, Tuple
 
 import chex
-from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,7 +75,8 @@ PROJECTIONS = ("chained", "independent")
 def degree_pmf(max_degree: int = 20) -> np.ndarray:
   """P(n) = 2^-(n+1) renormalised over n = 1..max_degree. Returns [max_degree].
 
-  SPEC §1.2.2: the authors' `P_Measure(2., False, 20)`; P(1) = 0.50000048.
+  docs/METHOD.md §2.1: the authors' `P_Measure(2., False, 20)`; P(1) =
+  0.50000048.
   """
   w = 2.0**-(np.arange(1, max_degree + 1) + 1.0)
   return w / w.sum()
@@ -169,7 +170,9 @@ def allocate_degrees(num_random: int, allocation: str, max_degree: int = 20,
 # ----------------------------------------------------------------------------
 # Random Maclaurin features.
 # ----------------------------------------------------------------------------
-@struct.dataclass
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["projections", "scales"], meta_fields=["plan"])
+@dataclasses.dataclass(frozen=True)
 class RMFParams:
   """A drawn RMF map (a pytree: arrays are leaves, the plan is static).
 
@@ -181,7 +184,7 @@ class RMFParams:
   """
   projections: jax.Array
   scales: jax.Array
-  plan: FeaturePlan = struct.field(pytree_node=False)
+  plan: FeaturePlan
 
 
 def make_plan(num_features: int, kernel: str, allocation: str = "sampled",
@@ -253,7 +256,7 @@ def _products(u: jax.Array, plan: FeaturePlan) -> jax.Array:
   """[..., W] projections -> [..., M-1] unscaled degree products."""
   widths = plan.widths
   # One split (its transpose is one concatenate) rather than static slices,
-  # whose gradients are full-width pads (ENV_NOTES: 2x slower on CPU).
+  # whose gradients are full-width pads (about 2x slower on CPU).
   blocks = jnp.split(u, np.cumsum(widths)[:-1], axis=-1)
   features = []
   if plan.projection == "chained":
@@ -323,7 +326,8 @@ def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
 
 def rmf_variance(kernel: str, x: np.ndarray, y: np.ndarray, num_features: int,
                  max_degree: int = 20) -> np.ndarray:
-  """Variance of phi(x).phi(y) for the `sampled`, `independent` map (SPEC §1.3).
+  """Variance of phi(x).phi(y) for the `sampled`, `independent` map
+  (docs/METHOD.md §2.2).
 
   Var = (sum_n a_n^2/P(n) Q^n - (f_K(t) - a_0)^2) / (M-1), with
   Q = |x|^2|y|^2 + 2 t^2 - 2 sum_k x_k^2 y_k^2, t = x.y.

@@ -2,12 +2,12 @@
 
 Every kernel here has a_n >= 0 for all n, so by Schoenberg's theorem
 K(x, y) = f(x . y) is positive definite on spheres, and random Maclaurin
-features (`features.py`) estimate it without bias (SPEC §1.1).
+features (`features.py`) estimate it without bias (docs/METHOD.md §2).
 
-The coefficients are closed forms (SPEC §2; they equal the sympy derivatives
-the authors' code uses for n = 0..20). The exact value `exact(name, t)` is the
-closed-form function, which equals the series inside the radius of
-convergence |t| < radius.
+The coefficients are closed forms (docs/METHOD.md §1; they equal the sympy
+derivatives the authors' code uses for n = 0..20). The exact value
+`exact(name, t)` is the closed-form function, which equals the series inside
+the radius of convergence |t| < radius.
 
 | name       | f(t)          | a_n (n >= 1)                 | radius |
 |------------|---------------|------------------------------|--------|
@@ -56,8 +56,8 @@ def _sqrt_coefficient(n: int) -> float:
 _KERNELS: Dict[str, Kernel] = {
     "exp": Kernel("exp", lambda n: math.exp(-math.lgamma(n + 1)), jnp.exp,
                   math.inf),
-    # `trigh` = cosh t + sinh t, which equals e^t exactly (SPEC §2): the same
-    # coefficients, hence bit-identical features for the same key. Kept
+    # `trigh` = cosh t + sinh t, which equals e^t exactly (docs/METHOD.md §1):
+    # the same coefficients, hence bit-identical features for the same key. Kept
     # because the paper and the authors' code list it as a separate kernel.
     "trigh": Kernel("trigh", lambda n: math.exp(-math.lgamma(n + 1)),
                     lambda t: jnp.cosh(t) + jnp.sinh(t), math.inf),
@@ -69,7 +69,8 @@ _KERNELS: Dict[str, Kernel] = {
                    lambda t: 2.0 - jnp.sqrt(1.0 - t), 1.0),
 }
 
-# Names accepted for the authors' spellings (SPEC §8.5: `logi` in their HEAD).
+# Names accepted for the authors' spellings (`logi` in their last commit,
+# docs/METHOD.md §1).
 _ALIASES = {"logi": "log"}
 
 
@@ -131,8 +132,8 @@ def exact(name: str, t):
 def truncated(name: str, t, max_degree: int):
   """The degree-`max_degree` Maclaurin polynomial sum_{n<=max_degree} a_n t^n.
 
-  This is what random Maclaurin features estimate without bias (SPEC §1.2).
-  Horner's rule, elementwise; t: any shape.
+  This is what random Maclaurin features estimate without bias (docs/METHOD.md
+  §2.1). Horner's rule, elementwise; t: any shape.
   """
   a = coefficients(name, max_degree + 1)
   out = jnp.zeros_like(t) + a[-1]

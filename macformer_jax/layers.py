@@ -1,6 +1,6 @@
 """Attention cores as thin Flax modules, one registry, and multi-head attention.
 
-Every core has one contract (STYLE §2.4):
+Every core has one contract, so the encoder can take any of them:
 
   core(q, k, v, *, mask=None, deterministic=True) -> out
   q, k [B, L, H, Dh], v [B, L, H, Dv], mask bool [B, L] (True = real token),
@@ -31,7 +31,6 @@ import jax.numpy as jnp
 
 from macformer_jax import attention
 from macformer_jax import features
-from macformer_jax import normalization
 from macformer_jax import spectral
 from macformer_jax.registry import Registry
 
@@ -120,14 +119,37 @@ class SoftmaxAttention(nn.Module):
     return out.astype(jnp.float32)
 
 
-# The cap of a learned q/k scale (`attention.max_qk_scale`); kept under its
-# old name for callers of this module.
-_max_qk_scale = attention.max_qk_scale
+class PostSBN(nn.Module):
+  """Learned per-channel output scale: out = gamma * x, gamma [Dh] init 1.
+
+  One gamma per head-dim channel, shared by the heads (the authors' last
+  trainable version, 547e87a; docs/METHOD.md §5.2). `power=True` adds the
+  authors' optional exponent beta [Dh] (init 1) in a sign-preserving form,
+  gamma * sign(x) |x|^beta, which has no NaN for negative x (their
+  `torch.pow(x, beta)` does).
+
+  Attributes:
+    power: use the sign-preserving power form.
+    eps: keeps |x|^beta differentiable at 0 (power form only).
+  """
+  power: bool = False
+  eps: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: [..., H, Dh] attention output per head. Returns the same shape."""
+    dh = x.shape[-1]
+    gamma = self.param("gamma", nn.initializers.ones, (dh,), jnp.float32)
+    if self.power:
+      beta = self.param("beta", nn.initializers.ones, (dh,), jnp.float32)
+      x = jnp.sign(x) * jnp.power(jnp.abs(x) + self.eps, beta)
+    return x * gamma
 
 
 @ATTENTIONS.register("rmfa")
 class RMFAttention(nn.Module):
-  """Macformer attention: PreSBN -> scale -> RMF -> RMFA -> PostSBN (SPEC §3-4).
+  """Macformer attention: PreSBN -> scale -> RMF -> RMFA -> PostSBN
+  (docs/METHOD.md §4-5).
 
   Attributes:
     kernel: dot-product kernel name (`kernels.get`).
@@ -204,7 +226,7 @@ class RMFAttention(nn.Module):
         eps=self.eps, eps_per_key=self.eps_per_key,
         chunk_size=self.chunk_size)
     if self.post_sbn:
-      out = normalization.PostSBN(power=self.post_sbn_power,
+      out = PostSBN(power=self.post_sbn_power,
                                   name="post_sbn")(out)
     return out
 
@@ -214,7 +236,7 @@ class PerformerAttention(nn.Module):
   """Performer FAVOR+: positive (orthogonal) random features of softmax.
 
   Unlike Performer's JAX code, padded keys are masked (after the feature map)
-  and redraws come from an explicit key, not from sum(q) (PEERS §2).
+  and redraws come from an explicit key, not from sum(q) (docs/METHOD.md §6).
 
   Attributes:
     num_features: M.
@@ -373,7 +395,7 @@ class MultiHeadSelfAttention(nn.Module):
   """Multi-head self-attention around any registered core.
 
   q, k, v and output projections are `DenseGeneral` without bias and with
-  Xavier-uniform init, as in LRA (LRA_NOTES §3.3).
+  Xavier-uniform init, as in LRA (docs/METHOD.md §8.2).
 
   Attributes:
     num_heads: H.

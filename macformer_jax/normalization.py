@@ -1,13 +1,13 @@
-"""ppSBN: pre-post scaling batch normalization (SPEC §4).
+"""ppSBN: pre-post scaling batch normalization (docs/METHOD.md §5).
 
 PreSBN (pure) puts every query and key head vector on the unit sphere after
 centring, so that after the Dk^-1/4 scale |q . k| <= Dk^-1/2: inside the
-radius of convergence of every kernel, with bounded RMF variance (SPEC §1.3).
-PostSBN (a module) gives the attention output back a learned per-channel
-scale. Despite the name there are no batch statistics: nothing to track.
+radius of convergence of every kernel, with bounded RMF variance (docs/METHOD.md
+§2.2). PostSBN gives the attention output back a learned per-channel scale;
+it has a parameter, so it is a Flax module, `layers.PostSBN` (this module
+imports no Flax). Despite the name there are no batch statistics.
 """
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -17,9 +17,9 @@ def pre_sbn(x: jax.Array, eps: float = 1e-6) -> jax.Array:
 
   PreSBN(x) = (x - mean(x)) / sqrt(|x - mean(x)|^2 + eps). The authors also
   divide by the standard deviation first, which the L2 normalisation undoes
-  (SPEC §4); they have no eps in the L2 division, so a constant head vector
-  gives NaN. Here a constant vector maps to 0 (and so to a_0 = 1 under every
-  kernel: uniform attention), with finite gradients.
+  (docs/METHOD.md §5.1); they have no eps in the L2 division, so a constant head
+  vector gives NaN. Here a constant vector maps to 0 (and so to a_0 = 1 under
+  every kernel: uniform attention), with finite gradients.
 
   Args:
     x: [..., Dh] (queries or keys after the head split).
@@ -32,30 +32,3 @@ def pre_sbn(x: jax.Array, eps: float = 1e-6) -> jax.Array:
   centred = x32 - jnp.mean(x32, axis=-1, keepdims=True)
   norm_sq = jnp.sum(centred * centred, axis=-1, keepdims=True)
   return (centred * jax.lax.rsqrt(norm_sq + eps)).astype(x.dtype)
-
-
-class PostSBN(nn.Module):
-  """Learned per-channel output scale: out = gamma * x, gamma [Dh] init 1.
-
-  One gamma per head-dim channel, shared by the heads (the authors' last
-  trainable version, 547e87a; SPEC §4). `power=True` adds the authors'
-  optional exponent beta [Dh] (init 1) in a sign-preserving form,
-  gamma * sign(x) |x|^beta, which has no NaN for negative x (their
-  `torch.pow(x, beta)` does).
-
-  Attributes:
-    power: use the sign-preserving power form.
-    eps: keeps |x|^beta differentiable at 0 (power form only).
-  """
-  power: bool = False
-  eps: float = 1e-6
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """x: [..., H, Dh] attention output per head. Returns the same shape."""
-    dh = x.shape[-1]
-    gamma = self.param("gamma", nn.initializers.ones, (dh,), jnp.float32)
-    if self.power:
-      beta = self.param("beta", nn.initializers.ones, (dh,), jnp.float32)
-      x = jnp.sign(x) * jnp.power(jnp.abs(x) + self.eps, beta)
-    return x * gamma

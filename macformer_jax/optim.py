@@ -3,13 +3,13 @@
 Two schedules:
 
 * `create_learning_rate_schedule`: LRA's product of named factors
-  (utils/train_utils.py `create_learning_rate_scheduler`, LRA_NOTES §3.7),
+  (utils/train_utils.py `create_learning_rate_scheduler`, docs/METHOD.md §8.4),
   e.g. 'constant * linear_warmup * rsqrt_decay' =
   base_lr * min(1, step / warmup) / sqrt(max(step, warmup)), not normalised,
   0 at step 0.
 * `one_cycle_schedule`: PyTorch's `OneCycleLR(anneal_strategy='linear',
-  three_phase=False)` as the Macformer authors ran it (SPEC §5), with
-  beta1 cycled in the opposite direction (`one_cycle_b1_schedule`).
+  three_phase=False)` as the Macformer authors ran it (docs/METHOD.md §8.3),
+  with beta1 cycled in the opposite direction (`one_cycle_b1_schedule`).
 
 `create_optimizer(config.optimizer, num_train_steps)` returns the optax
 transformation and the learning-rate function (for logging). The schedule is
@@ -150,7 +150,7 @@ def create_optimizer(optimizer_config: Any, num_train_steps: int
   """The optax optimizer and learning-rate schedule of `config.optimizer`.
 
   AdamW with the decay scaled by the learning rate and applied to every
-  parameter: LRA's flax `Adam(weight_decay=wd)` (LRA_NOTES §3.7) and the
+  parameter: LRA's flax `Adam(weight_decay=wd)` (docs/METHOD.md §8.4) and the
   authors' torch AdamW. Gradient clipping (by value, the authors' 1.0; by
   global norm, LRA's Pathfinder-128) comes first.
 

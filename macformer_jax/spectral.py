@@ -1,7 +1,7 @@
 r"""The Spectraformer grid, pure-functional: weight matrices x components.
 
-Spectraformer (Nguyen, Joshi, Salim; arXiv 2405.15310, PEERS §3c) writes a
-random-feature approximation of the softmax kernel exp(x . y) as two
+Spectraformer (Nguyen, Joshi, Salim; arXiv 2405.15310; docs/METHOD.md §7) writes
+a random-feature approximation of the softmax kernel exp(x . y) as two
 independent choices: how the projection W [Dk, m] is drawn (the *weight
 matrix*) and how features are formed from W^T x (the *component function*).
 Inputs x are already scaled (Dk^-1/4 for softmax), layout free, [..., Dk].
@@ -20,8 +20,9 @@ vector w):
                       normalised P x P Hadamard, D random signs,
                       P = next power of two >= Dk), first Dk
                       coordinates; m > P: independent blocks
-                      stacked. |w| = sqrt(P) fixed, entries
-                      discrete: NOT Gaussian
+                      stacked. |w| = sqrt(P) only when Dk = P
+                      (Dk < P cuts the rows: |w| varies, mean
+                      square Dk); entries discrete: NOT Gaussian
   qmc                 scrambled Sobol points (scipy.stats.qmc,    O(W Dk), host
                       LMS + digital shift) mapped by the
                       Gaussian inverse CDF: each point is
@@ -90,9 +91,12 @@ exp(x . y)):
 
 `UNBIASED_WEIGHTS` are the matrices whose columns are marginally N(0, I), so
 every component above is unbiased with them; sorf, mm (and fastfood_learnable
-after training) are not: their second moments are exact (E[w] = 0,
-E[w w^T] = I) but higher moments are not Gaussian, so the estimate is exact
-to second order in x + y only.
+after training) are not: their first two moments are Gaussian (E[w] = 0,
+E[w w^T] = I) but the higher ones are not. For posrf and trigrf (A = 0) the
+bias therefore starts at fourth order in x + y (x - y for trigrf). oprf, gerf
+and saderf with A != 0 also depend on the law of |w|^2 through
+D^2 exp(2A |w|^2), so their bias enters at orders 0 and 2 (docs/METHOD.md
+§7.3).
 
 Numerically stable attention features (`feature_map(..., stabilize=...)`):
 the positive components subtract a max as `features.favor_positive` does
@@ -119,7 +123,6 @@ WEIGHTS = ("gaussian", "orf", "sorf", "qmc", "mm", "fastfood",
            "fastfood_learnable", "rademacher")
 # Columns marginally N(0, I): every component is unbiased with them.
 UNBIASED_WEIGHTS = ("gaussian", "orf", "qmc", "fastfood", "fastfood_learnable")
-POSITIVE = ("posrf", "oprf", "gerf", "saderf")
 SIGNED = ("trigrf", "rmf")
 # Components whose parameters are fitted to the whole sequence.
 NOT_CAUSAL = ("oprf", "saderf")
@@ -189,9 +192,11 @@ def _stack_blocks(blocks: jax.Array, in_dim: int, width: int) -> jax.Array:
 def sample_sorf(key: jax.Array, in_dim: int, width: int) -> jax.Array:
   """SORF (Yu et al. 2016): stacked independent sqrt(P) H D1 H D2 H D3 blocks.
 
-  For width > P each block of P rows is an independent product: the peer's
-  `sorf_matrix` instead keeps the first Dk columns of one width x width
-  product (PEERS §3c). Returns float32 [Dk, width].
+  H is the normalised Hadamard matrix, so each block is sqrt(P) times an
+  orthogonal matrix. For width > P each block of P rows is an independent
+  product. The peer's `sorf_matrix` instead keeps the first Dk columns of one
+  width x width product, and its Hadamard product is unnormalised
+  (docs/METHOD.md §7.3). Returns float32 [Dk, width].
   """
   p = _pow2(in_dim)
   n = -(-width // p)

@@ -107,7 +107,7 @@ def test_macformer_attention_matches_exact_kernelized_attention(kernel):
   default): relative error < 2 %, against a spread > 10x that.
 
   Error scale: ~0.02 at M = 256 on the default scale, falling like M^-1/2
-  (README, SPEC §1.3), so ~0.004-0.008 here; the draw is a fixed key.
+  (README, docs/METHOD.md §2.2), so ~0.004-0.008 here; the draw is a fixed key.
   """
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=3))
   mask = jnp.asarray(_mask())
@@ -156,7 +156,7 @@ def test_qk_scale_outside_the_radius_is_an_error_or_a_warning():
 @pytest.mark.parametrize("causal", [False, True])
 def test_rmfa_with_many_features_matches_exact_kernelized_attention(
     kernel, causal):
-  """D = 8192: relative error < 2% (SPEC §6 harness B scale: ~0.3%).
+  """D = 8192: relative error < 2% (D^-1/2 scaling: ~0.3%).
 
   The inputs use |q.k| up to 0.5 (not the near-uniform PreSBN*d^-1/4
   regime), so exact attention is far from a plain mean of V, which the

@@ -17,14 +17,14 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 import jax  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
-# absltest-style helpers read flags; pytest never parses them (STYLE §35).
+# absltest-style helpers read flags; pytest never parses them.
 flags.FLAGS.mark_as_parsed()
 
 
 @pytest.fixture(scope="module")
 def compile_fast():
-  """Fewer XLA passes, for modules that compile many small programs
-  (STYLE 39): `pytestmark = pytest.mark.usefixtures("compile_fast")`.
+  """Fewer XLA passes, for modules that compile many small programs;
+  opt in with `pytestmark = pytest.mark.usefixtures("compile_fast")`.
   Module-scoped and restored, so other test files keep the default."""
   old = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", True)

@@ -17,7 +17,7 @@ D_IN = 16
 
 
 def _sbn_pair(seed=0, d=D_IN, correlation=0.6):
-  """Two PreSBN'd vectors scaled by d^-1/4 (SPEC §3), with x.y clearly != 0."""
+  """Two PreSBN'd vectors scaled by d^-1/4 (docs/METHOD.md §5), x.y != 0."""
   rng = np.random.default_rng(seed)
   x = rng.normal(size=d)
   y = correlation * x + rng.normal(size=d)
@@ -32,7 +32,8 @@ def test_degree_pmf():
   pmf = features.degree_pmf(20)
   assert pmf.shape == (20,)
   np.testing.assert_allclose(pmf.sum(), 1.0, rtol=1e-12)
-  np.testing.assert_allclose(pmf[0], 0.50000048, rtol=1e-7)  # SPEC §1.2
+  # P(1) of the authors' degree distribution, docs/METHOD.md §2.1.
+  np.testing.assert_allclose(pmf[0], 0.50000048, rtol=1e-7)
   np.testing.assert_allclose(pmf[1:] / pmf[:-1], 0.5)
 
 
@@ -116,8 +117,8 @@ def _sampled_moments(kernel, x, y):
 
   Z = (a_N / P(N)) prod_{j<=N} u_j with u = (w.x)(w.y), N ~ P(n): the raw
   moments are E[Z^k] = sum_n P(n) (a_n / P(n))^k E[u^k]^n, with E[u^k] by
-  enumerating all 2^Dk Rademacher vectors w (independent of SPEC §1.3's
-  closed form, which the test checks against it).
+  enumerating all 2^Dk Rademacher vectors w (independent of the
+  closed form of docs/METHOD.md §2.2, which the test checks against it).
   """
   w = np.array(list(itertools.product((-1.0, 1.0), repeat=len(x))))
   u = (w @ x) * (w @ y)
@@ -137,7 +138,8 @@ def test_sampled_allocation_is_unbiased(kernel):
 
   4000 independent draws of a one-random-feature map (M = 2); draws with the
   same degree are computed together (one compile per degree). Bound: 4
-  standard errors, sigma^2 from SPEC §1.3's formula (exact for this scheme).
+  standard errors, sigma^2 from the formula of docs/METHOD.md §2.2 (exact for
+  this scheme).
   """
   x = _sbn_pair()
   num_draws = 4000
@@ -159,8 +161,8 @@ def test_sampled_allocation_is_unbiased(kernel):
   sigma = np.sqrt(features.rmf_variance(kernel, x[0], x[1], 2) / num_draws)
   assert abs(values.mean() - target) < 4 * sigma, (values.mean(), target,
                                                    sigma)
-  # The variance formula (SPEC §1.3) equals the exact enumeration, and the
-  # sample variance is within 4 of its standard errors, sqrt((kurtosis - 1)
+  # The variance formula (docs/METHOD.md §2.2) equals the exact enumeration, and
+  # the sample variance is within 4 of its standard errors, sqrt((kurtosis - 1)
   # / n) relative: 6 % for most kernels, 16 % for inverse (heavy tails).
   variance, kurtosis = _sampled_moments(kernel, x[0], x[1])
   np.testing.assert_allclose(features.rmf_variance(kernel, x[0], x[1], 2),

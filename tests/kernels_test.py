@@ -1,5 +1,6 @@
-"""Kernels: closed-form coefficients against independent recurrences, SPEC §2
-values, and the series against the closed-form f inside the radius."""
+"""Kernels: closed-form coefficients against independent recurrences,
+docs/METHOD.md §1 values, and the series against the closed-form f inside the
+radius."""
 
 import math
 
@@ -40,7 +41,7 @@ def test_coefficients_match_independent_recurrence(name):
 
 
 def test_coefficients_match_spec_table():
-  # SPEC §2, a_1..a_5.
+  # docs/METHOD.md §1, a_1..a_5.
   table = {"exp": [1, .5, .166667, .041667, .008333],
            "inverse": [1, 1, 1, 1, 1],
            "log": [1, .5, .333333, .25, .2],

@@ -11,7 +11,8 @@ import pytest
 import lra_tasks
 from lra_tasks import base
 
-# Every registered task and its spec (LRA_NOTES §2; ids shifted for pixels).
+# Every registered task and its spec (docs/METHOD.md §8.1; ids shifted for
+# pixels).
 EXPECTED_SPECS = {
     "listops": (10, 17, 2000, False),
     "text": (2, 257, 1000, False),

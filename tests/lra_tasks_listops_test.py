@@ -11,7 +11,7 @@ import pytest
 import lra_tasks
 from lra_tasks import listops
 
-# LRA_NOTES §2.1: `[MAX 4 [MIN 2 3 ] 1 ]` as written by LRA's to_string.
+# docs/METHOD.md §8.1: `[MAX 4 [MIN 2 3 ] 1 ]` as written by LRA's to_string.
 GOLDEN_SOURCE = "( ( ( ( [MAX 4 ) ( ( ( [MIN 2 ) 3 ) ] ) ) 1 ) ] )"
 # The issue's spelling of the same list (one outer pair fewer).
 ISSUE_SOURCE = "( ( ( [MAX 4 ) ( ( ( [MIN 2 ) 3 ) ] ) ) 1 ) ]"

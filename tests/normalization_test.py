@@ -1,9 +1,11 @@
-"""ppSBN: PreSBN's zero mean / unit norm, its eps, PostSBN's scale."""
+"""ppSBN: PreSBN's zero mean / unit norm, its eps, PostSBN's scale
+(`layers.PostSBN`, a Flax module beside the other cores)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from macformer_jax import layers
 from macformer_jax import normalization
 
 
@@ -44,14 +46,14 @@ def test_pre_sbn_keeps_bfloat16():
 
 def test_post_sbn_scale_and_power_form():
   x = jnp.linspace(-2.0, 2.0, 12).reshape(1, 3, 4)
-  module = normalization.PostSBN()
+  module = layers.PostSBN()
   variables = module.init(jax.random.key(0), x)
   np.testing.assert_array_equal(variables["params"]["gamma"], np.ones(4))
   np.testing.assert_allclose(module.apply(variables, x), x)
   gamma = jnp.array([1.0, 2.0, 3.0, 4.0])
   np.testing.assert_allclose(
       module.apply({"params": {"gamma": gamma}}, x), x * gamma)
-  power = normalization.PostSBN(power=True)
+  power = layers.PostSBN(power=True)
   params = {"gamma": jnp.ones(4), "beta": jnp.full(4, 0.5)}
   out, grads = jax.value_and_grad(
       lambda p: jnp.sum(power.apply({"params": p}, x)))(params)

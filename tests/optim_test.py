@@ -16,8 +16,8 @@ def _lr(schedule, step):
 
 
 def test_lra_listops_schedule_step0_and_end_of_warmup():
-  """const * linear_warmup * rsqrt_decay, base 0.05, warmup 1000 (LRA_NOTES
-  §3.6): 0 at step 0, 0.05 / sqrt(1000) = 1.581e-3 at the end of warmup,
+  """const * linear_warmup * rsqrt_decay, base 0.05, warmup 1000 (docs/METHOD.md
+  §8.4): 0 at step 0, 0.05 / sqrt(1000) = 1.581e-3 at the end of warmup,
   7.07e-4 at step 5000."""
   lr = optim.create_learning_rate_schedule(
       "constant * linear_warmup * rsqrt_decay", 0.05, warmup_steps=1000)
@@ -29,7 +29,7 @@ def test_lra_listops_schedule_step0_and_end_of_warmup():
 
 
 def test_lra_retrieval_never_finishes_warmup():
-  """LRA_NOTES §3.6: 0.05 * (5000/8000) / sqrt(8000) = 3.49e-4 at 5000."""
+  """docs/METHOD.md §8.4: 0.05 * (5000/8000) / sqrt(8000) = 3.49e-4 at 5000."""
   lr = optim.create_learning_rate_schedule(
       "constant * linear_warmup * rsqrt_decay", 0.05, warmup_steps=8000)
   np.testing.assert_allclose(_lr(lr, 5000), 3.494e-4, rtol=1e-3)
@@ -101,7 +101,7 @@ def _config(preset):
 
 def test_lra_optimizer_is_adam_with_decoupled_decay():
   """Flax Adam(0.9, 0.98, 1e-9, weight_decay=wd): p -= lr (m^ / (sqrt(v^) +
-  eps) + wd p), bias correction at t = step + 1 (LRA_NOTES §3.7)."""
+  eps) + wd p), bias correction at t = step + 1 (docs/METHOD.md §8.4)."""
   config = _config("lra")
   config.optimizer.warmup_steps = 2
   tx, lr_fn = optim.create_optimizer(config.optimizer, 10)

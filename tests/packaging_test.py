@@ -109,7 +109,7 @@ def test_every_third_party_import_is_declared(core_files):
   core = _names(project["dependencies"])
   lra = core | _names(project["optional-dependencies"]["lra"])
   test = lra | _names(project["optional-dependencies"]["test"])
-  local = {"macformer_jax", "lra_tasks", "configs", "run_lra"} | {
+  local = {"macformer_jax", "lra_tasks", "configs", "run_lra", "benchmarks"} | {
       p.stem for p in [*REPO.glob("benchmarks/*.py"), *REPO.glob("tests/*.py")]}
   distributions = importlib.metadata.packages_distributions()
   groups = [(sorted(core_files), core),

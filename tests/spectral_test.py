@@ -98,10 +98,10 @@ def test_rmf_unbiased_for_truncated_exp():
                                      if w != "mm"])
 def test_column_moments(weights):
   """E[w] = 0 and E[w w^T] = I for every matrix; E[w_i^4] = 3 (Gaussian)
-  for the marginally Gaussian ones. sorf's columns have a fixed norm
-  sqrt(P) and rademacher's entries are +-1, so their 4th moments are not
-  Gaussian: that is why they are biased for exp (sorf) or used only with
-  the Maclaurin estimator (rademacher)."""
+  for the marginally Gaussian ones. sorf's columns are rows of sqrt(P) times
+  an orthogonal matrix and rademacher's entries are +-1, so their 4th
+  moments are not Gaussian: that is why they are biased for exp (sorf) or
+  used only with the Maclaurin estimator (rademacher)."""
   w = np.asarray(_draws(weights, M), np.float64)  # [draws, Dk, M]
   draws = w.shape[0]
   mean, fourth = w.mean(-1), (w**4).mean(-1)
@@ -115,19 +115,36 @@ def test_column_moments(weights):
 
 
 def test_sorf_blocks_are_orthogonal_and_stacked_independently():
-  """What holds exactly for sorf: every block of P rows is sqrt(P) times an
-  orthogonal matrix, so (1/P) sum_rows w w^T = I per block (second moments
-  exact, hence the kernel estimate is exact to second order in x + y), and
-  blocks beyond the first are independent draws, not columns of one big
-  product (the peer's m > d bug)."""
+  """What holds exactly for sorf (docs/METHOD.md §7.3): every block of P rows
+  is sqrt(P) times an orthogonal matrix, so (1/P) sum_rows w w^T = I per
+  block, and blocks beyond the first are independent draws, not columns of
+  one big product (the peer's m > d bug). |w| = sqrt(P) is fixed only when
+  Dk = P: at Dk = 6 < P = 8 the cut rows vary in norm (mean square Dk).
+  Second moments alone do not make GERF-type estimates right: at x = y = 0
+  the gerf estimate is D^2 exp(2A |w|^2) averaged over the columns, which is
+  (1 - 4A)^(Dk/2) exp(2A P) for every draw when Dk = P, not 1 (a bias at
+  order 0 for A != 0); posrf (A = 0) gives exactly 1."""
   w = np.asarray(_sample("sorf", 8, 24, 0))  # 3 blocks
   blocks = w.T.reshape(3, 8, 8)
   for b in blocks:
     np.testing.assert_allclose(b @ b.T, 8 * np.eye(8), atol=2e-5)
   assert not np.allclose(np.abs(blocks[0]), np.abs(blocks[1]))
+  np.testing.assert_allclose(np.sum(w * w, 0), 8.0, rtol=1e-5)
   w6 = np.asarray(_sample("sorf", DK, 16, 1))
   for b in w6.T.reshape(2, 8, DK):  # padded Dk: first DK coordinates
     np.testing.assert_allclose(b.T @ b / 8, np.eye(DK), atol=2e-5)
+  norms = np.sum(np.asarray(w6, np.float64)**2, 0)
+  np.testing.assert_allclose(norms.reshape(2, 8).mean(1), DK, rtol=1e-5)
+  assert norms.min() < DK - 0.5 and norms.max() > DK + 0.5, norms
+  zero = jnp.zeros((1, 8))
+  a = float(spectral.gerf_a(GERF_LOGIT))
+  gerf = spectral.kernel_estimate("gerf", jnp.asarray(w), zero, zero,
+                                  gerf_logit=jnp.float32(GERF_LOGIT))
+  np.testing.assert_allclose(float(gerf[0, 0]),
+                             (1 - 4 * a)**4 * math.exp(16 * a), rtol=1e-4)
+  assert abs(float(gerf[0, 0]) - 1.0) > 0.2
+  posrf = spectral.kernel_estimate("posrf", jnp.asarray(w), zero, zero)
+  np.testing.assert_allclose(float(posrf[0, 0]), 1.0, rtol=1e-6)
 
 
 def test_moment_matching_is_exact():
@@ -234,8 +251,8 @@ def test_every_cell_approximates_softmax_kernel_attention_with_padding():
     out_garbage = _attend(component, False, w, q2, k2, v2, mask)
     for i, weights in enumerate(cells):
       cell = (component, weights)
-      # Biased matrices: sorf's discrete fixed-norm rows (6.5% for gerf
-      # here), mm's dependent columns.
+      # Biased matrices: sorf's non-Gaussian rows (largest for gerf), mm's
+      # dependent columns.
       bound = 0.12 if weights in ("sorf", "mm") else 0.08
       assert _rel(out[i], exact, mask) < bound, (cell, _rel(out[i], exact,
                                                             mask))

@@ -2,15 +2,11 @@
 its report (no training; synthetic run records)."""
 
 import json
-import pathlib
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import temperature_study as ts  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import make_report
+from benchmarks import temperature_study as ts
 
 
 def test_schedule_is_unique_prioritised_and_seed_balanced():
@@ -91,7 +87,6 @@ def test_render_without_variance_names_missing_runs():
 
 
 def test_benchmarks_report_summarises_the_study(tmp_path):
-  import make_report  # pylint: disable=g-import-not-at-top
   assert make_report.temperature_section(str(tmp_path)) == []  # not run
   d = ts.DEFAULT_SCALE
   records = [_record("exp", "default", d, s, 0.25 + 0.01 * s)
@@ -145,6 +140,7 @@ def test_report_merges_recorded_and_new_runs(tmp_path, monkeypatch):
   (tmp_path / "runs").mkdir()
   ts.main(["report", "--runs", str(tmp_path / "runs"), "--docs", str(docs)])
   data = json.loads((docs / "temperature.json").read_text())
+  assert data["recommendation"] == {}  # one seed per setting: no rule met
   by_run = {r["run"]: r["test_accuracy"] for r in data["runs"]}
   assert len(data["runs"]) == 4
   assert by_run["rerun"] == 0.28 and by_run["fresh"] == 0.33

@@ -1,6 +1,6 @@
 """The run: `train_and_evaluate(config, workdir)`, one loop for every task.
 
-Tasks differ only through their `TaskSpec` and config values (STYLE §19);
+Tasks differ only through their `TaskSpec` and config values;
 there is no task-specific branch. What a run does:
 
 * Data (`data.py`): the task's train/val/test sources; offline data are

@@ -1,7 +1,7 @@
 """Metrics: means of metric sums, the train window, writers, progress.
 
 Steps return metric *sums* over the global batch plus a 'denominator'
-(LRA_NOTES §4), so means over any number of batches are sums divided by
+(docs/METHOD.md §8.4), so means over any number of batches are sums divided by
 sums. `TrainWindow` collects them between log lines as plain state.
 """
 

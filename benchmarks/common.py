@@ -1,0 +1,124 @@
+"""What the benchmark scripts share: JSON in and out, machine info, Markdown
+tables, number formats, log-log slopes and a headless pyplot."""
+
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import sys
+from typing import Any, List, Optional, Sequence, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_json(path: str) -> Tuple[Optional[Any], Optional[str]]:
+  """(data, None), or (None, why the file is unusable)."""
+  if not os.path.exists(path):
+    return None, "missing"
+  try:
+    with open(path) as f:
+      return json.load(f), None
+  except (OSError, json.JSONDecodeError) as e:
+    return None, f"unreadable ({e})"
+
+
+def dumps(data: Any) -> str:
+  """Indented JSON with every flat list of scalars on one line."""
+  text = json.dumps(data, indent=1)
+  return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]",
+                lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]",
+                text) + "\n"
+
+
+def write(path: str, text: str) -> None:
+  """Writes `text` to `path`, creating its folder."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    f.write(text)
+  print(f"wrote {path}")
+
+
+def num(x: float):
+  """JSON-safe number, 5 significant digits; non-finite -> 'inf'/'nan'."""
+  x = float(x)
+  if math.isfinite(x):
+    return float(f"{x:.5g}")
+  return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def as_float(x: Any) -> float:
+  """Inverse of `num` (numbers, None and the strings)."""
+  return math.nan if x is None else float(x)
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+  v = as_float(x)
+  if not math.isfinite(v):
+    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+  if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
+    return f"{v:.{digits - 1}e}"
+  return f"{v:.{digits}g}"
+
+
+def pm(mean: Any, std: Any) -> str:
+  """'mean ± std' with the std at the mean's decimal places."""
+  m, sd = as_float(mean), as_float(std)
+  if not (math.isfinite(m) and math.isfinite(sd)):
+    return fmt(mean)
+  if m == 0 or abs(m) >= 1e4 or abs(m) < 1e-3:
+    return f"{m:.2e} ± {sd:.1e}"
+  decimals = max(0, 2 - math.floor(math.log10(abs(m))))
+  return f"{m:.{decimals}f} ± {sd:.{decimals}f}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+  """A Markdown table as lines."""
+  return (["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" for _ in header) + "|"] +
+          ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def fit_slope(dims: Sequence[float], values: Sequence[Any],
+              above: float = 0) -> Optional[float]:
+  """Least-squares slope of log(value) vs log(dim), over dims > `above`
+  with finite positive values (None if fewer than two)."""
+  pts = [(math.log(d), math.log(as_float(v))) for d, v in zip(dims, values)
+         if d > above and math.isfinite(as_float(v)) and as_float(v) > 0]
+  if len(pts) < 2:
+    return None
+  mx = sum(x for x, _ in pts) / len(pts)
+  my = sum(y for _, y in pts) / len(pts)
+  return (sum((x - mx) * (y - my) for x, y in pts)
+          / sum((x - mx)**2 for x, _ in pts))
+
+
+def machine() -> dict:
+  """The device, host and versions a measurement ran on."""
+  import jax  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0]
+  return {"device": f"{device.platform}:{device.device_kind}",
+          "host": platform.processor() or platform.machine(),
+          "cpu_count": os.cpu_count(), "jax": jax.__version__,
+          "python": platform.python_version()}
+
+
+def now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds")
+
+
+def command(module: str, argv: Optional[Sequence[str]]) -> str:
+  """The command line that ran `benchmarks.<module>` with `argv`."""
+  args = list(sys.argv[1:] if argv is None else argv)
+  return " ".join([f"python -m benchmarks.{module}"] + [
+      f"'{a}'" if any(c in a for c in "*?[ ") else a for a in args])
+
+
+def pyplot():
+  """matplotlib.pyplot on the headless Agg backend."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
