@@ -36,6 +36,7 @@ checkpoints/latest/<step>, checkpoints/best/<step>, data/ (generated data),
 results.json.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -140,17 +141,22 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-  r = _set_up(config, workdir)
-  writer = metrics_lib.MetricWriter(workdir, r.start)
-  progress = metrics_lib.Progress(r.start, config.train.num_train_steps)
-  try:
-    _train(r, writer, progress)
-    progress.close()
-    results = _test_and_report(r, writer)
-  finally:
-    progress.close()
-    writer.close()
-    r.checkpoints.close()
+  # Without a terminal, a line at least every 30 s.
+  with contextlib.closing(metrics_lib.Heartbeat()) as heartbeat:
+    heartbeat.phase("preparing the data and the model")
+    r = _set_up(config, workdir)
+    writer = metrics_lib.MetricWriter(workdir, r.start)
+    progress = metrics_lib.Progress(r.start, config.train.num_train_steps,
+                                    heartbeat)
+    try:
+      _train(r, writer, progress)
+      progress.close()
+      heartbeat.phase("testing")
+      results = _test_and_report(r, writer)
+    finally:
+      progress.close()
+      writer.close()
+      r.checkpoints.close()
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2)
