@@ -1,15 +1,19 @@
 """run_lra.py ends every mistake on the command line (config string, config
 value, unknown key) and missing or malformed data with one `error:` line on
 stderr, exit status 2 and no traceback; Ctrl-C checkpoints the step in
-flight and the same command resumes there."""
+flight and the same command resumes there; without a terminal a line comes
+at least every 30 s."""
 
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 
-
+from macformer_jax.training import metrics
 from macformer_jax.training import preemption
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -229,3 +233,22 @@ def test_ctrl_c_checkpoints_and_the_same_command_resumes_there(tmp_path):
   assert "emb_dim" not in rerun.stderr  # no config dump
   assert f"config in {tmp_path / 'run' / 'config.json'}" in rerun.stderr
   assert "Downloading" not in rerun.stderr + rerun.stdout
+
+
+def test_without_a_terminal_a_line_after_each_silent_interval(monkeypatch,
+                                                              caplog):
+  monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+  caplog.set_level(logging.INFO)
+  heartbeat = metrics.Heartbeat(interval=0.1)
+  try:
+    heartbeat.phase("preparing the data and the model")
+    time.sleep(0.35)
+    progress = metrics.Progress(0, 10, heartbeat)
+    time.sleep(0.25)
+  finally:
+    heartbeat.close()
+  lines = [r.getMessage() for r in caplog.records
+           if r.getMessage().startswith("still ")]
+  assert any("still preparing the data and the model" in x for x in lines)
+  assert any("still compiling and running step 1/10" in x for x in lines)
+  assert progress.bar is None
