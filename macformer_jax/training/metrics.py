@@ -205,7 +205,7 @@ class Progress:
       self.heartbeat.phase(
           f"compiling and running step {self.done + 1}/{self.total}"
           if self.done == self.start else
-          f"training, at step {self.done}/{self.total}")
+          f"training, {self.done}/{self.total} steps queued")
 
   def step(self) -> None:
     self.done += 1
