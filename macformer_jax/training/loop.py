@@ -266,6 +266,7 @@ def _log_train(done: int, num_steps: int, window: metrics_lib.TrainWindow,
 def _eval_and_keep_best(r: _Run, done: int, writer: metrics_lib.MetricWriter,
                         progress: metrics_lib.Progress) -> None:
   """Val accuracy; a new best is checkpointed separately."""
+  progress.phase(f"evaluating at step {done}")
   result = evaluate(r.engine, r.state, r.sources["val"],
                     r.config.train.num_eval_batches)
   writer.write(done, "eval", {"loss": result["loss"],

@@ -207,6 +207,11 @@ class Progress:
           if self.done == self.start else
           f"training, {self.done}/{self.total} steps queued")
 
+  def phase(self, what: str) -> None:
+    """What the run does now, for the heartbeat (e.g. evaluating)."""
+    if self.heartbeat is not None:
+      self.heartbeat.phase(what)
+
   def step(self) -> None:
     self.done += 1
     self._set_phase()
