@@ -15,10 +15,12 @@ The config string is `<attention>[,preset=lra|macformer][,smoke]`
 (configs/common.py). `--workdir` defaults to runs/<task>_<attention>_<preset>
 [_smoke]; a run restarted with the same workdir resumes from its latest
 checkpoint. The run ends by printing one summary line and writing
-`<workdir>/results.json`. Missing or malformed data, like an unknown config
-key, end the run with one line on stderr (no traceback). SIGTERM (a
-scheduler's preemption notice) checkpoints the step in flight and exits with
-status 143 (128 + SIGTERM); rerunning the command resumes there.
+`<workdir>/results.json`. A mistake in the config string or a config value
+(checked before any data is generated), and missing or malformed data, end
+the run with one line on stderr, `error: ...`, and exit status 2 (no
+traceback). SIGTERM (a scheduler's preemption notice) or Ctrl-C checkpoints
+the step in flight and exits with status 143 or 130 (128 + the signal);
+rerunning the command resumes there. A second Ctrl-C stops at once.
 
 On several hosts, start the same command on every host (README, "Training on
 several hosts"); `jax.distributed.initialize()` runs when the environment says
@@ -37,8 +39,11 @@ import jax
 from ml_collections import config_flags
 
 from macformer_jax import training
+from macformer_jax.training import validation
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as if the signal had killed it
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT
+ERROR_EXIT_CODE = 2  # a one-line `error: ...` (usage, config or data)
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Run config: configs/<task>.py:<attention>[,preset=...]"
@@ -85,6 +90,23 @@ class _QuietOrbax(std_logging.Filter):
             f"{os.sep}orbax{os.sep}" not in record.pathname)
 
 
+class _DebugBackendProbe(std_logging.Filter):
+  """JAX's backend probe ("Unable to initialize backend 'tpu'") at debug
+  level: shown with -v 1, not at the top of every run."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    if (record.levelno < std_logging.WARNING and
+        record.name.startswith("jax._src.xla_bridge")):
+      return logging.get_verbosity() >= logging.DEBUG
+    return True
+
+
+def _fail(message: str) -> None:
+  """Ends the run with one line on stderr and exit status 2."""
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(ERROR_EXIT_CODE)
+
+
 def default_workdir(config) -> str:
   name = f"{config.task}_{config.attention.variant}_{config.preset}"
   return os.path.join("runs", name + ("_smoke" if config.smoke else ""))
@@ -92,38 +114,92 @@ def default_workdir(config) -> str:
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.get_absl_handler().addFilter(_QuietOrbax())
+    _fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are "
+          "--name=value; see --help)")
+  handler = logging.get_absl_handler()
+  handler.addFilter(_QuietOrbax())
+  handler.addFilter(_DebugBackendProbe())
+  config = _CONFIG.value
+  try:
+    config.task  # pylint: disable=pointless-statement
+  except OSError as e:  # ml_collections defers a file it could not load
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    _fail(f"--config={flags.FLAGS['config'].config_filename}: cannot load "
+          f"the config file: {lines[-1]}")
+  try:
+    validation.check_config(config)  # before any data is generated
+  except validation.ConfigError as e:
+    _fail(f"--config.{e}" if e.key else str(e))
   if _multi_process():
     if os.environ.get("JAX_PLATFORMS", "") == "cpu":
       # CPU processes need an implementation of cross-process collectives.
       jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
                                _PROCESS_ID.value)
-  config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(config)
   logging.info("JAX %s: process %d/%d, local devices %s", jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_devices())
-  logging.info("workdir %s, config:\n%s", workdir, config)
+  logging.info("workdir %s (config in %s)", workdir,
+               os.path.join(workdir, "config.json"))
+  logging.debug("config:\n%s", config)
   try:
     results = training.train_and_evaluate(config, workdir)
   except training.DataError as e:
-    sys.exit(f"error: data for task {config.task!r}: {e}")
+    _fail(f"data for task {config.task!r}: {e}")
   except training.Preempted as e:
     print(e, file=sys.stderr, flush=True)
-    sys.exit(PREEMPTED_EXIT_CODE)
+    sys.exit(e.exit_code)
+  except KeyboardInterrupt:
+    # Ctrl-C outside the training steps (data, compilation, the test).
+    print("interrupted (SIGINT) outside the training steps; run the same "
+          "command again to resume from the latest checkpoint",
+          file=sys.stderr, flush=True)
+    sys.exit(INTERRUPTED_EXIT_CODE)
   if jax.process_index() == 0:
     print(training.summary_line(results), flush=True)
 
 
-def parse_flags(argv):
-  """absl flag parsing, with one clear line for a bad `--config.<key>`.
+def _root_cause(error: BaseException) -> BaseException:
+  """The innermost exception of a chain (ml_collections wraps the error of a
+  config file in two more)."""
+  seen = set()
+  while id(error) not in seen:
+    seen.add(id(error))
+    inner = error.__cause__ or error.__context__
+    if inner is None:
+      break
+    error = inner
+  return error
 
-  ml_collections reports an override of a key the config does not have as a
-  chain of KeyError/AttributeError tracebacks; say which flag it was instead.
+
+def _first_line(error: BaseException) -> str:
+  detail = error.args[0] if error.args else str(error)
+  while isinstance(detail, BaseException):
+    detail = detail.args[0] if detail.args else str(detail)
+  detail = str(detail).strip()
+  if detail[:1] in "'\"" and detail[-1:] == detail[:1]:  # a KeyError's repr
+    detail = detail[1:-1]
+  return detail.replace("\\n", " ").splitlines()[0] if detail else type(
+      error).__name__
+
+
+def parse_flags(argv):
+  """absl flag parsing; a mistake ends the run with one `error:` line.
+
+  ml_collections reports a mistake in the config string, or an override of a
+  key the config does not have, as a chain of tracebacks; say which flag it
+  was, and what is wrong with it, instead.
   """
   try:
     return flags.FLAGS(argv)
+  except flags.Error as e:
+    match = re.match(r"flag (--\S+): ", str(e))
+    cause = _root_cause(e)
+    detail = (_first_line(cause) if cause is not e
+              else str(e).split("\n")[0])
+    if match and not detail.startswith(match.group(1)):
+      detail = f"{match.group(1)}: {detail}"
+    _fail(f"{detail}")
   except (AttributeError, KeyError) as e:
     overrides = [a.split("=", 1)[0] for a in argv[1:]
                  if a.startswith("--config.")]
@@ -132,13 +208,14 @@ def parse_flags(argv):
         isinstance(detail, str) and detail[:1] in "'\""):
       detail = (detail.args[0] if isinstance(detail, BaseException)
                 else detail[1:-1])
-    detail = str(detail).replace("\\n", " ").replace("\n", " ").replace("'", "")
+    detail = str(detail).replace("\\n", " ").replace("\n", " ").replace(
+        "'", "")
     name = re.split(r"\s", detail.strip())[0].strip("'\"\\")
     culprit = [o for o in overrides if o.endswith("." + name)] or overrides
-    sys.exit(f"error: {', '.join(culprit)}: the config has no such key "
-             f"({detail}). The keys are documented in configs/common.py "
-             "(get_base_config); an attention's options are the fields of "
-             "its core in macformer_jax/layers.py.")
+    _fail(f"{', '.join(culprit)}: the config has no such key ({detail}). "
+          "The keys are documented in configs/common.py (get_base_config); "
+          "an attention's options are the fields of its core in "
+          "macformer_jax/layers.py.")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ Every key is defined, with a one-line meaning, in `get_base_config()`; a test
 """
 
 import dataclasses
+import difflib
 from typing import Any, Dict, Optional, Tuple
 
 from ml_collections import config_dict
@@ -318,13 +319,14 @@ def parse_arg(arg: Optional[str], **defaults: Any) -> config_dict.ConfigDict:
         result[key] = True
         continue
       flag_names = [k for k, v in defaults.items() if isinstance(v, bool)]
-      raise ValueError(
-          f"unknown config argument {item!r}; expected an attention "
-          f"({', '.join(ATTENTION_PRESETS)}), a flag "
-          f"({', '.join(flag_names)}) or key=value with key in "
-          f"{', '.join(defaults)}")
+      names = ((list(ATTENTION_PRESETS) if "attention" in defaults else [])
+               + flag_names)
+      raise ValueError(f"unknown config argument {item!r}"
+                       f"{_did_you_mean(item, names)}: not an attention or "
+                       f"a flag; {_where_listed(flag_names, defaults)}")
     if key not in defaults:
-      raise ValueError(f"unknown config argument {key!r} in {arg!r}; known: "
+      raise ValueError(f"unknown config argument {key!r}"
+                       f"{_did_you_mean(key, defaults)}; the arguments are "
                        f"{', '.join(defaults)}")
     default = defaults[key]
     if isinstance(default, bool):
@@ -334,14 +336,39 @@ def parse_arg(arg: Optional[str], **defaults: Any) -> config_dict.ConfigDict:
     elif default is None:
       result[key] = value
     else:
-      result[key] = type(default)(value)
+      try:
+        result[key] = type(default)(value)
+      except ValueError:
+        raise ValueError(f"{key} takes a {type(default).__name__}, got "
+                         f"{value!r}") from None
   if "attention" in result and result["attention"] not in ATTENTION_PRESETS:
-    raise ValueError(f"unknown attention {result['attention']!r}; known: "
-                     f"{', '.join(ATTENTION_PRESETS)}")
+    raise ValueError(f"unknown attention {result['attention']!r}"
+                     f"{_did_you_mean(result['attention'], ATTENTION_PRESETS)}"
+                     "; the attentions are the keys of ATTENTION_PRESETS in "
+                     "configs/common.py")
   if "preset" in result and result["preset"] not in PRESETS:
-    raise ValueError(f"unknown preset {result['preset']!r}; known: "
-                     f"{', '.join(PRESETS)}")
+    raise ValueError(f"unknown preset {result['preset']!r}"
+                     f"{_did_you_mean(result['preset'], PRESETS)}; the "
+                     f"presets are {', '.join(PRESETS)} (PRESETS in "
+                     "configs/common.py)")
   return config_dict.ConfigDict(result)
+
+
+def _did_you_mean(name: str, known) -> str:
+  """' (did you mean 'a', 'b'?)' for the closest known names, or ''."""
+  close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+  return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+
+
+def _where_listed(flag_names, defaults) -> str:
+  """Where a config string's bare names are listed, for an error message."""
+  where = []
+  if "attention" in defaults:
+    where.append("the attentions are the keys of ATTENTION_PRESETS in "
+                 "configs/common.py")
+  if flag_names:
+    where.append(f"the flags are {', '.join(flag_names)}")
+  return "; ".join(where) or f"the arguments are {', '.join(defaults)}"
 
 
 def parse_task_arg(arg: Optional[str]) -> config_dict.ConfigDict:

@@ -31,7 +31,10 @@ this uses Skyformer's image settings with the authors' model: batch 256, peak lr
 
 from ml_collections import config_dict
 
-from configs import common
+try:  # imported as a package: configs (a checkout) or the installed copy
+  from . import common  # macformer_jax.training.configs
+except ImportError:  # loaded by path (--config=configs/<task>.py)
+  from configs import common
 
 
 def get_config(arg: str = None) -> config_dict.ConfigDict:

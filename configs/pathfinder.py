@@ -1,5 +1,7 @@
 """Pathfinder-32 (docs/METHOD.md §8.1), 2 classes, 1024 pixels.
 
+Path-X: `--config.data.options.resolution=128` (max_len follows: 16384).
+
 Offline smoke run (synthetic Pathfinder-style images, no download):
   python run_lra.py --config=configs/pathfinder.py:macformer_exp,smoke
 LRA run (preset `lra`, compare with the LRA paper's Table 1, Transformer 71.40):
@@ -32,7 +34,10 @@ lr 2e-4, warmup 312, 50000 steps, eval every 500 steps on the whole val split.
 
 from ml_collections import config_dict
 
-from configs import common
+try:  # imported as a package: configs (a checkout) or the installed copy
+  from . import common  # macformer_jax.training.configs
+except ImportError:  # loaded by path (--config=configs/<task>.py)
+  from configs import common
 
 
 def get_config(arg: str = None) -> config_dict.ConfigDict:
@@ -40,13 +45,16 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   args = common.parse_task_arg(arg)
   config = common.get_base_config()
   config.task = "pathfinder"
-  config.data.max_len = 1024
   with config.data.unlocked():
     config.data.options = config_dict.ConfigDict({  # pathfinder.load
         "resolution": 32,  # 32 (LRA Pathfinder); 128 = Path-X (max_len 16384)
         "difficulty": "hard",  # LRA uses 'hard' (curv_contour_length_14)
         "shift_ids": True,  # id = pixel + 1, so black is not padding
     })
+  # One pixel per position: resolution 32 -> 1024, 128 (Path-X) -> 16384,
+  # whatever the resolution is set to (an explicit data.max_len wins).
+  resolution = config.data.options.get_ref("resolution")
+  config.data.max_len = resolution * resolution
   common.with_attention(config, args.attention)
   m = config.model
   m.emb_dim, m.num_heads, m.num_layers = 32, 4, 4
@@ -63,9 +71,9 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   t.num_train_steps, t.eval_frequency, t.checkpoint_every = 62400, 312, 3120
   if args.preset == "macformer":
     common.apply_macformer_preset(
-        config, max_len=1024, batch_size=128, learning_rate=2e-4,
-        warmup_steps=312, num_train_steps=50000, eval_frequency=500,
-        num_eval_batches=-1)
+        config, max_len=resolution * resolution, batch_size=128,
+        learning_rate=2e-4, warmup_steps=312, num_train_steps=50000,
+        eval_frequency=500, num_eval_batches=-1)
   if args.smoke:
     common.apply_smoke(config)
     with config.data.unlocked():

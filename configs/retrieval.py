@@ -39,7 +39,10 @@ Dense(128) -> ReLU -> Dense(2) on [u, v, u*v, u-v].
 
 from ml_collections import config_dict
 
-from configs import common
+try:  # imported as a package: configs (a checkout) or the installed copy
+  from . import common  # macformer_jax.training.configs
+except ImportError:  # loaded by path (--config=configs/<task>.py)
+  from configs import common
 
 
 def get_config(arg: str = None) -> config_dict.ConfigDict:

@@ -32,7 +32,10 @@ Preset `macformer` (docs/METHOD.md §8.3): L 4000, batch 32, peak lr 1e-4, warmu
 
 from ml_collections import config_dict
 
-from configs import common
+try:  # imported as a package: configs (a checkout) or the installed copy
+  from . import common  # macformer_jax.training.configs
+except ImportError:  # loaded by path (--config=configs/<task>.py)
+  from configs import common
 
 
 def get_config(arg: str = None) -> config_dict.ConfigDict:

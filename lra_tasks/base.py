@@ -292,6 +292,20 @@ class TokenSource:
     return ex
 
 
+def raise_bad_lines(errors: Sequence[str]) -> None:
+  """Raises ValueError for the first bad line of a file, if there is one.
+
+  Args:
+    errors: one 'file:line: ...' message per bad line, in file order; the
+      first one is reported, with how many more there are.
+  """
+  if errors:
+    more = len(errors) - 1
+    raise ValueError(errors[0] + (
+        f" (and {more} more bad line{'s' if more > 1 else ''} in this file)"
+        if more else ""))
+
+
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
   """Raises ValueError naming the first label outside [0, num_classes)."""
   labels = np.asarray(labels)

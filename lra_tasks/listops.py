@@ -87,13 +87,6 @@ END = "]"
 VALUE_P = 0.25
 
 _WORD_RE = re.compile(r"\W+")
-# What `str.split()` treats as whitespace among ASCII bytes.
-_ASCII_SPACE = np.zeros(256, bool)
-_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
-# What `\w` matches among ASCII bytes.
-_ASCII_WORD = np.zeros(256, bool)
-for _c in b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_":
-  _ASCII_WORD[_c] = True
 
 
 def tokenize(source: str, tokenizer: str = "lra") -> List[int]:
@@ -119,103 +112,92 @@ def tokenize(source: str, tokenizer: str = "lra") -> List[int]:
   return [table.get(t, OOV_ID) for t in tokens]
 
 
-def _token_keys(table: Dict[str, int]) -> Tuple[np.ndarray, np.ndarray]:
-  """Sorted uint64 keys (length << 32 | first 4 bytes) and their ids."""
-  keys, ids = [], []
-  for tok, i in table.items():
-    b = tok.encode("ascii")
-    assert len(b) <= 4
-    packed = int.from_bytes(b.ljust(4, b"\0"), "big")
-    keys.append((len(b) << 32) | packed)
-    ids.append(i)
-  order = np.argsort(keys)
-  return np.asarray(keys, np.uint64)[order], np.asarray(ids, np.uint8)[order]
-
-
-_KEYS = {name: _token_keys(t) for name, t in _TABLES.items()}
-
-
-def _single_byte_ids(table: Dict[str, int]) -> np.ndarray:
-  lut = np.full(256, OOV_ID, np.uint8)
-  for tok, i in table.items():
-    if len(tok) == 1:
-      lut[ord(tok)] = i
-  return lut
-
-
-_SINGLE_IDS = {name: _single_byte_ids(t) for name, t in _TABLES.items()}
-
-
-def _tokenize_chunk(region: np.ndarray, starts: np.ndarray, tabs: np.ndarray,
-                    tokenizer: str) -> Tuple[np.ndarray, np.ndarray]:
-  """Vectorized `tokenize` of the Source fields of consecutive ASCII rows.
-
-  Args:
-    region: uint8 bytes holding the rows; row i's Source field is
-      region[starts[i]:tabs[i]]; bytes outside Source fields are ignored.
-    starts, tabs: int64[N] offsets into region, increasing.
-    tokenizer: 'lra' or 'legacy_alnum'.
+def _fast_tables(tokenizer: str):
+  """What the vectorised reader needs for ASCII rows.
 
   Returns:
-    (ids uint8[T], counts int64[N]): all ids in row order, and ids per row.
+    (translation table, bytes to delete, {whole-word token: one-byte code},
+    byte -> id table): after translation every separator is a space, and
+    every multi-byte vocabulary token, replaced by its code (a byte >= 128,
+    which never occurs in an ASCII row), is one byte long.
   """
-  nrows = starts.size
-  if nrows == 0:
-    return np.zeros(0, np.uint8), np.zeros(0, np.int64)
-  # Bytes outside Source fields (the Target field, tabs, line ends) become
-  # spaces, so they separate rows without a per-byte row id.
-  bounds = np.empty(2 * nrows + 2, np.int64)
-  bounds[0], bounds[1:-1:2], bounds[2:-1:2], bounds[-1] = 0, starts, tabs, (
-      region.size)
-  in_source = np.repeat(np.arange(bounds.size - 1) % 2 == 1, np.diff(bounds))
-  chars = np.where(in_source, region, np.uint8(32))
-  if tokenizer == "lra":
-    # '(' and ')' are deleted (not separators): '4)5' is the token '45'.
-    keep = (chars != ord("(")) & (chars != ord(")"))
-    removed = np.flatnonzero(~keep)
-    row_start = starts - np.searchsorted(removed, starts)  # after deletion
-    del removed
-    chars = chars[keep]
-    is_tok = ~_ASCII_SPACE[chars]
-  else:
-    row_start = starts
-    is_tok = _ASCII_WORD[chars]
-  if chars.size == 0:
-    return np.zeros(0, np.uint8), np.zeros(nrows, np.int64)
-  edge = np.diff(is_tok.view(np.int8))
+  if tokenizer == "lra":  # '(' and ')' deleted; str.split()'s whitespace
+    separators, delete = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", b"()"
+  else:  # runs of \w (ASCII: [0-9A-Za-z_]) are the tokens
+    word = set(b"0123456789_ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+               b"abcdefghijklmnopqrstuvwxyz")
+    separators, delete = bytes(b for b in range(128) if b not in word), b""
+  table = bytes(32 if b in separators else b for b in range(256))
+  ids = np.full(256, OOV_ID, np.uint8)
+  codes = {}
+  for tok, i in _TABLES[tokenizer].items():
+    if len(tok) == 1:
+      ids[ord(tok)] = i
+    else:
+      codes[tok.encode()] = bytes([128 + len(codes)])
+      ids[128 + len(codes) - 1] = i
+  return table, delete, codes, ids
+
+
+_FAST = {name: _fast_tables(name) for name in TOKENIZERS}
+
+
+def _tokenize_rows(sources: List[bytes], tokenizer: str
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+  """`tokenize` of many Source fields: (ids uint8[T], ids per row int64[N])."""
+  if not all(s.isascii() for s in sources):  # rare: the exact per-row path
+    rows = [tokenize(s.decode("utf-8", errors="replace"), tokenizer)
+            for s in sources]
+    return (np.asarray([t for r in rows for t in r], np.uint8),
+            np.asarray([len(r) for r in rows], np.int64))
+  table, delete, codes, ids = _FAST[tokenizer]
+  rows = [s.translate(table, delete) for s in sources]
+  text = b" " + b" ".join(rows) + b" "
+  for tok, code in codes.items():  # whole words only; twice for neighbours
+    for _ in range(2):
+      text = text.replace(b" " + tok + b" ", b" " + code + b" " * len(tok))
+  chars = np.frombuffer(text, np.uint8)
+  edge = np.diff((chars != 32).view(np.int8))
   tok_start = np.flatnonzero(edge == 1) + 1
-  tok_end = np.flatnonzero(edge == -1) + 1
-  if is_tok[0]:
-    tok_start = np.concatenate([[0], tok_start])
-  if is_tok[-1]:
-    tok_end = np.append(tok_end, chars.size)
-  tok_len = tok_end - tok_start
-  # One-byte tokens (digits, ']') through a byte table; the rest (operators,
-  # about a sixth of the tokens) through packed keys.
-  ids = _SINGLE_IDS[tokenizer][chars[tok_start]]
-  multi = np.flatnonzero(tok_len != 1)
-  if multi.size:
-    m_start, m_len = tok_start[multi], tok_len[multi]
-    packed = np.zeros(multi.size, np.uint64)
-    for j in range(4):
-      idx = np.minimum(m_start + j, chars.size - 1)
-      byte = np.where(m_len > j, chars[idx], 0).astype(np.uint64)
-      packed |= byte << np.uint64(8 * (3 - j))
-    keys = (np.minimum(m_len, 5).astype(np.uint64) << np.uint64(32)) | packed
-    vocab_keys, vocab_ids = _KEYS[tokenizer]
-    pos = np.minimum(np.searchsorted(vocab_keys, keys), vocab_keys.size - 1)
-    ids[multi] = np.where(vocab_keys[pos] == keys, vocab_ids[pos], OOV_ID)
-  first_tok = np.searchsorted(tok_start, row_start, side="left")
-  counts = np.diff(np.append(first_tok, tok_start.size)).astype(np.int64)
-  return ids, counts
+  tok_len = np.flatnonzero(edge == -1) + 1 - tok_start
+  tok_ids = np.where(tok_len == 1, ids[chars[tok_start]], np.uint8(OOV_ID))
+  row_start = np.cumsum([1] + [len(r) + 1 for r in rows[:-1]])
+  first = np.searchsorted(tok_start, row_start)
+  return tok_ids, np.diff(first, append=tok_start.size).astype(np.int64)
 
 
-def _find_byte(buf: np.ndarray, value: int,
-               chunk: int = 64 << 20) -> np.ndarray:
-  """int64 positions of `value` in buf, scanned in chunks to bound memory."""
-  parts = [np.flatnonzero(buf[a:a + chunk] == value) + a
-           for a in range(0, buf.size, chunk)]
-  return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+def _parse_rows(path: str, lines: List[bytes], num_classes: int
+                ) -> Tuple[List[bytes], List[int]]:
+  """Source fields and targets of the data lines (from line 2 on).
+
+  Raises:
+    ValueError: the first malformed line (file:line), and how many more
+      there are.
+  """
+  sources, targets, errors = [], [], []
+  for line_no, line in enumerate(lines[1:], start=2):
+    if not line:
+      continue  # blank lines are skipped, as by Python's csv
+    fields = line.split(b"\t")
+    if len(fields) != 2:
+      errors.append(f"{path}:{line_no}: malformed row: expected 2 "
+                    "tab-separated fields (Source, Target), got "
+                    f"{len(fields)}: {line[:80]!r}")
+      continue
+    try:
+      target = int(fields[1])
+    except ValueError:
+      errors.append(f"{path}:{line_no}: malformed row: Target "
+                    f"{fields[1][:20]!r} is not an integer")
+      continue
+    if not 0 <= target < num_classes:
+      errors.append(f"{path}:{line_no}: Target {target} is outside the "
+                    f"class range [0, {num_classes})")
+      continue
+    sources.append(fields[0])
+    targets.append(target)
+  base.raise_bad_lines(errors)
+  return sources, targets
 
 
 def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
@@ -238,99 +220,45 @@ def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
   Raises:
     ValueError: on a bad header, a row without exactly two tab-separated
       fields, a non-integer Target, or a Target outside [0, num_classes); the
-      message names the file and the 1-based line number.
+      message names the file and the 1-based line number of the first bad
+      line, and how many more bad lines there are.
   """
   if tokenizer not in TOKENIZERS:
     raise ValueError(
         f"unknown ListOps tokenizer {tokenizer!r}; known: "
         f"{', '.join(TOKENIZERS)}")
-  # A read-only memory map: the file (635 MB for LRA's train split) stays in
-  # the page cache instead of the process heap.
-  if os.path.getsize(path) == 0:
+  with open(path, "rb") as f:
+    lines = f.read().split(b"\n")
+  if lines == [b""]:
     raise ValueError(f"{path}: the file is empty; expected the header "
                      "'Source<TAB>Target'")
-  buf = np.memmap(path, dtype=np.uint8, mode="r")
-
-  def data(a: int, b: int) -> bytes:
-    return buf[a:b].tobytes()
-
-  nl = _find_byte(buf, 10)
-  starts = np.concatenate([[0], nl + 1]).astype(np.int64)
-  ends = np.concatenate([nl, [buf.size]]).astype(np.int64)
-  if starts[-1] == buf.size:  # the file ends with a newline
-    starts, ends = starts[:-1], ends[:-1]
-  # Strip '\r' of CRLF line ends (csv.writer writes them).
-  cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-  ends = ends - cr
-  line_no = np.arange(1, starts.size + 1)
-  header = data(starts[0], ends[0])
-  if header.split(b"\t") != [b"Source", b"Target"]:
+  # Strip the '\r' of CRLF line ends (csv.writer writes them).
+  lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+  if lines[0].split(b"\t") != [b"Source", b"Target"]:
     raise ValueError(f"{path}:1: expected the header 'Source<TAB>Target', "
-                     f"got {header[:80]!r}")
-  starts, ends, line_no = starts[1:], ends[1:], line_no[1:]
-  nonblank = ends > starts  # blank lines are skipped, as by Python's csv
-  starts, ends, line_no = starts[nonblank], ends[nonblank], line_no[nonblank]
-  # Exactly one tab per row.
-  tabs = _find_byte(buf, 9)
-  row_of_tab = np.searchsorted(starts, tabs, side="right") - 1
-  valid = (row_of_tab >= 0)
-  valid[valid] &= tabs[valid] < ends[row_of_tab[valid]]
-  ntabs = np.bincount(row_of_tab[valid], minlength=starts.size)
-  bad = np.flatnonzero(ntabs != 1)
-  if bad.size:
-    i = int(bad[0])
-    line = data(starts[i], ends[i])
-    raise ValueError(
-        f"{path}:{line_no[i]}: malformed row: expected 2 tab-separated fields "
-        f"(Source, Target), got {ntabs[i] + 1}: {line[:80]!r}")
-  tab_pos = np.empty(starts.size, np.int64)
-  tab_pos[row_of_tab[valid]] = tabs[valid]
-  targets = np.empty(starts.size, np.int32)
-  for i, (t, e) in enumerate(zip(tab_pos.tolist(), ends.tolist())):
-    field = data(t + 1, e)
-    try:
-      value = int(field)
-    except ValueError:
-      raise ValueError(
-          f"{path}:{line_no[i]}: malformed row: Target {field[:20]!r} is not "
-          "an integer") from None
-    if not 0 <= value < num_classes:
-      raise ValueError(
-          f"{path}:{line_no[i]}: Target {value} is outside the class "
-          f"range [0, {num_classes})")
-    targets[i] = value
-  # Tokenize the Source fields chunk by chunk.
-  all_ids, all_counts = [], []
-  nrows = starts.size
-  i = 0
-  while i < nrows:
-    j = int(np.searchsorted(starts, starts[i] + chunk_bytes, side="right"))
-    j = max(j, i + 1)
-    s, e = starts[i:j], tab_pos[i:j]
-    if (buf[starts[i]:e[-1]] >= 128).any():  # rare: exact per-row fallback
-      rows = [tokenize(data(a, b).decode("utf-8", errors="replace"), tokenizer)
-              for a, b in zip(s.tolist(), e.tolist())]
-      ids = np.asarray([t for r in rows for t in r], np.uint8)
-      counts = np.asarray([len(r) for r in rows], np.int64)
-    else:
-      lo, hi = int(s[0]), int(e[-1])
-      ids, counts = _tokenize_chunk(buf[lo:hi + 1], s - lo, e - lo, tokenizer)
-    # Truncate each row to max_len, as LRA does.
-    if counts.size and counts.max() > max_len:
-      first = np.zeros(counts.size, np.int64)
-      np.cumsum(counts[:-1], out=first[1:])
-      rank = np.arange(ids.size) - np.repeat(first, counts)
+                     f"got {lines[0][:80]!r}")
+  sources, targets = _parse_rows(path, lines, num_classes)
+  del lines
+  all_ids, all_counts, i = [], [], 0
+  while i < len(sources):  # in chunks, to bound the memory of the arrays
+    j, size = i, 0
+    while j < len(sources) and (j == i or size < chunk_bytes):
+      size += len(sources[j])
+      j += 1
+    ids, counts = _tokenize_rows(sources[i:j], tokenizer)
+    if counts.size and counts.max() > max_len:  # keep the first max_len ids
+      rank = np.arange(ids.size) - np.repeat(np.cumsum(counts) - counts,
+                                             counts)
       ids = ids[rank < max_len]
     all_ids.append(ids)
     all_counts.append(counts)
     i = j
   counts = np.concatenate(all_counts) if all_counts else np.zeros(0, np.int64)
-  num_truncated = int((counts > max_len).sum())
-  kept = np.minimum(counts, max_len)
-  offsets = np.zeros(nrows + 1, np.int64)
-  np.cumsum(kept, out=offsets[1:])
+  offsets = np.zeros(counts.size + 1, np.int64)
+  np.cumsum(np.minimum(counts, max_len), out=offsets[1:])
   flat = np.concatenate(all_ids) if all_ids else np.zeros(0, np.uint8)
-  return base.RaggedArray(flat, offsets), targets, num_truncated
+  return (base.RaggedArray(flat, offsets), np.asarray(targets, np.int32),
+          int((counts > max_len).sum()))
 
 
 def expected_files(task_name: str = "basic") -> List[str]:

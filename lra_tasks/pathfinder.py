@@ -115,34 +115,40 @@ def read_metadata(root: str) -> Tuple[List[str], np.ndarray, List[str]]:
   Raises:
     FileNotFoundError: no metadata/*.npy files.
     ValueError: a line with fewer than 4 fields, or a label that is not 0 or 1
-      (the message names the file and line).
+      (the message names the file and the first bad line, and how many more
+      bad lines it has).
   """
   files = _metadata_files(root)
   if not files:
     raise FileNotFoundError(f"pathfinder: no metadata/*.npy files in {root}")
   paths, labels, where = [], [], []
   for mfile in files:
+    errors = []
     with open(mfile, "r", encoding="utf-8", errors="replace") as f:
       for line_no, line in enumerate(f, start=1):
         fields = line.split()
         if not fields:
           continue
         if len(fields) < 4:
-          raise ValueError(
+          errors.append(
               f"{mfile}:{line_no}: malformed metadata line: expected at least 4"
               f" space-separated fields (subdir, file, index, label), got "
               f"{len(fields)}: {line.strip()[:80]!r}")
+          continue
         try:
           label = int(fields[3])
         except ValueError:
-          raise ValueError(f"{mfile}:{line_no}: malformed metadata line: label "
-                           f"{fields[3]!r} is not an integer") from None
+          errors.append(f"{mfile}:{line_no}: malformed metadata line: label "
+                        f"{fields[3]!r} is not an integer")
+          continue
         if label not in (0, 1):
-          raise ValueError(f"{mfile}:{line_no}: label {label} is outside the "
-                           f"class range [0, {SPEC.num_classes})")
+          errors.append(f"{mfile}:{line_no}: label {label} is outside the "
+                        f"class range [0, {SPEC.num_classes})")
+          continue
         paths.append(os.path.join(root, fields[0], fields[1]))
         labels.append(label)
         where.append(f"{mfile}:{line_no}")
+    base.raise_bad_lines(errors)
   return paths, np.asarray(labels, np.int64), where
 
 

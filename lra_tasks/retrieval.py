@@ -57,7 +57,8 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
 
   Raises:
     ValueError: a row without 5 tab-separated fields, or a label that is not
-      0 or 1; the message names the file and the 1-based line number.
+      0 or 1; the message names the file and the 1-based line number of the
+      first bad line, and how many more there are.
   """
   keep = min(PRE_CUT_BYTES, max_len)
   index: Dict[bytes, int] = {}
@@ -65,6 +66,7 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
   pairs = []
   targets = []
   num_truncated = 0
+  errors = []
   with open(path, "rb") as f:
     for line_no, line in enumerate(f, start=1):
       line = line.rstrip(b"\r\n")
@@ -72,19 +74,24 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
         continue
       fields = line.split(b"\t")
       if len(fields) != 5:
-        raise ValueError(
+        errors.append(
             f"{path}:{line_no}: malformed row: expected 5 tab-separated fields "
             f"(label, id1, id2, text1, text2), got {len(fields)}: "
             f"{line[:80]!r}")
+        continue
       try:
         label = float(fields[0])
       except ValueError:
-        raise ValueError(f"{path}:{line_no}: malformed row: label "
-                         f"{fields[0][:20]!r} is not a number") from None
+        errors.append(f"{path}:{line_no}: malformed row: label "
+                      f"{fields[0][:20]!r} is not a number")
+        continue
       if label not in (0.0, 1.0):
-        raise ValueError(
+        errors.append(
             f"{path}:{line_no}: label {fields[0].decode(errors='replace')} is "
             f"outside the class range [0, {SPEC.num_classes})")
+        continue
+      if errors:
+        continue  # only the bad lines matter now
       pair = []
       for text in (fields[3], fields[4]):
         num_truncated += len(text) > keep
@@ -96,6 +103,7 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
         pair.append(j)
       pairs.append(pair)
       targets.append(int(label))
+  base.raise_bad_lines(errors)
   return (base.RaggedArray.from_rows(docs),
           np.asarray(pairs, np.int64).reshape(-1, 2),
           np.asarray(targets, np.int32), num_truncated)

@@ -132,6 +132,14 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
       del dl_manager
       return {s: examples(n, start) for s, (n, start) in splits.items()}
 
+    # Nothing is downloaded: keep TFDS's "Downloading and preparing dataset"
+    # and "downloaded and prepared" lines out of the output.
+    def _log_download_bytes(self):
+      pass
+
+    def _log_download_done(self):
+      pass
+
   builder = Fake(data_dir=data_dir, **kwargs)
   builder.download_and_prepare(file_format="array_record")
   return str(builder.data_dir)

@@ -19,6 +19,7 @@ from configs import common
 import lra_tasks
 from macformer_jax import attention
 from macformer_jax import layers
+from macformer_jax.training import validation
 
 # ml_collections' config_flags loads config files with the deprecated
 # `load_module`; not ours to fix.
@@ -95,6 +96,9 @@ def test_every_config_loads(task):
           assert config.data.offline and config.data.data_dir is None
         assert config.model.qkv_dim % config.model.num_heads == 0
         assert config.data.batch_size % 2 == 0  # splits over 2 devices
+        warmup = config.optimizer.warmup_steps
+        validation.check_config(config)  # every value in range
+        assert config.optimizer.warmup_steps == warmup  # fits as set
   assert _get(task, None).attention.variant == common.DEFAULT_ATTENTION
 
 
@@ -167,6 +171,71 @@ def test_command_line_overrides():
   assert config.attention.options.qk_scale == 0.5
 
 
+def test_path_x_trains_on_every_pixel():
+  """data.max_len follows data.options.resolution: Path-X (128) has 16384
+  positions, in both presets, unless max_len itself is overridden."""
+  path = os.path.join(ROOT, "configs", "pathfinder.py")
+  for arg in ("softmax", "softmax,preset=macformer", "softmax,smoke"):
+    assert _parse_flags(f"--config={path}:{arg}").data.max_len == 1024
+    config = _parse_flags(f"--config={path}:{arg}",
+                          "--config.data.options.resolution=128")
+    assert config.data.max_len == 16384 == 128 * 128
+  config = _parse_flags(f"--config={path}:softmax",
+                        "--config.data.options.resolution=64",
+                        "--config.data.max_len=100")
+  assert config.data.max_len == 100
+
+
+def test_a_warmup_longer_than_the_run_is_shortened(caplog):
+  """A short try-out of preset=macformer (one-cycle, warmup 1000) runs: the
+  warmup is cut to a tenth of the steps (>= 2), with a warning."""
+  config = _get("listops", "macformer_exp,preset=macformer")
+  config.train.num_train_steps = 20
+  validation.check_config(config)
+  assert config.optimizer.warmup_steps == 2
+  assert "warmup_steps=1000 does not fit train.num_train_steps=20" in \
+      caplog.text
+  config.train.num_train_steps = 2
+  with pytest.raises(validation.ConfigError,
+                     match=r"train.num_train_steps=2: .* needs >= 3 steps"):
+    validation.check_config(config)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("train.num_train_steps", 0, "train.num_train_steps=0: must be >= 1"),
+    ("data.batch_size", -1, "data.batch_size=-1: must be >= 1"),
+    ("data.max_len", 0, "data.max_len=0: must be >= 1"),
+    ("model.dropout_rate", 1.0, r"model.dropout_rate=1.0: must be in \[0, 1\)"),
+    ("model.qkv_dim", 30, "model.qkv_dim=30: must be a multiple of "
+     "model.num_heads=8"),
+    ("optimizer.learning_rate", 0.0, "optimizer.learning_rate=0.0: must be"),
+    ("attention.options.qk_scale", 1.5, "attention.options.qk_scale=1.5: .*"
+     "radius of convergence 1 of the 'log' kernel.*macformer_log_tuned"),
+])
+def test_out_of_range_values_name_the_key(key, value, match):
+  config = _get("listops", "macformer_log")
+  section, name = key.rsplit(".", 1)
+  node = config
+  for part in section.split("."):
+    node = node[part]
+  node[name] = value
+  with pytest.raises(validation.ConfigError, match=match) as error:
+    validation.check_config(config)
+  assert error.value.key == key
+
+
+@pytest.mark.parametrize("arg, expected", [
+    ("macformr_exp", "did you mean 'macformer_exp'"),
+    ("softmax,preset=macformr", "did you mean 'macformer'"),
+    ("softmax,smok", "did you mean 'smoke'"),
+    ("softmax,prest=lra", "did you mean 'preset'"),
+])
+def test_config_string_mistakes_suggest_the_closest_names(arg, expected):
+  with pytest.raises(ValueError, match=expected) as error:
+    common.parse_task_arg(arg)
+  assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("override", [
     "--config.train.num_train_stepz=200",
     "--config.model.emb_dm=64",
@@ -192,7 +261,9 @@ def test_every_key_is_read_somewhere():
   """A key that no code reads is a bug: each leaf key of every
   config appears as `.key` or as a quoted "key" in the reading code; the
   whole-passed sub-dicts appear by name."""
-  source = "\n".join(_sources().values())
+  # validation.py names (nearly) every key to check its range: not a read.
+  source = "\n".join(text for reader, text in _sources().items()
+                     if not reader.endswith("validation.py"))
   keys = set()
   for task in TASKS:
     for preset in common.PRESETS:

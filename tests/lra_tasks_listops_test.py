@@ -294,6 +294,21 @@ def test_malformed_files_name_file_and_line(tmp_path, body, match):
     lra_tasks.get_task("listops").load(str(tmp_path), "train")
 
 
+def test_the_first_bad_line_is_reported_with_the_count_of_more(tmp_path):
+  """A bad Target on line 7 and a missing tab on line 12: line 7 is named
+  (not the later one), and the one more bad line is counted."""
+  rows = [b"[MAX 1 ]\t1\n"] * 10
+  rows[5] = b"[MAX 1 ]\tseven\n"  # line 7
+  rows[10:] = [b"[MIN 2 ]\n"]  # line 12
+  _write_split(tmp_path, b"Source\tTarget\n" + b"".join(rows))
+  with pytest.raises(ValueError) as error:
+    lra_tasks.get_task("listops").load(str(tmp_path), "train")
+  message = str(error.value)
+  assert message.startswith(f"{tmp_path / 'basic_train.tsv'}:7: malformed "
+                            "row: Target b'seven' is not an integer"), message
+  assert message.endswith("(and 1 more bad line in this file)"), message
+
+
 def test_unknown_tokenizer(tmp_path):
   _write_split(tmp_path, b"Source\tTarget\n[MAX 1 ]\t1\n")
   with pytest.raises(ValueError, match="unknown tokenizer 'bpe'.*legacy_alnum"):

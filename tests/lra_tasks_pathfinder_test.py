@@ -154,6 +154,9 @@ def _one_dir(tmp_path, metadata, make_png=True):
      r"range \[0, 2\)"),
     ("imgs/0 sample_0.png 0 x\n", r"0.npy:1: malformed metadata line: label "
      r"'x' is not an integer"),
+    ("imgs/0 sample_0.png 0 1\nimgs/0 sample_0.png 0 3\nimgs/0 x.png\n",
+     r"0.npy:2: label 3 is outside the class range \[0, 2\) \(and 1 more bad "
+     r"line in this file\)$"),
 ])
 def test_malformed_metadata_names_file_and_line(tmp_path, metadata, match):
   _one_dir(tmp_path, metadata)

@@ -92,6 +92,11 @@ def test_missing_directory_names_files_and_release(tmp_path):
      r"new_aan_pairs.train.tsv:3: label 2 is outside the class range \[0, 2\)"),
     (b"0.5\ta\tb\tx\ty\n",
      r"new_aan_pairs.train.tsv:1: label 0.5 is outside the class range"),
+    # The first bad line is reported, and how many more there are.
+    (b"1\ta\tb\tx\ty\n" * 6 + b"7\ta\tb\tx\ty\n" + b"1\ta\tb\tx\ty\n" * 4
+     + b"1\ta\tb\tx\n" + b"seven\ta\tb\tx\ty\n",
+     r"new_aan_pairs.train.tsv:7: label 7 is outside the class range "
+     r"\[0, 2\) \(and 2 more bad lines in this file\)$"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, body, match):
   (tmp_path / "new_aan_pairs.train.tsv").write_bytes(body)

@@ -51,11 +51,18 @@ out_module = core.apply(variables, q, k, v)
 assert out.shape == out_module.shape == (1, 16, 2, 8)
 assert bool(jnp.all(jnp.isfinite(out))), out
 try:
-  importlib.import_module("configs.listops")
+  importlib.import_module("macformer_jax.training")
 except ModuleNotFoundError as e:
+  assert "pip install 'macformer-jax[lra]'" in str(e), e  # says which extra
   print("without extras:", e.name)
 else:
-  raise AssertionError("configs imported without the [lra] extra")
+  raise AssertionError("macformer_jax.training imported without [lra]")
+try:
+  import configs  # run from outside the checkout: only an installed one
+except ModuleNotFoundError:
+  print("no top-level configs")
+else:
+  raise AssertionError(f"a top-level configs package: {configs.__file__}")
 print("clean venv ok", macformer_jax.__version__)
 """
 
@@ -163,13 +170,37 @@ def test_wheel_installs_and_runs_in_a_clean_venv(tmp_path):
   assert len(wheels) == 1, wheels
   listing = run(sys.executable, "-m", "zipfile", "-l", str(wheels[0]))
   for path in ("macformer_jax/attention.py", "lra_tasks/listops.py",
-               "configs/common.py"):
+               "macformer_jax/training/configs/common.py"):
     assert path in listing
   assert "tests/" not in listing and "benchmarks/" not in listing
+  names = [line.split()[0] for line in listing.splitlines()[1:]]
+  assert not [n for n in names if n.startswith(("configs/", "build/"))]
   venv = tmp_path / "venv"
   run(sys.executable, "-m", "venv", str(venv))
   python = str(venv / "bin" / "python")
   run(python, "-m", "pip", "install", "--quiet", str(wheels[0]))
-  out = run(python, "-c", _CLEAN_VENV)
+  out = run(python, "-c", _CLEAN_VENV)  # in tmp_path, outside the checkout
   assert "clean venv ok" in out, out
   assert "without extras: " in out, out
+  assert "no top-level configs" in out, out
+  assert not (REPO / "build").exists()
+
+
+def test_packages_are_listed_and_configs_installs_in_the_namespace():
+  """pyproject.toml lists the packages (no top-level `configs`: configs/
+  installs as macformer_jax.training.configs); every package directory of
+  the checkout is listed, so that none is left out of the wheel."""
+  with open(REPO / "pyproject.toml", "rb") as f:
+    setuptools = tomllib.load(f)["tool"]["setuptools"]
+  packages = set(setuptools["packages"])
+  assert "configs" not in packages
+  assert setuptools["package-dir"] == {"macformer_jax.training.configs":
+                                       "configs"}
+  directories = {
+      str(p.parent.relative_to(REPO)).replace(os.sep, ".")
+      for top in ("macformer_jax", "lra_tasks", "configs")
+      for p in (REPO / top).rglob("__init__.py")}
+  installed = {setuptools["package-dir"].get(p, p.replace(".", "/")).replace(
+      "/", ".") for p in packages}
+  assert installed == directories
+  assert "/build/" in (REPO / ".gitignore").read_text().split()

@@ -7,14 +7,21 @@
   metrics.py      metric means, the train window, writers, progress bar
   checkpoints.py  orbax checkpoints (latest + best-eval)
   preemption.py   SIGTERM: checkpoint at the next step, raise Preempted
+  validation.py   config values checked once, before any data (ConfigError)
   loop.py         train_and_evaluate (run: also the state), evaluate,
                   summary_line
+  configs         the run configs: configs/ of the repository, as installed
+
+It needs the `[lra]` extra (`pip install 'macformer-jax[lra]'`); without it,
+importing this package says so.
 
 Dependencies point one way: this package imports the model modules and
 `lra_tasks`; nothing in `macformer_jax` (and nothing in `lra_tasks`) imports
 it, so `import macformer_jax.layers` pulls in no orbax, tensorboardX or tqdm.
 """
 
+# First: without the [lra] extra, says which extra to install.
+from macformer_jax.training import _extras  # noqa: F401
 from macformer_jax.training.data import DataError
 from macformer_jax.training.loop import evaluate
 from macformer_jax.training.loop import run
@@ -28,8 +35,10 @@ from macformer_jax.training.state import named_keys
 from macformer_jax.training.state import TrainState
 from macformer_jax.training.steps import eval_step
 from macformer_jax.training.steps import train_step
+from macformer_jax.training.validation import check_config
+from macformer_jax.training.validation import ConfigError
 
-__all__ = ["DataError", "Engine", "Preempted", "TrainState",
-           "create_train_state", "eval_step", "evaluate", "make_engine",
-           "named_keys", "run", "summary_line", "train_and_evaluate",
-           "train_step"]
+__all__ = ["ConfigError", "DataError", "Engine", "Preempted", "TrainState",
+           "check_config", "create_train_state", "eval_step", "evaluate",
+           "make_engine", "named_keys", "run", "summary_line",
+           "train_and_evaluate", "train_step"]

@@ -23,9 +23,10 @@ there is no task-specific branch. What a run does:
 * Metrics (`metrics.py`): TensorBoard event files under
   `<workdir>/tensorboard` and JSON lines in `<workdir>/metrics.jsonl`; a tqdm
   bar on a terminal, log lines otherwise.
-* SIGTERM (preemption, a time budget; `preemption.py`): the step in flight
-  finishes, its eval runs if one is due, the latest checkpoint is written and
-  `Preempted` is raised; the same command resumes from there.
+* SIGTERM (preemption, a time budget; `preemption.py`) or SIGINT (Ctrl-C):
+  the step in flight finishes, its eval runs if one is due, the latest
+  checkpoint is written and `Preempted` is raised; the same command resumes
+  from there. A second Ctrl-C stops at once.
 * A non-finite training loss stops the run with `FloatingPointError` naming
   the step; checkpoints are written only after the losses of every step
   before them were checked, so the latest checkpoint is always a good one.
@@ -35,9 +36,11 @@ checkpoints/latest/<step>, checkpoints/best/<step>, data/ (generated data),
 results.json.
 """
 
+import contextlib
+import dataclasses
 import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from absl import logging
 import jax
@@ -53,6 +56,7 @@ from macformer_jax.training import metrics as metrics_lib
 from macformer_jax.training import parallel
 from macformer_jax.training import preemption
 from macformer_jax.training import state as state_lib
+from macformer_jax.training import validation
 
 
 def evaluate(engine: parallel.Engine, state: Any, source: Any,
@@ -82,13 +86,21 @@ def evaluate(engine: parallel.Engine, state: Any, source: Any,
   return result
 
 
-def _check_config(config: Any) -> None:
-  if config.task is None:
-    raise ValueError("config.task is unset; use a configs/<task>.py file")
-  t = config.train
-  for key in ("num_train_steps", "eval_frequency", "log_every"):
-    if t[key] < 1:
-      raise ValueError(f"train.{key} must be >= 1, got {t[key]}")
+@dataclasses.dataclass
+class _Run:
+  """What the named steps of `run` share: set up once by `_set_up`."""
+  config: Any
+  workdir: str
+  sources: Dict[str, Any]
+  data_info: Dict[str, str]
+  model: Any
+  engine: parallel.Engine
+  keys: Dict[str, jax.Array]
+  state: Any
+  checkpoints: checkpoints_lib.Checkpoints
+  meta: Dict[str, Any]
+  start: int
+  redraw_fn: Optional[Callable[[jax.Array], Any]]
 
 
 def train_and_evaluate(config: Any, workdir: str) -> Dict[str, Any]:
@@ -117,24 +129,47 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
     files or tfds, ... and the config), and the final TrainState.
 
   Raises:
-    Preempted: SIGTERM arrived; the step it names is checkpointed.
+    ConfigError: a config value out of range (one line, before any data).
+    Preempted: SIGTERM (or SIGINT) arrived; the step it names is
+      checkpointed.
     FloatingPointError: a non-finite training loss (names the step and the
       last good checkpoint).
     DataError: missing or malformed data (one line).
   """
-  _check_config(config)
+  validation.check_config(config)
   os.makedirs(workdir, exist_ok=True)
-  is_main = jax.process_index() == 0
-  if is_main:
+  if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-  t = config.train
-  num_steps = t.num_train_steps
+  # Without a terminal, a line at least every 30 s.
+  with contextlib.closing(metrics_lib.Heartbeat()) as heartbeat:
+    heartbeat.phase("preparing the data and the model")
+    r = _set_up(config, workdir)
+    writer = metrics_lib.MetricWriter(workdir, r.start)
+    progress = metrics_lib.Progress(r.start, config.train.num_train_steps,
+                                    heartbeat)
+    try:
+      _train(r, writer, progress)
+      progress.close()
+      heartbeat.phase("testing")
+      results = _test_and_report(r, writer)
+    finally:
+      progress.close()
+      writer.close()
+      r.checkpoints.close()
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+  return results, r.state
 
+
+def _set_up(config: Any, workdir: str) -> _Run:
+  """Data, model, optimizer, devices, state; restores the latest checkpoint."""
+  t = config.train
   task, sources, data_info = data_lib.load_sources(config, workdir)
   spec = task.spec
   model = encoder.build_model(config, spec)
-  tx, lr_fn = optim.create_optimizer(config.optimizer, num_steps)
+  tx, lr_fn = optim.create_optimizer(config.optimizer, t.num_train_steps)
   engine = parallel.make_engine(config, lr_fn, spec.dual_input)
   keys = state_lib.named_keys(config.seed)
   state = state_lib.create_train_state(config, model, spec.dual_input, tx,
@@ -157,23 +192,30 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
     inputs = encoder.init_inputs(1, config.data.max_len, spec.dual_input)
     redraw_fn = engine.jit_replicated(lambda key: layers.draw_random_features(
         model, key, *inputs, deterministic=True))
+  return _Run(config, workdir, sources, data_info, model, engine, keys, state,
+              checkpoints, meta, start, redraw_fn)
 
-  writer = metrics_lib.MetricWriter(workdir, start)
-  progress = metrics_lib.Progress(start, num_steps)
+
+def _train(r: _Run, writer: metrics_lib.MetricWriter,
+           progress: metrics_lib.Progress) -> None:
+  """Steps `r.start` .. num_train_steps: log, eval and checkpoint when due.
+
+  Raises:
+    Preempted: after checkpointing the step in flight.
+  """
+  t, num_steps = r.config.train, r.config.train.num_train_steps
   batches = data_lib.checked(lra_tasks.train_batches(
-      sources["train"], config.data.batch_size, seed=config.seed,
-      start_step=start, rows=engine.host_rows))
+      r.sources["train"], r.config.data.batch_size, seed=r.config.seed,
+      start_step=r.start, rows=r.engine.host_rows))
   window = metrics_lib.TrainWindow()
   notice = preemption.PreemptionNotice()
   try:
     notice.install()
     window.resume()
-    for step in range(start, num_steps):
-      if (redraw_fn is not None and step and
-          step % config.attention.redraw_every == 0):
-        state = state.replace(random_features=redraw_fn(
-            jax.random.fold_in(keys["redraw"], step)))
-      state, metrics = engine.train(state, engine.put_batch(next(batches)))
+    for step in range(r.start, num_steps):
+      _redraw_if_due(r, step)
+      r.state, metrics = r.engine.train(r.state,
+                                        r.engine.put_batch(next(batches)))
       done = step + 1
       window.add(done, metrics)
       progress.step()
@@ -183,55 +225,77 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
       is_ckpt = preempted or done == num_steps or (
           t.checkpoint_every and done % t.checkpoint_every == 0)
       if is_log or is_eval or is_ckpt:
-        window.check(engine.to_host, checkpoints.last_good())
+        window.check(r.engine.to_host, r.checkpoints.last_good())
       if is_log:
-        scalars = window.summary()
-        writer.write(done, "train", scalars)
-        progress.log(f"step {done}/{num_steps}: train loss "
-                     f"{scalars['loss']:.4f} accuracy {scalars['accuracy']:.4f}"
-                     f" lr {scalars['learning_rate']:.3g} "
-                     f"{scalars['steps_per_sec']:.2f} steps/s",
-                     loss=f"{scalars['loss']:.4f}")
-        window.reset()
+        _log_train(done, num_steps, window, writer, progress)
       window.pause()  # eval and checkpoint time is not training time
       if is_eval:
-        result = evaluate(engine, state, sources["val"], t.num_eval_batches)
-        writer.write(done, "eval", {"loss": result["loss"],
-                                    "accuracy": result["accuracy"]})
-        progress.log(f"step {done}: eval loss {result['loss']:.4f} accuracy "
-                     f"{result['accuracy']:.4f} ({result['denominator']:.0f} "
-                     "examples)")
-        if result["accuracy"] > meta["best_eval_accuracy"]:
-          meta = {"best_eval_accuracy": result["accuracy"],
-                  "best_eval_step": done}
-          checkpoints.save_best(done, engine.put_state(state), meta)
+        _eval_and_keep_best(r, done, writer, progress)
       if is_ckpt:
-        checkpoints.save_latest(done, engine.put_state(state), meta)
+        r.checkpoints.save_latest(done, r.engine.put_state(r.state), r.meta)
       if preempted:
-        raise preemption.Preempted(done, checkpoints.latest_dir)
+        raise preemption.Preempted(done, r.checkpoints.latest_dir,
+                                   notice.signal_name)
       window.resume()
-    notice.restore()  # a SIGTERM during the test stops the process as usual
-    progress.close()
-    results = _test(config, engine, state, sources["test"], checkpoints,
-                    meta, num_steps)
-    results["data"] = data_info
-    results["parallelism"] = engine.parallelism
-    results["num_devices"] = engine.num_devices
-    results["num_hosts"] = jax.process_count()
-    results["num_params"] = state_lib.num_params(state.params)
-    results["config"] = json.loads(config.to_json_best_effort())
-    writer.write(num_steps, "test", {
-        "accuracy": results["test_accuracy"],
-        "accuracy_best_eval": results["test_accuracy_best_eval"]})
   finally:
-    notice.restore()
-    progress.close()
-    writer.close()
-    checkpoints.close()
-  if is_main:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2)
-  return results, state
+    notice.restore()  # a signal during the test stops the process as usual
+
+
+def _redraw_if_due(r: _Run, step: int) -> None:
+  """Redraws the random features every `attention.redraw_every` steps."""
+  every = r.config.attention.redraw_every
+  if r.redraw_fn is not None and step and step % every == 0:
+    r.state = r.state.replace(random_features=r.redraw_fn(
+        jax.random.fold_in(r.keys["redraw"], step)))
+
+
+def _log_train(done: int, num_steps: int, window: metrics_lib.TrainWindow,
+               writer: metrics_lib.MetricWriter,
+               progress: metrics_lib.Progress) -> None:
+  """Writes and shows the train window's means, then starts a new window."""
+  scalars = window.summary()
+  writer.write(done, "train", scalars)
+  progress.log(f"step {done}/{num_steps}: train loss "
+               f"{scalars['loss']:.4f} accuracy {scalars['accuracy']:.4f}"
+               f" lr {scalars['learning_rate']:.3g} "
+               f"{scalars['steps_per_sec']:.2f} steps/s",
+               loss=f"{scalars['loss']:.4f}")
+  window.reset()
+
+
+def _eval_and_keep_best(r: _Run, done: int, writer: metrics_lib.MetricWriter,
+                        progress: metrics_lib.Progress) -> None:
+  """Val accuracy; a new best is checkpointed separately."""
+  progress.phase(f"evaluating at step {done}")
+  result = evaluate(r.engine, r.state, r.sources["val"],
+                    r.config.train.num_eval_batches)
+  writer.write(done, "eval", {"loss": result["loss"],
+                              "accuracy": result["accuracy"]})
+  progress.log(f"step {done}: eval loss {result['loss']:.4f} accuracy "
+               f"{result['accuracy']:.4f} ({result['denominator']:.0f} "
+               "examples)")
+  if result["accuracy"] > r.meta["best_eval_accuracy"]:
+    r.meta = {"best_eval_accuracy": result["accuracy"],
+              "best_eval_step": done}
+    r.checkpoints.save_best(done, r.engine.put_state(r.state), r.meta)
+
+
+def _test_and_report(r: _Run, writer: metrics_lib.MetricWriter
+                     ) -> Dict[str, Any]:
+  """Test accuracies and what the run was, as written to results.json."""
+  config, num_steps = r.config, r.config.train.num_train_steps
+  results = _test(config, r.engine, r.state, r.sources["test"], r.checkpoints,
+                  r.meta, num_steps)
+  results["data"] = r.data_info
+  results["parallelism"] = r.engine.parallelism
+  results["num_devices"] = r.engine.num_devices
+  results["num_hosts"] = jax.process_count()
+  results["num_params"] = state_lib.num_params(r.state.params)
+  results["config"] = json.loads(config.to_json_best_effort())
+  writer.write(num_steps, "test", {
+      "accuracy": results["test_accuracy"],
+      "accuracy_best_eval": results["test_accuracy_best_eval"]})
+  return results
 
 
 def _test(config: Any, engine: parallel.Engine, state: Any, test_source: Any,

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -140,21 +141,87 @@ class MetricWriter:
       self.tb.close()
 
 
-class Progress:
-  """tqdm on an interactive terminal (process 0), log lines otherwise."""
+class Heartbeat:
+  """Without a terminal (process 0): a log line after `interval` s of silence.
 
-  def __init__(self, start: int, total: int):
+  Data generation, compilation and evaluation can be silent for minutes; a
+  log file or a CI console then still shows that the run is alive and what
+  it is doing. `phase(text)` says what the run is doing, `beat()` that a
+  line was just printed.
+  """
+
+  def __init__(self, interval: float = 30.0):
+    self.interval = interval
+    self._what = "starting"
+    self._since = self._last = time.time()
+    self._stop = threading.Event()
+    self._thread = None
+    if jax.process_index() == 0 and not sys.stderr.isatty():
+      self._thread = threading.Thread(target=self._run, daemon=True,
+                                      name="heartbeat")
+      self._thread.start()
+
+  def phase(self, what: str) -> None:
+    if what != self._what:
+      self._what, self._since = what, time.time()
+
+  def beat(self) -> None:
+    self._last = time.time()
+
+  def _run(self) -> None:
+    while not self._stop.wait(max(0.1, self._last + self.interval -
+                                  time.time())):
+      if time.time() - self._last >= self.interval:
+        logging.info("still %s (%.0f s)", self._what,
+                     time.time() - self._since)
+        self._last = time.time()
+
+  def close(self) -> None:
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join()
+      self._thread = None
+
+
+class Progress:
+  """tqdm on an interactive terminal (process 0), log lines otherwise.
+
+  Without a terminal, `heartbeat` (if given) shows the step reached when no
+  line was printed for a while.
+  """
+
+  def __init__(self, start: int, total: int,
+               heartbeat: Optional[Heartbeat] = None):
     self.bar = None
+    self.start, self.done, self.total = start, start, total
+    self.heartbeat = heartbeat
     if jax.process_index() == 0 and sys.stderr.isatty():
       self.bar = tqdm.tqdm(total=total, initial=start, unit="step",
                            dynamic_ncols=True)
+    self._set_phase()
+
+  def _set_phase(self) -> None:
+    if self.heartbeat is not None:
+      self.heartbeat.phase(
+          f"compiling and running step {self.done + 1}/{self.total}"
+          if self.done == self.start else
+          f"training, {self.done}/{self.total} steps queued")
+
+  def phase(self, what: str) -> None:
+    """What the run does now, for the heartbeat (e.g. evaluating)."""
+    if self.heartbeat is not None:
+      self.heartbeat.phase(what)
 
   def step(self) -> None:
+    self.done += 1
+    self._set_phase()
     if self.bar is not None:
       self.bar.update(1)
 
   def log(self, message: str, **postfix: str) -> None:
     """Train lines update the bar's postfix; other lines are printed."""
+    if self.heartbeat is not None:
+      self.heartbeat.beat()
     if self.bar is None:
       if jax.process_index() == 0:
         logging.info("%s", message)
