@@ -150,6 +150,9 @@ class RMFAttention(nn.Module):
       variance grows fast warns (`attention.check_qk_scale`).
     eps, eps_per_key: RMFA's denominator floor (`attention.rmfa`).
     chunk_size: causal chunk length.
+    block_size: non-causal: positions whose features are computed at a time
+      and recomputed in the backward pass (`attention.macformer_attention`);
+      None materialises the features of all positions.
     allocation_seed: numpy seed of 'sampled' degree counts (mixed with the
       module path, so layers differ); the counts are static shapes.
   """
@@ -168,6 +171,7 @@ class RMFAttention(nn.Module):
   eps: float = attention.RMFA_DENOMINATOR_EPS
   eps_per_key: bool = True
   chunk_size: int = 64
+  block_size: Optional[int] = 512
   allocation_seed: int = 0
 
   def _learned_scale(self, head_dim: int) -> jax.Array:
@@ -202,7 +206,7 @@ class RMFAttention(nn.Module):
     out = attention.macformer_attention(
         params, q, k, v, mask, self.causal, scale, pre_sbn=self.pre_sbn,
         eps=self.eps, eps_per_key=self.eps_per_key,
-        chunk_size=self.chunk_size)
+        chunk_size=self.chunk_size, block_size=self.block_size)
     if self.post_sbn:
       out = normalization.PostSBN(power=self.post_sbn_power,
                                   name="post_sbn")(out)
