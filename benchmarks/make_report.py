@@ -7,6 +7,7 @@ the command that produces it):
 
   docs/kernel_error.json, docs/kernel_error.png  benchmarks/kernel_error.py
   docs/attention_speed.json                      benchmarks/attention_speed.py
+  docs/attention_pareto.md (+ .png)              benchmarks/attention_pareto.py
   docs/lra_table.md (+ lra_progress.png)         benchmarks/lra_table.py
   docs/spectral_error.json, .png                 benchmarks/spectral_error.py
   docs/attention_speed_spectral.json             benchmarks/attention_speed.py
@@ -547,6 +548,10 @@ def build(docs: str, draw_speed_png: bool = True) -> str:
            "produced it.", ""]
   lines += kernel_error_section(docs, "kernel_error.png")
   lines += speed_section(docs, "attention_speed.png", draw_speed_png)
+  pareto = os.path.join(docs, "attention_pareto.md")  # attention_pareto.py
+  if os.path.exists(pareto):
+    with open(pareto) as f:
+      lines += f.read().splitlines() + [""]
   lines += train_step_section(docs)
   lines += lra_section(docs)
   lines += spectral_report.section(docs)
