@@ -37,6 +37,9 @@ from macformer_jax import normalization
 
 # Default lower bound of the RMFA denominator, per visible real key (see rmfa).
 RMFA_DENOMINATOR_EPS = 1e-2
+# Positions per block of the non-causal RMFA core on CPU: 4 x 512 rows of
+# 127 float32 features (B = H = 2) stay in a 1 MiB L2 (macformer_attention).
+DEFAULT_BLOCK_SIZE = 512
 
 
 def _as_bool_mask(mask: Optional[jax.Array], batch: int, length: int):
@@ -500,7 +503,8 @@ def macformer_attention(params: features.RMFParams, q: jax.Array,
                         eps: float = RMFA_DENOMINATOR_EPS,
                         eps_per_key: bool = True,
                         chunk_size: int = 64,
-                        block_size: Optional[int] = 512) -> jax.Array:
+                        block_size: Union[int, None, str] = "auto"
+                        ) -> jax.Array:
   """Macformer attention in one call: PreSBN -> scale -> RMF -> RMFA.
 
   Equal to `rmfa(rmf(params, pre_sbn(q) * s), rmf(params, pre_sbn(k) * s),
@@ -529,9 +533,11 @@ def macformer_attention(params: features.RMFParams, q: jax.Array,
     block_size: non-causal: the features of `block_size` positions at a
       time are computed and consumed while in cache, never stored for all
       L, and recomputed in the backward pass (`rmf_linear_attention`: a
-      custom VJP; same values and gradients, less time and temp memory
-      at long L, docs/BENCHMARKS.md "Pareto"). None: materialise the
-      features of all positions and let autodiff keep them.
+      custom VJP; same values and q/k/v gradients, less time and temp
+      memory at long L on CPU, docs/BENCHMARKS.md "Time against error").
+      None: materialise the features of all positions and let autodiff
+      keep them. 'auto' (default): `DEFAULT_BLOCK_SIZE` on CPU, None on
+      accelerators (where the serial blocks are unmeasured so far).
 
   Returns:
     float32 [B, L, H, Dv].
@@ -547,6 +553,9 @@ def macformer_attention(params: features.RMFParams, q: jax.Array,
   if pre_sbn:
     q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
   q, k = q * qk_scale, k * qk_scale
+  if block_size == "auto":
+    block_size = (DEFAULT_BLOCK_SIZE if jax.default_backend() == "cpu"
+                  else None)
   if not causal and block_size is not None:
     b, l = v.shape[:2]
     mask = _as_bool_mask(mask, b, l)

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import math
 import zlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import flax.linen as nn
 import jax
@@ -152,7 +152,8 @@ class RMFAttention(nn.Module):
     chunk_size: causal chunk length.
     block_size: non-causal: positions whose features are computed at a time
       and recomputed in the backward pass (`attention.macformer_attention`);
-      None materialises the features of all positions.
+      None materialises the features of all positions; 'auto': blocks on
+      CPU, materialised on accelerators.
     allocation_seed: numpy seed of 'sampled' degree counts (mixed with the
       module path, so layers differ); the counts are static shapes.
   """
@@ -171,7 +172,7 @@ class RMFAttention(nn.Module):
   eps: float = attention.RMFA_DENOMINATOR_EPS
   eps_per_key: bool = True
   chunk_size: int = 64
-  block_size: Optional[int] = 512
+  block_size: Union[int, None, str] = "auto"
   allocation_seed: int = 0
 
   def _learned_scale(self, head_dim: int) -> jax.Array:
