@@ -195,7 +195,8 @@ def run(args):
         grad = jax.jit(jax.grad(lambda p, q, k, v: jnp.sum(fn(p, q, k, v)**2),
                                 argnums=(1, 2, 3)))
         qs, ks = q * scales[0], k * scales[0]
-        temp = grad.lower(params, qs, ks, v).compile().memory_analysis()
+        grad = grad.lower(params, qs, ks, v).compile()  # one compile
+        temp = grad.memory_analysis()
         errors = {}
         for s in scales:
           errs = []
