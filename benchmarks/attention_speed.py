@@ -51,12 +51,17 @@ DEFAULT_VARIANTS = tuple(layers.ATTENTIONS.names())
 DPA_VARIANTS = {"dpa_xla": "xla", "dpa_cudnn": "cudnn"}
 
 
-def load_peer(path, head_dim, num_features):
-  """Performer's own FAVOR+ attention function, imported from a file path."""
+@functools.lru_cache(maxsize=None)  # gin registers its names once
+def _peer_module(path):
   spec = importlib.util.spec_from_file_location("performer_peer", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.make_fast_softmax_attention(
+  return module
+
+
+def load_peer(path, head_dim, num_features):
+  """Performer's own FAVOR+ attention function, imported from a file path."""
+  return _peer_module(path).make_fast_softmax_attention(
       head_dim, nb_features=num_features, redraw_features=False)
 
 

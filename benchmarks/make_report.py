@@ -6,6 +6,7 @@ Inputs, each optional: a missing one gives a "not run yet" section naming its
 command (the grid, temperature and GPU sections are left out instead):
 kernel_error.json/.png (benchmarks.kernel_error), attention_speed.json and
 attention_speed_spectral.json (benchmarks/attention_speed.py),
+attention_pareto.md/.png (benchmarks/attention_pareto.py),
 train_step_speed.json, lra_table.md (benchmarks.lra_table),
 spectral_error.json/.png (benchmarks.spectral_error), temperature.json
 (benchmarks.temperature_study) and gpu_suite.json (benchmarks/gpu_suite.sh).
@@ -550,6 +551,10 @@ def build(docs: str, draw_speed_png: bool = True) -> str:
            "produced it.", ""]
   lines += kernel_error_section(docs, "kernel_error.png")
   lines += speed_section(docs, "attention_speed.png", draw_speed_png)
+  pareto = os.path.join(docs, "attention_pareto.md")  # attention_pareto.py
+  if os.path.exists(pareto):
+    with open(pareto) as f:
+      lines += f.read().splitlines() + [""]
   lines += train_step_section(docs) + lra_section(docs)
   lines += grid_error_section(docs) + grid_speed_section(docs)
   lines += temperature_section(docs) + gpu_suite_section(docs)

@@ -22,6 +22,7 @@ encoder zeroes or ignores it).
   `layers.RMFAttention` is this function plus PostSBN and its feature state.
 """
 
+import functools
 import math
 from typing import Optional, Union
 import warnings
@@ -37,6 +38,9 @@ from macformer_jax import normalization
 
 # Default lower bound of the RMFA denominator, per visible real key (see rmfa).
 RMFA_DENOMINATOR_EPS = 1e-2
+# Positions per block of the non-causal RMFA core on CPU: 4 x 512 rows of
+# 127 float32 features (B = H = 2) stay in a 1 MiB L2 (macformer_attention).
+DEFAULT_BLOCK_SIZE = 512
 
 
 def _as_bool_mask(mask: Optional[jax.Array], batch: int, length: int):
@@ -238,6 +242,12 @@ def linear_attention(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
     out = _linear_causal(phi_q, phi_k, v1, constant, chunk_size)
   else:
     out = _linear_noncausal(phi_q, phi_k, v1, constant)
+  return _normalise(out, mask, causal, eps, eps_per_key)
+
+
+def _normalise(out, mask, causal, eps, eps_per_key):
+  """[B, H, L, Dv+1] numerator | denominator -> [B, L, H, Dv], floored."""
+  b, _, l, _ = out.shape
   numerator, denominator = out[..., :-1], out[..., -1:]
   floor = eps
   if eps_per_key:
@@ -247,6 +257,141 @@ def linear_attention(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
         keys, axis=1, keepdims=True)
     floor = eps * jnp.maximum(visible, 1.0)[:, None, :, None]
   return jnp.swapaxes(numerator / jnp.maximum(denominator, floor), 1, 2)
+
+
+# ----------------------------------------------------------------------------
+# The blocked RMF attention core: features never materialised over L.
+# ----------------------------------------------------------------------------
+def _blocks(x: jax.Array, size: int, transpose: bool = False) -> jax.Array:
+  """[B, H, n*C, D] -> [n, B, H, C, D] (or [n, B, H, D, C]): narrow arrays."""
+  b, h, l, d = x.shape
+  x = x.reshape(b, h, l // size, size, d)
+  return jnp.transpose(x, (2, 0, 1, 4, 3) if transpose else (2, 0, 1, 3, 4))
+
+
+def _unblock(x: jax.Array) -> jax.Array:
+  """[n, B, H, C, D] -> [B, H, n*C, D]."""
+  n, b, h, c, d = x.shape
+  return jnp.transpose(x, (1, 2, 0, 3, 4)).reshape(b, h, n * c, d)
+
+
+def _rmf_block(plan, x, projections, scales):
+  """RMF features of one block [B, H, C, Dk] -> [B, H, C, M-1]."""
+  return features.rmf(features.RMFParams(projections, scales, plan), x,
+                      constant=False, head_axis=1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _rmf_linear_blocked(plan, size, constant, xq, xk, v1, projections,
+                        scales):
+  """Non-causal RMF linear attention, block by block, recomputed backward.
+
+  Heads-first xq, xk [B, H, L, Dk] (scaled; L a multiple of `size`), v1
+  [B, H, L, E] (values, ones column, masked). Returns the unnormalised
+  phi(q_i) . sum_j phi(k_j) v1_j^T + constant * sum_j v1_j, [B, H, L, E].
+
+  The features of a block of `size` positions are computed, consumed by
+  the matmuls while they are in cache, and dropped: no [B, H, L, M] array
+  exists in the forward or the backward pass (the backward recomputes
+  them, Performer-style cheap FLOPs for memory traffic), so the temp
+  memory is O(L (Dk + E) + M E) instead of O(L M). The reductions over
+  positions run as V'^T phi ([E, C] @ [C, M]), the layout the matmul
+  wants, so the state is S^T [B, H, E, M]. `projections` and `scales` are
+  constants: their cotangents are zero (`rmf_linear_attention` stops their
+  gradient, so that this is exact, not an omission).
+  """
+  return _rmf_linear_blocked_fwd(plan, size, constant, xq, xk, v1,
+                                 projections, scales)[0]
+
+
+def _rmf_linear_blocked_fwd(plan, size, constant, xq, xk, v1, projections,
+                            scales):
+  phi = functools.partial(_rmf_block, plan, projections=projections,
+                          scales=scales)
+
+  def add_keys(state, block):
+    xk_c, v1t_c = block
+    return state + jnp.einsum("bhec,bhcm->bhem", v1t_c, phi(xk_c)), None
+
+  b, h, _, e = v1.shape
+  state = jnp.zeros((b, h, e, scales.shape[-1]), jnp.float32)
+  state, _ = jax.lax.scan(add_keys, state, (_blocks(xk, size),
+                                            _blocks(v1, size, True)))
+  out = jax.lax.map(
+      lambda xq_c: jnp.einsum("bhcm,bhem->bhce", phi(xq_c), state),
+      _blocks(xq, size))
+  out = _unblock(out)
+  if constant:
+    out = out + constant * jnp.sum(v1, axis=2, keepdims=True)
+  return out, (xq, xk, v1, projections, scales, state)
+
+
+def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
+  xq, xk, v1, projections, scales, state = residuals
+
+  def phi_vjp(x):  # the map's parameters are constants (see above)
+    phi, vjp = jax.vjp(lambda x: _rmf_block(plan, x, projections, scales), x)
+    return phi, lambda d: vjp(d)[0]
+
+  def queries(d_state, block):  # dS^T += g^T phi(q); dq via dphi(q)
+    xq_c, g_c, gt_c = block
+    phi_q, vjp = phi_vjp(xq_c)
+    d_state = d_state + jnp.einsum("bhec,bhcm->bhem", gt_c, phi_q)
+    return d_state, vjp(jnp.einsum("bhce,bhem->bhcm", g_c, state))
+
+  d_state, dxq = jax.lax.scan(
+      queries, jnp.zeros_like(state),
+      (_blocks(xq, size), _blocks(g, size), _blocks(g, size, True)))
+
+  def keys(block):  # dv1 = phi(k) dS; dk via dphi(k) = v1 dS^T
+    xk_c, v1_c = block
+    phi_k, vjp = phi_vjp(xk_c)
+    dv = jnp.einsum("bhcm,bhem->bhce", phi_k, d_state)
+    return vjp(jnp.einsum("bhce,bhem->bhcm", v1_c, d_state)), dv
+
+  dxk, dv1 = jax.lax.map(keys, (_blocks(xk, size), _blocks(v1, size)))
+  dv1 = _unblock(dv1)
+  if constant:
+    dv1 = dv1 + constant * jnp.sum(g, axis=2, keepdims=True)
+  return (_unblock(dxq), _unblock(dxk), dv1, jnp.zeros_like(projections),
+          jnp.zeros_like(scales))
+
+
+_rmf_linear_blocked.defvjp(_rmf_linear_blocked_fwd, _rmf_linear_blocked_bwd)
+
+
+def rmf_linear_attention(params: features.RMFParams, q: jax.Array,
+                         k: jax.Array, v1: jax.Array, block_size: int = 512
+                         ) -> jax.Array:
+  """Non-causal RMF attention numerator and denominator, blocked.
+
+  Args:
+    params: from `features.sample_rmf`.
+    q, k: heads-first [B, H, L, Dk], scaled.
+    v1: [B, H, L, Dv+1], `_values_with_ones` (masked keys zero).
+    block_size: positions per block (the last block is zero-padded).
+
+  Returns:
+    float32 [B, H, L, Dv+1]: phi(q_i) . sum_j phi(k_j) v1_j^T with the
+    constant feature a_0 added analytically, as `_linear_noncausal` on
+    `features.rmf(params, ., constant=False)` but without materialising
+    the features (see `_rmf_linear_blocked`).
+  """
+  l = q.shape[2]
+  size = min(block_size, l)
+  pad = (-l) % size
+  if pad:  # padded keys have v1 = 0; padded queries are dropped
+    widths = ((0, 0), (0, 0), (0, pad), (0, 0))
+    q, k, v1 = (jnp.pad(x, widths) for x in (q, k, v1))
+  # The map's parameters are fixed random draws, constants here (so the
+  # backward pass skips their gradients; block_size=None differentiates
+  # them).
+  projections, scales = jax.lax.stop_gradient((params.projections,
+                                               params.scales))
+  out = _rmf_linear_blocked(params.plan, size, params.plan.sqrt_a0**2,
+                            q.astype(jnp.float32), k.astype(jnp.float32),
+                            v1.astype(jnp.float32), projections, scales)
+  return out[:, :, :l]
 
 
 def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
@@ -358,7 +503,9 @@ def macformer_attention(params: features.RMFParams, q: jax.Array,
                         pre_sbn: bool = True,
                         eps: float = RMFA_DENOMINATOR_EPS,
                         eps_per_key: bool = True,
-                        chunk_size: int = 64) -> jax.Array:
+                        chunk_size: int = 64,
+                        block_size: Union[int, None, str] = "auto"
+                        ) -> jax.Array:
   """Macformer attention in one call: PreSBN -> scale -> RMF -> RMFA.
 
   Equal to `rmfa(rmf(params, pre_sbn(q) * s), rmf(params, pre_sbn(k) * s),
@@ -384,6 +531,14 @@ def macformer_attention(params: features.RMFParams, q: jax.Array,
       ppSBN; then nothing bounds |q . k|, see `rmfa`).
     eps, eps_per_key: the denominator floor (`rmfa`).
     chunk_size: causal chunk length.
+    block_size: non-causal: the features of `block_size` positions at a
+      time are computed and consumed while in cache, never stored for all
+      L, and recomputed in the backward pass (`rmf_linear_attention`: a
+      custom VJP; same values and q/k/v gradients, less time and temp
+      memory at long L on CPU, docs/BENCHMARKS.md "Time against error").
+      None: materialise the features of all positions and let autodiff
+      keep them. 'auto' (default): `DEFAULT_BLOCK_SIZE` on CPU, None on
+      accelerators (where the serial blocks are unmeasured so far).
 
   Returns:
     float32 [B, L, H, Dv].
@@ -398,8 +553,18 @@ def macformer_attention(params: features.RMFParams, q: jax.Array,
   q, k = (jnp.swapaxes(x.astype(jnp.float32), 1, 2) for x in (q, k))
   if pre_sbn:
     q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
-  phi_q, phi_k = (features.rmf(params, x * qk_scale, constant=False,
-                               head_axis=1) for x in (q, k))
+  q, k = q * qk_scale, k * qk_scale
+  if block_size == "auto":
+    block_size = (DEFAULT_BLOCK_SIZE if jax.default_backend() == "cpu"
+                  else None)
+  if not causal and block_size is not None:
+    b, l = v.shape[:2]
+    mask = _as_bool_mask(mask, b, l)
+    v1 = _values_with_ones(v.astype(jnp.float32), mask)
+    out = rmf_linear_attention(params, q, k, v1, block_size)
+    return _normalise(out, mask, False, eps, eps_per_key)
+  phi_q, phi_k = (features.rmf(params, x, constant=False, head_axis=1)
+                  for x in (q, k))
   return rmfa(phi_q, phi_k, v, mask, causal, eps=eps, eps_per_key=eps_per_key,
               chunk_size=chunk_size, heads_first=True,
               constant=params.plan.sqrt_a0**2)

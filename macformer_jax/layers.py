@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import math
 import zlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import flax.linen as nn
 import jax
@@ -172,6 +172,10 @@ class RMFAttention(nn.Module):
       variance grows fast warns (`attention.check_qk_scale`).
     eps, eps_per_key: RMFA's denominator floor (`attention.rmfa`).
     chunk_size: causal chunk length.
+    block_size: non-causal: positions whose features are computed at a time
+      and recomputed in the backward pass (`attention.macformer_attention`);
+      None materialises the features of all positions; 'auto': blocks on
+      CPU, materialised on accelerators.
     allocation_seed: numpy seed of 'sampled' degree counts (mixed with the
       module path, so layers differ); the counts are static shapes.
   """
@@ -190,6 +194,7 @@ class RMFAttention(nn.Module):
   eps: float = attention.RMFA_DENOMINATOR_EPS
   eps_per_key: bool = True
   chunk_size: int = 64
+  block_size: Union[int, None, str] = "auto"
   allocation_seed: int = 0
 
   def _learned_scale(self, head_dim: int) -> jax.Array:
@@ -224,7 +229,7 @@ class RMFAttention(nn.Module):
     out = attention.macformer_attention(
         params, q, k, v, mask, self.causal, scale, pre_sbn=self.pre_sbn,
         eps=self.eps, eps_per_key=self.eps_per_key,
-        chunk_size=self.chunk_size)
+        chunk_size=self.chunk_size, block_size=self.block_size)
     if self.post_sbn:
       out = PostSBN(power=self.post_sbn_power,
                                   name="post_sbn")(out)
