@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from macformer_jax import dropout
 from macformer_jax import layers
 
 POS_EMBS = ("sinusoidal", "learned", "none")
@@ -116,9 +117,10 @@ class MlpBlock(nn.Module):
         bias_init=nn.initializers.normal(stddev=1e-6))
     y = dense(self.mlp_dim, name="hidden")(x)
     y = nn.gelu(y)
-    y = nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+    y = dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
     y = dense(x.shape[-1], name="output")(y)
-    return nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+    return dropout.Dropout(self.dropout_rate)(
+        y, deterministic=deterministic)
 
 
 class EncoderBlock(nn.Module):
@@ -151,7 +153,7 @@ class EncoderBlock(nn.Module):
         num_heads=self.num_heads, attention_cls=self.attention_cls,
         qkv_dim=self.qkv_dim, use_bias=self.qkv_bias, dtype=self.dtype,
         name="attention")(y, mask, deterministic)
-    y = nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+    y = dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
     x = x + y
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="mlp_norm")(x)
     y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(
@@ -223,7 +225,7 @@ class Encoder(nn.Module):
       mask = jnp.concatenate([jnp.ones_like(mask[:, :1]), mask], axis=1)
       max_len += 1
     x = AddPositionEmbs(self.pos_emb, max_len, name="pos_embed")(x)
-    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    x = dropout.Dropout(self.dropout_rate)(x, deterministic=deterministic)
     x = x.astype(self.dtype)
     for i in range(self.num_layers):
       x = EncoderBlock(

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from macformer_jax import attention
+from macformer_jax import exact_attention
 from macformer_jax import features
 from macformer_jax import spectral
 from macformer_jax.registry import Registry
@@ -95,9 +96,9 @@ class SoftmaxAttention(nn.Module):
       rng = None
       if not deterministic and self.dropout_rate > 0.0:
         rng = self.make_rng("dropout")
-      return attention.softmax_attention(q, k, v, mask, self.causal,
-                                         dropout_rate=self.dropout_rate,
-                                         dropout_rng=rng)
+      return exact_attention.softmax_attention(
+          q, k, v, mask, self.causal, dropout_rate=self.dropout_rate,
+          dropout_key=rng)
     if self.implementation not in ("xla", "cudnn"):
       raise ValueError(f"unknown softmax implementation "
                        f"{self.implementation!r}; known: einsum, xla, cudnn")

@@ -51,6 +51,7 @@ from macformer_jax import encoder
 from macformer_jax import layers
 from macformer_jax import optim
 from macformer_jax.training import checkpoints as checkpoints_lib
+from macformer_jax.training import compilation_cache
 from macformer_jax.training import data as data_lib
 from macformer_jax.training import metrics as metrics_lib
 from macformer_jax.training import parallel
@@ -138,6 +139,7 @@ def run(config: Any, workdir: str) -> Tuple[Dict[str, Any], Any]:
   """
   validation.check_config(config)
   os.makedirs(workdir, exist_ok=True)
+  compilation_cache.enable_for_run(workdir)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
