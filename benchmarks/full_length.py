@@ -21,12 +21,21 @@ train curves, steps/s, test accuracy once finished, one entry per session)
 goes to `<out>/full_length_listops_<attention>.json` (default
 docs/results/), small enough to commit. The training runs under `--workdir`
 (default runs/full_length, not committed). So that a new checkout (another
-session, another machine) resumes where the last one stopped, the run's
-latest and best checkpoints, metrics.jsonl and config.json are also copied
-to `--carry` (default `<out>/<prefix>state/<attention>`, about 2.5 MB per
-checkpoint, meant to be committed) and copied back into an empty workdir
-before the next run. The generated data are not carried: `ensure_data`
-regenerates the same files from seed 0.
+session, another machine) resumes where the last one stopped, each
+unfinished run leaves one compressed resume file,
+`--state_dir`/<prefix><attention>.msgpack.xz (default results/state/, outside
+docs/; macformer_jax/training/resume_file.py: the latest TrainState with its
+step = data position, the best-eval params and record; about 2.6 MB at
+L = 2000, meant to be committed), and its text record, config.json,
+metrics.jsonl and results.json, goes to `--carry` (default
+`<out>/<prefix>logs/<attention>`). An empty workdir is restored from the two
+before the next run; the run then continues bit-exactly (the trainer's
+batches, dropout keys and redraws are functions of (seed, step)). When a run
+finishes, its resume file is deleted; the text stays. The generated data are
+not carried: `ensure_data` regenerates the same files from seed 0. A run
+whose orbax checkpoints exist only elsewhere (an old checkout) resumes from
+them once copied into `<workdir>/<attention>/checkpoints/`: the next `run`
+exports its resume file.
 benchmarks/lra_table.py puts these curves beside the published
 Skyformer-family numbers, marked by scale.
 """
@@ -141,41 +150,64 @@ def _steps(directory: str) -> List[int]:
   return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
 
 
-def save_carry(workdir: str, carry: str) -> None:
-  """Copies what resuming needs from `workdir` to `carry` (replacing it).
+def state_path(state_dir: str, prefix: str, attention: str) -> str:
+  """The resume file of one attention's run."""
+  return os.path.join(state_dir, f"{prefix}{attention}.msgpack.xz")
 
-  That is the newest `latest` and the `best` checkpoint (orbax step
-  directories), metrics.jsonl, config.json and results.json once finished.
+
+def save_carry(workdir: str, carry: Optional[str],
+               state_file: Optional[str]) -> Optional[int]:
+  """Saves what the next checkout needs to resume or report the run.
+
+  The text files (config.json, metrics.jsonl, results.json) are copied to
+  `carry`; the resume file is written from the latest checkpoint, or deleted
+  once the run has finished (results.json). Returns the size in bytes of the
+  resume file written, or None.
   """
-  steps = _steps(os.path.join(workdir, "checkpoints", "latest"))
-  if not steps:
-    return
-  tmp = carry.rstrip("/") + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  for kind, step in [("latest", steps[-1])] + [
-      ("best", s) for s in _steps(os.path.join(workdir, "checkpoints",
-                                               "best"))[-1:]]:
-    shutil.copytree(os.path.join(workdir, "checkpoints", kind, str(step)),
-                    os.path.join(tmp, "checkpoints", kind, str(step)))
-  for name in CARRIED_FILES:
-    if os.path.exists(os.path.join(workdir, name)):
-      shutil.copy2(os.path.join(workdir, name), os.path.join(tmp, name))
-  shutil.rmtree(carry, ignore_errors=True)
-  os.replace(tmp, carry)
-
-
-def restore_carry(carry: str, workdir: str) -> Optional[int]:
-  """Copies a carried run into `workdir` if that holds no checkpoint yet.
-
-  Returns the step restored, or None (nothing carried, or the workdir
-  already has its own checkpoints, which are newer or equal).
-  """
-  if _latest_checkpoint(workdir) is not None or _latest_checkpoint(
-      carry) is None:
+  if carry:
+    os.makedirs(carry, exist_ok=True)
+    for name in CARRIED_FILES:
+      if os.path.exists(os.path.join(workdir, name)):
+        shutil.copy2(os.path.join(workdir, name), os.path.join(carry, name))
+  if not state_file:
     return None
-  shutil.rmtree(workdir, ignore_errors=True)
-  shutil.copytree(carry, workdir)
-  return _latest_checkpoint(workdir)
+  if os.path.exists(os.path.join(workdir, "results.json")):
+    if os.path.exists(state_file):
+      os.remove(state_file)
+    return None
+  from macformer_jax.training import resume_file  # pylint: disable=g-import-not-at-top
+  if resume_file.export(workdir, state_file) is None:
+    return None
+  return os.path.getsize(state_file)
+
+
+def restore_carry(carry: Optional[str], state_file: Optional[str],
+                  workdir: str) -> Optional[int]:
+  """Restores a carried run into `workdir` if that holds no checkpoint yet.
+
+  With a resume file, its checkpoints and the carried text files go into the
+  workdir; without one, only a finished run's text files (so that it is
+  reported, not retrained). Returns the step restored (0 for a finished run
+  restored from text), or None (nothing carried, or the workdir already has
+  its own checkpoints or results, which are newer or equal).
+  """
+  if _latest_checkpoint(workdir) is not None or os.path.exists(
+      os.path.join(workdir, "results.json")):
+    return None
+  has_state = bool(state_file) and os.path.exists(state_file)
+  finished = bool(carry) and os.path.exists(
+      os.path.join(carry, "results.json"))
+  if not has_state and not finished:
+    return None
+  os.makedirs(workdir, exist_ok=True)
+  if carry:
+    for name in CARRIED_FILES:
+      if os.path.exists(os.path.join(carry, name)):
+        shutil.copy2(os.path.join(carry, name), os.path.join(workdir, name))
+  if finished:
+    return 0
+  from macformer_jax.training import resume_file  # pylint: disable=g-import-not-at-top
+  return resume_file.restore(state_file, workdir)
 
 
 def collect(attention: str, workdir: str, out_path: str,
@@ -183,11 +215,19 @@ def collect(attention: str, workdir: str, out_path: str,
   """Writes the progress JSON of one attention's run; returns it.
 
   Keeps the sessions of an earlier JSON at `out_path` and appends `session`.
+  A session that started from step 0 after earlier sessions (no resume file:
+  the run was restarted) moves those to `earlier_runs`.
   """
   progress = {}
   if os.path.exists(out_path):
     with open(out_path) as f:
       progress = json.load(f)
+  if (session is not None and session.get("from_step") == 0
+      and progress.get("sessions")):
+    progress.setdefault("earlier_runs", []).append({
+        "note": "restarted from step 0 (no resume file)",
+        "steps_done": progress.get("steps_done"),
+        "sessions": progress.pop("sessions")})
   config = {}
   if os.path.exists(os.path.join(workdir, "config.json")):
     with open(os.path.join(workdir, "config.json")) as f:
@@ -260,9 +300,13 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--prefix", default="full_length_listops_",
                       help="progress files are <out>/<prefix><attention>.json")
   parser.add_argument("--carry", default=None,
-                      help="where each run's checkpoints and metrics are "
-                      "copied for the next checkout to resume from "
-                      "(default <out>/<prefix>state; 'none': not copied)")
+                      help="where each run's config, metrics and results "
+                      "(text) are copied for the next checkout (default "
+                      "<out>/<prefix>logs; 'none': not copied)")
+  parser.add_argument("--state_dir",
+                      default=os.path.join(ROOT, "results", "state"),
+                      help="where each unfinished run's resume file "
+                      "<prefix><attention>.msgpack.xz goes ('none': none)")
   parser.add_argument("--budget_s", type=float, default=3600.0,
                       help="wall-clock seconds per attention and call")
   parser.add_argument("--grace_s", type=float, default=600.0,
@@ -300,18 +344,20 @@ def main(argv: Optional[List[str]] = None) -> int:
   if args.command == "data":
     return 0
   device = _device() if args.command == "run" else None
-  carry_root = args.carry or os.path.join(args.out, f"{args.prefix}state")
+  carry_root = args.carry or os.path.join(args.out, f"{args.prefix}logs")
   for attention in attentions:
     workdir = os.path.join(args.workdir, attention)
     carry = (None if carry_root == "none"
              else os.path.join(carry_root, attention))
+    state_file = (None if args.state_dir == "none" else
+                  state_path(args.state_dir, args.prefix, attention))
     path = out_path(args.out, args.prefix, attention)
     session = None
     if args.command == "run":
-      restored = carry and restore_carry(carry, workdir)
+      restored = restore_carry(carry, state_file, workdir)
       if restored:
-        print(f"{attention}: resuming the carried run in {carry} at step "
-              f"{restored}", flush=True)
+        print(f"{attention}: resuming from {state_file} at step {restored}",
+              flush=True)
       if os.path.exists(os.path.join(workdir, "results.json")):
         print(f"{attention}: finished earlier", flush=True)
       else:
@@ -333,8 +379,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.path.isdir(workdir):
       print(f"{attention}: no run in {workdir}", flush=True)
       continue
-    if carry and args.command == "run":
-      save_carry(workdir, carry)
+    if args.command == "run":
+      size = save_carry(workdir, carry, state_file)
+      if session is not None:
+        session["state_file_bytes"] = size
     progress = collect(attention, workdir, path, session)
     print(f"{attention}: {progress['steps_done']}/"
           f"{progress['num_train_steps']} steps (checkpoint "

@@ -73,6 +73,12 @@ ATTENTION_PRESETS.update({
     f"macformer_{kernel}_tuned": (
         "rmfa", {"kernel": kernel, "num_features": 128, "qk_scale": scale})
     for kernel, scale in TUNED_QK_SCALE.items()})
+# The exact exp kernel RMFA estimates, no random features (the diagnostic of
+# docs/DIAGNOSTIC.md), at the authors' and the tuned scale.
+ATTENTION_PRESETS.update({
+    "macformer_exp_exact": ("exact_kernel", {"kernel": "exp"}),
+    "macformer_exp_exact_tuned": ("exact_kernel", {
+        "kernel": "exp", "qk_scale": TUNED_QK_SCALE["exp"]})})
 # The Spectraformer grid (docs/METHOD.md §7): one preset per (component,
 # weights) cell of the `spectral` core, named as the peer's rows (OPRF-FastFoodL
 # -> spectra_oprf_fastfoodl; gaus = iid Gaussian).

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 from macformer_jax import attention
 from macformer_jax import exact_attention
 from macformer_jax import features
+from macformer_jax import kernels
+from macformer_jax import normalization
 from macformer_jax import spectral
 from macformer_jax.registry import Registry
 
@@ -395,6 +397,55 @@ class SpectralAttention(nn.Module):
         phi_q, phi_k, v, mask, self.causal, eps=eps, eps_per_key=signed,
         chunk_size=self.chunk_size, heads_first=True,
         constant=1.0 if self.component == "rmf" else 0.0)
+
+
+@ATTENTIONS.register("exact_kernel")
+class ExactKernelAttention(nn.Module):
+  """What RMFA estimates, computed exactly: PreSBN -> scale -> f -> PostSBN.
+
+  The same pipeline as `RMFAttention` (PreSBN on q and k, the q/k scale s,
+  default Dh^-1/4, PostSBN on the output) with the random Maclaurin
+  features replaced by the kernel's closed form: weights f(s^2 q.k),
+  normalised over the visible keys (`attention.kernelized_attention`,
+  O(L^2)). RMFAttention with many features converges to it; it separates
+  what the kernel and scale do from what the feature noise does.
+
+  Attributes:
+    kernel: dot-product kernel name (`kernels.get`).
+    qk_scale: scale of q and k after PreSBN; None = Dh^-1/4 (authors). With
+      PreSBN, s^2 must stay under a finite radius of convergence (where the
+      closed form is singular).
+    pre_sbn: apply PreSBN to q and k.
+    post_sbn: apply PostSBN to the output.
+    post_sbn_power: PostSBN's optional sign-preserving power form.
+    causal: prefix attention.
+  """
+  kernel: str = "exp"
+  qk_scale: Optional[float] = None
+  pre_sbn: bool = True
+  post_sbn: bool = True
+  post_sbn_power: bool = False
+  causal: bool = False
+
+  @nn.compact
+  def __call__(self, q, k, v, *, mask=None, deterministic=True):
+    dh = q.shape[-1]
+    scale = dh**-0.25 if self.qk_scale is None else self.qk_scale
+    radius = kernels.get(self.kernel).radius
+    if self.pre_sbn and scale * scale >= radius:
+      raise ValueError(f"qk_scale={scale:g} lets |q.k| reach {scale**2:.3g}, "
+                       f"outside the {self.kernel!r} kernel's radius "
+                       f"{radius:g}")
+    q, k = (x.astype(jnp.float32) for x in (q, k))
+    if self.pre_sbn:
+      q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
+    out = attention.kernelized_attention(
+        q * scale, k * scale, v.astype(jnp.float32), self.kernel, mask,
+        self.causal)
+    if self.post_sbn:
+      out = normalization.PostSBN(power=self.post_sbn_power,
+                                  name="post_sbn")(out)
+    return out
 
 
 class MultiHeadSelfAttention(nn.Module):

@@ -32,6 +32,7 @@ VARIANTS = ("softmax", "macformer_exp", "macformer_inverse", "macformer_log",
             "macformer_trigh", "macformer_sqrt", "performer", "rfa", "linear")
 VARIANTS += ("macformer_exp_tuned", "macformer_inverse_tuned",
              "macformer_log_tuned", "macformer_sqrt_tuned")
+VARIANTS += ("macformer_exp_exact", "macformer_exp_exact_tuned")
 # Every Spectraformer grid cell (tests/spectral_test.py checks the table).
 VARIANTS += tuple(common.SPECTRA_PRESETS)
 # The code that reads configs (the trainer, the model, the optimizer, the CLI).

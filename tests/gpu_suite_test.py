@@ -143,20 +143,28 @@ def test_full_length_rejects_unknown_data_key(tmp_path):
                       "--data_sizes", "num_trees=3"])
 
 
-def test_a_new_checkout_resumes_from_the_carried_checkpoint(tmp_path):
+def test_a_new_checkout_resumes_from_the_resume_file(tmp_path):
   # Session 1 stops at step 3 of 6 (as a budget would); session 2 starts in
-  # a new checkout (no runs/ directory) and continues from the carried
-  # checkpoint instead of step 0.
+  # a new checkout (no runs/ directory) and continues from the resume file
+  # and the carried text instead of step 0.
   out = tmp_path / "docs" / "results"
+  state_dir = tmp_path / "results" / "state"
   common = ["--attentions", "softmax", "--out", str(out), "--prefix", "t_",
-            "--checkpoint_every", "1",
+            "--state_dir", str(state_dir), "--checkpoint_every", "1",
             "--data_sizes", TINY["SUITE_DATA_SIZES"]]
   common += [f"--flag={f}" for f in TINY["SUITE_FLAGS"].split()]
   assert full_length.main(["run", "--workdir", str(tmp_path / "a"),
                            "--steps", "3"] + common) == 0
-  carry = out / "t_state" / "softmax"
-  assert sorted(os.listdir(carry / "checkpoints" / "latest")) == ["3"]
-  (carry / "results.json").unlink()  # as if the budget had cut the run
+  carry = out / "t_logs" / "softmax"
+  state_file = state_dir / "t_softmax.msgpack.xz"
+  assert sorted(os.listdir(carry)) == ["config.json", "metrics.jsonl",
+                                       "results.json"]
+  assert not state_file.exists()  # finished: no resume file
+  # As if the budget had cut the run at step 3: no results, a resume file.
+  (carry / "results.json").unlink()
+  from macformer_jax.training import resume_file  # pylint: disable=g-import-not-at-top
+  assert resume_file.export(str(tmp_path / "a" / "softmax"),
+                            str(state_file)) == 3
   assert full_length.main(["run", "--workdir", str(tmp_path / "b"),
                            "--steps", "6"] + common) == 0
   log = (tmp_path / "b" / "softmax" / "log.txt").read_text()
@@ -166,4 +174,14 @@ def test_a_new_checkout_resumes_from_the_carried_checkpoint(tmp_path):
   assert progress["finished"] and progress["steps_done"] == 6
   # The carried metrics keep session 1's rows: one curve over both.
   assert [s for s, _ in progress["eval_curve"]] == [3, 6]
-  assert sorted(os.listdir(carry / "checkpoints" / "latest")) == ["6"]
+  assert not state_file.exists()  # deleted once the run finished
+  assert (carry / "results.json").exists()
+  # Nothing binary under docs: text only.
+  assert not [p for p in (tmp_path / "docs").rglob("*")
+              if p.is_file() and p.suffix not in (".json", ".jsonl")]
+  # A third checkout reports the finished run from the text, no retraining.
+  assert full_length.main(["run", "--workdir", str(tmp_path / "c"),
+                           "--steps", "6"] + common) == 0
+  assert not (tmp_path / "c" / "softmax" / "log.txt").exists()
+  progress = json.loads((out / "t_softmax.json").read_text())
+  assert progress["finished"] and len(progress["sessions"]) == 2

@@ -23,6 +23,7 @@ VARIANTS = {
     "performer": (0, {"projections": (E // H, 128)}),
     "rfa": (0, {"projections": (E // H, 64)}),
     "linear": (0, {}),
+    "exact_kernel": (E // H, {}),  # PostSBN gamma
     "spectral": (0, {"projections": (E // H, 128)}),  # posrf x orf
 }
 
@@ -195,7 +196,7 @@ def test_causal_cores_match_masked_references(name):
 
 def test_unknown_attention_and_option_errors():
   with pytest.raises(ValueError, match="unknown attention 'rmf'; known: "
-                     "linear, performer, rfa, rmfa, softmax"):
+                     "exact_kernel, linear, performer, rfa, rmfa, softmax"):
     layers.attention_class("rmf")
   with pytest.raises(ValueError, match="no option.*'num_feature'.*"
                      "num_features"):
@@ -204,3 +205,57 @@ def test_unknown_attention_and_option_errors():
     layers.MultiHeadSelfAttention(
         num_heads=3, attention_cls=layers.attention_class("softmax")).init(
             jax.random.key(0), jnp.ones((1, 4, 16)))
+
+
+def _qkv_mask(dh=8):
+  rng = np.random.default_rng(0)
+  q, k, v = (jnp.asarray(rng.normal(size=(B, L, H, dh)), jnp.float32)
+             for _ in range(3))
+  return q, k, v, jnp.asarray(_inputs()[1])
+
+
+@pytest.mark.parametrize("qk_scale", [None, 0.7])
+def test_exact_kernel_module_is_kernelized_attention(qk_scale):
+  """PreSBN -> scale -> `attention.kernelized_attention` -> gamma."""
+  q, k, v, mask = _qkv_mask()
+  core = layers.attention_class("exact_kernel", qk_scale=qk_scale)()
+  variables = core.init(jax.random.key(0), q, k, v, mask=mask)
+  assert layers.FEATURES not in variables  # no random features
+  gamma = jnp.linspace(0.5, 2.0, 8)
+  out = core.apply({"params": {"post_sbn": {"gamma": gamma}}}, q, k, v,
+                   mask=mask)
+  s = 8**-0.25 if qk_scale is None else qk_scale
+  reference = attention.kernelized_attention(
+      normalization.pre_sbn(q) * s, normalization.pre_sbn(k) * s, v, "exp",
+      mask) * gamma
+  np.testing.assert_allclose(out, reference, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("qk_scale", [None, 0.7])
+def test_rmfa_converges_to_the_exact_kernel(qk_scale):
+  """RMFA estimates exact-kernel attention: its error falls with M."""
+  q, k, v, mask = _qkv_mask()
+  exact = layers.attention_class("exact_kernel", qk_scale=qk_scale)()
+  reference = exact.apply(exact.init(jax.random.key(0), q, k, v, mask=mask),
+                          q, k, v, mask=mask)
+  real = np.asarray(mask)[:, :, None, None]
+  errors = []
+  for m in (16, 256, 8192):
+    core = layers.attention_class("rmfa", num_features=m,
+                                  qk_scale=qk_scale)()
+    variables = core.init({"params": jax.random.key(0),
+                           "features": jax.random.key(3)}, q, k, v,
+                          mask=mask)
+    out = core.apply(variables, q, k, v, mask=mask)
+    errors.append(float(np.sqrt(np.sum(((out - reference) * real)**2) /
+                                np.sum((reference * real)**2))))
+  assert errors[0] > errors[1] > errors[2], errors
+  assert errors[2] < 0.01, errors
+
+
+def test_exact_kernel_rejects_a_scale_outside_a_finite_radius():
+  q, k, v, mask = _qkv_mask()
+  core = layers.attention_class("exact_kernel", kernel="inverse",
+                                qk_scale=1.0)()
+  with pytest.raises(ValueError, match="radius"):
+    core.init(jax.random.key(0), q, k, v, mask=mask)
