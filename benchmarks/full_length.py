@@ -57,7 +57,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 ATTENTIONS = ("softmax", "macformer_exp", "performer")
-PRESET_STEPS = 10000  # configs/listops.py, preset=macformer (SPEC §5)
+PRESET_STEPS = 10000  # preset=macformer (docs/METHOD.md §8.3)
 # LRA's generator settings (configs/listops.py `data.offline`), seed 0.
 DATA = {"num_train": 96000, "num_val": 2000, "num_test": 2000,
         "min_length": 500, "max_length": 2000, "max_depth": 10,
