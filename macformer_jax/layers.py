@@ -234,8 +234,7 @@ class RMFAttention(nn.Module):
         eps=self.eps, eps_per_key=self.eps_per_key,
         chunk_size=self.chunk_size, block_size=self.block_size)
     if self.post_sbn:
-      out = PostSBN(power=self.post_sbn_power,
-                                  name="post_sbn")(out)
+      out = PostSBN(power=self.post_sbn_power, name="post_sbn")(out)
     return out
 
 
@@ -443,8 +442,7 @@ class ExactKernelAttention(nn.Module):
         q * scale, k * scale, v.astype(jnp.float32), self.kernel, mask,
         self.causal)
     if self.post_sbn:
-      out = normalization.PostSBN(power=self.post_sbn_power,
-                                  name="post_sbn")(out)
+      out = PostSBN(power=self.post_sbn_power, name="post_sbn")(out)
     return out
 
 

@@ -27,13 +27,18 @@ ENV_VAR = "MACFORMER_COMPILATION_CACHE"
 SUBDIR = "compilation_cache"
 
 
+def _current_dir() -> Optional[str]:
+  """The directory JAX's persistent compilation cache is set to, if any."""
+  return getattr(jax.config, "jax_compilation_cache_dir")
+
+
 def cache_dir(workdir: str) -> Optional[str]:
   """The cache directory of a run in `workdir` (see the module docstring);
   None when $MACFORMER_COMPILATION_CACHE is 'off'."""
   chosen = os.environ.get(ENV_VAR, "").strip()
   if chosen:
     return None if chosen.lower() == "off" else chosen
-  existing = jax.config.jax_compilation_cache_dir
+  existing = _current_dir()
   return existing or os.path.join(workdir, SUBDIR)
 
 
@@ -42,7 +47,7 @@ def enable(directory: Optional[str]) -> Optional[str]:
   the cache as it is). Returns `directory`."""
   if directory is None:
     return None
-  if jax.config.jax_compilation_cache_dir != directory:
+  if _current_dir() != directory:
     compilation_cache.set_cache_dir(directory)
     compilation_cache.reset_cache()  # reopen it at the new directory
   return directory
