@@ -12,6 +12,7 @@ import pytest
 
 from macformer_jax import training
 from macformer_jax.training import resume_file
+from batch_hooks import on_batch
 from tiny_config import tiny_config
 
 pytestmark = pytest.mark.usefixtures("compile_fast")
@@ -31,14 +32,9 @@ def _config():
 
 def _stop_before(monkeypatch, step):
   """The train iterator raises when asked for batch `step` (0-based)."""
-  real = lra_tasks.train_batches
-
-  def batches(*args, start_step=0, **kwargs):
-    for i, batch in enumerate(real(*args, start_step=start_step, **kwargs)):
-      if start_step + i == step:
-        raise _Stop(f"stopped before step {step + 1}")
-      yield batch
-  monkeypatch.setattr(lra_tasks, "train_batches", batches)
+  def stop():
+    raise _Stop(f"stopped before step {step + 1}")
+  on_batch(monkeypatch, step, stop)
 
 
 def _final(workdir, step=10):

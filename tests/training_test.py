@@ -22,6 +22,7 @@ from configs import retrieval
 import lra_tasks
 from lra_tasks import testing
 from macformer_jax import training
+from batch_hooks import on_batch
 from tiny_config import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,25 +75,11 @@ class _Killed(Exception):
   pass
 
 
-def _on_batch(monkeypatch, step, action):
-  """Calls `action()` when the train iterator is asked for batch `step`
-  (0-based: the batch of training step `step + 1`)."""
-  real = lra_tasks.train_batches
-
-  def batches(*args, start_step=0, **kwargs):
-    for i, batch in enumerate(real(*args, start_step=start_step, **kwargs)):
-      if start_step + i == step:
-        action()
-      yield batch
-
-  monkeypatch.setattr(lra_tasks, "train_batches", batches)
-
-
 def _kill_at(monkeypatch, kill_step):
   """Makes the data iterator raise when batch `kill_step` is requested."""
   def kill():
     raise _Killed(f"killed before step {kill_step}")
-  _on_batch(monkeypatch, kill_step, kill)
+  on_batch(monkeypatch, kill_step, kill)
 
 
 def test_kill_and_resume_reaches_the_same_parameters(tmp_path, monkeypatch):
@@ -145,7 +132,7 @@ def test_sigterm_checkpoints_the_step_in_flight_and_resume_matches(
   before = signal.getsignal(signal.SIGTERM)
   preempted = str(tmp_path / "preempted")
   with monkeypatch.context() as patch:
-    _on_batch(patch, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    on_batch(patch, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
     with pytest.raises(training.Preempted, match="after step 6") as info:
       training.train_and_evaluate(config(), preempted)
   assert info.value.step == 6
