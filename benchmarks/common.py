@@ -122,3 +122,32 @@ def pyplot():
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   return plt
+
+
+# --- bench_b ---
+def shown(cmd: str) -> str:
+  """A recorded command as it runs today (`python benchmarks/x.py ...` was
+  the old form of `python -m benchmarks.x ...`)."""
+  return re.sub(r"python benchmarks/(\w+)\.py", r"python -m benchmarks.\1",
+                cmd)
+
+
+def time_call(fn, args: Sequence[Any], repeats: int = 1) -> List[float]:
+  """Seconds of `repeats` calls of fn(*args), each waited for."""
+  import time  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5, reduce=min) -> float:
+  """This process's float32 matmul throughput (GFLOP/s), the roofline."""
+  import jax  # pylint: disable=g-import-not-at-top
+  a = jax.random.normal(jax.random.key(0), (size, size))
+  fn = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(fn(a))
+  return 2 * size**3 / reduce(time_call(fn, (a,), repeats)) / 1e9

@@ -4,12 +4,12 @@
 #
 #   1. Attention speed and memory at L = 1K..32K, float32 and bfloat16:
 #      softmax (einsum), jax.nn.dot_product_attention (xla and cudnn), RMFA,
-#      Performer, linear (benchmarks/attention_speed.py), each dtype within
+#      Performer, linear (benchmarks.attention_speed), each dtype within
 #      SUITE_SPEED_BUDGET_S -> $SUITE_OUT/gpu_attention_speed_<dtype>.json.
 #   2. The Macformer authors' ListOps harness at full length (preset
 #      macformer: L = 2000, legacy tokenisation, 10000 steps) on generated
 #      data, for softmax and macformer_exp, sharing what is left of
-#      SUITE_TOTAL_S (benchmarks/full_length.py: a run cut by its budget
+#      SUITE_TOTAL_S (benchmarks.full_length: a run cut by its budget
 #      resumes from its checkpoint on the next call)
 #      -> $SUITE_OUT/results/gpu_listops_<attention>.json (curves so far).
 #   3. $SUITE_OUT/gpu_suite.json: what ran, exit codes, timings.
@@ -79,7 +79,7 @@ stage() {  # name rc seconds extra-json
 for dtype in ${DTYPES//,/ }; do
   t0=$SECONDS
   json="$OUT/gpu_attention_speed_$dtype.json"
-  timeout --kill-after=20 "$SPEED_BUDGET_S" "$PYTHON" benchmarks/attention_speed.py \
+  timeout --kill-after=20 "$SPEED_BUDGET_S" "$PYTHON" -m benchmarks.attention_speed \
     --lengths "$LENGTHS" --variants "$VARIANTS" --dtype "$dtype" \
     --repeats "$REPEATS" --out "$json" 2>&1 | tail -n 20
   rc=${PIPESTATUS[0]}
@@ -96,7 +96,7 @@ done
 t0=$SECONDS
 data_args=(data --workdir "$WORKDIR")
 [ -n "$DATA_SIZES" ] && data_args+=(--data_sizes "$DATA_SIZES")
-"$PYTHON" benchmarks/full_length.py "${data_args[@]}"
+"$PYTHON" -m benchmarks.full_length "${data_args[@]}"
 rc=$?
 [ "$rc" != 0 ] && { echo "gpu_suite: ListOps data generation FAILED (rc $rc)" >&2; status=1; }
 stage listops_data "$rc" $((SECONDS - t0))
@@ -116,7 +116,7 @@ for attention in ${ATTENTIONS//,/ }; do
         --checkpoint_every 500 --steps "$STEPS")
   [ -n "$DATA_SIZES" ] && args+=(--data_sizes "$DATA_SIZES")
   for flag in ${SUITE_FLAGS:-}; do args+=(--flag="$flag"); done
-  "$PYTHON" benchmarks/full_length.py "${args[@]}"
+  "$PYTHON" -m benchmarks.full_length "${args[@]}"
   rc=$?
   [ "$rc" != 0 ] && { echo "gpu_suite: listops $attention FAILED (rc $rc)" >&2; status=1; }
   stage "listops_$attention" "$rc" $((SECONDS - t0)) \

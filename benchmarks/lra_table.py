@@ -3,21 +3,18 @@ r"""Our LRA runs beside the published LRA numbers, as a Markdown table.
   python -m benchmarks.lra_table 'runs/*/results.json'   # docs/lra_table.md
   python -m benchmarks.lra_table runs/a runs/b --out -     # to stdout
 
-Arguments are results.json files (from `train_and_evaluate`), run folders
-holding one, or quoted glob patterns of either. Published numbers come from
-benchmarks/lra_published.json, which cites its sources. Our preset `lra` is
-shown beside the original LRA harness (Tay et al. 2021), preset `macformer`
-beside the Skyformer-family PyTorch harness Macformer used; the two families
-are never put in one table (docs/METHOD.md §8.6).
-
-A run is *full-scale* when it is not `smoke` and its config equals what
-`configs/<task>.py:<attention>,preset=<preset>` builds today on every key of
-`SCALE_KEYS`; anything else is *reduced*, with the keys that differ listed.
-Cells are `last / best`: test accuracy (%) of the last checkpoint (what LRA
-reported) and of the best-validation one (what the Skyformer family
-reported), averaged over runs of one (attention, scale, task). `--progress`
-adds runs still in progress (benchmarks/full_length.py's JSON) in a table of
-their own and draws their curves to `--curves` (default lra_progress.png).
+Arguments: results.json files (`train_and_evaluate`), run folders holding
+one, or quoted glob patterns. Published numbers: benchmarks/lra_published.json
+(with its sources). Preset `lra` is shown beside the original LRA harness
+(Tay et al. 2021), preset `macformer` beside the Skyformer-family PyTorch
+harness Macformer used; never in one table (docs/METHOD.md §8.6). A run is
+*full-scale* when it is not `smoke` and its config equals what
+`configs/<task>.py:<attention>,preset=<preset>` builds today on every
+`SCALE_KEYS`; else *reduced*, with the keys that differ. Cells are
+`last / best`: test accuracy (%) of the last checkpoint (as LRA reported)
+and of the best-validation one (as the Skyformer family reported), mean over
+runs. `--progress` adds runs in progress (benchmarks.full_length's JSON) in
+a table of their own and draws their curves to `--curves`.
 """
 
 import argparse
@@ -72,13 +69,13 @@ def _get(tree: Any, dotted: str) -> Any:
   return tree
 
 
-def _read_json(path: str) -> Any:
+def _read_json(path: str, what: str = "") -> Any:
   """The parsed JSON file at `path`; ResultsError naming the file if not."""
   try:
     with open(path) as f:
       return json.load(f)
   except OSError as e:
-    raise ResultsError(f"{path}: cannot read ({e.strerror})") from e
+    raise ResultsError(f"{path}: cannot read {what}({e.strerror})") from e
   except json.JSONDecodeError as e:
     raise ResultsError(f"{path}: not valid JSON ({e})") from e
 
@@ -103,8 +100,7 @@ def find_results(patterns: Sequence[str]) -> List[str]:
                              "is not a workdir)")
       elif not os.path.exists(path):
         raise ResultsError(f"{path}: no such file")
-      if path not in paths:
-        paths.append(path)
+      paths += [] if path in paths else [path]
   return paths
 
 
@@ -161,18 +157,6 @@ def scale_differences(config: Dict[str, Any],
   return out
 
 
-def _accuracy(path: str, data: Dict[str, Any], field: str) -> float:
-  value = data[field]
-  if not isinstance(value, (int, float)) or isinstance(value, bool):
-    raise ResultsError(f"{path}: field '{field}' must be a number, got "
-                       f"{value!r}")
-  if not 0.0 <= value <= 1.0:
-    raise ResultsError(f"{path}: field '{field}' = {value} is not a fraction "
-                       "in [0, 1] (results.json stores accuracies as "
-                       "fractions)")
-  return float(value)
-
-
 def load_run(path: str) -> Run:
   """Reads and checks one results.json (ResultsError naming the file and
   the field on any problem)."""
@@ -188,22 +172,30 @@ def load_run(path: str) -> Run:
           f"{path}: missing field '{field}' (lra_table needs "
           f"{', '.join(REQUIRED)}; macformer_jax.training writes them)"
       ) from None
+  for field in ("test_accuracy", "test_accuracy_best_eval"):
+    value = data[field]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+      raise ResultsError(f"{path}: field '{field}' must be a number, got "
+                         f"{value!r}")
+    if not 0.0 <= value <= 1.0:
+      raise ResultsError(f"{path}: field '{field}' = {value} is not a "
+                         "fraction in [0, 1] (results.json stores "
+                         "accuracies as fractions)")
   config = data["config"]
   preset = data.get("preset", config.get("preset"))
   if preset is None:
     raise ResultsError(f"{path}: missing field 'preset' (nor config.preset)")
-  last = _accuracy(path, data, "test_accuracy")
-  best = _accuracy(path, data, "test_accuracy_best_eval")
   reference = reference_config(data["task"], data["attention"], preset)
   if reference is None:
     full, diffs = None, [f"no configs/{data['task']}.py to compare with"]
   else:
-    diffs = scale_differences(config, reference)
-    if data.get("smoke", config.get("smoke", False)):
-      diffs.insert(0, "smoke")
+    diffs = (["smoke"] if data.get("smoke", config.get("smoke", False))
+             else []) + scale_differences(config, reference)
     full = not diffs
   return Run(path=path, task=data["task"], attention=data["attention"],
-             preset=preset, steps=int(data["steps"]), last=last, best=best,
+             preset=preset, steps=int(data["steps"]),
+             last=float(data["test_accuracy"]),
+             best=float(data["test_accuracy_best_eval"]),
              best_step=data.get("best_eval_step"),
              max_len=int(_get(config, "data.max_len")),
              data="files" if config.get("data", {}).get("data_dir")
@@ -212,12 +204,7 @@ def load_run(path: str) -> Run:
 
 def load_published(path: str = PUBLISHED) -> Dict[str, Any]:
   """The published tables (see benchmarks/lra_published.json)."""
-  try:
-    with open(path) as f:
-      published = json.load(f)
-  except OSError as e:
-    raise ResultsError(f"{path}: cannot read published numbers "
-                       f"({e.strerror})") from e
+  published = _read_json(path, "published numbers ")
   for key in ("columns", "tables"):
     if key not in published:
       raise ResultsError(f"{path}: missing field '{key}'")
@@ -225,7 +212,7 @@ def load_published(path: str = PUBLISHED) -> Dict[str, Any]:
 
 
 def load_progress(path: str) -> Dict[str, Any]:
-  """One progress JSON of benchmarks/full_length.py, checked."""
+  """One progress JSON of benchmarks.full_length, checked."""
   data = _read_json(path)
   for field in PROGRESS_FIELDS:
     if field not in data:
@@ -250,35 +237,20 @@ def _ours_rows(runs: List[Run]) -> List[List[str]]:
   rows = []
   for (attention, scale), by_task in sorted(groups.items()):
     cells, lasts = [], []
-    for task in TASKS:
-      group = by_task.get(task, [])
-      if not group:
-        cells.append("–")
-        continue
-      last = sum(r.last for r in group) / len(group)
-      lasts.append(last)
-      cells.append(
-          f"{_pct(last)} / {_pct(sum(r.best for r in group) / len(group))}"
-          + (GENERATED_MARK if any(r.data == "generated" for r in group)
-             else "") + (f" (n={len(group)})" if len(group) > 1 else ""))
+    for group in (by_task.get(task, []) for task in TASKS):
+      mean = lambda key, g=group: sum(getattr(r, key) for r in g) / len(g)
+      lasts += [mean("last")] if group else []
+      cells.append("–" if not group else
+                   f"{_pct(mean('last'))} / {_pct(mean('best'))}" +
+                   (GENERATED_MARK if any(r.data == "generated"
+                                          for r in group) else "") +
+                   (f" (n={len(group)})" if len(group) > 1 else ""))
     avg = _pct(sum(lasts) / len(lasts)) if len(lasts) == len(TASKS) else "–"
     extra = sorted(t for t in by_task if t not in TASKS)
     rows.append([f"{attention} (ours)" + (f" +{','.join(extra)}" if extra
                                           else ""), "this repo",
                  "**full**" if scale == "full" else f"*{scale}*"] + cells +
                 [avg])
-  return rows
-
-
-def _published_rows(table: Dict[str, Any],
-                    columns: List[str]) -> List[List[str]]:
-  rows = []
-  for name, values in table["rows"].items():
-    by_col = dict(zip(columns, values))
-    rows.append([DISPLAY.get(name, name.replace("_", " ").title()),
-                 f"[{table['id']}](#sources)", "published"] +
-                ["–" if by_col.get(c) is None else f"{by_col[c]:.2f}"
-                 for c in TASKS + ("avg",)])
   return rows
 
 
@@ -291,8 +263,7 @@ def _published_twin(p: Dict[str, Any], published: Dict[str, Any],
       if table.get("harness") == family and name in table["rows"]:
         value = dict(zip(published["columns"],
                          table["rows"][name])).get(p["task"])
-        if value is not None:
-          twin = (float(value), table["id"])
+        twin = twin if value is None else (float(value), table["id"])
   return twin
 
 
@@ -311,8 +282,8 @@ def plot_progress(progress: List[Dict[str, Any]], published: Dict[str, Any],
   runs = sorted(progress, key=lambda p: (p["task"], p["attention"]))
   one_task = len({p["task"] for p in runs}) == 1
   for i, p in enumerate(runs):
-    color = f"C{i}"
-    name = p["attention"] + ("" if one_task else f" {p['task']}")
+    color, name = f"C{i}", p["attention"] + ("" if one_task
+                                             else f" {p['task']}")
     train = _train_curve(p)
     if train:
       steps, losses, accs = zip(*train)
@@ -350,19 +321,18 @@ def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
   rows = []
   for p in sorted(progress, key=lambda p: (p["task"], p["attention"])):
     done, total, curve = p["steps_done"], p["preset_steps"], p["eval_curve"]
-    scale = f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)" + (
-        f", L={p['max_len']}" if p.get("max_len") else "")
     best = max(curve, key=lambda c: c[1]) if curve else None
     test = "–"
     if p.get("finished") and "test_accuracy" in p:
       test = (f"{_pct(p['test_accuracy'])} / "
               f"{_pct(p.get('test_accuracy_best_eval'))}" +
               (f" (after {done} steps)" if done < total else ""))
-    twin = _published_twin(p, published, family)
-    train = _train_curve(p)
+    twin, train = _published_twin(p, published, family), _train_curve(p)
     rows.append([
         f"{p['attention']} (ours)", TASK_TITLES.get(p["task"], p["task"]),
-        scale, f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} "
+        f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)" + (
+            f", L={p['max_len']}" if p.get("max_len") else ""),
+        f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} "
         f"(step {train[-1][0]})" if train else "–",
         f"{_pct(curve[-1][1], 1)} (step {curve[-1][0]})" if curve else "–",
         f"{_pct(best[1], 1)} (step {best[0]})" if best else "–", test,
@@ -393,9 +363,8 @@ def render(runs: List[Run], published: Dict[str, Any],
       f"{GENERATED_MARK} = test split generated offline (ListOps: the "
       "release's distribution, not its test set). Numbers from the two "
       "harness families are not comparable with each other.", ""]
-  families = list(FAMILY_TITLES) + sorted({r.family for r in runs}
-                                          - set(FAMILY_TITLES))
-  for family in families:
+  for family in list(FAMILY_TITLES) + sorted({r.family for r in runs}
+                                             - set(FAMILY_TITLES)):
     ours = [r for r in runs if r.family == family]
     tables = [t for t in published["tables"] if t.get("harness") == family]
     if not ours and not tables:
@@ -403,15 +372,17 @@ def render(runs: List[Run], published: Dict[str, Any],
     preset = next((p for p, f in FAMILY_OF_PRESET.items() if f == family),
                   family.replace("preset_", ""))
     title = FAMILY_TITLES.get(family, f"Preset {preset} (no published "
-                                      "harness family)")
+                              "harness family)")
     lines += [f"## {title}: our preset `{preset}`", ""]
     description = published.get("harness_families", {}).get(
         family, {}).get("description")
-    if description:
-      lines += [description, ""]
-    rows = _ours_rows(ours)
-    for table in tables:
-      rows += _published_rows(table, published["columns"])
+    lines += [description, ""] if description else []
+    rows = _ours_rows(ours) + [
+        [DISPLAY.get(name, name.replace("_", " ").title()),
+         f"[{t['id']}](#sources)", "published"] +
+        ["–" if v is None else f"{v:.2f}" for v in (dict(zip(
+            published["columns"], values)).get(c) for c in TASKS + ("avg",))]
+        for t in tables for name, values in t["rows"].items()]
     mine = [p for p in progress or []
             if FAMILY_OF_PRESET.get(p["preset"], "") == family]
     if not ours:
@@ -428,12 +399,11 @@ def render(runs: List[Run], published: Dict[str, Any],
           "run has done the preset's steps. Train loss / accuracy: the "
           "mean over the last logging window (50 steps). The published "
           "column is the same method's test accuracy after the published "
-          "schedule.", ""]
-      lines += common.table(
-          ["model", "task", "scale", "train loss / acc. (last window)",
-           "val acc. (last eval)", "best val", "test last / best",
-           "published", "val curve (step:acc)"],
-          _progress_rows(mine, published, family)) + [""]
+          "schedule.", ""] + common.table(
+              ["model", "task", "scale", "train loss / acc. (last window)",
+               "val acc. (last eval)", "best val", "test last / best",
+               "published", "val curve (step:acc)"],
+              _progress_rows(mine, published, family)) + [""]
       if curves:
         lines += [f"![training curves of the runs in progress]({curves})",
                   ""]
@@ -452,9 +422,9 @@ def render(runs: List[Run], published: Dict[str, Any],
   lines += [f"* `{t['id']}` ({t.get('harness', '?')}): "
             f"{t['source']} {t.get('notes', '')}".rstrip()
             for t in published["tables"]]
-  lines += ["* Rule and data: `benchmarks/lra_table.py`, "
-            "`benchmarks/lra_published.json`.", ""]
-  return "\n".join(lines)
+  return "\n".join(lines + [
+      "* Rule and data: `benchmarks/lra_table.py`, "
+      "`benchmarks/lra_published.json`.", ""])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> str:
@@ -467,21 +437,20 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
                       help="Markdown output ('-' for stdout)")
   parser.add_argument("--published", default=PUBLISHED)
   parser.add_argument("--progress", nargs="*", default=[],
-                      help="progress JSON files of benchmarks/full_length.py "
+                      help="progress JSON files of benchmarks.full_length "
                       "(glob patterns allowed; none matching is fine)")
   parser.add_argument("--curves", default=None,
                       help="the progress runs' curves (PNG; default "
                       "lra_progress.png beside --out; '': none)")
   args = parser.parse_args(argv)
+  if args.curves is None and args.out != "-":
+    args.curves = os.path.join(os.path.dirname(args.out), "lra_progress.png")
   try:
     runs = [load_run(p) for p in find_results(args.results)]
     progress = [load_progress(p) for pattern in args.progress
                 for p in sorted(glob.glob(pattern))]
     published = load_published(args.published)
     curves = None
-    if args.curves is None and args.out != "-":
-      args.curves = os.path.join(os.path.dirname(args.out),
-                                 "lra_progress.png")
     if progress and args.curves:
       os.makedirs(os.path.dirname(os.path.abspath(args.curves)),
                   exist_ok=True)

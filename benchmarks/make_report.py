@@ -2,18 +2,11 @@ r"""Renders docs/BENCHMARKS.md from the files the benchmark studies wrote.
 
   python -m benchmarks.make_report      # docs/*.json, *.md -> BENCHMARKS.md
 
-Inputs, each optional: a missing one gives a "not run yet" section naming its
-command (the grid, temperature and GPU sections are left out instead):
-kernel_error.json/.png (benchmarks.kernel_error), attention_speed.json and
-attention_speed_spectral.json (benchmarks/attention_speed.py),
-attention_pareto.md/.png (benchmarks/attention_pareto.py),
-train_step_speed.json, lra_table.md (benchmarks.lra_table),
-spectral_error.json/.png (benchmarks.spectral_error), temperature.json
-(benchmarks.temperature_study) and gpu_suite.json (benchmarks/gpu_suite.sh).
-It also draws docs/attention_speed.png from attention_speed.json. Every
-number is read from those files, except the reference value of an earlier
-independent numpy measurement that the kernel-error section is checked
-against.
+Each input is optional: a missing one gives a "not run yet" section naming
+its command (the grid, temperature and GPU sections are left out instead).
+It draws docs/attention_speed.png and docs/attention_pareto.png from their
+JSON. Every number is read from those files, except an earlier independent
+numpy measurement that the kernel-error section is checked against.
 """
 
 import argparse
@@ -25,39 +18,22 @@ from benchmarks import common
 from benchmarks.common import as_float, fmt, pm, table
 
 KERNEL_ERROR_CMD = "python -m benchmarks.kernel_error"
-SPEED_CMD = "python benchmarks/attention_speed.py"
+SPEED_CMD = "python -m benchmarks.attention_speed"
 LRA_CMD = ("python -m benchmarks.lra_table 'runs/*/results.json' "
            "--progress 'docs/results/full_length_listops_*.json'")
 TEMPERATURE_CMD = ("python -m benchmarks.temperature_study run && "
                    "python -m benchmarks.temperature_study report")
 GPU_SUITE_CMD = "bash benchmarks/gpu_suite.sh   # on a machine with one GPU"
 REPORT_CMD = "python -m benchmarks.make_report"
-TRAIN_STEP_CMD = ("python benchmarks/train_step_speed.py --task=listops "
-                  "--preset=lra --max_len=2000 --batch_size=2 --steps=3 "
-                  "--attentions=softmax,macformer_exp,performer,rfa,linear")
-# The grid's speed run: one cell per component (orf weights; the weight
-# matrix does not change the attention cost, except fastfood_learnable,
-# which rebuilds W from S, G, B in every call), beside rmfa, performer and
-# softmax, in one process.
-GRID_SPEED_VARIANTS = (
-    "softmax", "rmfa", "performer", "spectra_trigrf_orf", "spectra_posrf_orf",
-    "spectra_oprf_orf", "spectra_gerf_orf", "spectra_saderf_orf",
-    "spectra_oprf_fastfoodl", "spectra_posrf_sorf", "spectra_posrf_qmc",
-    "spectra_rmf_rademacher")
-GRID_SPEED_CMD = ("nice -n 19 python benchmarks/attention_speed.py "
-                  "--variants " + ",".join(GRID_SPEED_VARIANTS) +
-                  " --lengths 1024,2048,4096,8192,16384 --repeats 3 "
-                  "--out docs/attention_speed_spectral.json")
+TRAIN_STEP_CMD = ("python -m benchmarks.train_step_speed "
+                  "--baseline=<old checkout> --profile=/tmp/profile")
 # An earlier independent numpy measurement (not a paper number):
 # exp kernel, D = 128, L = 1024, d = 32, PreSBN, non-causal, sampled degrees.
 HARNESS_B_EXP_D128 = 0.026
 KERNELS = ("exp", "trigh", "inverse", "log", "sqrt")
 REPORT_DIMS = (128, 1024)
 GRID_M, GRID_SPEED_L = 128, 8192
-
-
-def _slope(x: Optional[float]) -> str:
-  return "n/a" if x is None else f"{x:+.3f}"
+LEVELS = (0.1, 0.07, 0.05, 0.03, 0.02, 0.015, 0.01, 0.007, 0.005, 0.003)
 
 
 def _machine(m: dict) -> str:
@@ -84,7 +60,7 @@ def _input(docs: str, name: str, title: str, command: Optional[str]):
 
 
 # ----------------------------------------------------------------------------
-# Kernel error.
+# Kernel error (benchmarks.kernel_error).
 # ----------------------------------------------------------------------------
 def _curve(curves, method="rmf", kernel="exp", allocation=None,
            projection=None, inputs="presbn") -> Optional[dict]:
@@ -94,21 +70,13 @@ def _curve(curves, method="rmf", kernel="exp", allocation=None,
       None)
 
 
-def _at(curve: dict, metric: str, dim: int, dims_key: str = "D") -> str:
-  if dim not in curve[dims_key]:
-    return "–"
-  i = curve[dims_key].index(dim)
-  return pm(curve[metric]["mean"][i], curve[metric]["std"][i])
-
-
 def _row(curve: dict, name: str, label: str, metrics, slope_metrics):
-  return ([name, label] + [_slope(curve[m]["slope"]) for m in slope_metrics]
-          + [_at(curve, m, d) for d in REPORT_DIMS for m in metrics])
-
-
-def _nonfinite(c: dict) -> str:
-  return str(sum(v["nonfinite"] for v in c.values()
-                 if isinstance(v, dict) and "nonfinite" in v))
+  slopes = [curve[m]["slope"] for m in slope_metrics]
+  return ([name, label] + ["n/a" if x is None else f"{x:+.3f}"
+                           for x in slopes] +
+          [pm(curve[m]["mean"][curve["D"].index(d)],
+              curve[m]["std"][curve["D"].index(d)]) if d in curve["D"]
+           else "–" for d in REPORT_DIMS for m in metrics])
 
 
 def kernel_error_section(docs: str, rel_png: str) -> List[str]:
@@ -134,24 +102,19 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
       "D^-1/2, i.e. slope -0.5.", ""]
   if os.path.exists(os.path.join(docs, os.path.basename(rel_png))):
     lines += [f"![kernel and attention error vs D]({rel_png})", ""]
-  both = ("kernel_error", "attention_error")
-  rows = []
-  for kernel in KERNELS:
-    for allocation in ("stratified", "sampled"):
-      for projection in ("chained", "independent"):
-        c = _curve(curves, kernel=kernel, allocation=allocation,
-                   projection=projection)
-        if c is not None:
-          tag = {("stratified", "chained"): " (default)",
-                 ("sampled", "independent"): " (paper)"}.get(
-                     (allocation, projection), "")
-          rows.append(_row(c, f"RMF {kernel}",
-                           f"{allocation}/{projection}{tag}", both, both))
+  both, raw = ("kernel_error", "attention_error"), (
+      "attention_error", "attention_error_truncated")
+  tags = {("stratified", "chained"): " (default)",
+          ("sampled", "independent"): " (paper)"}
+  rows = [_row(c, f"RMF {kernel}", f"{a}/{p}{tags.get((a, p), '')}", both,
+               both) for kernel in KERNELS for a in ("stratified", "sampled")
+          for p in ("chained", "independent")
+          for c in [_curve(curves, kernel=kernel, allocation=a,
+                           projection=p)] if c is not None]
   names = {"performer": "Performer FAVOR+", "rfa": "RFA (Fourier)"}
-  for method, name in names.items():
-    c = _curve(curves, method=method)
-    if c is not None:
-      rows.append(_row(c, name, "softmax = exp kernel", both, both))
+  rows += [_row(c, name, "softmax = exp kernel", both, both)
+           for method, name in names.items()
+           for c in [_curve(curves, method=method)] if c is not None]
   header = (["method", "allocation/projection", "slope K", "slope attn"] +
             [f"{m} D={d}" for d in REPORT_DIMS for m in ("K err", "attn err")])
   lines += ["### With PreSBN", ""] + table(header, rows) + [""]
@@ -166,19 +129,17 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
               "did not record its v distribution, on which the relative "
               "attention error depends).", ""]
   outside = data.get("fraction_outside_radius", {}).get("raw", {})
-  raw = ("attention_error", "attention_error_truncated")
-  rows = []
-  for kernel in KERNELS:
-    c = _curve(curves, kernel=kernel, allocation="sampled",
-               projection="independent", inputs="raw")
-    if c is not None:
-      rows.append(_row(c, kernel, fmt(outside.get(kernel, math.nan)), raw,
-                       raw[1:]) + [_nonfinite(c)])
-  for method in names:
-    c = _curve(curves, method=method, inputs="raw")
-    if c is not None:
-      rows.append(_row(c, f"{method} (softmax)", fmt(outside.get("exp", 0.0)),
-                       raw, raw[1:]) + [_nonfinite(c)])
+  nonfinite = lambda c: str(sum(v["nonfinite"] for v in c.values() if
+                                isinstance(v, dict) and "nonfinite" in v))
+  rows = [_row(c, name, fmt(outside.get(kernel, 0.0 if method else math.nan)),
+               raw, raw[1:]) + [nonfinite(c)]
+          for method, kernel, name in [(None, k, k) for k in KERNELS] +
+          [(m, "exp", f"{m} (softmax)") for m in names]
+          for c in [_curve(curves, method=method or "rmf", kernel=kernel,
+                           inputs="raw", **({} if method else {
+                               "allocation": "sampled",
+                               "projection": "independent"}))]
+          if c is not None]
   header = (["kernel", "pairs with abs(t) ≥ radius", "slope (vs f≤20)"] +
             [f"attn err D={d} {t}" for d in REPORT_DIMS
              for t in ("vs f", "vs f≤20")] +
@@ -192,21 +153,13 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
       "reported as such.", ""] + table(header, rows) + [""]
   var = data.get("variance")
   if var:
-    keys = ("empirical_sampled_independent", "formula_sampled_independent",
-            "empirical_sampled_chained", "empirical_stratified_independent",
-            "formula_stratified_independent", "empirical_stratified_chained",
-            "formula_stratified_chained")
+    keys = [f"{e}_{a}_{p}" for a, p, es in (
+        ("sampled", "independent", "ef"), ("sampled", "chained", "e"),
+        ("stratified", "independent", "ef"), ("stratified", "chained", "ef"))
+            for e in ("empirical", "formula") if e[0] in es]
     ratios = ("chained_over_independent_sampled",
               "chained_over_independent_stratified",
               "stratified_over_sampled_chained")
-    rows = [[r["kernel"], r["pairs"], fmt(r["mean_abs_t"], 2)] +
-            [f"{r[k]:.2e}" for k in keys] + [f"{r[k]:.3f}" for k in ratios]
-            for r in var["rows"]]
-    header = ["kernel", "pairs", "mean abs t", "sampled/indep.",
-              "formula (METHOD.md §2.2)", "sampled/chained",
-              "stratified/indep.", "formula", "stratified/chained", "formula",
-              "chained ÷ indep. (sampled)", "chained ÷ indep. (stratified)",
-              "stratified ÷ sampled (chained)"]
     lines += [
         f"### Variance of φ(x)·φ(y) at D = {var['num_features']}, "
         f"d = {var['head_dim']}", "",
@@ -214,20 +167,24 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
         f"over {var['num_pairs']} pairs per pair set ({var['inputs']}), "
         "beside the exact formulas. The chained layout (features share the "
         "factors of a chain) costs the ratio in the chained ÷ independent "
-        "columns; its width is ≈ D instead of ≈ 2D.", ""]
-    lines += table(header, rows) + [""]
+        "columns; its width is ≈ D instead of ≈ 2D.", ""] + table(
+            ["kernel", "pairs", "mean abs t", "sampled/indep.",
+             "formula (METHOD.md §2.2)", "sampled/chained",
+             "stratified/indep.", "formula", "stratified/chained", "formula",
+             "chained ÷ indep. (sampled)", "chained ÷ indep. (stratified)",
+             "stratified ÷ sampled (chained)"],
+            [[r["kernel"], r["pairs"], fmt(r["mean_abs_t"], 2)] +
+             [f"{r[k]:.2e}" for k in keys] + [f"{r[k]:.3f}" for k in ratios]
+             for r in var["rows"]]) + [""]
   return lines
 
 
 # ----------------------------------------------------------------------------
-# Attention speed.
+# Attention speed (benchmarks.attention_speed), also the Spectraformer grid's.
 # ----------------------------------------------------------------------------
 def _variants(rows: List[dict]) -> List[str]:
-  names = []
-  for row in rows:
-    names += [k for k, v in row.items() if isinstance(v, dict)
-              and "median_ms" in v and k not in names]
-  return names
+  return list(dict.fromkeys(k for row in rows for k, v in row.items()
+                            if isinstance(v, dict) and "median_ms" in v))
 
 
 def crossover(rows: List[dict], fast: str, slow: str
@@ -277,12 +234,12 @@ def speed_plot(data: dict, path: str) -> None:
     ax.plot(*zip(*pts), marker="o", label=name,
             lw=2.5 if name == "rmfa" else 1.5)
   for slow, color in (("softmax", "C3"), ("performer", "C1")):
-    if "rmfa" in variants and slow in variants:
-      length, _ = crossover(rows, "rmfa", slow)
-      if length is not None:
-        ax.axvline(length, color=color, ls=":", lw=1)
-        ax.text(length, ax.get_ylim()[1], f" rmfa < {slow}\n L≈{length:.0f}",
-                va="top", fontsize=8, color=color)
+    length = (crossover(rows, "rmfa", slow)[0] if "rmfa" in variants
+              and slow in variants else None)
+    if length is not None:
+      ax.axvline(length, color=color, ls=":", lw=1)
+      ax.text(length, ax.get_ylim()[1], f" rmfa < {slow}\n L≈{length:.0f}",
+              va="top", fontsize=8, color=color)
   ax.set_xscale("log", base=2)
   ax.set_yscale("log")
   ax.set_xlabel("sequence length L")
@@ -299,7 +256,7 @@ def speed_plot(data: dict, path: str) -> None:
   plt.close(fig)
 
 
-def _ms_table(rows, variants, key: str, cell) -> List[str]:
+def _by_length(rows, variants, cell) -> List[str]:
   return table(["L"] + variants, [[str(r["length"])] + [
       cell(r, v) if v in r else "–" for v in variants] for r in rows]) + [""]
 
@@ -315,33 +272,33 @@ def speed_section(docs: str, png_name: str, draw: bool = True) -> List[str]:
     return lines
   rows = sorted(data["rows"], key=lambda r: r["length"])
   variants = _variants(rows)
-  lines += [f"Command: `{data.get('command', SPEED_CMD)}`. Machine: "
-            f"{_machine(data)}. Measure: {data.get('measure', '?')}.", ""]
+  lines += [f"Command: `{common.shown(data.get('command', SPEED_CMD))}`. "
+            f"Machine: {_machine(data)}. Measure: "
+            f"{data.get('measure', '?')}.", ""]
   # Speed-ups of every variant against softmax, and of rmfa vs Performer.
   ratios = [(v, "softmax") for v in variants
             if "softmax" in variants and v != "softmax"]
   ratios += [("rmfa", base) for base in ("performer", "performer_peer")
              if "rmfa" in variants and base in variants]
-  header = (["L"] + [f"{v} ms" for v in variants] +
-            [f"{v} speed-up vs {base}" for v, base in ratios])
-  lines += table(header, [
+  lines += table(["L"] + [f"{v} ms" for v in variants] +
+                 [f"{v} speed-up vs {base}" for v, base in ratios], [
       [str(r["length"])] +
       [f"{r[v]['median_ms']:.1f}" if v in r else "–" for v in variants] +
       [f"{r[b]['median_ms'] / r[v]['median_ms']:.2f}×" if v in r and b in r
        else "–" for v, b in ratios] for r in rows]) + [""]
-  if any("fwd_median_ms" in r.get(v, {}) for r in rows for v in variants):
-    lines += ["Forward only (ms, median):", ""] + _ms_table(
-        rows, variants, "fwd", lambda r, v: f"{r[v]['fwd_median_ms']:.1f}")
-  if any("fwd_bwd_temp_bytes" in r.get(v, {}) for r in rows
-         for v in variants):
+  has = lambda key: any(key in r.get(v, {}) for r in rows for v in variants)
+  if has("fwd_median_ms"):
+    lines += ["Forward only (ms, median):", ""] + _by_length(
+        rows, variants, lambda r, v: f"{r[v]['fwd_median_ms']:.1f}")
+  if has("fwd_bwd_temp_bytes"):
     lines += ["Memory: XLA scratch of the compiled fwd+bwd (MiB; "
               "`memory_analysis().temp_size_in_bytes`; on a GPU the device "
-              "peak is in the JSON):", ""]
-    lines += table(["L"] + variants, [[str(r["length"])] + [
-        f"{r[v]['fwd_bwd_temp_bytes'] / 2**20:.1f}"
-        if v in r and r[v].get("fwd_bwd_temp_bytes") is not None
-        else ("OOM" if v in r.get("oom", []) else "–")
-        for v in variants] for r in rows]) + [""]
+              "peak is in the JSON):", ""] + table(["L"] + variants, [
+                  [str(r["length"])] + [
+                      f"{r[v]['fwd_bwd_temp_bytes'] / 2**20:.1f}"
+                      if r.get(v, {}).get("fwd_bwd_temp_bytes") is not None
+                      else ("OOM" if v in r.get("oom", []) else "–")
+                      for v in variants] for r in rows]) + [""]
   if any("fraction_of_matmul" in r.get("rmfa", {}) for r in rows):
     lines += ["RMFA's matmul FLOPs per second as a fraction of this machine's "
               "float32 matmul throughput: " + ", ".join(
@@ -357,32 +314,218 @@ def speed_section(docs: str, png_name: str, draw: bool = True) -> List[str]:
   return lines
 
 
+def grid_speed_section(docs: str) -> List[str]:
+  data, lines = _input(docs, "attention_speed_spectral.json",
+                       "Spectraformer grid: attention speed", None)
+  if data is None or not data.get("rows"):
+    return []
+  rows = sorted(data["rows"], key=lambda r: r["length"])
+  variants, shapes = _variants(rows), data.get("shapes", {})
+  lines += [
+      f"Command: `{common.shown(data.get('command', '?'))}`. Machine: "
+      f"{data.get('device')}, {data.get('host')}, jax {data.get('jax')}. "
+      f"Measure: {data.get('measure')}; B = {shapes.get('batch')}, H = "
+      f"{shapes.get('heads')}, Dh = {shapes.get('head_dim')}, M = "
+      f"{shapes.get('num_features')}. All variants ran in one process, "
+      "alternating within each repeat; on a shared machine compare ratios "
+      "within this table, not absolute times across runs.", "",
+      "fwd+bwd time (ms, median):", ""] + _by_length(
+          rows, variants, lambda r, v: f"{r[v]['median_ms']:.1f}")
+  at = [r for r in rows if r["length"] == GRID_SPEED_L]
+  timed = sorted((at[0][v]["median_ms"], v) for v in variants
+                 if v.startswith("spectra_") and v in at[0]) if at else []
+  if timed:
+    r, bases = at[0], ("rmfa", "performer", "softmax")
+    body = [[v, f"{ms:.1f}"] + [f"{ms / r[b]['median_ms']:.2f}×" if b in r
+                                else "–" for b in bases]
+            for ms, v in (timed[0], timed[-1])]
+    body += [[b, f"{r[b]['median_ms']:.1f}", "", "", ""] for b in bases
+             if b in r]
+    lines += [f"At L = {GRID_SPEED_L} (one run):", ""] + table(
+        ["variant", "fwd+bwd ms", "time / rmfa", "time / performer",
+         "time / softmax"], body) + [
+             "", f"Fastest grid cell: {timed[0][1]}; slowest: "
+             f"{timed[-1][1]}.", ""]
+  return lines
+
+
 # ----------------------------------------------------------------------------
-# Training step, LRA table, temperature, GPU suite.
+# Time against error (benchmarks.attention_pareto).
 # ----------------------------------------------------------------------------
-def train_step_section(docs: str) -> List[str]:
-  """One full LRA training step per attention (train_step_speed.json)."""
-  data, lines = _input(docs, "train_step_speed.json",
-                       "One LRA training step per attention", TRAIN_STEP_CMD)
+def time_to_reach(points, level) -> Optional[float]:
+  """Least time at which a method's curve reaches error <= level.
+
+  points: [(time, error)] of one method (one per M). Linear interpolation in
+  log-log between consecutive points of the lower-left envelope (the Pareto
+  front); None if no point reaches the level.
+  """
+  best, front = math.inf, []
+  for t, e in sorted(points):
+    if e < best:
+      best = e
+      front.append((t, e))
+  if not front or front[-1][1] > level:
+    return None
+  if front[0][1] <= level:
+    return front[0][0]
+  (t0, e0), (t1, e1) = next((a, b) for a, b in zip(front, front[1:])
+                            if b[1] <= level)
+  f = math.log(e0 / level) / math.log(e0 / e1)
+  return math.exp(math.log(t0) + f * math.log(t1 / t0))
+
+
+def pareto_plot(data: dict, path: str) -> None:
+  """Error vs fwd+bwd time, a curve per method, a panel per (scale, L)."""
+  plt, res, scales = common.pyplot(), data["results"], data["scales"]
+  lengths = sorted({r["length"] for r in res})
+  fig, axes = plt.subplots(len(scales), len(lengths), squeeze=False,
+                           figsize=(4.5 * len(lengths), 3.8 * len(scales)))
+  for i, s in enumerate(scales):
+    for j, length in enumerate(lengths):
+      ax = axes[i][j]
+      for n in dict.fromkeys(r["method"] for r in res):
+        pts = sorted((r["ms"], r["errors"][f"{s:g}"]) for r in res
+                     if r["method"] == n and r["length"] == length)
+        ax.plot(*zip(*pts), "-" if n.startswith("rmfa") else "--",
+                marker="o", ms=3, label=n,
+                lw=2.2 if n in ("rmfa", "performer_peer") else 1)
+      ax.set_xscale("log")
+      ax.set_yscale("log")
+      ax.set_title(f"L = {length}, s = {s:.3g}", fontsize=9)
+      ax.set_xlabel("fwd+bwd ms")
+      ax.set_ylabel("relative error")
+      ax.grid(True, which="both", alpha=0.3)
+  axes[0][-1].legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def pareto_section(docs: str, png_name: str) -> List[str]:
+  data, lines = _input(docs, "attention_pareto.json",
+                       "Time against error (Pareto)", None)
   if data is None:
     return lines
-  base = {r["attention"]: r["s_per_step"] for r in data["results"]}
-  lines += [f"`{data.get('command', TRAIN_STEP_CMD)}`", "",
-            f"Task {data['task']}, preset {data['preset']}, {data['dtype']}, "
-            f"device {data['device']}, host {data['host']}, jax "
-            f"{data['jax']}: forward, backward and AdamW update of the whole "
-            "model on random tokens; the first step (compilation) is timed "
-            "apart.", ""]
-  return lines + table(
-      ["attention", "params", "batch", "L", "s/step", "steps/s",
-       "vs softmax", "first step (s)"],
-      [[r["attention"], f"{r['num_params']:,}", str(r["batch_size"]),
-        str(r["max_len"]), f"{r['s_per_step']:.3f}",
-        f"{r['steps_per_sec']:.3f}",
-        f"{base['softmax'] / r['s_per_step']:.2f}x" if "softmax" in base
-        else "-", f"{r['first_step_s']:.1f}"] for r in data["results"]]) + [""]
+  res, sh = data["results"], data["shapes"]
+  methods = list(dict.fromkeys(r["method"] for r in res))
+  lengths = sorted({r["length"] for r in res})
+  pareto_plot(data, os.path.join(docs, png_name))
+  lines += [f"Command: `{common.shown(data['command'])}`. Machine: "
+            f"{data['device']}, {data['host']}, {data['cpus']} CPUs, jax "
+            f"{data['jax']}; matmul {data['matmul_gflops']:.0f} GFLOP/s. "
+            f"Measure: {data['measure']} ({data['rows']} rows, "
+            f"{data['draws']} draws). B = {sh['batch']}, H = {sh['heads']}, "
+            f"Dh = {sh['head_dim']}; q, k PreSBN'd and scaled by s. All runs "
+            "in one process: compare ratios, not absolute times across "
+            f"runs.", "", f"![time vs error]({png_name})", ""]
+  peer = "performer_peer" if "performer_peer" in methods else "favor"
+  for length in lengths:
+    for s in data["scales"]:
+      pts = {n: [(r["ms"], r["errors"][f"{s:g}"]) for r in res
+                 if r["method"] == n and r["length"] == length]
+             for n in methods}
+      lines += [f"L = {length}, s = {s:.3g}: fwd+bwd ms to reach error <= e "
+                "(log-log interpolation between feature counts; - not "
+                "reached)", ""] + table(
+                    ["method"] + [f"{e:g}" for e in LEVELS],
+                    [[n] + ["-" if t is None else f"{t:.1f}" for t in (
+                        time_to_reach(pts[n], e) for e in LEVELS)]
+                     for n in methods])
+      if "rmfa" in pts and peer in pts:
+        ratios = [f"{e:g}: " + (f"{tp / tr:.2f}x" if tp else "rmfa only")
+                  for e in LEVELS for tp, tr in [(time_to_reach(
+                      pts[peer], e), time_to_reach(pts["rmfa"], e))] if tr]
+        lines += ["", f"{peer} time / rmfa time at equal error: "
+                  + (", ".join(ratios) or "no common level")]
+      lines.append("")
+  by = {(r["method"], r["length"], r["num_features"]): r for r in res}
+  mib = lambda r: f"{r['temp_bytes'] / 2**20:.1f}"
+  return lines + [
+      "Equal M (fwd+bwd ms, temp MiB of the compiled fwd+bwd; "
+      f"ratio = {peer} / rmfa):", ""] + table(
+          ["L", "M", "rmfa ms", f"{peer} ms", "ratio", "rmfa MiB",
+           f"{peer} MiB", "rmfa % of matmul"],
+          [[length, m, f"{a['ms']:.1f}", f"{p['ms']:.1f}",
+            f"{p['ms'] / a['ms']:.2f}x", mib(a), mib(p),
+            f"{100 * a['fraction_of_matmul']:.0f}%"] for length in lengths
+           for m in sorted({r["num_features"] for r in res})
+           for a, p in [(by.get(("rmfa", length, m)),
+                         by.get((peer, length, m)))] if a and p]) + [""]
 
 
+# ----------------------------------------------------------------------------
+# Training step (benchmarks.train_step_speed).
+# ----------------------------------------------------------------------------
+def train_step_section(docs: str) -> List[str]:
+  """Before/after table per attention, first steps, the profiles' top ops."""
+  title = "One LRA training step per attention"
+  data, lines = _input(docs, "train_step_speed.json", title, TRAIN_STEP_CMD)
+  results = data.get("results") if isinstance(data, dict) else None
+  pairs = [[(k, r[k]) for k in ("baseline", "this") if k in r] if "this" in r
+           else [("this", r)] for r in results or [] if isinstance(r, dict)]
+  if data is not None and not (results and all(
+      "matmul_share" in row for pair in pairs for _, row in pair)):
+    return [f"## {title}", ""] + _not_run(
+        TRAIN_STEP_CMD, os.path.join(docs, "train_step_speed.json"),
+        "in an older format: no XLA cost analysis, compile time or "
+        "memory per attention")
+  if data is None:
+    return lines
+  host = data.get("host", {})
+  lines += [
+      f"Command: `{common.shown(data['command'])}` (commit "
+      f"{data.get('commit', '?')}" + (f"; baseline `{data['baseline']}`, "
+                                      f"{data['rounds']} round(s), interleaved"
+                                      if data.get("baseline") else "") +
+      f"). Machine: {data['device']}, {host.get('cpus')} cores, jax "
+      f"{data['jax']}. Task {data['task']}, preset {data['preset']}, "
+      f"{data['dtype']}, {data.get('num_devices', 1)} device(s). The real "
+      "`Engine.train` step (forward, backward, AdamW update) on random "
+      f"tokens; s/step: median of {data['steps']} steps after the first; "
+      "GFLOP: XLA's cost analysis; % of matmul: the achieved GFLOP/s over a "
+      "float32 2048³ matmul timed in the same process; memory: XLA's temp "
+      "buffers and the process's peak RSS." + (
+          " before = the baseline checkout's library, after = this one, one "
+          "process each, alternating; speed-up = median of the per-round "
+          "ratios." if data.get("baseline") else ""), ""]
+  label = {"baseline": "before", "this": "after"}
+  lines += table(
+      ["attention", "checkout", "batch", "L", "s/step", "steps/s",
+       "speed-up", "GFLOP/step", "GFLOP/s", "% of matmul", "compile (s)",
+       "XLA temp (GiB)", "peak RSS (GiB)"],
+      [[row["attention"], label[k] if "this" in r else "this",
+        row["batch_size"], row["max_len"], f"{row['s_per_step']:.3f}",
+        f"{row['steps_per_sec']:.3f}",
+        f"{r['speedup']:.2f}x" if k == "this" and "speedup" in r else "–",
+        f"{row['gflop_per_step']:.1f}", f"{row['gflops']:.1f}",
+        f"{100 * row['matmul_share']:.1f}%", f"{row['compile_s']:.1f}",
+        fmt(row.get("xla_temp_gib")), f"{row['peak_rss_gib']:.2f}"]
+       for r, pair in zip(results, pairs) for k, row in pair]) + [""]
+  first = data.get("first_step", {})
+  if first:
+    lines += ["First step of a new process (compile included), and of the "
+              "next one sharing its persistent compilation cache:", ""]
+    lines += table(["attention", "checkout", "new process (s)",
+                    "next process (s)", "cache"], [
+        [a, label[k], f"{f['cold_s']:.1f}", f"{f['warm_s']:.1f}",
+         "yes" if f["cache"] else "no"]
+        for a, by in first.items() for k, f in by.items()]) + [""]
+  for r, pair in zip(results, pairs):
+    for k, row in pair:
+      prof = row.get("profile")
+      if prof:
+        lines += [f"Top XLA ops of one step: {row['attention']}, "
+                  f"{label[k] if 'this' in r else 'this'} "
+                  f"({prof['ops_ms']:.0f} ms of ops):", ""] + table(
+            ["ms", "share", "op", "model op"],
+            [[f"{op['ms']:.1f}", f"{100 * op['share']:.1f}%", op["op"],
+              f"`{op['op_name']}`"] for op in prof["top_ops"]]) + [""]
+  return lines
+
+
+# ----------------------------------------------------------------------------
+# LRA table, temperature, GPU suite, Spectraformer grid error.
+# ----------------------------------------------------------------------------
 def lra_section(docs: str) -> List[str]:
   """docs/lra_table.md, one heading level down."""
   path = os.path.join(docs, "lra_table.md")
@@ -390,9 +533,9 @@ def lra_section(docs: str) -> List[str]:
   if not os.path.exists(path):
     return lines + _not_run(LRA_CMD, path, "missing")
   with open(path) as f:
-    body = [("#" + line if line.startswith("#") else line)
-            for line in f.read().splitlines() if not line.startswith("# ")]
-  return lines + body + [""]
+    return lines + [("#" + line if line.startswith("#") else line)
+                    for line in f.read().splitlines()
+                    if not line.startswith("# ")] + [""]
 
 
 def temperature_section(docs: str) -> List[str]:
@@ -425,9 +568,7 @@ def temperature_section(docs: str) -> List[str]:
 
 def gpu_suite_section(docs: str) -> List[str]:
   """What benchmarks/gpu_suite.sh produced (docs/gpu_suite.json)."""
-  if not os.path.exists(os.path.join(docs, "gpu_suite.json")):
-    return []
-  data, lines = _input(docs, "gpu_suite.json", "GPU suite", GPU_SUITE_CMD)
+  data, lines = _input(docs, "gpu_suite.json", "GPU suite", None)
   if data is None:
     return lines
   lines += [f"`{GPU_SUITE_CMD}` on {data['device']}, {data['date']} (commit "
@@ -438,9 +579,6 @@ def gpu_suite_section(docs: str) -> List[str]:
        st.get("json", st.get("skipped", ""))] for st in data["stages"]]) + [""]
 
 
-# ----------------------------------------------------------------------------
-# The Spectraformer grid.
-# ----------------------------------------------------------------------------
 def grid_error_section(docs: str) -> List[str]:
   data, lines = _input(docs, "spectral_error.json",
                        "Spectraformer grid: approximation error", None)
@@ -470,32 +608,32 @@ def grid_error_section(docs: str) -> List[str]:
   cells = {}
   for c in data["curves"]:
     cells.setdefault((c["component"], c["weights"]), {})[c["regime"]] = c
+  mean = lambda c, metric: as_float(
+      c[metric]["mean"][c["M"].index(GRID_M)])
 
   def err(c, metric):
     if c is None or GRID_M not in c["M"]:
       return "–"
-    i = c["M"].index(GRID_M)
-    mean, std = c[metric]["mean"][i], c[metric]["std"][i]
-    if math.isnan(as_float(mean)):
-      return str(mean)
-    return f"{as_float(mean):.4f} ± {as_float(std):.4f}"
+    sd = c[metric]["std"][c["M"].index(GRID_M)]
+    return (str(c[metric]["mean"][c["M"].index(GRID_M)])
+            if math.isnan(mean(c, metric)) else
+            f"{mean(c, metric):.4f} ± {as_float(sd):.4f}")
   rows = []
   for (component, weights), regimes in cells.items():
     p, g = regimes.get("presbn"), regimes.get("gauss")
     slope = None if p is None else common.fit_slope(
         p["M"], p["attention_error"]["mean"], above=s["head_dim"])
-    rows.append([component, weights, err(p, "attention_error"),
-                 err(p, "kernel_error"), err(g, "attention_error"),
-                 err(g, "kernel_error"),
-                 "n/a" if slope is None else f"{slope:+.2f}"])
+    rows.append([component, weights] + [
+        err(c, k) for c in (p, g) for k in ("attention_error",
+                                            "kernel_error")] +
+                ["n/a" if slope is None else f"{slope:+.2f}"])
   lines += table(["component", "weights", "attention err. presbn",
                   "kernel err. presbn", "attention err. gauss",
                   "kernel err. gauss", "slope"], rows) + [""]
   for regime in ("presbn", "gauss"):
-    ranked = sorted(
-        (as_float(c["attention_error"]["mean"][c["M"].index(GRID_M)]),
-         f"{cell[0]}-{cell[1]}") for cell, regimes in cells.items()
-        for c in [regimes.get(regime)] if c and GRID_M in c["M"])
+    ranked = sorted((mean(c, "attention_error"), f"{cell[0]}-{cell[1]}")
+                    for cell, regimes in cells.items()
+                    for c in [regimes.get(regime)] if c and GRID_M in c["M"])
     ranked = [r for r in ranked if not math.isnan(r[0])]
     if ranked:
       lines.append(
@@ -503,43 +641,6 @@ def grid_error_section(docs: str) -> List[str]:
           f"{ranked[0][1]} ({ranked[0][0]:.4f}), highest {ranked[-1][1]} "
           f"({ranked[-1][0]:.4f}).")
   return lines + [""]
-
-
-def grid_speed_section(docs: str) -> List[str]:
-  data, lines = _input(docs, "attention_speed_spectral.json",
-                       "Spectraformer grid: attention speed", None)
-  if data is None or not data.get("rows"):
-    return []
-  rows = sorted(data["rows"], key=lambda r: r["length"])
-  variants = _variants(rows)
-  shapes = data.get("shapes", {})
-  lines += [
-      f"Command: `{data.get('command', GRID_SPEED_CMD)}`. Machine: "
-      f"{data.get('device')}, {data.get('host')}, jax {data.get('jax')}. "
-      f"Measure: {data.get('measure')}; B = {shapes.get('batch')}, H = "
-      f"{shapes.get('heads')}, Dh = {shapes.get('head_dim')}, M = "
-      f"{shapes.get('num_features')}. All variants ran in one process, "
-      "alternating within each repeat; on a shared machine compare ratios "
-      "within this table, not absolute times across runs.", "",
-      "fwd+bwd time (ms, median):", ""]
-  lines += _ms_table(rows, variants, "median",
-                     lambda r, v: f"{r[v]['median_ms']:.1f}")
-  at = [r for r in rows if r["length"] == GRID_SPEED_L]
-  timed = sorted((at[0][v]["median_ms"], v) for v in variants
-                 if v.startswith("spectra_") and v in at[0]) if at else []
-  if timed:
-    r, bases = at[0], ("rmfa", "performer", "softmax")
-    body = [[v, f"{ms:.1f}"] + [f"{ms / r[b]['median_ms']:.2f}×" if b in r
-                                else "–" for b in bases]
-            for ms, v in (timed[0], timed[-1])]
-    body += [[b, f"{r[b]['median_ms']:.1f}", "", "", ""] for b in bases
-             if b in r]
-    lines += [f"At L = {GRID_SPEED_L} (one run):", ""] + table(
-        ["variant", "fwd+bwd ms", "time / rmfa", "time / performer",
-         "time / softmax"], body)
-    lines += ["", f"Fastest grid cell: {timed[0][1]}; slowest: "
-              f"{timed[-1][1]}.", ""]
-  return lines
 
 
 def build(docs: str, draw_speed_png: bool = True) -> str:
@@ -551,10 +652,7 @@ def build(docs: str, draw_speed_png: bool = True) -> str:
            "produced it.", ""]
   lines += kernel_error_section(docs, "kernel_error.png")
   lines += speed_section(docs, "attention_speed.png", draw_speed_png)
-  pareto = os.path.join(docs, "attention_pareto.md")  # attention_pareto.py
-  if os.path.exists(pareto):
-    with open(pareto) as f:
-      lines += f.read().splitlines() + [""]
+  lines += pareto_section(docs, "attention_pareto.png")
   lines += train_step_section(docs) + lra_section(docs)
   lines += grid_error_section(docs) + grid_speed_section(docs)
   lines += temperature_section(docs) + gpu_suite_section(docs)

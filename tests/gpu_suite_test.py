@@ -1,4 +1,4 @@
-"""Tests of benchmarks/gpu_suite.sh and benchmarks/full_length.py on CPU.
+"""Tests of benchmarks/gpu_suite.sh and benchmarks.full_length on CPU.
 
 The suite runs once at a tiny setting (module fixture): attention speed at
 L = 64 in bfloat16 (linear, jax.nn.dot_product_attention xla and cudnn), 3
@@ -14,13 +14,11 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks import full_length
+from benchmarks import lra_table
+from benchmarks import make_report
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import full_length  # noqa: E402
-import lra_table  # noqa: E402
-import make_report  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 TINY = {
     "SUITE_REQUIRE_GPU": "0",
