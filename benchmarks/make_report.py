@@ -131,15 +131,13 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
   outside = data.get("fraction_outside_radius", {}).get("raw", {})
   nonfinite = lambda c: str(sum(v["nonfinite"] for v in c.values() if
                                 isinstance(v, dict) and "nonfinite" in v))
-  rows = [_row(c, name, fmt(outside.get(kernel, 0.0 if method else math.nan)),
-               raw, raw[1:]) + [nonfinite(c)]
-          for method, kernel, name in [(None, k, k) for k in KERNELS] +
-          [(m, "exp", f"{m} (softmax)") for m in names]
-          for c in [_curve(curves, method=method or "rmf", kernel=kernel,
-                           inputs="raw", **({} if method else {
-                               "allocation": "sampled",
-                               "projection": "independent"}))]
-          if c is not None]
+  raw_curves = [(k, k, math.nan, _curve(
+      curves, kernel=k, allocation="sampled", projection="independent",
+      inputs="raw")) for k in KERNELS] + [
+          (f"{m} (softmax)", "exp", 0.0, _curve(curves, method=m,
+                                                inputs="raw")) for m in names]
+  rows = [_row(c, name, fmt(outside.get(k, default)), raw, raw[1:]) +
+          [nonfinite(c)] for name, k, default, c in raw_curves if c]
   header = (["kernel", "pairs with abs(t) ≥ radius", "slope (vs f≤20)"] +
             [f"attn err D={d} {t}" for d in REPORT_DIMS
              for t in ("vs f", "vs f≤20")] +
@@ -153,10 +151,10 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
       "reported as such.", ""] + table(header, rows) + [""]
   var = data.get("variance")
   if var:
-    keys = [f"{e}_{a}_{p}" for a, p, es in (
-        ("sampled", "independent", "ef"), ("sampled", "chained", "e"),
-        ("stratified", "independent", "ef"), ("stratified", "chained", "ef"))
-            for e in ("empirical", "formula") if e[0] in es]
+    keys = ("empirical_sampled_independent", "formula_sampled_independent",
+            "empirical_sampled_chained", "empirical_stratified_independent",
+            "formula_stratified_independent", "empirical_stratified_chained",
+            "formula_stratified_chained")
     ratios = ("chained_over_independent_sampled",
               "chained_over_independent_stratified",
               "stratified_over_sampled_chained")
@@ -461,46 +459,45 @@ def train_step_section(docs: str) -> List[str]:
   title = "One LRA training step per attention"
   data, lines = _input(docs, "train_step_speed.json", title, TRAIN_STEP_CMD)
   results = data.get("results") if isinstance(data, dict) else None
-  pairs = [[(k, r[k]) for k in ("baseline", "this") if k in r] if "this" in r
-           else [("this", r)] for r in results or [] if isinstance(r, dict)]
-  if data is not None and not (results and all(
-      "matmul_share" in row for pair in pairs for _, row in pair)):
+  base = bool(isinstance(data, dict) and data.get("baseline"))
+  label = {"baseline": "before", "this": "after" if base else "this"}
+  rows = [(r, label[k], r[k] if "this" in r else r) for r in results or []
+          if isinstance(r, dict)
+          for k in (("baseline", "this") if "this" in r else ("this",))]
+  if data is not None and not (rows and len(rows) >= len(results) and all(
+      isinstance(row, dict) and "matmul_share" in row for _, _, row in rows)):
     return [f"## {title}", ""] + _not_run(
         TRAIN_STEP_CMD, os.path.join(docs, "train_step_speed.json"),
         "in an older format: no XLA cost analysis, compile time or "
         "memory per attention")
   if data is None:
     return lines
-  host = data.get("host", {})
   lines += [
       f"Command: `{common.shown(data['command'])}` (commit "
-      f"{data.get('commit', '?')}" + (f"; baseline `{data['baseline']}`, "
-                                      f"{data['rounds']} round(s), interleaved"
-                                      if data.get("baseline") else "") +
-      f"). Machine: {data['device']}, {host.get('cpus')} cores, jax "
-      f"{data['jax']}. Task {data['task']}, preset {data['preset']}, "
-      f"{data['dtype']}, {data.get('num_devices', 1)} device(s). The real "
-      "`Engine.train` step (forward, backward, AdamW update) on random "
-      f"tokens; s/step: median of {data['steps']} steps after the first; "
-      "GFLOP: XLA's cost analysis; % of matmul: the achieved GFLOP/s over a "
-      "float32 2048³ matmul timed in the same process; memory: XLA's temp "
-      "buffers and the process's peak RSS." + (
+      f"{data.get('commit', '?')}" + (
+          f"; baseline `{data['baseline']}`, {data['rounds']} round(s), "
+          "interleaved" if base else "") + f"). Machine: {data['device']}, "
+      f"{data.get('host', {}).get('cpus')} cores, jax {data['jax']}. Task "
+      f"{data['task']}, preset {data['preset']}, {data['dtype']}, "
+      f"{data.get('num_devices', 1)} device(s). The real `Engine.train` step "
+      "(forward, backward, AdamW update) on random tokens; s/step: median "
+      f"of {data['steps']} steps after the first; GFLOP: XLA's cost "
+      "analysis; % of matmul: the achieved GFLOP/s over a float32 2048³ "
+      "matmul timed in the same process; memory: XLA's temp buffers and the "
+      "process's peak RSS." + (
           " before = the baseline checkout's library, after = this one, one "
           "process each, alternating; speed-up = median of the per-round "
-          "ratios." if data.get("baseline") else ""), ""]
-  label = {"baseline": "before", "this": "after"}
-  lines += table(
+          "ratios." if base else ""), ""] + table(
       ["attention", "checkout", "batch", "L", "s/step", "steps/s",
        "speed-up", "GFLOP/step", "GFLOP/s", "% of matmul", "compile (s)",
        "XLA temp (GiB)", "peak RSS (GiB)"],
-      [[row["attention"], label[k] if "this" in r else "this",
-        row["batch_size"], row["max_len"], f"{row['s_per_step']:.3f}",
-        f"{row['steps_per_sec']:.3f}",
-        f"{r['speedup']:.2f}x" if k == "this" and "speedup" in r else "–",
+      [[row["attention"], lab, row["batch_size"], row["max_len"],
+        f"{row['s_per_step']:.3f}", f"{row['steps_per_sec']:.3f}",
+        f"{r['speedup']:.2f}x" if lab == "after" else "–",
         f"{row['gflop_per_step']:.1f}", f"{row['gflops']:.1f}",
         f"{100 * row['matmul_share']:.1f}%", f"{row['compile_s']:.1f}",
         fmt(row.get("xla_temp_gib")), f"{row['peak_rss_gib']:.2f}"]
-       for r, pair in zip(results, pairs) for k, row in pair]) + [""]
+       for r, lab, row in rows]) + [""]
   first = data.get("first_step", {})
   if first:
     lines += ["First step of a new process (compile included), and of the "
@@ -510,16 +507,14 @@ def train_step_section(docs: str) -> List[str]:
         [a, label[k], f"{f['cold_s']:.1f}", f"{f['warm_s']:.1f}",
          "yes" if f["cache"] else "no"]
         for a, by in first.items() for k, f in by.items()]) + [""]
-  for r, pair in zip(results, pairs):
-    for k, row in pair:
-      prof = row.get("profile")
-      if prof:
-        lines += [f"Top XLA ops of one step: {row['attention']}, "
-                  f"{label[k] if 'this' in r else 'this'} "
-                  f"({prof['ops_ms']:.0f} ms of ops):", ""] + table(
-            ["ms", "share", "op", "model op"],
-            [[f"{op['ms']:.1f}", f"{100 * op['share']:.1f}%", op["op"],
-              f"`{op['op_name']}`"] for op in prof["top_ops"]]) + [""]
+  for _, lab, row in rows:
+    prof = row.get("profile")
+    if prof:
+      lines += [f"Top XLA ops of one step: {row['attention']}, {lab} "
+                f"({prof['ops_ms']:.0f} ms of ops):", ""] + table(
+          ["ms", "share", "op", "model op"],
+          [[f"{op['ms']:.1f}", f"{100 * op['share']:.1f}%", op["op"],
+            f"`{op['op_name']}`"] for op in prof["top_ops"]]) + [""]
   return lines
 
 

@@ -115,6 +115,21 @@ def test_train_step_section_renders_before_and_after(tmp_path):
         in text
 
 
+def test_train_step_section_without_baseline(tmp_path):
+  # Without --baseline the script writes one row per attention.
+  data = json.loads((DATA / "train_step_speed.json").read_text())
+  row = data["results"][0]["this"]
+  data.update(baseline=None, rounds=1, results=[row], first_step={
+      "linear": {"this": data["first_step"]["linear"]["this"]}})
+  (tmp_path / "train_step_speed.json").write_text(json.dumps(data))
+  text = "\n".join(make_report.train_step_section(str(tmp_path)))
+  assert (f"| linear | this | 4 | 128 | {row['s_per_step']:.3f} | "
+          f"{row['steps_per_sec']:.3f} | – |") in text
+  assert "| linear | this | 21.9 | 6.9 | yes |" in text
+  assert "before" not in text and "Top XLA ops of one step: linear, this" \
+      in text
+
+
 @pytest.mark.parametrize("content", [
     # The older script's format: no cost analysis, compile time or memory.
     {"results": [{"attention": "softmax", "s_per_step": 6.7,
