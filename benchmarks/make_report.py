@@ -239,9 +239,8 @@ def speed_plot(data: dict, path: str) -> None:
       ax.text(length, ax.get_ylim()[1], f" rmfa < {slow}\n L≈{length:.0f}",
               va="top", fontsize=8, color=color)
   ax.set_xscale("log", base=2)
-  ax.set_yscale("log")
-  ax.set_xlabel("sequence length L")
-  ax.set_ylabel("fwd+bwd time (ms, median)")
+  ax.set(yscale="log", xlabel="sequence length L",
+         ylabel="fwd+bwd time (ms, median)")
   shapes = data.get("shapes", {})
   ax.set_title(f"Attention core speed on {data.get('device', '?')} "
                f"(B={shapes.get('batch')}, H={shapes.get('heads')}, "
@@ -387,11 +386,9 @@ def pareto_plot(data: dict, path: str) -> None:
         ax.plot(*zip(*pts), "-" if n.startswith("rmfa") else "--",
                 marker="o", ms=3, label=n,
                 lw=2.2 if n in ("rmfa", "performer_peer") else 1)
-      ax.set_xscale("log")
-      ax.set_yscale("log")
+      ax.set(xscale="log", yscale="log", xlabel="fwd+bwd ms",
+             ylabel="relative error")
       ax.set_title(f"L = {length}, s = {s:.3g}", fontsize=9)
-      ax.set_xlabel("fwd+bwd ms")
-      ax.set_ylabel("relative error")
       ax.grid(True, which="both", alpha=0.3)
   axes[0][-1].legend(fontsize=6)
   fig.tight_layout()
