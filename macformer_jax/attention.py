@@ -38,9 +38,11 @@ from macformer_jax import normalization
 
 # Default lower bound of the RMFA denominator, per visible real key (see rmfa).
 RMFA_DENOMINATOR_EPS = 1e-2
-# Positions per block of the non-causal RMFA core on CPU: 4 x 512 rows of
-# 127 float32 features (B = H = 2) stay in a 1 MiB L2 (macformer_attention).
-DEFAULT_BLOCK_SIZE = 512
+# Positions per block of the non-causal RMFA core on CPU: 4 x 256 rows of
+# 96 float32 block features (B = H = 2, M = 128: [1, q, degree >= 2
+# products], rmf_linear_attention), 384 KiB, stay in a core's 512 KiB L2;
+# measured against 128 and 384-1024 (docs/RMFA_CORE.md).
+DEFAULT_BLOCK_SIZE = 256
 
 
 def _as_bool_mask(mask: Optional[jax.Array], batch: int, length: int):
@@ -395,8 +397,8 @@ _rmf_linear_blocked.defvjp(_rmf_linear_blocked_fwd, _rmf_linear_blocked_bwd)
 
 
 def rmf_linear_attention(params: features.RMFParams, q: jax.Array,
-                         k: jax.Array, v1: jax.Array, block_size: int = 512
-                         ) -> jax.Array:
+                         k: jax.Array, v1: jax.Array,
+                         block_size: int = DEFAULT_BLOCK_SIZE) -> jax.Array:
   """Non-causal RMF attention numerator and denominator, blocked.
 
   phi(q_i) . sum_j phi(k_j) v1_j^T splits by degree (docs/METHOD.md §4.3):
