@@ -38,9 +38,11 @@ from macformer_jax import normalization
 
 # Default lower bound of the RMFA denominator, per visible real key (see rmfa).
 RMFA_DENOMINATOR_EPS = 1e-2
-# Positions per block of the non-causal RMFA core on CPU: 4 x 512 rows of
-# 127 float32 features (B = H = 2) stay in a 1 MiB L2 (macformer_attention).
-DEFAULT_BLOCK_SIZE = 512
+# Positions per block of the non-causal RMFA core on CPU: 4 x 256 rows of
+# 96 float32 block features (B = H = 2, M = 128: [1, q, degree >= 2
+# products], rmf_linear_attention), 384 KiB, stay in a core's 512 KiB L2;
+# measured against 128 and 384-1024 (docs/RMFA_CORE.md).
+DEFAULT_BLOCK_SIZE = 256
 
 
 def _as_bool_mask(mask: Optional[jax.Array], batch: int, length: int):
@@ -275,95 +277,136 @@ def _unblock(x: jax.Array) -> jax.Array:
   return jnp.transpose(x, (1, 2, 0, 3, 4)).reshape(b, h, n * c, d)
 
 
-def _rmf_block(plan, x, projections, scales):
-  """RMF features of one block [B, H, C, Dk] -> [B, H, C, M-1]."""
-  return features.rmf(features.RMFParams(projections, scales, plan), x,
-                      constant=False, head_axis=1)
+def _rmf_block_features(plan, constant, x, projections):
+  """[B, H, C, Dk] -> [B, H, C, F]: [1 (if a_0), x, unscaled products p(x)].
+
+  The exact layout `_rmf_linear_blocked` reduces: the constant feature,
+  the input itself (the degree-1 features as a bilinear form, see
+  `rmf_linear_attention`) and the degree >= 2 products, in one array.
+  """
+  columns = [x]
+  if constant:
+    columns.insert(0, jnp.ones(x.shape[:-1] + (1,), x.dtype))
+  if plan is not None:
+    columns.append(features.rmf(features.RMFParams(projections, None, plan),
+                                x, constant=False, head_axis=1, scaled=False))
+  return jnp.concatenate(columns, axis=-1)
+
+
+def _weigh_state(constant, state, linear, weights):
+  """S^T [B, H, E, F] over `_rmf_block_features` -> the state queries read.
+
+  Columns: a_0 * (sum_j v1_j), (sum_j v1_j k_j^T) A (A symmetric), and
+  s_i^2 * (sum_j v1_j p_i(k_j)): phi(q) . S splits into these three terms.
+  """
+  dk = linear.shape[-1]
+  start = 1 if constant else 0
+  head = "" if linear.ndim == 2 else "h"
+  parts = [jnp.einsum(f"bhed,{head}df->bhef", state[..., start:start + dk],
+                      linear)]
+  if constant:
+    parts.insert(0, constant * state[..., :1])
+  if state.shape[-1] > start + dk:
+    parts.append(state[..., start + dk:] * weights)
+  return jnp.concatenate(parts, axis=-1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _rmf_linear_blocked(plan, size, constant, xq, xk, v1, projections,
-                        scales):
+                        weights, linear):
   """Non-causal RMF linear attention, block by block, recomputed backward.
 
   Heads-first xq, xk [B, H, L, Dk] (scaled; L a multiple of `size`), v1
-  [B, H, L, E] (values, ones column, masked). Returns the unnormalised
-  phi(q_i) . sum_j phi(k_j) v1_j^T + constant * sum_j v1_j, [B, H, L, E].
+  [B, H, L, E] (values, ones column, masked); `plan`, `projections` and
+  `weights` (the squared scales s_i^2) the map of the degree >= 2 features
+  (or None), `linear` [(H,) Dk, Dk] the degree-1 features' matrix A and
+  `constant` a_0 (`features.split_linear`). Returns the unnormalised
+  phi(q_i) . sum_j phi(k_j) v1_j^T, [B, H, L, E].
 
-  The features of a block of `size` positions are computed, consumed by
-  the matmuls while they are in cache, and dropped: no [B, H, L, M] array
-  exists in the forward or the backward pass (the backward recomputes
-  them, Performer-style cheap FLOPs for memory traffic), so the temp
-  memory is O(L (Dk + E) + M E) instead of O(L M). The reductions over
-  positions run as V'^T phi ([E, C] @ [C, M]), the layout the matmul
-  wants, so the state is S^T [B, H, E, M]. `projections` and `scales` are
-  constants: their cotangents are zero (`rmf_linear_attention` stops their
-  gradient, so that this is exact, not an omission).
+  The block features F = [1, x, p(x)] of `size` positions are computed,
+  consumed by the matmuls while they are in cache, and dropped: no
+  [B, H, L, M] array exists in the forward or the backward pass (the
+  backward recomputes them, Performer-style cheap FLOPs for memory
+  traffic), so the temp memory is O(L (Dk + E) + M E) instead of O(L M).
+  The weights never touch the wide products: phi(q) . S = F(q) . T(S) with
+  S^T = sum_j v1_j F(k_j)^T and T applying a_0, A and s^2 to the [E, F]
+  state once (`_weigh_state`). The reductions over positions run as
+  V'^T F ([E, C] @ [C, F]), the layout the matmul wants. `projections`,
+  `weights` and `linear` are constants: their cotangents are zero
+  (`rmf_linear_attention` stops their gradient, so that this is exact,
+  not an omission).
   """
   return _rmf_linear_blocked_fwd(plan, size, constant, xq, xk, v1,
-                                 projections, scales)[0]
+                                 projections, weights, linear)[0]
 
 
 def _rmf_linear_blocked_fwd(plan, size, constant, xq, xk, v1, projections,
-                            scales):
-  phi = functools.partial(_rmf_block, plan, projections=projections,
-                          scales=scales)
+                            weights, linear):
+  feats = functools.partial(_rmf_block_features, plan, constant,
+                            projections=projections)
 
   def add_keys(state, block):
     xk_c, v1t_c = block
-    return state + jnp.einsum("bhec,bhcm->bhem", v1t_c, phi(xk_c)), None
+    return state + jnp.einsum("bhec,bhcm->bhem", v1t_c, feats(xk_c)), None
 
   b, h, _, e = v1.shape
-  state = jnp.zeros((b, h, e, scales.shape[-1]), jnp.float32)
+  width = (1 if constant else 0) + xq.shape[-1] + (
+      0 if plan is None else weights.shape[-1])
+  state = jnp.zeros((b, h, e, width), jnp.float32)
   state, _ = jax.lax.scan(add_keys, state, (_blocks(xk, size),
                                             _blocks(v1, size, True)))
+  state = _weigh_state(constant, state, linear, weights)
   out = jax.lax.map(
-      lambda xq_c: jnp.einsum("bhcm,bhem->bhce", phi(xq_c), state),
+      lambda xq_c: jnp.einsum("bhcm,bhem->bhce", feats(xq_c), state),
       _blocks(xq, size))
-  out = _unblock(out)
-  if constant:
-    out = out + constant * jnp.sum(v1, axis=2, keepdims=True)
-  return out, (xq, xk, v1, projections, scales, state)
+  return _unblock(out), (xq, xk, v1, projections, weights, linear, state)
 
 
 def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
-  xq, xk, v1, projections, scales, state = residuals
+  xq, xk, v1, projections, weights, linear, state = residuals
 
-  def phi_vjp(x):  # the map's parameters are constants (see above)
-    phi, vjp = jax.vjp(lambda x: _rmf_block(plan, x, projections, scales), x)
-    return phi, lambda d: vjp(d)[0]
+  def feats_vjp(x):  # the map's parameters are constants (see above)
+    f, vjp = jax.vjp(
+        lambda x: _rmf_block_features(plan, constant, x, projections), x)
+    return f, lambda d: vjp(d)[0]
 
-  def queries(d_state, block):  # dS^T += g^T phi(q); dq via dphi(q)
+  def queries(d_state, block):  # dS^T += g^T F(q); dq via dF(q) = g T(S)
     xq_c, g_c, gt_c = block
-    phi_q, vjp = phi_vjp(xq_c)
-    d_state = d_state + jnp.einsum("bhec,bhcm->bhem", gt_c, phi_q)
+    f_q, vjp = feats_vjp(xq_c)
+    d_state = d_state + jnp.einsum("bhec,bhcm->bhem", gt_c, f_q)
     return d_state, vjp(jnp.einsum("bhce,bhem->bhcm", g_c, state))
 
   d_state, dxq = jax.lax.scan(
       queries, jnp.zeros_like(state),
       (_blocks(xq, size), _blocks(g, size), _blocks(g, size, True)))
+  d_state = _weigh_state(constant, d_state, linear, weights)  # T is linear
 
-  def keys(block):  # dv1 = phi(k) dS; dk via dphi(k) = v1 dS^T
+  def keys(block):  # dv1 = F(k) dS; dk via dF(k) = v1 dS^T
     xk_c, v1_c = block
-    phi_k, vjp = phi_vjp(xk_c)
-    dv = jnp.einsum("bhcm,bhem->bhce", phi_k, d_state)
+    f_k, vjp = feats_vjp(xk_c)
+    dv = jnp.einsum("bhcm,bhem->bhce", f_k, d_state)
     return vjp(jnp.einsum("bhce,bhem->bhcm", v1_c, d_state)), dv
 
   dxk, dv1 = jax.lax.map(keys, (_blocks(xk, size), _blocks(v1, size)))
-  dv1 = _unblock(dv1)
-  if constant:
-    dv1 = dv1 + constant * jnp.sum(g, axis=2, keepdims=True)
-  return (_unblock(dxq), _unblock(dxk), dv1, jnp.zeros_like(projections),
-          jnp.zeros_like(scales))
+  zeros = lambda x: None if x is None else jnp.zeros_like(x)
+  return (_unblock(dxq), _unblock(dxk), _unblock(dv1), zeros(projections),
+          zeros(weights), jnp.zeros_like(linear))
 
 
 _rmf_linear_blocked.defvjp(_rmf_linear_blocked_fwd, _rmf_linear_blocked_bwd)
 
 
 def rmf_linear_attention(params: features.RMFParams, q: jax.Array,
-                         k: jax.Array, v1: jax.Array, block_size: int = 512
-                         ) -> jax.Array:
+                         k: jax.Array, v1: jax.Array,
+                         block_size: int = DEFAULT_BLOCK_SIZE) -> jax.Array:
   """Non-causal RMF attention numerator and denominator, blocked.
+
+  phi(q_i) . sum_j phi(k_j) v1_j^T splits by degree (docs/METHOD.md §4.3):
+  the constant a_0 sum_j v1_j, the degree-1 features as the bilinear form
+  q_i^T A (sum_j k_j v1_j^T) with A [Dk, Dk] (`features.split_linear`: the
+  same random estimate, through Dk columns instead of C_1 ~ (M-1)/2
+  feature columns), and the features of degree >= 2; all three in one
+  blocked pass (`_rmf_linear_blocked`).
 
   Args:
     params: from `features.sample_rmf`.
@@ -372,25 +415,26 @@ def rmf_linear_attention(params: features.RMFParams, q: jax.Array,
     block_size: positions per block (the last block is zero-padded).
 
   Returns:
-    float32 [B, H, L, Dv+1]: phi(q_i) . sum_j phi(k_j) v1_j^T with the
-    constant feature a_0 added analytically, as `_linear_noncausal` on
-    `features.rmf(params, ., constant=False)` but without materialising
-    the features (see `_rmf_linear_blocked`).
+    float32 [B, H, L, Dv+1]: equal to `_linear_noncausal` on
+    `features.rmf(params, ., constant=False)` with constant a_0, to float32
+    round-off, without materialising the features.
   """
+  q, k, v1 = (x.astype(jnp.float32) for x in (q, k, v1))
+  # The map's parameters are fixed random draws, constants here (so the
+  # backward pass skips their gradients; block_size=None differentiates
+  # them).
+  linear, rest = features.split_linear(jax.lax.stop_gradient(params))
+  plan, projections, weights = ((None, None, None) if rest is None else
+                                (rest.plan, rest.projections,
+                                 rest.scales**2))
   l = q.shape[2]
   size = min(block_size, l)
   pad = (-l) % size
   if pad:  # padded keys have v1 = 0; padded queries are dropped
     widths = ((0, 0), (0, 0), (0, pad), (0, 0))
     q, k, v1 = (jnp.pad(x, widths) for x in (q, k, v1))
-  # The map's parameters are fixed random draws, constants here (so the
-  # backward pass skips their gradients; block_size=None differentiates
-  # them).
-  projections, scales = jax.lax.stop_gradient((params.projections,
-                                               params.scales))
-  out = _rmf_linear_blocked(params.plan, size, params.plan.sqrt_a0**2,
-                            q.astype(jnp.float32), k.astype(jnp.float32),
-                            v1.astype(jnp.float32), projections, scales)
+  out = _rmf_linear_blocked(plan, size, params.plan.sqrt_a0**2, q, k, v1,
+                            projections, weights, linear)
   return out[:, :, :l]
 
 

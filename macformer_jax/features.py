@@ -299,7 +299,7 @@ def _project(x: jax.Array, projection: jax.Array, head_axis: int = -2
 
 
 def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
-        head_axis: int = -2) -> jax.Array:
+        head_axis: int = -2, scaled: bool = True) -> jax.Array:
   """Applies a random Maclaurin feature map.
 
   Args:
@@ -310,6 +310,9 @@ def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
     constant: include the constant feature sqrt(a_0) as column 0; without it
       the caller adds a_0 analytically (`attention.rmfa(constant=a_0)`).
     head_axis: for a per-head map (`num_heads` set), the H axis of x.
+    scaled: multiply the random features by their scales s_i; without
+      them (and without the constant) the caller applies s_i^2 to a state
+      it reduces them into (`attention.rmf_linear_attention`).
 
   Returns:
     float32 [..., M] ([..., M-1] without the constant); phi(x) . phi(y)
@@ -317,11 +320,52 @@ def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
   """
   chex.assert_axis_dimension(x, -1, params.projections.shape[-2])
   random = _products(_project(x, params.projections, head_axis), params.plan)
-  random = random * params.scales
+  if scaled:
+    random = random * params.scales
   if not constant:
     return random
   ones = jnp.full(random.shape[:-1] + (1,), params.plan.sqrt_a0, random.dtype)
   return jnp.concatenate([ones, random], axis=-1)
+
+
+def split_linear(params: RMFParams) -> Tuple[jax.Array, Optional[RMFParams]]:
+  """Splits a map into its degree-1 part, as a matrix, and the rest.
+
+  A degree-1 feature is linear, s_i (w_i . x), so the degree-1 share of
+  phi(x) . phi(y) is the bilinear form x^T A y with A = sum_i s_i^2 w_i w_i^T
+  over the degree-1 features (docs/METHOD.md §4.3): the same random estimate,
+  evaluated as a Dk x Dk matrix instead of C_1 ~ (M-1)/2 feature columns.
+  The rest is the map restricted to degrees >= 2 (for `chained`, its level-1
+  block keeps only the columns the longer chains continue), so that
+
+    phi(x) . phi(y) = a_0 + x^T A y + rest(x) . rest(y)
+
+  to float32 round-off (a test checks it).
+
+  Args:
+    params: from `sample_rmf`.
+
+  Returns:
+    (A, rest): A float32 [Dk, Dk] (or [H, Dk, Dk] for a per-head map),
+    symmetric, zero when the plan has no degree-1 feature; rest the
+    `RMFParams` of the degree >= 2 features with `constant` excluded, or
+    None when there are none.
+  """
+  plan = params.plan
+  c1 = plan.counts[0]
+  w, s = params.projections, params.scales
+  linear = jnp.einsum("...dw,w,...ew->...de", w[..., :c1], s[:c1]**2,
+                      w[..., :c1])
+  counts = (0,) + tuple(plan.counts[1:])
+  if sum(counts) == 0:
+    return linear, None
+  if plan.projection == "chained":
+    first = plan.widths[0]  # level 1: B_1 columns, B_2 of them continue
+    rest_w = jnp.concatenate([w[..., :max(counts)], w[..., first:]], axis=-1)
+  else:
+    rest_w = w[..., c1:]
+  rest = RMFParams(rest_w, s[c1:], dataclasses.replace(plan, counts=counts))
+  return linear, rest
 
 
 def rmf_variance(kernel: str, x: np.ndarray, y: np.ndarray, num_features: int,

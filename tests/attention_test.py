@@ -129,6 +129,63 @@ def test_blocked_core_equals_materialised_features_values_and_gradients(
     _close(a, b)
 
 
+@pytest.mark.parametrize("projection", ["chained", "independent"])
+@pytest.mark.parametrize("allocation", ["stratified", "sampled"])
+@pytest.mark.parametrize("share_heads", [True, False])
+def test_split_linear_is_the_degree_one_share_of_the_map(
+    projection, allocation, share_heads):
+  """phi(x) . phi(y) == a_0 + x^T A y + rest(x) . rest(y), in float64 (an
+  identity of the same random draw, so to round-off)."""
+  with jax.enable_x64(True):
+    params = features.sample_rmf(
+        jax.random.key(3), D, 40, "inverse", allocation,
+        projection=projection, num_heads=None if share_heads else H,
+        allocation_seed=7)
+    params = features.RMFParams(params.projections.astype(jnp.float64),
+                                params.scales.astype(jnp.float64),
+                                params.plan)
+    x, y = (jnp.asarray(a[0], jnp.float64) for a in _qkv(seed=8, scale=0.5)
+            [:2])  # [L, H, Dk]
+    linear, rest = features.split_linear(params)
+    full = jnp.sum(features.rmf(params, x) * features.rmf(params, y), -1)
+    heads = "" if share_heads else "h"
+    split = (params.plan.sqrt_a0**2
+             + jnp.einsum(f"lhd,{heads}de,lhe->lh", x, linear, y)
+             + jnp.sum(features.rmf(rest, x, constant=False)
+                       * features.rmf(rest, y, constant=False), -1))
+    np.testing.assert_allclose(split, full, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(linear, jnp.swapaxes(linear, -1, -2))
+    assert rest.plan.counts[0] == 0
+    assert rest.plan.counts[1:] == params.plan.counts[1:]
+    # Only degree 1: nothing left for the blocked features.
+    tiny = features.sample_rmf(jax.random.key(3), D, 2, "exp", "stratified")
+    assert features.split_linear(tiny)[1] is None
+
+
+@pytest.mark.parametrize("num_features,projection,allocation", [
+    (2, "chained", "stratified"),  # degree 1 only: no blocked products
+    (40, "independent", "sampled")])
+def test_blocked_core_equals_materialised_features_for_other_maps(
+    num_features, projection, allocation):
+  q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=9))
+  params = features.sample_rmf(jax.random.key(5), D, num_features, "log",
+                               allocation, projection=projection,
+                               allocation_seed=11)
+  mask = jnp.asarray(_mask())
+
+  def loss(q, k, v, block):
+    out = attention.macformer_attention(params, q, k, v, mask, qk_scale=0.6,
+                                        block_size=block)
+    return jnp.sum(out**2), out
+
+  grad = jax.grad(loss, argnums=(0, 1, 2), has_aux=True)
+  g_blocked, blocked = jax.jit(grad, static_argnums=3)(q, k, v, 16)
+  g_plain, plain = grad(q, k, v, None)
+  _close(blocked, plain)
+  for a, b in zip(g_blocked, g_plain):
+    _close(a, b)
+
+
 @pytest.mark.parametrize("kernel", ["exp", "inverse"])
 def test_macformer_attention_matches_exact_kernelized_attention(kernel):
   """M = 8192, qk_scale^2 = 0.36 (so f spreads, unlike the near-uniform
