@@ -196,7 +196,13 @@ def make_plan(num_features: int, kernel: str, allocation: str = "sampled",
               max_degree: int = 20, projection: str = "chained",
               allocation_seed: Optional[int] = None
               ) -> Tuple[FeaturePlan, np.ndarray]:
-  """The static plan and the float32 scales [M-1] of an RMF map (no JAX)."""
+  """The static plan and the float32 scales [M-1] of an RMF map (no JAX).
+
+  The deterministic half of `sample_rmf` (which adds the random
+  projections): what a module that keeps only the projections as a variable
+  (`layers.RMFAttention`, the Spectraformer rmf cell) rebuilds `RMFParams`
+  from, with the same arguments.
+  """
   if projection not in PROJECTIONS:
     raise ValueError(f"unknown projection {projection!r}; known: "
                      f"{', '.join(PROJECTIONS)}")
