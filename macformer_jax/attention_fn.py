@@ -412,12 +412,10 @@ def make_performer_attention_fn(key: jax.Array, head_dim: int, *,
   options = dict(num_features=num_features, orthogonal=orthogonal,
                  chunk_size=chunk_size)
 
-  def draw(k):
-    if orthogonal:
-      w = features.sample_orthogonal_gaussian(k, head_dim, num_features)
-    else:
-      w = jax.random.normal(k, (head_dim, num_features))
-    return {"projections": w}
+  def draw(k):  # the draw of `layers.PerformerAttention`: posrf x orf
+    weights = "orf" if orthogonal else "gaussian"
+    return {"projections": spectral.sample_weights(k, weights, head_dim,
+                                                   num_features)}
 
   core = _linen_core(layers.PerformerAttention, num_features=num_features,
                      orthogonal=orthogonal, chunk_size=chunk_size)

@@ -48,9 +48,14 @@ ints (numpy), only the Rademacher values come from the JAX key. For
 `sampled`, the counts are drawn with numpy from `allocation_seed` (or from
 the key's data when the key is concrete).
 
-The module also holds the baselines' feature maps: Performer FAVOR+ positive
-orthogonal random features and RFA's random Fourier (sin/cos) features for the
-softmax kernel exp(x . y), and the elu+1 map of linear attention.
+The module also holds the other feature maps of exp(x . y), each sampled
+and applied by one function here: the positive (GERF) features, of which
+Performer's FAVOR+ is A = 0 (`gerf_features`, `favor_positive`), RFA's random
+Fourier (sin/cos) features (`fourier_features`), their Gaussian and
+orthogonal Gaussian projections (`sample_gaussian`,
+`sample_orthogonal_gaussian`), and the elu+1 map of linear attention. The
+Spectraformer grid (`spectral`) draws its weights and forms its components
+with these functions.
 """
 
 import dataclasses
@@ -191,7 +196,13 @@ def make_plan(num_features: int, kernel: str, allocation: str = "sampled",
               max_degree: int = 20, projection: str = "chained",
               allocation_seed: Optional[int] = None
               ) -> Tuple[FeaturePlan, np.ndarray]:
-  """The static plan and the float32 scales [M-1] of an RMF map (no JAX)."""
+  """The static plan and the float32 scales [M-1] of an RMF map (no JAX).
+
+  The deterministic half of `sample_rmf` (which adds the random
+  projections): what a module that keeps only the projections as a variable
+  (`layers.RMFAttention`, the Spectraformer rmf cell) rebuilds `RMFParams`
+  from, with the same arguments.
+  """
   if projection not in PROJECTIONS:
     raise ValueError(f"unknown projection {projection!r}; known: "
                      f"{', '.join(PROJECTIONS)}")
@@ -207,16 +218,37 @@ def make_plan(num_features: int, kernel: str, allocation: str = "sampled",
   return plan, scales
 
 
-def _seed_from_key(key: jax.Array) -> int:
-  try:
-    data = np.asarray(jax.random.key_data(key)).ravel()
-  except jax.errors.TracerArrayConversionError as e:
-    raise ValueError(
-        "allocation='sampled' draws the degree counts on the host, so it needs "
-        "a concrete key or an explicit allocation_seed; pass allocation_seed=, "
-        "call sample_rmf outside jax.jit, or use allocation='stratified'"
-    ) from e
-  return int(np.uint64(data[0]) << np.uint64(32) | np.uint64(data[-1]))
+def seed_from_key(key) -> int:
+  """A 64-bit numpy seed from a JAX PRNG key: its first and last key words.
+
+  The one bridge from a JAX key to host-side numpy draws (the `sampled`
+  degree counts here, `spectral.sample_qmc`'s Sobol scrambling).
+
+  Args:
+    key: a concrete typed key, or its raw `jax.random.key_data` words as a
+      numpy array (what a `jax.pure_callback` receives).
+
+  Returns:
+    A Python int in [0, 2^64).
+
+  Raises:
+    jax.errors.TracerArrayConversionError: the key is traced (under jit).
+  """
+  if not isinstance(key, np.ndarray):
+    key = jax.random.key_data(key)
+  data = np.asarray(key).astype(np.uint64).ravel()
+  return int(data[0] << np.uint64(32) | data[-1])
+
+
+def sample_rademacher(key: jax.Array, in_dim: int, width: int,
+                      num_heads: Optional[int] = None) -> jax.Array:
+  """i.i.d. +-1 projections: float32 [Dk, W], or [H, Dk, W] per head.
+
+  The random part of an RMF map (`sample_rmf`) and the Spectraformer grid's
+  `rademacher` weights, which the rmf component takes.
+  """
+  shape = (in_dim, width) if num_heads is None else (num_heads, in_dim, width)
+  return jax.random.rademacher(key, shape, dtype=jnp.float32)
 
 
 def sample_rmf(key: jax.Array, in_dim: int, num_features: int, kernel: str,
@@ -242,13 +274,18 @@ def sample_rmf(key: jax.Array, in_dim: int, num_features: int, kernel: str,
     `RMFParams`; `rmf(params, x)` maps [..., Dk] to [..., M].
   """
   if allocation == "sampled" and allocation_seed is None:
-    allocation_seed = _seed_from_key(key)
+    try:
+      allocation_seed = seed_from_key(key)
+    except jax.errors.TracerArrayConversionError as e:
+      raise ValueError(
+          "allocation='sampled' draws the degree counts on the host, so it "
+          "needs a concrete key or an explicit allocation_seed; pass "
+          "allocation_seed=, call sample_rmf outside jax.jit, or use "
+          "allocation='stratified'") from e
   plan, scales = make_plan(num_features, kernel, allocation, max_degree,
                            projection, allocation_seed)
-  shape = (in_dim, plan.projection_width)
-  if num_heads is not None:
-    shape = (num_heads,) + shape
-  projections = jax.random.rademacher(key, shape, dtype=jnp.float32)
+  projections = sample_rademacher(key, in_dim, plan.projection_width,
+                                  num_heads)
   return RMFParams(projections, jnp.asarray(scales), plan)
 
 
@@ -420,20 +457,97 @@ def sample_orthogonal_gaussian(key: jax.Array, in_dim: int,
   return (directions * norms[:, None]).T.astype(jnp.float32)
 
 
+def gerf_features(w: jax.Array, x: jax.Array, a: jax.Array = 0.0, *,
+                  stabilize: Optional[str] = None,
+                  key_mask: Optional[jax.Array] = None,
+                  causal: bool = False, key_max: str = "head",
+                  eps: float = 0.0) -> jax.Array:
+  """Positive random features of exp(x . y): the one implementation.
+
+  Generalised exponential RFs (Likhosherstov et al. 2022, GERF with s = +1):
+
+    phi(x) = D exp(A |w|^2 + B w . x - |x|^2/2) / sqrt(m),
+    B = sqrt(1 - 4A), D = (1 - 4A)^(Dk/4), A < 1/8,
+
+  so that E[phi(x) . phi(y)] = exp(x . y) for columns w ~ N(0, I). A = 0 is
+  Performer's positive map (FAVOR+, Choromanski et al. 2021; the
+  Spectraformer posrf component; `favor_positive`); oprf, gerf and saderf
+  (`spectral`) choose other A.
+
+  Attention features are stabilised by a shift c that cancels in the
+  attention ratio (but not in phi(x) . phi(y)):
+    * queries: c = max over the features of each row;
+    * keys, non-causal: one max over the real keys (`key_mask`) of each
+      example and head (`key_max='head'`, x heads-first [B, H, L, Dk]) or of
+      each example, heads included (`key_max='example'`, FAVOR+'s; x any
+      layout [B, ..., Dk]); an example without real keys gets c = 0;
+    * causal: a max over keys would let future keys change the past, so
+      keys use the data-independent bound (A + B^2/2) |w|^2 (with A = 0:
+      w.x - |x|^2/2 - |w|^2/2 = -|w - x|^2/2 <= 0), and queries add it
+      back before their row max, so that phi(q) . phi(k) is unchanged.
+
+  Args:
+    w: [Dk, m] projections (`spectral.sample_weights`).
+    x: [..., Dk], already scaled (Dk^-1/4 for softmax attention).
+    a: A, a scalar or broadcastable to [B, H, 1, 1] (A < 1/8).
+    stabilize: None (the unbiased estimator, for kernel estimates), 'query'
+      or 'key' (attention features).
+    key_mask: keys, non-causal: bool broadcastable to x.shape[:-1] (e.g.
+      [B, 1, L] heads-first), True for real tokens, so padding cannot set c.
+    causal: the causal-safe stabiliser (for prefix attention).
+    key_max: 'head' or 'example', the keys' non-causal max (above).
+    eps: added to exp(u - c) before the 1/sqrt(m), non-causal stabilised
+      features only (FAVOR+'s numerical stabiliser 1e-6).
+
+  Returns:
+    float32 [..., m], positive.
+  """
+  x = x.astype(jnp.float32)
+  a = jnp.asarray(a, jnp.float32)
+  b = jnp.sqrt(1.0 - 4.0 * a)
+  dk, m = w.shape
+  w2 = jnp.sum(w * w, axis=0)  # [m]
+  u = (a * w2 + b * (x @ w) - 0.5 * jnp.sum(x * x, -1, keepdims=True)
+       + 0.25 * dk * jnp.log1p(-4.0 * a))
+  scale = 1.0 / math.sqrt(m)
+  if stabilize is None:
+    return jnp.exp(u) * scale
+  if stabilize not in ("query", "key"):
+    raise ValueError(f"stabilize must be None, 'query' or 'key', got "
+                     f"{stabilize!r}")
+  if key_max not in ("head", "example"):
+    raise ValueError(f"key_max must be 'head' or 'example', got {key_max!r}")
+  is_query = stabilize == "query"
+  if causal:
+    shift = jax.lax.stop_gradient((a + 0.5 * b * b) * w2)
+    if not is_query:
+      return jnp.exp(u - shift) * scale
+    u = u + shift
+  if is_query:
+    c = jnp.max(u, axis=-1, keepdims=True)
+  else:
+    u_real = u if key_mask is None else jnp.where(key_mask[..., None], u,
+                                                  -jnp.inf)
+    axes = (-2, -1) if key_max == "head" else tuple(range(1, u.ndim))
+    c = jnp.max(u_real, axis=axes, keepdims=True)
+    c = jnp.where(jnp.isfinite(c), c, 0.0)  # an example without real keys
+  phi = jnp.exp(u - jax.lax.stop_gradient(c))
+  if not causal and eps:
+    phi = phi + eps
+  return phi * scale
+
+
 def favor_positive(projection: jax.Array, x: jax.Array, *, is_query: bool,
                    key_mask: Optional[jax.Array] = None,
                    causal: bool = False) -> jax.Array:
-  """FAVOR+ positive features of the softmax kernel exp(x . y).
+  """FAVOR+ positive features of exp(x . y): `gerf_features` at A = 0 with
+  Performer's stabiliser.
 
-  phi(x)_m = exp(w_m . x - |x|^2/2 - c) / sqrt(M), w_m ~ N(0, I), where the
-  stabiliser c cancels in the attention ratio:
-    * non-causal (Performer's): c = max over features per query, and one max
-      over all real keys of an example (plus Performer's eps = 1e-6);
-    * causal: a max over keys would let future keys change the past (a
-      large future key underflows every earlier one), so keys use the
-      data-independent shift |w_m|^2/2 instead, which bounds them by 1
-      (w.x - |x|^2/2 - |w|^2/2 = -|w - x|^2/2), and queries take +|w_m|^2/2
-      so that phi(q).phi(k) is unchanged, then their per-row max.
+  phi(x)_m = exp(w_m . x - |x|^2/2 - c) / sqrt(M), w_m ~ N(0, I). Non-causal
+  (Performer's): c = the max over the features of each query, and one max
+  over all real keys of an example, heads included (`key_max='example'`),
+  plus Performer's eps = 1e-6 inside the 1/sqrt(M). Causal: the
+  data-independent key bound |w_m|^2/2 (`gerf_features`).
 
   Args:
     projection: [Dk, M] from `sample_orthogonal_gaussian`.
@@ -448,32 +562,19 @@ def favor_positive(projection: jax.Array, x: jax.Array, *, is_query: bool,
   Returns:
     float32 [B, ..., M], positive.
   """
-  x = x.astype(jnp.float32)
-  u = _project(x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
-  m = projection.shape[-1]
-  if causal:
-    shift = 0.5 * jnp.sum(projection * projection, axis=0)  # [M]
-    if not is_query:
-      return jnp.exp(u - shift) / math.sqrt(m)
-    u = u + shift
-  if is_query:
-    c = jnp.max(u, axis=-1, keepdims=True)
-  else:
-    if key_mask is not None:
-      u_real = jnp.where(key_mask[..., None], u, -jnp.inf)
-    else:
-      u_real = u
-    c = jnp.max(u_real, axis=tuple(range(1, u.ndim)), keepdims=True)
-  c = jax.lax.stop_gradient(c)
-  if causal:
-    return jnp.exp(u - c) / math.sqrt(m)
-  # Performer's numerical stabiliser eps = 1e-6, inside the 1/sqrt(M).
-  return (jnp.exp(u - c) + 1e-6) / math.sqrt(m)
+  return gerf_features(projection, x, 0.0,
+                       stabilize="query" if is_query else "key",
+                       key_mask=key_mask, causal=causal, key_max="example",
+                       eps=1e-6)
 
 
 def sample_gaussian(key: jax.Array, in_dim: int, num_frequencies: int
                     ) -> jax.Array:
-  """i.i.d. N(0, I) projections for random Fourier features. [Dk, M/2]."""
+  """i.i.d. N(0, I) projections, float32 [Dk, W].
+
+  RFA's frequencies (W = M/2) and the Spectraformer `gaussian` and `mm`
+  weights (`spectral.sample_weights`).
+  """
   return jax.random.normal(key, (in_dim, num_frequencies), jnp.float32)
 
 

@@ -216,15 +216,17 @@ class RMFAttention(nn.Module):
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
     _, _, h, dh = q.shape
     path_seed = zlib.crc32("/".join(self.scope.path).encode())
-    plan, scales = features.make_plan(
-        self.num_features, self.kernel, self.allocation, self.max_degree,
-        self.projection, (self.allocation_seed + path_seed) % 2**32)
-    shape = (dh, plan.projection_width)
-    if not self.share_heads:
-      shape = (h,) + shape
+    options = dict(num_features=self.num_features, kernel=self.kernel,
+                   allocation=self.allocation, max_degree=self.max_degree,
+                   projection=self.projection,
+                   allocation_seed=(self.allocation_seed + path_seed) % 2**32)
+    # Drawn by `features.sample_rmf`; only its projections are a variable,
+    # the static plan and scales are rebuilt from the same options.
     projections = _feature_variable(
-        self, "projections",
-        lambda key: jax.random.rademacher(key, shape, jnp.float32))
+        self, "projections", lambda key: features.sample_rmf(
+            key, dh, num_heads=None if self.share_heads else h,
+            **options).projections)
+    plan, scales = features.make_plan(**options)
     params = features.RMFParams(projections, jnp.asarray(scales), plan)
     # One implementation: the pure one-call function (its fast heads-first
     # path); a fixed qk_scale is checked against the kernel's radius there.
@@ -238,12 +240,90 @@ class RMFAttention(nn.Module):
     return out
 
 
+def _feature_cell(module: nn.Module, component: str, weights: str,
+                  num_features: int, q: jax.Array, k: jax.Array, v: jax.Array,
+                  mask: Optional[jax.Array], *, causal: bool,
+                  eps: Optional[float], chunk_size: int,
+                  favor: bool = False) -> jax.Array:
+  """The body of every random-feature baseline: one Spectraformer grid cell.
+
+  Draws W [Dh, W] with `spectral.sample_weights` into the module's
+  `random_features` collection as `projections` (fastfood_learnable: S, G,
+  B in `params` as `fastfood`, Pi as `permutation`), forms the features
+  with `spectral.feature_pair` (gerf: A per head in `params` as
+  `gerf_logit`) and runs `attention.linear_attention`.
+
+  Args:
+    module: the calling module (its variables and rngs).
+    component, weights: the cell (`spectral.check_cell`).
+    num_features: M.
+    q, k: [B, H, L, Dh] heads-first, already scaled.
+    v: [B, L, H, Dv]; mask: bool [B, L] or None.
+    causal, chunk_size: prefix attention and its chunk length.
+    eps: denominator floor; None: 1e-6 (positive components; 1e-30
+      causal) or `attention.RMFA_DENOMINATOR_EPS` per visible key (signed).
+    favor: FAVOR+'s stabiliser (posrf only, `features.favor_positive`):
+      one key max per example over all heads, eps 1e-6 in the features.
+
+  Returns:
+    float32 [B, L, H, Dv].
+  """
+  spectral.check_cell(component, weights)
+  h, dh = q.shape[1], q.shape[-1]
+  width = spectral.projection_width(component, num_features)
+  if weights == "fastfood_learnable":
+    factors = module.param(
+        "fastfood", lambda key: dict(zip(
+            "sgb", spectral.sample_fastfood(key, dh, width)[:3])))
+    perm = _feature_variable(
+        module, "permutation",
+        lambda key: spectral.sample_fastfood(key, dh, width)[3])
+    w = spectral.fastfood_matrix(factors["s"], factors["g"], factors["b"],
+                                 perm, dh, width)
+  else:
+    w = _feature_variable(module, "projections", spectral.sample_weights,
+                          weights, dh, width)
+  if favor:
+    if component != "posrf":
+      raise ValueError(f"FAVOR+'s stabiliser is for posrf, not {component!r}")
+    phi_q = features.favor_positive(w, q, is_query=True, causal=causal)
+    phi_k = features.favor_positive(
+        w, k, is_query=False, causal=causal,
+        key_mask=None if mask is None else mask[:, None, :])
+  else:
+    logit = None
+    if component == "gerf":
+      logit = module.param("gerf_logit", nn.initializers.zeros, (h,),
+                           jnp.float32)[:, None, None]
+    phi_q, phi_k = spectral.feature_pair(
+        component, w, q, k, num_features=num_features, gerf_logit=logit,
+        mask=mask, causal=causal)
+  signed = component in spectral.SIGNED
+  if eps is None:
+    eps = (attention.RMFA_DENOMINATOR_EPS if signed
+           else 1e-30 if causal else 1e-6)
+  return attention.linear_attention(
+      phi_q, phi_k, v, mask, causal, eps=eps, eps_per_key=signed,
+      chunk_size=chunk_size, heads_first=True,
+      constant=1.0 if component == "rmf" else 0.0)
+
+
+def _heads_first(x: jax.Array, scale: float) -> jax.Array:
+  """[B, L, H, D] -> [B, H, L, D] times `scale`, in the input dtype."""
+  return jnp.swapaxes(x, 1, 2) * scale
+
+
 @ATTENTIONS.register("performer")
 class PerformerAttention(nn.Module):
   """Performer FAVOR+: positive (orthogonal) random features of softmax.
 
-  Unlike Performer's JAX code, padded keys are masked (after the feature map)
-  and redraws come from an explicit key, not from sum(q) (docs/METHOD.md §6).
+  The Spectraformer cell posrf x orf (`orthogonal=False`: posrf x gaussian)
+  under its own name and options: the same draw, feature function and
+  variables as `SpectralAttention`, with FAVOR+'s stabiliser (one key max
+  per example over all heads, eps 1e-6 inside the features;
+  `features.favor_positive`). Unlike Performer's JAX code, padded keys are
+  masked (after the feature map) and redraws come from an explicit key, not
+  from sum(q) (docs/METHOD.md §6).
 
   Attributes:
     num_features: M.
@@ -258,33 +338,23 @@ class PerformerAttention(nn.Module):
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
-    dh = q.shape[-1]
-    if self.orthogonal:
-      draw = lambda key: features.sample_orthogonal_gaussian(
-          key, dh, self.num_features)
-    else:
-      draw = lambda key: jax.random.normal(key, (dh, self.num_features))
-    projection = _feature_variable(self, "projections", draw)
-    scale = dh**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
-    q, k = (jnp.swapaxes(x, 1, 2) * scale for x in (q, k))  # heads-first
-    phi_q = features.favor_positive(projection, q, is_query=True,
-                                    causal=self.causal)
-    phi_k = features.favor_positive(
-        projection, k, is_query=False, causal=self.causal,
-        key_mask=None if mask is None else mask[:, None, :])
+    scale = q.shape[-1]**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
     # Positive features: the floor only guards an exact 0. Causal keys are
     # not max-normalised (see favor_positive), so it must be tiny there.
-    return attention.linear_attention(phi_q, phi_k, v, mask, self.causal,
-                                      eps=1e-30 if self.causal else 1e-6,
-                                      chunk_size=self.chunk_size,
-                                      heads_first=True)
+    return _feature_cell(
+        self, "posrf", "orf" if self.orthogonal else "gaussian",
+        self.num_features, _heads_first(q, scale), _heads_first(k, scale), v,
+        mask, causal=self.causal, eps=None, chunk_size=self.chunk_size,
+        favor=True)
 
 
 @ATTENTIONS.register("rfa")
 class RFAAttention(nn.Module):
   """RFA: random Fourier (sin/cos) features of softmax (Peng et al. 2021).
 
-  Signed features, so the denominator gets RMFA's per-key floor.
+  The Spectraformer cell trigrf x gaussian under its own name (the same
+  draw, features and variables as `SpectralAttention`). Signed features, so
+  the denominator gets RMFA's per-key floor.
 
   Attributes:
     num_features: M (M/2 frequencies, each giving a sin and a cos).
@@ -299,20 +369,11 @@ class RFAAttention(nn.Module):
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
-    dh = q.shape[-1]
-    if self.num_features % 2:
-      raise ValueError(f"rfa needs an even num_features (sin and cos), got "
-                       f"{self.num_features}")
-    projection = _feature_variable(
-        self, "projections", features.sample_gaussian, dh,
-        self.num_features // 2)
-    scale = dh**-0.25
-    phi_q, phi_k = (features.fourier_features(
-        projection, jnp.swapaxes(x, 1, 2) * scale) for x in (q, k))
-    return attention.linear_attention(phi_q, phi_k, v, mask, self.causal,
-                                      eps=self.eps, eps_per_key=True,
-                                      chunk_size=self.chunk_size,
-                                      heads_first=True)
+    scale = q.shape[-1]**-0.25
+    return _feature_cell(
+        self, "trigrf", "gaussian", self.num_features,
+        _heads_first(q, scale), _heads_first(k, scale), v, mask,
+        causal=self.causal, eps=self.eps, chunk_size=self.chunk_size)
 
 
 @ATTENTIONS.register("linear")
@@ -340,6 +401,8 @@ class SpectralAttention(nn.Module):
   projection W per layer, shared by the heads (as Performer's). W lives in
   `random_features` (checkpointed, redrawable); fastfood_learnable keeps its
   S, G, B in `params` (Pi in `random_features`) and gerf its A per head.
+  `performer` (posrf x orf) and `rfa` (trigrf x gaussian) are cells of this
+  grid under their own names and options.
 
   Attributes:
     component: trigrf, posrf, oprf, gerf, saderf or rmf (`spectral`).
@@ -363,39 +426,11 @@ class SpectralAttention(nn.Module):
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
-    spectral.check_cell(self.component, self.weights)
-    h, dh = q.shape[-2:]
-    width = spectral.projection_width(self.component, self.num_features)
-    if self.weights == "fastfood_learnable":
-      factors = self.param(
-          "fastfood", lambda key: dict(zip(
-              "sgb", spectral.sample_fastfood(key, dh, width)[:3])))
-      perm = _feature_variable(
-          self, "permutation",
-          lambda key: spectral.sample_fastfood(key, dh, width)[3])
-      w = spectral.fastfood_matrix(factors["s"], factors["g"], factors["b"],
-                                   perm, dh, width)
-    else:
-      w = _feature_variable(self, "projections", spectral.sample_weights,
-                            self.weights, dh, width)
-    logit = None
-    if self.component == "gerf":
-      logit = self.param("gerf_logit", nn.initializers.zeros, (h,),
-                         jnp.float32)[:, None, None]
-    scale = dh**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
-    q, k = (jnp.swapaxes(x.astype(jnp.float32), 1, 2) * scale for x in (q, k))
-    phi_q, phi_k = spectral.feature_pair(
-        self.component, w, q, k, num_features=self.num_features,
-        gerf_logit=logit, mask=mask, causal=self.causal)
-    signed = self.component in spectral.SIGNED
-    eps = self.eps
-    if eps is None:
-      eps = (attention.RMFA_DENOMINATOR_EPS if signed
-             else 1e-30 if self.causal else 1e-6)
-    return attention.linear_attention(
-        phi_q, phi_k, v, mask, self.causal, eps=eps, eps_per_key=signed,
-        chunk_size=self.chunk_size, heads_first=True,
-        constant=1.0 if self.component == "rmf" else 0.0)
+    scale = q.shape[-1]**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
+    q, k = (_heads_first(x.astype(jnp.float32), scale) for x in (q, k))
+    return _feature_cell(
+        self, self.component, self.weights, self.num_features, q, k, v, mask,
+        causal=self.causal, eps=self.eps, chunk_size=self.chunk_size)
 
 
 @ATTENTIONS.register("exact_kernel")

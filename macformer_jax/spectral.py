@@ -12,7 +12,7 @@ vector w):
 
   name                distribution of a column w                 draw cost
   ------------------  -----------------------------------------  -------------
-  gaussian            iid N(0, I)                                O(Dk W)
+  gaussian            iid N(0, I) (`features.sample_gaussian`)   O(Dk W)
   orf                 N(0, I) marginally; blocks of Dk exactly   O(W Dk^2)
                       orthogonal directions (sign-fixed QR), chi
                       norms (`features.sample_orthogonal_gaussian`)
@@ -44,7 +44,8 @@ vector w):
   fastfood_learnable  fastfood with S, G, B trainable (`params`)  O(W P) per
                       and Pi fixed: distributed as fastfood at    forward
                       initialisation only
-  rademacher          iid +-1 (the RMF component's projections)   O(Dk W)
+  rademacher          iid +-1 (`features.sample_rademacher`, the  O(Dk W)
+                      projections of `features.sample_rmf`)
 
 On the application side every matrix is materialised: x @ W is one dense
 matmul of the same cost for every weight matrix (at Dk <= 128 a dense
@@ -98,12 +99,12 @@ and saderf with A != 0 also depend on the law of |w|^2 through
 D^2 exp(2A |w|^2), so their bias enters at orders 0 and 2 (docs/METHOD.md
 §7.3).
 
-Numerically stable attention features (`feature_map(..., stabilize=...)`):
-the positive components subtract a max as `features.favor_positive` does
-(per query row; over the real keys of an example and head; causal: the
-data-independent bound (A + B^2/2) |w|^2 for keys); these shifts cancel in
-the attention ratio but not in phi(x) . phi(y), so kernel estimates use
-`stabilize=None`.
+Numerically stable attention features (`feature_pair(..., stabilize=...)`):
+the positive components are one function, `features.gerf_features` (also
+FAVOR+'s), which subtracts a max (per query row; over the real keys of an
+example and head; causal: the data-independent bound (A + B^2/2) |w|^2 for
+keys); these shifts cancel in the attention ratio but not in
+phi(x) . phi(y), so kernel estimates use `stabilize=None`.
 """
 
 import math
@@ -246,8 +247,7 @@ def fastfood_matrix(s: jax.Array, g: jax.Array, b: jax.Array,
 def _sobol_gaussian(key_data: np.ndarray, in_dim: int,
                     width: int) -> np.ndarray:
   """Host side: scrambled Sobol [width, Dk] -> Gaussian, float32 [Dk, width]."""
-  data = np.asarray(key_data).astype(np.uint64).ravel()
-  seed = int(data[0] << np.uint64(32) | data[-1])
+  seed = features.seed_from_key(np.asarray(key_data))
   with warnings.catch_warnings():  # balance warning for non-powers of two
     warnings.simplefilter("ignore")
     points = scipy_qmc.Sobol(in_dim, scramble=True,
@@ -300,7 +300,7 @@ def sample_weights(key: jax.Array, name: str, in_dim: int,
     float32 [Dk, width]; column j is the random vector w_j.
   """
   if name == "gaussian":
-    return jax.random.normal(key, (in_dim, width), jnp.float32)
+    return features.sample_gaussian(key, in_dim, width)
   if name == "orf":
     return features.sample_orthogonal_gaussian(key, in_dim, width)
   if name == "sorf":
@@ -308,12 +308,12 @@ def sample_weights(key: jax.Array, name: str, in_dim: int,
   if name == "qmc":
     return sample_qmc(key, in_dim, width)
   if name == "mm":
-    return moment_match(jax.random.normal(key, (in_dim, width), jnp.float32))
+    return moment_match(features.sample_gaussian(key, in_dim, width))
   if name in ("fastfood", "fastfood_learnable"):
     return fastfood_matrix(*sample_fastfood(key, in_dim, width), in_dim,
                            width)
   if name == "rademacher":
-    return jax.random.rademacher(key, (in_dim, width), jnp.float32)
+    return features.sample_rademacher(key, in_dim, width)
   raise ValueError(f"unknown weights {name!r}; known: {', '.join(WEIGHTS)}")
 
 
@@ -369,56 +369,9 @@ def gerf_a(logit: jax.Array) -> jax.Array:
 # ----------------------------------------------------------------------------
 # Component functions.
 # ----------------------------------------------------------------------------
-def gerf_features(w: jax.Array, x: jax.Array, a: jax.Array = 0.0, *,
-                  stabilize: Optional[str] = None,
-                  key_mask: Optional[jax.Array] = None,
-                  causal: bool = False) -> jax.Array:
-  """Positive GERF features (posrf at A = 0; oprf, gerf, saderf).
-
-  phi(x) = D exp(A |w|^2 + B w . x - |x|^2/2) / sqrt(m), B = sqrt(1 - 4A),
-  D = (1 - 4A)^(Dk/4): E[phi(x) . phi(y)] = exp(x . y) for w ~ N(0, I).
-
-  Args:
-    w: [Dk, m].
-    x: [B, H, L, Dk] (heads-first) or any [..., Dk] when not stabilised.
-    a: A, a scalar or broadcastable to [B, H, 1, 1] (A < 1/8).
-    stabilize: None (the unbiased estimator, for kernel estimates),
-      'query' or 'key' (attention features, shifts that cancel in the
-      attention ratio; see `features.favor_positive`).
-    key_mask: keys, non-causal: bool [B, 1, L] or [B, H, L], True for real
-      tokens (padding cannot set the key max).
-    causal: keys use the data-independent bound (A + B^2/2) |w|^2.
-
-  Returns:
-    float32 [..., m], positive.
-  """
-  x = x.astype(jnp.float32)
-  a = jnp.asarray(a, jnp.float32)
-  b = jnp.sqrt(1.0 - 4.0 * a)
-  dk, m = w.shape
-  w2 = jnp.sum(w * w, axis=0)  # [m]
-  u = (a * w2 + b * (x @ w) - 0.5 * jnp.sum(x * x, -1, keepdims=True)
-       + 0.25 * dk * jnp.log1p(-4.0 * a))
-  scale = 1.0 / math.sqrt(m)
-  if stabilize is None:
-    return jnp.exp(u) * scale
-  if stabilize not in ("query", "key"):
-    raise ValueError(f"stabilize must be None, 'query' or 'key', got "
-                     f"{stabilize!r}")
-  is_query = stabilize == "query"
-  if causal:
-    shift = jax.lax.stop_gradient((a + 0.5 * b * b) * w2)
-    if not is_query:
-      return jnp.exp(u - shift) * scale
-    u = u + shift
-  if is_query:
-    c = jnp.max(u, axis=-1, keepdims=True)
-  else:
-    u_real = u if key_mask is None else jnp.where(key_mask[..., None], u,
-                                                  -jnp.inf)
-    c = jnp.max(u_real, axis=(-2, -1), keepdims=True)
-    c = jnp.where(jnp.isfinite(c), c, 0.0)  # an example without real keys
-  return jnp.exp(u - jax.lax.stop_gradient(c)) * scale
+# The positive components (posrf, oprf, gerf, saderf) share one map, defined
+# with Performer's FAVOR+ in `features` (posrf is its A = 0).
+gerf_features = features.gerf_features
 
 
 def rmf_features(projections: jax.Array, x: jax.Array, num_features: int, *,

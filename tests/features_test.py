@@ -261,3 +261,57 @@ def test_fourier_features_estimate_the_softmax_kernel():
   values = np.asarray(jax.vmap(fourier)(keys), np.float64)
   stderr = values.std() / np.sqrt(len(values))
   assert abs(values.mean() - target) < 4 * stderr
+
+
+def test_seed_from_key_reads_the_key_words():
+  """One seed helper: a key and its raw key data give the same 64-bit seed,
+  the first key word shifted above the last (Python-int reference)."""
+  key = jax.random.key(123)
+  words = [int(w) for w in np.asarray(jax.random.key_data(key)).ravel()]
+  expected = (words[0] << 32) | words[-1]
+  assert features.seed_from_key(key) == expected
+  assert features.seed_from_key(np.asarray(jax.random.key_data(key))) == (
+      expected)
+  # sample_rmf's 'sampled' counts come from it: same plan as the seed given.
+  drawn = features.sample_rmf(key, D_IN, 64, "exp", "sampled")
+  seeded = features.sample_rmf(key, D_IN, 64, "exp", "sampled",
+                               allocation_seed=expected)
+  assert drawn.plan == seeded.plan
+
+
+def test_sample_rmf_projections_are_its_rademacher_draw():
+  key = jax.random.key(4)
+  params = features.sample_rmf(key, D_IN, 32, "exp", "stratified",
+                               num_heads=3)
+  draw = features.sample_rademacher(key, D_IN,
+                                    params.plan.projection_width, 3)
+  np.testing.assert_array_equal(params.projections, draw)
+  assert set(np.unique(np.asarray(draw)).tolist()) == {-1.0, 1.0}
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_favor_positive_is_the_gerf_map_at_a_zero(causal):
+  """FAVOR+'s features are the unbiased A = 0 features exp(w.x - |x|^2/2)
+  / sqrt(M) times a stabiliser constant: per row for queries, per example
+  for keys (non-causal; causal keys: exp(-|w|^2/2) per feature), plus
+  Performer's eps = 1e-6 / sqrt(M) (non-causal)."""
+  m = 16
+  w = features.sample_orthogonal_gaussian(jax.random.key(0), D_IN, m)
+  x = jax.random.normal(jax.random.key(1), (2, 3, 5, D_IN)) * D_IN**-0.25
+  x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
+  unbiased = np.exp(x64 @ w64 - 0.5 * np.sum(x64**2, -1, keepdims=True))
+  unbiased /= np.sqrt(m)
+  eps = 0.0 if causal else 1e-6 / np.sqrt(m)
+  phi_q = np.asarray(features.favor_positive(w, x, is_query=True,
+                                             causal=causal), np.float64)
+  phi_k = np.asarray(features.favor_positive(w, x, is_query=False,
+                                             causal=causal), np.float64)
+  ratio_q = (phi_q - eps) / unbiased
+  if causal:
+    ratio_q = ratio_q * np.exp(-0.5 * np.sum(w64**2, 0))
+    ratio_k = (phi_k - eps) / unbiased * np.exp(0.5 * np.sum(w64**2, 0))
+    np.testing.assert_allclose(ratio_k, 1.0, rtol=1e-5)
+  else:
+    ratio_k = ((phi_k - eps) / unbiased).reshape(2, -1)
+    np.testing.assert_allclose(ratio_k / ratio_k[:, :1], 1.0, rtol=1e-4)
+  np.testing.assert_allclose(ratio_q / ratio_q[..., :1], 1.0, rtol=1e-4)

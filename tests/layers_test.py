@@ -259,3 +259,43 @@ def test_exact_kernel_rejects_a_scale_outside_a_finite_radius():
                                 qk_scale=1.0)()
   with pytest.raises(ValueError, match="radius"):
     core.init(jax.random.key(0), q, k, v, mask=mask)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_performer_and_rfa_are_cells_of_the_spectral_grid(causal):
+  """performer is posrf x orf (orthogonal=False: x gaussian) and rfa is
+  trigrf x gaussian: the same draw (identical random features) and, for rfa
+  and causal performer (the same stabiliser), the same output. Non-causal
+  performer keeps FAVOR+'s stabiliser (one key max per example over all
+  heads, eps 1e-6 inside the features; `features.favor_positive`), so its
+  output differs from the cell's by the eps's share only (within 1e-3)."""
+  cells = (("performer", {}, "posrf", "orf"),
+           ("performer", {"orthogonal": False}, "posrf", "gaussian"),
+           ("rfa", {}, "trigrf", "gaussian"))
+  x, mask = _inputs()
+  for name, options, component, weights in cells:
+    model, variables = _init(name, causal=causal, **options)
+    cell, cell_variables = _init("spectral", causal=causal,
+                                 component=component, weights=weights)
+    draw, cell_draw = (v[layers.FEATURES]["attention"]["projections"]
+                       for v in (variables, cell_variables))
+    np.testing.assert_array_equal(draw, cell_draw)
+    out = model.apply(variables, x, mask)
+    out_cell = cell.apply(variables, x, mask)
+    if name == "rfa" or causal:
+      np.testing.assert_allclose(out, out_cell, rtol=1e-6, atol=1e-7)
+    else:
+      np.testing.assert_allclose(out, out_cell, rtol=0, atol=1e-3)
+
+
+def test_performer_example_without_real_keys_is_finite():
+  """An example whose tokens are all padding: its key max is over no key;
+  the stabiliser falls back to 0 instead of -inf (which gave inf features
+  and NaN through the masked values)."""
+  q, k, v, _ = _qkv_mask()
+  mask = jnp.array([[True] * L, [False] * L])
+  core = layers.attention_class("performer", num_features=16)()
+  variables = core.init({"params": jax.random.key(0),
+                         "features": jax.random.key(1)}, q, k, v, mask=mask)
+  out = core.apply(variables, q, k, v, mask=mask)
+  assert np.all(np.isfinite(out))

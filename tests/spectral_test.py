@@ -14,6 +14,7 @@ import pytest
 
 from configs import common
 from macformer_jax import attention
+from macformer_jax import features
 from macformer_jax import layers
 from macformer_jax import spectral
 
@@ -93,6 +94,20 @@ def test_rmf_unbiased_for_truncated_exp():
   ws = _draws("rademacher", spectral.projection_width("rmf", M))
   _within_4se(_estimates("rmf", ws, x, y), target)
 
+
+
+def test_rmf_cell_is_the_macformer_map():
+  """rmf x rademacher is `features.sample_rmf` for exp (stratified, chained):
+  the same draw from the same key, and the same features."""
+  key = jax.random.key(3)
+  width = spectral.projection_width("rmf", M)
+  w = spectral.sample_weights(key, "rademacher", DK, width)
+  params = features.sample_rmf(key, DK, M, "exp", "stratified",
+                               projection="chained")
+  np.testing.assert_array_equal(w, params.projections)
+  x, _ = _pairs()
+  np.testing.assert_array_equal(spectral.rmf_features(w, x, M),
+                                features.rmf(params, x))
 
 @pytest.mark.parametrize("weights", [w for w in spectral.WEIGHTS
                                      if w != "mm"])
