@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: JSON in and out, machine info, Markdown
-tables, number formats, log-log slopes and a headless pyplot."""
+"""What the benchmark scripts share: JSON in and out, training-run records,
+machine info, Markdown tables and templates, number formats, log-log slopes
+and a headless pyplot."""
 
 import datetime
 import json
@@ -22,6 +23,20 @@ def load_json(path: str) -> Tuple[Optional[Any], Optional[str]]:
       return json.load(f), None
   except (OSError, json.JSONDecodeError) as e:
     return None, f"unreadable ({e})"
+
+
+def read_run(workdir: str) -> Tuple[Optional[dict], list, list]:
+  """A run_lra.py workdir: (results.json or None, the eval curve [[step,
+  accuracy], ...] and the train steps/s of metrics.jsonl)."""
+  results, _ = load_json(os.path.join(workdir, "results.json"))
+  path, rows = os.path.join(workdir, "metrics.jsonl"), []
+  if os.path.exists(path):
+    with open(path) as f:
+      rows = [json.loads(line) for line in f]
+  return (results, [[r["step"], r["accuracy"]] for r in rows
+                    if r.get("split") == "eval"],
+          [r["steps_per_sec"] for r in rows
+           if r.get("split") == "train" and "steps_per_sec" in r])
 
 
 def dumps(data: Any) -> str:
@@ -73,6 +88,12 @@ def pm(mean: Any, std: Any) -> str:
   return f"{m:.{decimals}f} ± {sd:.{decimals}f}"
 
 
+def fill(template: str, **fields) -> str:
+  """`template.format(**fields)` after joining each line that starts with
+  two spaces to the line before (long Markdown lines, wrapped in code)."""
+  return template.replace("\n  ", " ").format(**fields)
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
   """A Markdown table as lines."""
   return (["| " + " | ".join(header) + " |",
@@ -102,6 +123,11 @@ def machine() -> dict:
           "host": platform.processor() or platform.machine(),
           "cpu_count": os.cpu_count(), "jax": jax.__version__,
           "python": platform.python_version()}
+
+
+def host() -> dict:
+  """The platform and CPU count (the CPU-only studies' machine)."""
+  return {"platform": platform.platform(), "cpus": os.cpu_count()}
 
 
 def now() -> str:

@@ -1,22 +1,16 @@
 r"""Temperature study: does Macformer's q/k scale Dh^-1/4 slow learning?
 
-With PreSBN |q| = |k| = 1, so after the scale s every |q.k| <= s^2; the
-authors' s = Dh^-1/4 (0.42 at Dh = 32) keeps every kernel nearly flat. This
-trains the reduced ListOps model of benchmarks/reduced_listops.sh (same data,
-model and LRA schedule, shortened) with the default s, the learnable scale,
-larger fixed scales (beyond 1 for the entire exp), several seeds each, and
-measures the random-feature variance each scale costs.
+With PreSBN |q| = |k| = 1, so every |q.k| <= s^2 after the scale s: the
+authors' s = Dh^-1/4 keeps every kernel nearly flat. `run` trains the reduced
+ListOps model of benchmarks/reduced_listops.sh (500 steps) at the default,
+learnable and larger fixed scales, 3 seeds each, in priority order (`GROUPS`),
+one run_lra.py process per run under `nice`, skipping runs with a
+results.json or recorded in docs/temperature.json (resumable); `report`
+measures what finished and each scale's random-feature variance into
+docs/temperature.json and renders docs/TEMPERATURE.md and temperature.png.
 
-  python -m benchmarks.temperature_study run     # trains into runs/temperature
-  python -m benchmarks.temperature_study report  # docs/TEMPERATURE.md,
-                                                 # docs/temperature.{json,png}
-  python -m benchmarks.temperature_study report --from_docs  # from the JSON
-
-`run` trains in priority order (`GROUPS`, seed-major inside a group), one
-run_lra.py process per run under `nice`, and skips runs that have a
-results.json or are recorded in docs/temperature.json, so it resumes;
-`--deadline_min` stops starting runs after that many minutes. `report`
-renders whatever has finished.
+  python -m benchmarks.temperature_study run
+  python -m benchmarks.temperature_study report [--from_docs]
 """
 
 import argparse
@@ -24,7 +18,6 @@ import concurrent.futures
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,16 +27,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from benchmarks import common
-from benchmarks import reduced_results
 
 ROOT = common.REPO
-HEAD_DIM = 32  # the reduced model: qkv 64 over 2 heads
-NUM_FEATURES = 128
+HEAD_DIM, NUM_FEATURES = 32, 128  # the reduced model: qkv 64 over 2 heads
 DEFAULT_SCALE = HEAD_DIM**-0.25
 SEEDS = (0, 1, 2)
-NUM_STEPS = 500
-EVAL_EVERY = 100
-WARMUP = 300  # as benchmarks/reduced_listops.sh (its first 500 steps)
+NUM_STEPS, EVAL_EVERY, WARMUP = 500, 100, 300  # reduced_listops.sh's start
 # The data of benchmarks/reduced_listops.sh: seed 0, smoke distribution.
 DATA = {"num_train": 20000, "num_val": 1000, "num_test": 1000,
         "min_length": 20, "max_length": 250, "max_depth": 6, "max_args": 10}
@@ -77,79 +66,88 @@ def schedule() -> List[Tuple[str, object, int]]:
           for kernel, settings in group for setting in settings]
 
 
+def lra_command(preset: str, seed: int, workdir: str, data_dir: str,
+                num_steps: int) -> List[str]:
+  """run_lra.py on the study's data, model and schedule with `preset`."""
+  return [sys.executable, os.path.join(ROOT, "run_lra.py"),
+          f"--config={os.path.join(ROOT, 'configs', 'listops.py')}:"
+          f"{preset},smoke", f"--workdir={workdir}", f"--config.seed={seed}",
+          f"--config.data.data_dir={data_dir}",
+          f"--config.train.num_train_steps={num_steps}",
+          f"--config.train.eval_frequency={EVAL_EVERY}",
+          f"--config.train.checkpoint_every={num_steps}",
+          f"--config.optimizer.warmup_steps={WARMUP}"] + [
+              f"--config.data.offline.{k}={DATA[k]}"
+              for k in ("num_train", "num_val", "num_test")]
+
+
 def run_command(kernel: str, setting, seed: int, workdir: str,
                 data_dir: str, num_steps: int) -> List[str]:
-  """The run_lra.py command line of one run."""
-  attention = "softmax" if kernel == "softmax" else f"macformer_{kernel}"
-  cmd = [sys.executable, os.path.join(ROOT, "run_lra.py"),
-         f"--config={os.path.join(ROOT, 'configs', 'listops.py')}:"
-         f"{attention},smoke", f"--workdir={workdir}",
-         f"--config.seed={seed}", f"--config.data.data_dir={data_dir}",
-         f"--config.train.num_train_steps={num_steps}",
-         f"--config.train.eval_frequency={EVAL_EVERY}",
-         f"--config.train.checkpoint_every={num_steps}",
-         f"--config.optimizer.warmup_steps={WARMUP}"]
-  cmd += [f"--config.data.offline.{k}={DATA[k]}"
-          for k in ("num_train", "num_val", "num_test")]
-  if kernel != "softmax":
-    cmd.append(f"--config.attention.options.num_features={NUM_FEATURES}")
-    if setting == "learn":
-      cmd.append("--config.attention.options.learn_qk_scale=True")
-    elif setting != "default":
-      cmd.append(f"--config.attention.options.qk_scale={setting}")
+  """The run_lra.py command line of one run of the grid."""
+  cmd = lra_command("softmax" if kernel == "softmax" else
+                    f"macformer_{kernel}", seed, workdir, data_dir, num_steps)
+  if kernel == "softmax":
+    return cmd
+  option = "--config.attention.options."
+  cmd.append(f"{option}num_features={NUM_FEATURES}")
+  if setting == "learn":
+    cmd.append(f"{option}learn_qk_scale=True")
+  elif setting != "default":
+    cmd.append(f"{option}qk_scale={setting}")
   return cmd
 
 
 def ensure_data(data_dir: str) -> None:
   """Generates the reduced ListOps data (seed 0) once."""
-  if os.path.exists(os.path.join(data_dir, "DONE")):
-    return
-  from lra_tasks import listops  # pylint: disable=g-import-not-at-top
-  listops.generate(data_dir + ".tmp", seed=0, **DATA)
-  common.write(os.path.join(data_dir + ".tmp", "DONE"), json.dumps(DATA))
-  os.replace(data_dir + ".tmp", data_dir)
+  if not os.path.exists(os.path.join(data_dir, "DONE")):
+    from lra_tasks import listops  # pylint: disable=g-import-not-at-top
+    listops.generate(data_dir + ".tmp", seed=0, **DATA)
+    common.write(os.path.join(data_dir + ".tmp", "DONE"), json.dumps(DATA))
+    os.replace(data_dir + ".tmp", data_dir)
+
+
+def train(jobs: List[Tuple[str, List[str]]], args) -> None:
+  """Runs (workdir, command) jobs `args.parallel` at a time at `args.nice`,
+  skipping finished ones and starting none after `args.deadline_min`."""
+  deadline = time.time() + 60 * (getattr(args, "deadline_min", 0) or 1e9)
+
+  def one(job):
+    workdir, cmd = job
+    if (time.time() > deadline
+        or os.path.exists(os.path.join(workdir, "results.json"))):
+      return
+    os.makedirs(workdir, exist_ok=True)
+    t0 = time.time()
+    with open(os.path.join(workdir, "log.txt"), "a") as log:
+      rc = subprocess.call(["nice", "-n", str(args.nice)] + cmd, stdout=log,
+                           stderr=subprocess.STDOUT, cwd=ROOT)
+    wall = {"rc": rc, "wall_s": time.time() - t0, "date": common.now(),
+            "parallel": args.parallel, "nice": args.nice}
+    common.write(os.path.join(workdir, "wall.json"), json.dumps(wall))
+  with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
+    list(pool.map(one, jobs))
 
 
 def recorded_runs(docs: str) -> List[dict]:
-  """The run records of docs/temperature.json: a new checkout has no runs/,
-  so these make the study resumable across machines."""
+  """docs/temperature.json's run records: done, even on a new checkout."""
   data, _ = common.load_json(os.path.join(docs, "temperature.json"))
   return (data or {}).get("runs", [])
 
 
-def _train_one(kernel, setting, seed, args, data_dir) -> None:
-  """Trains one run unless it has finished (its log in the workdir)."""
-  name = run_name(kernel, setting, seed)
-  workdir = os.path.join(args.runs, name)
-  if os.path.exists(os.path.join(workdir, "results.json")):
-    return
-  os.makedirs(workdir, exist_ok=True)
-  t0 = time.time()
-  with open(os.path.join(workdir, "log.txt"), "a") as log:
-    rc = subprocess.call(["nice", "-n", str(args.nice)] + run_command(
-        kernel, setting, seed, workdir, data_dir, args.steps),
-                         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-  print(f"{name}: rc={rc} {time.time() - t0:.0f}s", flush=True)
-
-
 def run_grid(args) -> None:
-  """Trains the grid in `schedule()` order, `args.parallel` at a time."""
   data_dir = os.path.join(args.runs, "data")
   os.makedirs(args.runs, exist_ok=True)
   ensure_data(data_dir)
-  kernels = set(args.kernels.split(",")) if args.kernels else None
   recorded = {r["run"] for r in recorded_runs(args.docs)}
-  todo = [x for x in schedule() if (kernels is None or x[0] in kernels)
-          and run_name(*x) not in recorded]
+  kernels = args.kernels.split(",") if args.kernels else KERNELS + (
+      "softmax",)
+  todo = [x for x in schedule()
+          if x[0] in kernels and run_name(*x) not in recorded]
   print(f"{len(recorded)} runs recorded in {args.docs}, {len(todo)} to "
         "train", flush=True)
-  deadline = time.time() + 60 * args.deadline_min if args.deadline_min else 0
-
-  def one(item):
-    if not deadline or time.time() < deadline:
-      _train_one(*item, args, data_dir)
-  with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-    list(pool.map(one, todo))
+  train([(os.path.join(args.runs, run_name(*x)), run_command(
+      *x, os.path.join(args.runs, run_name(*x)), data_dir, args.steps))
+         for x in todo], args)
 
 
 # ----------------------------------------------------------------------------
@@ -168,26 +166,21 @@ def _pair(cosine: float, dim: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
 
 def variance_cost(kernel: str, scales: List[float], num_draws: int = 4096,
                   seed: int = 0) -> List[dict]:
-  """Error of one RMF estimate phi(q).phi(k) of f(q.k) at M = 128, Dh = 32.
-
-  PreSBN'd q, k scaled by s, at an aligned pair (q = k, t = s^2) and a
-  typical random pair (cosine 1/sqrt(Dh - 1)): the relative RMSE
-  sqrt(var + bias^2) / f(t) of the library's default map (stratified,
-  chained) over `num_draws` maps, the paper's map's relative std from
-  `features.rmf_variance`, and the contrast f(s^2) / f(-s^2).
-  """
+  """Error of one RMF estimate phi(q).phi(k) of f(q.k) at M = 128, Dh = 32,
+  for PreSBN'd q, k scaled by s, aligned (t = s^2) and a typical random pair
+  (cosine 1/sqrt(Dh - 1)): the default map's relative RMSE over `num_draws`
+  maps, its relative bias, the paper's map's relative std
+  (`features.rmf_variance`) and the contrast f(s^2) / f(-s^2)."""
   import jax  # pylint: disable=g-import-not-at-top
   from macformer_jax import features  # pylint: disable=g-import-not-at-top
   from macformer_jax import kernels  # pylint: disable=g-import-not-at-top
-
-  keys = jax.random.split(jax.random.key(seed), num_draws)
 
   def estimate(key, x, y):
     params = features.sample_rmf(key, HEAD_DIM, NUM_FEATURES, kernel,
                                  "stratified", projection="chained")
     return features.rmf(params, x) @ features.rmf(params, y)
-
   estimates = jax.jit(jax.vmap(estimate, in_axes=(0, None, None)))
+  keys = jax.random.split(jax.random.key(seed), num_draws)
   pairs = {"aligned": _pair(1.0, HEAD_DIM, seed),
            "random": _pair(1.0 / math.sqrt(HEAD_DIM - 1), HEAD_DIM, seed)}
   rows = []
@@ -198,16 +191,14 @@ def variance_cost(kernel: str, scales: List[float], num_draws: int = 4096,
                               / kernels.exact(kernel, -s * s))
     for name, (x, y) in pairs.items():
       x, y = s * x, s * y
-      t = float(x @ y)
-      exact = float(kernels.exact(kernel, t))
+      t, f = float(x @ y), float(kernels.exact(kernel, float(x @ y)))
       values = np.asarray(estimates(keys, x, y), np.float64)
-      bias = values.mean() - exact
+      bias = values.mean() - f
       paper = float(features.rmf_variance(kernel, x, y, NUM_FEATURES))
-      row[name] = {"t": t, "f": exact,
-                   "rel_rmse": math.sqrt(values.var() + bias**2) / abs(exact),
-                   "rel_bias": bias / exact,
-                   "rel_std_paper_map": math.sqrt(max(paper, 0.0))
-                                        / abs(exact)}
+      row[name] = {"t": t, "f": f,
+                   "rel_rmse": math.sqrt(values.var() + bias**2) / abs(f),
+                   "rel_bias": bias / f,
+                   "rel_std_paper_map": math.sqrt(max(paper, 0.0)) / abs(f)}
     rows.append(row)
   return rows
 
@@ -222,25 +213,24 @@ def learned_scale(workdir: str, kernel: str) -> Optional[List[float]]:
     return None
   tree = ocp.StandardCheckpointer().restore(
       os.path.abspath(os.path.join(latest, str(steps[-1]), "state")))
-  found = []
+  logits = []
 
   def visit(node):
     for key, value in sorted(node.items()) if isinstance(node, dict) else ():
       if key == "qk_scale_logit":
-        found.append(float(np.asarray(value)))
+        logits.append(float(np.asarray(value)))
       else:
         visit(value)
   visit(tree.get("params", tree) if isinstance(tree, dict) else tree)
   s_max = attention.max_qk_scale(kernel)
-  return [s_max / (1.0 + math.exp(-logit)) for logit in found] or None
+  return [s_max / (1.0 + math.exp(-logit)) for logit in logits] or None
 
 
 def collect(runs_dir: str) -> List[dict]:
   """One record per finished run under `runs_dir`."""
   records = []
   for name in sorted(os.listdir(runs_dir)):
-    results, _ = common.load_json(os.path.join(runs_dir, name,
-                                               "results.json"))
+    results, curve, speeds = common.read_run(os.path.join(runs_dir, name))
     if results is None:
       continue
     config = results["config"]
@@ -250,18 +240,15 @@ def collect(runs_dir: str) -> List[dict]:
     setting = ("learn" if options.get("learn_qk_scale") else "default"
                if kernel == "softmax" or options.get("qk_scale") is None
                else float(options["qk_scale"]))
-    curve, speeds = reduced_results.read_metrics(os.path.join(runs_dir,
-                                                              name))
-    record = {
-        "run": name, "kernel": kernel,
-        "setting": setting if isinstance(setting, str) else "fixed",
-        "scale": (DEFAULT_SCALE if isinstance(setting, str) else setting),
-        "seed": config["seed"], "steps": results["steps"],
-        "test_accuracy": results["test_accuracy"],
-        "test_accuracy_best_eval": results["test_accuracy_best_eval"],
-        "eval_curve": curve,
-        "median_train_steps_per_sec": (statistics.median(speeds)
-                                       if speeds else None)}
+    fixed = not isinstance(setting, str)
+    record = {"run": name, "kernel": kernel,
+              "setting": "fixed" if fixed else setting,
+              "scale": setting if fixed else DEFAULT_SCALE,
+              "seed": config["seed"], "steps": results["steps"],
+              "test_accuracy": results["test_accuracy"],
+              "test_accuracy_best_eval": results["test_accuracy_best_eval"],
+              "eval_curve": curve, "median_train_steps_per_sec":
+                  statistics.median(speeds) if speeds else None}
     if setting == "learn":
       try:
         record["learned_scales"] = learned_scale(
@@ -289,15 +276,15 @@ def summarise(records: List[dict]) -> List[dict]:
     runs = sorted(groups[key], key=lambda r: r["seed"])
     test = [r["test_accuracy"] for r in runs]
     curves = [r["eval_curve"] for r in runs if r["eval_curve"]]
+    mean = lambda xs: statistics.mean(xs) if curves else None
     row = {"kernel": key[0], "setting": key[1], "scale": key[2],
            "seeds": [r["seed"] for r in runs],
            "steps": sorted({r["steps"] for r in runs}),
            "test_mean": statistics.mean(test),
            "test_std": statistics.stdev(test) if len(test) > 1 else None,
-           "val_final_mean": (statistics.mean(c[-1][1] for c in curves)
-                              if curves else None),
-           "val_curve_mean": (statistics.mean(statistics.mean(
-               a for _, a in c) for c in curves) if curves else None)}
+           "val_final_mean": mean(c[-1][1] for c in curves),
+           "val_curve_mean": mean(statistics.mean(a for _, a in c)
+                                  for c in curves)}
     learned = [s for r in runs for s in (r.get("learned_scales") or [])]
     if learned:
       row["learned_scale_mean"] = statistics.mean(learned)
@@ -306,28 +293,21 @@ def summarise(records: List[dict]) -> List[dict]:
     diffs = [r["test_accuracy"] - base[r["seed"]]["test_accuracy"]
              for r in runs if r["seed"] in base]
     if key[1] != "default" and len(diffs) >= 2:
-      mean = statistics.mean(diffs)
+      m = statistics.mean(diffs)
       se = statistics.stdev(diffs) / math.sqrt(len(diffs))
       half = _T95.get(len(diffs) - 1, 2.0) * se
-      row["paired_diff"] = {"n": len(diffs), "mean": mean, "se": se,
-                            "ci95": [mean - half, mean + half],
-                            "min": min(diffs)}
-      row["beats_default"] = mean - half > 0
-      row["worse_than_default"] = mean + half < 0
+      row["paired_diff"] = {"n": len(diffs), "mean": m, "se": se,
+                            "ci95": [m - half, m + half], "min": min(diffs)}
+      row["beats_default"] = m - half > 0
+      row["worse_than_default"] = m + half < 0
     rows.append(row)
   return rows
 
 
 def recommendation(rows: List[dict]) -> Dict[str, dict]:
-  """The recommended fixed scale per kernel, by a rule stated in advance.
-
-  Among the fixed scales in the library's well-behaved range (s <=
-  `attention.max_qk_scale`, where `check_qk_scale` does not warn) with >= 3
-  seeds, each better than the default's same seed, the highest mean test
-  accuracy; no entry if none. Written to docs/temperature.json as
-  `recommendation`, which configs/common.py's `TUNED_QK_SCALE` must equal
-  (tests/configs_test.py).
-  """
+  """Per kernel, the rule stated in advance (docs/TEMPERATURE.md): among the
+  fixed scales s <= `attention.max_qk_scale` with >= 3 seeds, each better
+  than the default's same seed, the highest mean test accuracy."""
   from macformer_jax import attention  # pylint: disable=g-import-not-at-top
   out = {}
   for kernel in KERNELS:
@@ -341,49 +321,142 @@ def recommendation(rows: List[dict]) -> Dict[str, dict]:
   return out
 
 
-def _read_curve(path: str) -> Optional[dict]:
+def _reference(docs: str, attention: str, step: int) -> Optional[tuple]:
+  """(val accuracy at `step`, path) of docs/RESULTS.md's reduced run."""
+  path = os.path.join(docs, "results", f"reduced_listops_{attention}.json")
   data, _ = common.load_json(path)
-  return None if data is None else dict(map(tuple, data.get("eval_curve",
-                                                            [])))
+  curve = dict(map(tuple, (data or {}).get("eval_curve", [])))
+  return (curve[step], os.path.relpath(path, ROOT)) if step in curve else None
 
 
 def softmax_reference(docs: str, step: int) -> Optional[dict]:
-  """Softmax's val accuracy at `step` in RESULTS.md's reduced run (same
-  data, model and schedule, seed 0)."""
-  path = os.path.join(docs, "results", "reduced_listops_softmax.json")
-  accuracy = (_read_curve(path) or {}).get(step)
-  if accuracy is None:
-    return None
-  return {"step": step, "val_accuracy": accuracy, "seed": 0,
-          "source": os.path.relpath(path, ROOT)}
+  """Softmax's val accuracy at `step` in RESULTS.md's reduced run."""
+  ref = _reference(docs, "softmax", step)
+  return ref and {"step": step, "val_accuracy": ref[0], "seed": 0,
+                  "source": ref[1]}
 
 
 def reproduction_check(docs: str, records: List[dict],
                        step: int) -> Optional[dict]:
   """exp default seed 0 vs the reduced macformer_exp run at `step`."""
-  path = os.path.join(docs, "results", "reduced_listops_macformer_exp.json")
-  ours = [r for r in records if r["kernel"] == "exp" and r["seed"] == 0
-          and r["setting"] == "default"]
-  reduced = _read_curve(path) or {}
-  mine = dict(map(tuple, ours[0]["eval_curve"])) if ours else {}
-  if step not in reduced or step not in mine:
+  ref = _reference(docs, "macformer_exp", step)
+  ours = [dict(map(tuple, r["eval_curve"])) for r in records
+          if (r["kernel"], r["seed"], r["setting"]) == ("exp", 0, "default")]
+  if not ref or not ours or step not in ours[0]:
     return None
-  return {"step": step, "ours": mine[step], "reduced": reduced[step],
-          "source": os.path.relpath(path, ROOT)}
+  return {"step": step, "ours": ours[0][step], "reduced": ref[0],
+          "source": ref[1]}
 
 
 # ----------------------------------------------------------------------------
 # Report.
 # ----------------------------------------------------------------------------
+PAGE = r"""# The temperature question: does Macformer's q/k scale slow learning?
+
+With PreSBN every query and key has unit norm, so after the scale s (the
+  authors': Dh^-1/4 = {s:.3f} at Dh = {dh}) every dot product satisfies |q.k|
+  <= s^2 = {s2:.3f}: no key can get more than f(s^2)/f(-s^2) (about 1.4 for
+  exp) times the weight of another, so attention is close to uniform by
+  construction. A larger s sharpens attention but raises the variance of the
+  random Maclaurin estimate (METHOD.md §2.2). This study trains the same
+  model with several scales and measures both sides.
+
+**Setting (reduced, CPU-sized; not an LRA result).** The data and model of
+  `benchmarks/reduced_listops.sh` (docs/RESULTS.md): generated ListOps, seed
+  0, trees of {d[min_length]}-{d[max_length]} tokens, L = 256,
+  {d[num_train]}/{d[num_val]}/{d[num_test]} train/val/test; emb 64, 2 layers,
+  2 heads (Dh = {dh}), MLP 128, {m} random features; batch 32 and LRA's
+  schedule (0.05 * linear warmup {warmup} * rsqrt decay), **shortened to
+  {steps} steps** (the first {steps} steps of the 3000-step reduced run of
+  docs/RESULTS.md, where Macformer learned slower than softmax). Each setting
+  ran with the seeds listed (the seed sets the initialisation, the random
+  features and the data order; the data are the same). Test accuracy is on
+  the {d[num_test]} test examples at the last step (standard error of one
+  accuracy near 30%: about 1.4 points). `learn` is
+  `attention.options.learn_qk_scale=True` (s = s_max * sigmoid(logit),
+  initialised at Dh^-1/4, s_max = 1 for exp and sqrt(0.4) for the radius-1
+  kernels).
+
+Reproduce:
+
+```bash
+python -m benchmarks.temperature_study run      # trains into
+  runs/temperature (resumable)
+python -m benchmarks.temperature_study report   # writes this file,
+  docs/temperature.json and docs/temperature.png
+```
+
+## Accuracy and variance cost per kernel and scale
+
+s: the q/k scale; max |q.k| = s^2; contrast: f(s^2)/f(-s^2), the largest
+  ratio of two attention weights; RMSE: the relative error sqrt(var +
+  bias^2)/f(t) of one kernel value phi(q).phi(k) of the library's default map
+  (M = {m}, {draws} draws) for an aligned pair (q = k, t = s^2) and for a
+  typical random pair (t = s^2/sqrt(Dh-1)). Accuracies in %, mean ± std over
+  seeds; paired diff.: test accuracy minus the default's with the same seed,
+  mean and 95% t-interval.
+
+| kernel | setting | s | max \|q.k\| | contrast | RMSE aligned | RMSE random
+  | seeds | steps | test acc. | val acc. (last) | val acc. (mean of evals) |
+  paired diff. vs default |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+{rows}
+
+## Reading
+
+{reading}
+* Caveats: one shortened schedule on one reduced task; a larger scale also
+  costs variance (the RMSE columns), which may matter more at longer lengths
+  and for the radius-1 kernels, whose series diverge as s^2 approaches 1.
+
+![accuracy vs scale](temperature.png)
+
+{recommendation}
+## Variance cost of every scale measured
+
+| kernel | s | max \|q.k\| | contrast | RMSE aligned | bias aligned | RMSE
+  random | paper's map std, aligned |
+|---|---|---|---|---|---|---|---|
+{variance}
+
+## What ran
+
+{n} runs finished ({steps} steps each). Planned, not finished when this
+  report was generated (the grid runs in priority order on a shared 2-core
+  CPU; `temperature_study.py run` resumes it): {missing}.
+
+Machine: {machine[platform]}, {machine[cpus]} CPUs, shared with other work
+  (runs at nice 19, or two at a time: the steps/s in the records are not
+  comparable); per-run records with eval curves: `docs/temperature.json`.
+"""
+RULE = """## Recommendation
+
+Rule (`recommendation()`): among the fixed scales inside the library's
+  well-behaved range (s <= `attention.max_qk_scale`: 1 for exp, sqrt(0.4) =
+  0.63 for the radius-1 kernels; above it `check_qk_scale` warns), with >= 3
+  seeds each better than the default's same seed, the highest mean test
+  accuracy. The presets `macformer_<kernel>_tuned` (configs/common.py
+  `TUNED_QK_SCALE`) use it; `macformer_<kernel>` keeps the authors' Dh^-1/4.
+"""
+ABOVE = """ Above the range, s = {s:g} scored higher ({acc}, paired {ci}); it is
+  not the preset because the library warns there (its bound on the sampled
+  plan's variance diverges for s^4 >= 1/6), though the default stratified
+  plan's measured RMSE is in the table below."""
+
+
 def _pct(mean, std=None) -> str:
   if mean is None:
     return ""
   return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
 
 
+def _acc(r: dict) -> str:
+  return _pct(r["test_mean"], r["test_std"])
+
+
 def _ci(d: dict) -> str:
-  return (f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, "
-          f"{100 * d['ci95'][1]:+.1f}]")
+  lo, hi = d["ci95"]
+  return f"{100 * d['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
 def _variance_for(variance: List[dict], kernel: str, scale: float):
@@ -391,9 +464,9 @@ def _variance_for(variance: List[dict], kernel: str, scale: float):
                and abs(v["scale"] - scale) < 1e-3), None)
 
 
-def _run_name(r: dict) -> str:
-  return ("learned scale" if r["setting"] == "learn"
-          else f"s = {r['scale']:.2f}")
+def _label(r: dict) -> str:
+  return "learned scale" if r["setting"] == "learn" else (
+      f"s = {r['scale']:.2f}")
 
 
 def conclusions(rows: List[dict]) -> List[str]:
@@ -404,96 +477,68 @@ def conclusions(rows: List[dict]) -> List[str]:
     if not mine:
       continue
     default = next((r for r in mine if r["setting"] == "default"), None)
-    better = [r for r in mine if r.get("beats_default")]
-    worse = [r for r in mine if r.get("worse_than_default")]
+    better = [_label(r) for r in mine if r.get("beats_default")]
+    worse = [_label(r) for r in mine if r.get("worse_than_default")]
     best = max(mine, key=lambda r: r["test_mean"])
-    text = f"* **{kernel}**: "
+    text = [f"* **{kernel}**:"]
     if default is not None:
       n = len(default["seeds"])
-      text += (f"default {_pct(default['test_mean'], default['test_std'])}"
-               f" ({n} seed{'s' if n != 1 else ''}); best mean "
-               f"{_run_name(best)} "
-               f"{_pct(best['test_mean'], best['test_std'])}. ")
-    if better:
-      text += ("Beats the default beyond seed noise (95% paired interval "
-               "above 0): " + ", ".join(map(_run_name, better)) + ". ")
-    elif not any("paired_diff" in r for r in mine):
-      text += "Too few seeds for a paired comparison yet. "
-    else:
-      text += "No setting beats the default beyond seed noise. "
+      text.append(f"default {_acc(default)} ({n} seed{'s' * (n != 1)}); "
+                  f"best mean {_label(best)} {_acc(best)}.")
+    text.append("Beats the default beyond seed noise (95% paired interval "
+                "above 0): " + ", ".join(better) + "." if better else
+                "No setting beats the default beyond seed noise." if any(
+                    "paired_diff" in r for r in mine) else
+                "Too few seeds for a paired comparison yet.")
     if worse:
-      text += ("Worse than the default: " + ", ".join(map(_run_name, worse))
-               + ". ")
-    for r in mine:
-      if "learned_scale_mean" in r:
-        lo, hi = r["learned_scale_range"]
-        text += (f"The learned scale moved from {DEFAULT_SCALE:.2f} to "
-                 f"{lo:.2f}-{hi:.2f} (mean {r['learned_scale_mean']:.2f}, "
-                 f"over layers and seeds) in {max(r['steps'])} steps.")
-    out.append(text)
+      text.append("Worse than the default: " + ", ".join(worse) + ".")
+    text += [f"The learned scale moved from {DEFAULT_SCALE:.2f} to "
+             "{:.2f}-{:.2f}".format(*r["learned_scale_range"]) +
+             f" (mean {r['learned_scale_mean']:.2f}, over layers and seeds) "
+             f"in {max(r['steps'])} steps." for r in mine
+             if "learned_scale_mean" in r]
+    out.append(" ".join(text))
   return out
 
 
 def recommendation_lines(rows: List[dict], variance: List[dict]) -> List[str]:
   """The recommendation section (rule, one line per kernel)."""
   from macformer_jax import attention  # pylint: disable=g-import-not-at-top
-  rec = recommendation(rows)
-  lines = ["## Recommendation", "",
-           "Rule (`recommendation()`): "
-           "among the fixed scales inside the library's well-behaved range "
-           "(s <= `attention.max_qk_scale`: 1 for exp, sqrt(0.4) = 0.63 for "
-           "the radius-1 kernels; above it `check_qk_scale` warns), with >= 3 "
-           "seeds each better than the default's same seed, the highest mean "
-           "test accuracy. The presets `macformer_<kernel>_tuned` "
-           "(configs/common.py `TUNED_QK_SCALE`) use it; `macformer_<kernel>` "
-           "keeps the authors' Dh^-1/4.", ""]
+  rec, lines = recommendation(rows), [common.fill(RULE)]
   for kernel in KERNELS:
     mine = [r for r in rows if r["kernel"] == kernel]
-    if not mine:
-      continue
     default = next((r for r in mine if r["setting"] == "default"), None)
     r = rec.get(kernel)
-    if r is None:
+    if mine and r is None:
       lines.append(f"* **{kernel}**: no scale met the rule; keep the "
                    "default.")
+    if not mine or r is None:
       continue
     v = _variance_for(variance, kernel, r["scale"])
-    cost = (f"; kernel RMSE at M = {NUM_FEATURES} (aligned pair) "
-            f"{v['aligned']['rel_rmse']:.3f}" if v else "")
     d = v and default and _variance_for(variance, kernel, default["scale"])
-    if d:
-      cost += f" against {d['aligned']['rel_rmse']:.3f} at the default"
-    text = (f"* **{kernel}**: `qk_scale={r['scale']:g}` "
-            f"(`macformer_{kernel}_tuned`), "
-            f"{_pct(r['test_mean'], r['test_std'])} vs "
-            f"{_pct(default['test_mean'], default['test_std'])} "
-            f"for the default; paired {_ci(r['paired_diff'])}, "
-            f"every seed better{cost}.")
-    for x in mine:
-      if (x["setting"] == "fixed" and x.get("beats_default")
-          and x["scale"] > attention.max_qk_scale(kernel) + 1e-9
-          and x["test_mean"] > r["test_mean"]):
-        text += (f" Above the range, s = {x['scale']:g} scored higher "
-                 f"({_pct(x['test_mean'], x['test_std'])}, paired "
-                 f"{_ci(x['paired_diff'])}); it is not "
-                 "the preset because the library warns there (its bound on "
-                 "the sampled plan's variance diverges for s^4 >= 1/6), "
-                 "though the default stratified plan's measured RMSE is in "
-                 "the table below.")
-    lines.append(text)
+    cost = (f"; kernel RMSE at M = {NUM_FEATURES} (aligned pair) "
+            f"{v['aligned']['rel_rmse']:.3f}" if v else "") + (
+                f" against {d['aligned']['rel_rmse']:.3f} at the default"
+                if d else "")
+    lines.append(
+        f"* **{kernel}**: `qk_scale={r['scale']:g}` (`macformer_{kernel}"
+        f"_tuned`), {_acc(r)} vs {_acc(default)} for the default; paired "
+        f"{_ci(r['paired_diff'])}, every seed better{cost}." + "".join(
+            common.fill(ABOVE, s=x["scale"], acc=_acc(x),
+                        ci=_ci(x["paired_diff"])) for x in mine
+            if x["setting"] == "fixed" and x.get("beats_default")
+            and x["scale"] > attention.max_qk_scale(kernel) + 1e-9
+            and x["test_mean"] > r["test_mean"]))
   return lines + [""]
 
 
 def _accuracy_row(row: dict, variance: List[dict]) -> str:
-  shown = f"{row['scale']:.2f}"
+  shown, cells = f"{row['scale']:.2f}", ["", "", "", ""]
   if row["setting"] == "learn":
-    shown = "learned"
-    if "learned_scale_mean" in row:
-      shown = "{:.2f}-{:.2f} (learned)".format(*row["learned_scale_range"])
-  cells = ["", "", "", ""]
-  v = None if row["kernel"] == "softmax" else _variance_for(
-      variance, row["kernel"], row["scale"] if row["setting"] != "learn"
-      else row.get("learned_scale_mean", row["scale"]))
+    shown = ("{:.2f}-{:.2f} (learned)".format(*row["learned_scale_range"])
+             if "learned_scale_mean" in row else "learned")
+  v = _variance_for(variance, row["kernel"], row.get(
+      "learned_scale_mean", row["scale"]))
   if v is not None:
     cells = [f"{v['max_qk']:.2f}",
              f"{v['contrast']:.2f}" if "contrast" in v else "-",
@@ -501,123 +546,55 @@ def _accuracy_row(row: dict, variance: List[dict]) -> str:
              f"{v['random']['rel_rmse']:.3f}"]
   if row["kernel"] == "softmax":
     shown, cells = "-", ["-", "-", "exact", "exact"]
-  diff = ""
-  if "paired_diff" in row:
-    diff = _ci(row["paired_diff"])
-    if row.get("beats_default"):
-      diff = f"**{diff} better**"
-    elif row.get("worse_than_default"):
-      diff += " worse"
-  return (f"| {row['kernel']} | {row['setting']} | {shown} | " +
-          " | ".join(cells) +
-          f" | {','.join(str(s) for s in row['seeds'])} | "
-          f"{','.join(str(s) for s in row['steps'])} | "
-          f"{_pct(row['test_mean'], row['test_std'])} | "
-          f"{_pct(row['val_final_mean'])} | "
-          f"{_pct(row['val_curve_mean'])} | {diff} |")
+  diff = _ci(row["paired_diff"]) if "paired_diff" in row else ""
+  if row.get("beats_default"):
+    diff = f"**{diff} better**"
+  elif row.get("worse_than_default"):
+    diff += " worse"
+  return "| " + " | ".join(
+      [row["kernel"], row["setting"], shown] + cells +
+      [",".join(map(str, row["seeds"])), ",".join(map(str, row["steps"])),
+       _acc(row), _pct(row["val_final_mean"]), _pct(row["val_curve_mean"]),
+       diff]) + " |"
 
 
 def render(data: dict) -> str:
   setup, rows, variance = data["setup"], data["summary"], data["variance"]
-  d = setup["data"]
-  lines = [
-      "# The temperature question: does Macformer's q/k scale slow "
-      "learning?", "",
-      "With PreSBN every query and key has unit norm, so after the scale s "
-      f"(the authors': Dh^-1/4 = {DEFAULT_SCALE:.3f} at Dh = {HEAD_DIM}) "
-      f"every dot product satisfies |q.k| <= s^2 = {DEFAULT_SCALE**2:.3f}: "
-      "no key can get more than f(s^2)/f(-s^2) (about 1.4 for exp) times "
-      "the weight of another, so attention is close to uniform by "
-      "construction. A larger s sharpens attention but raises the variance "
-      "of the random Maclaurin estimate (METHOD.md §2.2). This study trains "
-      "the same model with several scales and measures both sides.", "",
-      "**Setting (reduced, CPU-sized; not an LRA result).** The data and "
-      "model of `benchmarks/reduced_listops.sh` (docs/RESULTS.md): generated "
-      f"ListOps, seed 0, trees of {d['min_length']}-{d['max_length']} "
-      f"tokens, L = 256, {d['num_train']}/{d['num_val']}/{d['num_test']} "
-      "train/val/test; emb 64, 2 layers, 2 heads "
-      f"(Dh = {HEAD_DIM}), MLP 128, {NUM_FEATURES} random features; batch 32 "
-      f"and LRA's schedule (0.05 * linear warmup {setup['warmup']} * rsqrt "
-      f"decay), **shortened to {setup['steps']} steps** (the first "
-      f"{setup['steps']} steps of the 3000-step reduced run of "
-      "docs/RESULTS.md, where Macformer learned slower than softmax). Each "
-      "setting ran with the seeds listed (the seed sets the initialisation, "
-      "the random features and the data order; the data are the same). Test "
-      f"accuracy is on the {d['num_test']} test examples at the "
-      "last step (standard error of one accuracy near 30%: about 1.4 points)."
-      " `learn` is `attention.options.learn_qk_scale=True` (s = s_max * "
-      "sigmoid(logit), initialised at Dh^-1/4, s_max = 1 for exp and "
-      "sqrt(0.4) for the radius-1 kernels).", "",
-      "Reproduce:", "", "```bash",
-      "python -m benchmarks.temperature_study run      # trains into "
-      "runs/temperature (resumable)",
-      "python -m benchmarks.temperature_study report   # writes this file, "
-      "docs/temperature.json and docs/temperature.png",
-      "```", "",
-      "## Accuracy and variance cost per kernel and scale", "",
-      "s: the q/k scale; max |q.k| = s^2; contrast: f(s^2)/f(-s^2), the "
-      "largest ratio of two attention weights; RMSE: the relative error "
-      "sqrt(var + bias^2)/f(t) of one kernel value phi(q).phi(k) of the "
-      f"library's default map (M = {NUM_FEATURES}, {setup['num_draws']} "
-      "draws) for an aligned pair (q = k, t = s^2) and for a typical random "
-      "pair (t = s^2/sqrt(Dh-1)). Accuracies in %, mean ± std over seeds; "
-      "paired diff.: test accuracy minus the default's with the same seed, "
-      "mean and 95% t-interval.", "",
-      "| kernel | setting | s | max \\|q.k\\| | contrast | RMSE aligned | "
-      "RMSE random | seeds | steps | test acc. | val acc. (last) | "
-      "val acc. (mean of evals) | paired diff. vs default |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-  lines += [_accuracy_row(row, variance) for row in rows]
-  lines += ["", "## Reading", ""] + conclusions(rows)
-  soft = next((r for r in rows if r["kernel"] == "softmax"), None)
-  if soft:
-    lines += [f"* Reference: softmax (exact attention) on the same data, "
-              f"model and schedule: {_pct(soft['test_mean'], soft['test_std'])}"
-              f" test accuracy over seeds {','.join(map(str, soft['seeds']))}"
-              " (the softmax row)."]
-  ref = data.get("softmax_reference")
+  reading = conclusions(rows)
+  soft, ref = [r for r in rows if r["kernel"] == "softmax"], data.get(
+      "softmax_reference")
+  reading += [f"* Reference: softmax (exact attention) on the same data, "
+              f"model and schedule: {_acc(r)} test accuracy over seeds "
+              f"{','.join(map(str, r['seeds']))} (the softmax row)."
+              for r in soft[:1]]
   if ref:
-    lines += [f"* Reference: softmax on the same data and schedule (seed 0, "
-              f"`{ref['source']}`) reached {100 * ref['val_accuracy']:.1f}% "
-              f"validation accuracy at step {ref['step']} (compare with the "
-              "`val acc. (last)` column)."]
+    reading.append(
+        f"* Reference: softmax on the same data and schedule (seed 0, "
+        f"`{ref['source']}`) reached {100 * ref['val_accuracy']:.1f}% "
+        f"validation accuracy at step {ref['step']} (compare with the "
+        "`val acc. (last)` column).")
   check = data.get("reproduction_check")
   if check:
-    lines += [f"* Check: `exp` default, seed 0, reached "
-              f"{100 * check['ours']:.1f}% validation accuracy at step "
-              f"{check['step']}; the 3000-step reduced run "
-              f"(`{check['source']}`) had {100 * check['reduced']:.1f}% "
-              "there."]
-  lines += ["* Caveats: one shortened schedule on one reduced task; a "
-            "larger scale also costs variance (the RMSE columns), which "
-            "may matter more at longer lengths and for the radius-1 "
-            "kernels, whose series diverge as s^2 approaches 1.", "",
-            "![accuracy vs scale](temperature.png)", ""]
-  lines += recommendation_lines(rows, variance)
-  lines += ["## Variance cost of every scale measured", "",
-            "| kernel | s | max \\|q.k\\| | contrast | RMSE aligned | "
-            "bias aligned | RMSE random | paper's map std, aligned |",
-            "|---|---|---|---|---|---|---|---|"]
-  for v in variance:
-    contrast = f"{v['contrast']:.2f}" if "contrast" in v else "-"
-    lines.append(f"| {v['kernel']} | {v['scale']:.3f} | {v['max_qk']:.2f} | "
-                 f"{contrast} | {v['aligned']['rel_rmse']:.3f} | "
-                 f"{v['aligned']['rel_bias']:+.3f} | "
-                 f"{v['random']['rel_rmse']:.3f} | "
-                 f"{v['aligned']['rel_std_paper_map']:.3g} |")
-  missing = data.get("missing", [])
-  lines += ["", "## What ran", "",
-            f"{len(data['runs'])} runs finished ({setup['steps']} steps "
-            "each). Planned, not finished when this report was generated "
-            "(the grid runs in priority order on a shared 2-core CPU; "
-            "`temperature_study.py run` resumes it): " +
-            (", ".join(missing) if missing else "none") + ".", "",
-            f"Machine: {data['machine']['platform']}, "
-            f"{data['machine']['cpus']} CPUs, shared with other work (runs "
-            "at nice 19, or two at a time: the steps/s in the records are "
-            "not comparable); per-run records with eval curves: "
-            "`docs/temperature.json`.", ""]
-  return "\n".join(lines)
+    reading.append(
+        f"* Check: `exp` default, seed 0, reached {100 * check['ours']:.1f}%"
+        f" validation accuracy at step {check['step']}; the 3000-step "
+        f"reduced run (`{check['source']}`) had "
+        f"{100 * check['reduced']:.1f}% there.")
+  var_rows = [
+      f"| {v['kernel']} | {v['scale']:.3f} | {v['max_qk']:.2f} | "
+      f"{'{:.2f}'.format(v['contrast']) if 'contrast' in v else '-'} | "
+      f"{v['aligned']['rel_rmse']:.3f} | {v['aligned']['rel_bias']:+.3f} | "
+      f"{v['random']['rel_rmse']:.3f} | "
+      f"{v['aligned']['rel_std_paper_map']:.3g} |" for v in variance]
+  return common.fill(
+      PAGE, s=DEFAULT_SCALE, s2=DEFAULT_SCALE**2, dh=HEAD_DIM,
+      m=NUM_FEATURES, d=setup["data"], warmup=setup["warmup"],
+      steps=setup["steps"], draws=setup["num_draws"],
+      rows="\n".join(_accuracy_row(r, variance) for r in rows),
+      reading="\n".join(reading), variance="\n".join(var_rows),
+      recommendation="\n".join(recommendation_lines(rows, variance)),
+      n=len(data["runs"]), missing=", ".join(data.get("missing", [])) or "none",
+      machine=data["machine"])
 
 
 def make_plot(data: dict, path: str) -> None:
@@ -628,6 +605,7 @@ def make_plot(data: dict, path: str) -> None:
              if r["kernel"] == "softmax"]
   labels = {"default": "Dh^-1/4 (authors)", "fixed": "fixed s",
             "learn": "learned s (final)"}
+  ref = data.get("softmax_reference")
   for ax, kernel in zip(axes, KERNELS):
     runs = [r for r in data["runs"] if r["kernel"] == kernel]
     for setting, marker, color in (("default", "s", "C3"),
@@ -649,7 +627,6 @@ def make_plot(data: dict, path: str) -> None:
     if softmax:
       ax.axhline(100 * statistics.mean(softmax), color="0.5", ls="--",
                  label="softmax (mean)")
-    ref = data.get("softmax_reference")
     if ref:
       ax.axhline(100 * ref["val_accuracy"], color="0.5", ls=":",
                  label=f"softmax val. acc. at step {ref['step']} (seed 0)")
@@ -712,17 +689,15 @@ def measure(args) -> dict:
       "softmax_reference": softmax_reference(args.docs, steps[-1]),
       "reproduction_check": reproduction_check(args.docs, records,
                                                steps[-1]),
-      "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
+      "machine": common.host()}
 
 
 def report(args) -> None:
   json_path = os.path.join(args.docs, "temperature.json")
-  if args.from_docs:
-    data, why = common.load_json(json_path)
-    if data is None:
-      raise SystemExit(f"{json_path} is {why}")
-  else:
-    data = measure(args)
+  data, why = (common.load_json(json_path) if args.from_docs
+               else (measure(args), None))
+  if data is None:
+    raise SystemExit(f"{json_path} is {why}")
   data["recommendation"] = {k: round(r["scale"], 4) for k, r in
                             recommendation(data["summary"]).items()}
   common.write(json_path, json.dumps(data, indent=1))
