@@ -1,7 +1,8 @@
-"""Tests of benchmarks/temperature_study.py: the grid and the statistics of
+"""Tests of benchmarks.temperature_study: the grid and the statistics of
 its report (no training; synthetic run records)."""
 
 import json
+import os
 
 import pytest
 
@@ -111,10 +112,8 @@ def test_run_resumes_from_the_runs_recorded_in_docs(tmp_path, monkeypatch):
       {"runs": [{"run": name} for name in done]}))
   trained = []
   monkeypatch.setattr(ts, "ensure_data", lambda data_dir: None)
-  monkeypatch.setattr(
-      ts, "_train_one",
-      lambda kernel, setting, seed, *_: trained.append(
-          ts.run_name(kernel, setting, seed)))
+  monkeypatch.setattr(ts, "train", lambda jobs, args: trained.extend(
+      os.path.basename(workdir) for workdir, _ in jobs))
   ts.main(["run", "--runs", str(tmp_path / "runs"), "--docs", str(docs),
            "--kernels", "exp,inverse"])
   planned = [ts.run_name(*x) for x in ts.schedule()
