@@ -1,27 +1,21 @@
 r"""Approximation error of random Maclaurin features vs the feature count D.
 
-For every kernel (exp, trigh, inverse, log, sqrt), D in 16..4096 and several
-seeds, on random queries and keys (docs/METHOD.md §2.2, §5):
+For every kernel, D in 16..4096 and several seeds, on q, k, v ~ N(0, 1)
+(docs/METHOD.md §2.2, §5): the kernel error |K_hat - K|_F / |K|_F, K_ij =
+f(q_i . k_j) on [Lk, Lk], and the attention error |A_hat - A|_F / |A|_F of
+RMFA's non-causal output against `attention.kernelized_attention`. Inputs
+`presbn`: PreSBN then * d^-1/4; `raw`: sigma * (q, k) * d^-1/4 (the authors'
+no-ppSBN ablation), where |q . k| can leave the radius 1 of inverse/log/sqrt,
+so errors are also taken against f truncated at degree 20 and non-finite
+values are stored as "inf"/"nan". Maps: both allocations x both projection
+layouts (`features.make_plan`, `features.rmf`), beside Performer FAVOR+ and
+RFA on exp; and the variance of phi(x) . phi(y) at D = 128 beside the exact
+formulas, for random pairs and near pairs (where chained features correlate).
 
-* kernel error    |K_hat - K|_F / |K|_F, K_ij = f(q_i . k_j) on [Lk, Lk];
-* attention error |A_hat - A|_F / |A|_F of the non-causal attention output,
-                  A exact (`attention.kernelized_attention`), A_hat RMFA.
-
-Inputs: q, k, v ~ N(0, 1); `presbn`: PreSBN then * d^-1/4 (Macformer);
-`raw`: sigma * (q, k) * d^-1/4 (the authors' no-ppSBN ablation), where
-|q . k| can leave the radius 1 of inverse/log/sqrt: both errors are also
-measured against f truncated at degree 20, and non-finite values are stored
-as the strings "inf"/"nan". Maps: both allocations x both projection layouts
-(`features.make_plan` + `features.rmf`), beside Performer FAVOR+ and RFA on
-exp. Variance table: the empirical variance of phi(x) . phi(y) at D = 128
-beside the exact formulas, for random pairs and near pairs (t ~ 1/sqrt(d),
-where chained features correlate most).
-
-Speed: `sampled` counts differ per seed, so each draw is placed in one
-superset plan per (D, layout) (the largest count of every degree; extra
-features get scale 0) with i.i.d. Rademacher projections drawn in that
-layout: the distribution of `features.sample_rmf`, one compilation per
-(D, layout) (`embed` maps a library draw there; tests check it).
+`sampled` counts differ per draw, so every draw is placed in one superset
+plan per (D, layout) (the largest count of every degree; extra features get
+scale 0) with i.i.d. Rademacher projections: the distribution of
+`features.sample_rmf`, one compilation per (D, layout) (tests check `embed`).
 
   python -m benchmarks.kernel_error            # ~1-2 min, 2 CPU cores
   python -m benchmarks.kernel_error --quick    # seconds (tests)
@@ -31,7 +25,7 @@ import argparse
 import functools
 import math
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +44,9 @@ INPUTS = ("presbn", "raw")
 BASELINES = ("performer", "rfa")
 METRICS = ("kernel_error", "kernel_error_truncated", "attention_error",
            "attention_error_truncated")
+LABELS = ("method", "kernel", "allocation", "projection", "inputs")
 MAX_DEGREE = 20
+CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
 
 
 # ----------------------------------------------------------------------------
@@ -59,60 +55,47 @@ MAX_DEGREE = 20
 def superset_plan(plans: Sequence[features.FeaturePlan]
                   ) -> features.FeaturePlan:
   """The smallest plan containing every plan (same layout): max counts."""
-  if len({p.projection for p in plans}) != 1:
-    raise ValueError("plans of one superset must share the projection layout")
   counts = np.zeros(max(len(p.counts) for p in plans), np.int64)
   for p in plans:
     counts[:len(p.counts)] = np.maximum(counts[:len(p.counts)], p.counts)
-  return features.FeaturePlan("superset", 1.0, tuple(int(c) for c in counts),
+  return features.FeaturePlan("superset", 1.0, tuple(map(int, counts)),
                               plans[0].projection)
 
 
-def _move_blocks(x, src_widths, dst_widths, src_sizes, dst_sizes):
-  """Copies block b of x (src layout) to the start of block b (dst layout);
-  the rest is 0."""
-  x = np.asarray(x)
-  out = np.zeros(x.shape[:-1] + (sum(dst_widths),), np.float32)
-  src, dst = np.cumsum([0] + list(src_widths)), np.cumsum([0] + list(
-      dst_widths))
-  for b, size in enumerate(src_sizes):
-    out[..., dst[b]:dst[b] + size] = x[..., src[b]:src[b] + size]
+def _move(x, src, dst) -> np.ndarray:
+  """Block b of x (widths `src`) to the start of block b (widths `dst`)."""
+  out = np.zeros(np.shape(x)[:-1] + (sum(dst),), np.float32)
+  for i, j, n in zip(np.cumsum([0, *src]), np.cumsum([0, *dst]), src):
+    out[..., j:j + n] = np.asarray(x)[..., i:i + n]
   return out
 
 
-def embed_scales(plan, scales, sup) -> np.ndarray:
-  """Scales [..., M-1] of a draw -> [..., M_sup - 1] of the superset: the
-  degree-n features become the first C_n degree-n ones; the others get 0."""
-  return _move_blocks(scales, plan.counts, sup.counts, plan.counts,
-                      sup.counts)
-
-
-def embed(plan, projections, scales, sup) -> Tuple[np.ndarray, np.ndarray]:
-  """A drawn map (`features.sample_rmf`) in a superset's layout.
-
-  Projection blocks are enumerated alike in both plans, so block b of
+def embed(plan, projections, scales, sup):
+  """A drawn map (`features.sample_rmf`) in a superset's layout: block b of
   `plan` goes to the start of block b of `sup` (padding 0, padded features
-  scale 0): `features.rmf` then gives the same features, plus zeros.
-  """
-  return (_move_blocks(projections, plan.widths, sup.widths, plan.widths,
-                       sup.widths), embed_scales(plan, scales, sup))
+  scale 0), so `features.rmf` gives the same features, plus zeros."""
+  return (_move(projections, plan.widths, sup.widths),
+          _move(scales, plan.counts, sup.counts))
 
 
-def kernel_scales(plan: features.FeaturePlan, num_features: int,
-                  allocation: str, seed: Optional[int]) -> np.ndarray:
-  """Scales [len(KERNELS), M-1] of one draw's counts, for every kernel."""
-  rows = []
-  for name in KERNELS:
-    p, scales = features.make_plan(num_features, name, allocation,
-                                   MAX_DEGREE, plan.projection, seed)
-    assert p.counts == plan.counts  # counts are kernel-free
-    rows.append(scales)
-  return np.stack(rows)
+def superset(dim, allocations, projection, seeds):
+  """Draws (allocation, seed) -> their superset plan and scales [K, M-1] of
+  every kernel embedded in it (the counts are kernel-free)."""
+  draws = {}
+  for allocation, seed in ((a, s) for a in allocations for s in seeds):
+    made = [features.make_plan(dim, k, allocation, MAX_DEGREE, projection,
+                               seed if allocation == "sampled" else None)
+            for k in KERNELS]
+    draws[allocation, seed] = made[0][0], np.stack([s for _, s in made])
+  sup = superset_plan([p for p, _ in draws.values()])
+  return sup, {k: _move(s, p.counts, sup.counts)
+               for k, (p, s) in draws.items()}
 
 
-def rademacher(rng: np.random.Generator, shape) -> np.ndarray:
+def rademacher(rng: np.random.Generator, shape) -> jax.Array:
   """i.i.d. +-1 float32, host-side (a JAX draw compiles per shape)."""
-  return (2 * rng.integers(0, 2, shape, dtype=np.int8) - 1).astype(np.float32)
+  return jnp.asarray((2 * rng.integers(0, 2, shape, dtype=np.int8) - 1
+                      ).astype(np.float32))
 
 
 # ----------------------------------------------------------------------------
@@ -144,10 +127,8 @@ def exact_targets(q, k, v, *, kernel_length):
     out = {}
     for name in KERNELS:
       kern = kernels.get(name)
-      trunc = kernels.Kernel(
-          name, kern.coefficient,
-          functools.partial(kernels.truncated, name, max_degree=MAX_DEGREE),
-          math.inf)
+      trunc = kernels.Kernel(name, kern.coefficient, functools.partial(
+          kernels.truncated, name, max_degree=MAX_DEGREE), math.inf)
       for key, value in (("kernel", kern.exact(t)),
                          ("kernel_truncated", trunc.exact(t)),
                          ("attention", _attend(q, k, v, kern)),
@@ -194,7 +175,7 @@ def baseline_errors(keys, q, k, v, targets, *, method, num_features,
   layers run them; Performer's kernel estimate uses the unstabilised
   features exp(w.x - |x|^2/2)/sqrt(M) (the stabiliser cancels only in the
   attention ratio)."""
-  d = q.shape[-1]
+  d, lk = q.shape[-1], kernel_length
 
   def one_seed(args):
     key, q, k, v, tg = args
@@ -202,20 +183,17 @@ def baseline_errors(keys, q, k, v, targets, *, method, num_features,
       proj = features.sample_orthogonal_gaussian(key, d, num_features)
       raw = lambda x: jnp.exp(x @ proj - 0.5 * jnp.sum(
           x * x, -1, keepdims=True)) / math.sqrt(num_features)
-      khat = raw(q[:kernel_length]) @ raw(k[:kernel_length]).T
       pq = features.favor_positive(proj, q[None, None], is_query=True)
       pk = features.favor_positive(proj, k[None, None], is_query=False)
-      att = attention.linear_attention(pq, pk, v[None, :, None], eps=1e-6,
-                                       heads_first=True)[0, :, 0]
-    else:
-      proj = features.sample_gaussian(key, d, num_features // 2)
-      pq, pk = (features.fourier_features(proj, x) for x in (q, k))
-      khat = pq[:kernel_length] @ pk[:kernel_length].T
-      att = attention.linear_attention(
-          pq[None, None], pk[None, None], v[None, :, None],
-          eps=attention.RMFA_DENOMINATOR_EPS, eps_per_key=True,
-          heads_first=True)[0, :, 0]
-    return _errors(khat, att, tg)
+      return _errors(raw(q[:lk]) @ raw(k[:lk]).T, attention.linear_attention(
+          pq, pk, v[None, :, None], eps=1e-6, heads_first=True)[0, :, 0], tg)
+    proj = features.sample_gaussian(key, d, num_features // 2)
+    pq, pk = (features.fourier_features(proj, x) for x in (q, k))
+    att = attention.linear_attention(
+        pq[None, None], pk[None, None], v[None, :, None],
+        eps=attention.RMFA_DENOMINATOR_EPS, eps_per_key=True,
+        heads_first=True)[0, :, 0]
+    return _errors(pq[:lk] @ pk[:lk].T, att, tg)
   return jax.lax.map(one_seed, (keys, q, k, v, targets))
 
 
@@ -269,36 +247,26 @@ def variance_table(key, num_features: int, head_dim: int, num_pairs: int,
   rng = np.random.default_rng(np.asarray(jax.random.key_data(kdraw)))
   x = normalization.pre_sbn(jax.random.normal(kx, (num_pairs, head_dim)))
   noise = jax.random.normal(knear, (num_pairs, head_dim))
-  scale = head_dim**-0.25
-  pair_sets = {"random": (x * scale, scale * normalization.pre_sbn(
+  s = head_dim**-0.25
+  pair_sets = {"random": (x * s, s * normalization.pre_sbn(
       jax.random.normal(ky, (num_pairs, head_dim)))),
-               "near": (x * scale,
-                        scale * normalization.pre_sbn(x + 0.15 * noise))}
-  estimates = {}
+               "near": (x * s, s * normalization.pre_sbn(x + 0.15 * noise))}
+  est = {}
   for allocation in ALLOCATIONS:
     for projection in PROJECTIONS:
       seeds = (range(7919, 7919 + num_draws) if allocation == "sampled"
                else [None])
-      draws = []
-      for seed in seeds:
-        plan, _ = features.make_plan(num_features, "exp", allocation,
-                                     MAX_DEGREE, projection, seed)
-        draws.append((plan, kernel_scales(plan, num_features, allocation,
-                                          seed)))
-      sup = superset_plan([p for p, _ in draws])
-      emb = np.stack([embed_scales(p, s, sup) for p, s in draws])
-      emb = np.broadcast_to(emb, (num_draws,) + emb.shape[1:])
-      for name, (xs, ys) in pair_sets.items():
-        estimates[(allocation, projection, name)] = []
+      sup, emb = superset(num_features, [allocation], projection, seeds)
+      emb = np.broadcast_to(np.stack(list(emb.values())),
+                            (num_draws, len(KERNELS), sup.num_features - 1))
       for lo in range(0, num_draws, chunk):
-        proj = jnp.asarray(rademacher(rng, (chunk, head_dim,
-                                            sup.projection_width)))
+        proj = rademacher(rng, (chunk, head_dim, sup.projection_width))
         for name, (xs, ys) in pair_sets.items():
-          estimates[(allocation, projection, name)].append(np.asarray(
-              _pair_products(proj, jnp.asarray(emb[lo:lo + chunk]), xs, ys,
-                             plan=sup)))
-  strat_plan, _ = features.make_plan(num_features, "exp", "stratified",
-                                     MAX_DEGREE, "chained")
+          est.setdefault((allocation, projection, name), []).append(
+              np.asarray(_pair_products(proj, jnp.asarray(
+                  emb[lo:lo + chunk]), xs, ys, plan=sup)))
+  counts = features.make_plan(num_features, "exp", "stratified", MAX_DEGREE,
+                              "chained")[0].counts
   rows = []
   for name, (xs, ys) in pair_sets.items():
     xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
@@ -308,11 +276,10 @@ def variance_table(key, num_features: int, head_dim: int, num_pairs: int,
              "mean_abs_t": float(np.mean(np.abs(t)))}
       for allocation in ALLOCATIONS:
         target = np.asarray(kernels.truncated(
-            kernel, t, MAX_DEGREE if allocation == "sampled"
-            else len(strat_plan.counts)))
+            kernel, t, MAX_DEGREE if allocation == "sampled" else len(counts)))
         for projection in PROJECTIONS:
-          e = np.concatenate(estimates[(allocation, projection, name)]
-                             )[:, ki].astype(np.float64)
+          e = np.concatenate(est[allocation, projection, name])[:, ki]
+          e = e.astype(np.float64)
           label = f"{allocation}_{projection}"
           var = np.var(e, axis=0, ddof=1)
           row[f"empirical_{label}"] = float(np.mean(var))
@@ -324,12 +291,10 @@ def variance_table(key, num_features: int, head_dim: int, num_pairs: int,
           features.rmf_variance(kernel, xs, ys, num_features, MAX_DEGREE)))
       for projection in PROJECTIONS:
         row[f"formula_stratified_{projection}"] = float(np.mean(
-            stratified_variance(kernel, strat_plan.counts, projection, xs,
-                                ys)))
-      for allocation in ALLOCATIONS:
-        row[f"chained_over_independent_{allocation}"] = (
-            row[f"empirical_{allocation}_chained"] /
-            row[f"empirical_{allocation}_independent"])
+            stratified_variance(kernel, counts, projection, xs, ys)))
+      for a in ALLOCATIONS:
+        row[f"chained_over_independent_{a}"] = (
+            row[f"empirical_{a}_chained"] / row[f"empirical_{a}_independent"])
       row["stratified_over_sampled_chained"] = (
           row["empirical_stratified_chained"] /
           row["empirical_sampled_chained"])
@@ -350,69 +315,54 @@ def _summarise(dims, per_seed: np.ndarray) -> Dict[str, object]:
   out = {"mean": [common.num(m) for m in mean],
          "std": [common.num(s) for s in std],
          "per_seed": [[common.num(x) for x in row] for row in per_seed]}
-  out["slope"] = common.fit_slope(dims, out["mean"])
-  out["nonfinite"] = int(np.sum(~np.isfinite(per_seed)))
-  return out
+  return dict(out, slope=common.fit_slope(dims, out["mean"]),
+              nonfinite=int(np.sum(~np.isfinite(per_seed))))
 
 
-def run_grid(args, dims: List[int]) -> Tuple[List[dict], Dict]:
+def run_grid(args, dims):
   """Every error curve: RMF (kernel x allocation x projection x inputs) and
-  the baselines (x inputs)."""
+  the baselines (x inputs), and the fraction of pairs outside the radius."""
   k_in, k_feat = jax.random.split(jax.random.key(args.seed))
   data = make_inputs(k_in, args.seeds, args.length, args.head_dim,
                      args.raw_sigma)
-  v = data["v"]
-  targets = {mode: exact_targets(*data[mode], v,
-                                 kernel_length=args.kernel_length)
+  v, lk = data["v"], args.kernel_length
+  targets = {mode: exact_targets(*data[mode], v, kernel_length=lk)
              for mode in INPUTS}
-  outside = {mode: {name: float(np.mean(targets[mode]["outside_radius"][:, i]))
-                    for i, name in enumerate(KERNELS)} for mode in INPUTS}
   rng = np.random.default_rng(args.seed)
-  errors: Dict[tuple, list] = {}  # curve labels -> [len(dims)] of [S, 4]
+  errors = {}  # curve labels -> [len(dims)] of [S, 4]
   for dim in dims:
     t0 = time.time()
+    seeds = range(args.seeds)
     for projection in PROJECTIONS:
-      draws = {}
+      sup, scales = superset(dim, ALLOCATIONS, projection,
+                             [1000003 * dim + s for s in seeds])
       for allocation in ALLOCATIONS:
-        for s in range(args.seeds):
-          seed = (1000003 * dim + s) if allocation == "sampled" else None
-          plan, _ = features.make_plan(dim, "exp", allocation, MAX_DEGREE,
-                                       projection, seed)
-          draws[(allocation, s)] = (plan, kernel_scales(plan, dim, allocation,
-                                                        seed))
-      sup = superset_plan([d[0] for d in draws.values()])
-      for allocation in ALLOCATIONS:
-        proj = jnp.asarray(rademacher(
-            rng, (args.seeds, args.head_dim, sup.projection_width)))
-        scales = jnp.asarray(np.stack([embed_scales(*draws[(allocation, s)],
-                                                    sup)
-                                       for s in range(args.seeds)]))
+        proj = rademacher(rng, (args.seeds, args.head_dim,
+                                sup.projection_width))
+        sc = jnp.asarray(np.stack([scales[allocation, 1000003 * dim + s]
+                                   for s in seeds]))
         for mode in INPUTS:
-          err = np.asarray(rmf_errors(proj, scales, *data[mode], v,
+          err = np.asarray(rmf_errors(proj, sc, *data[mode], v,
                                       targets[mode], plan=sup,
-                                      kernel_length=args.kernel_length))
+                                      kernel_length=lk))
           for ki, name in enumerate(KERNELS):
             errors.setdefault(("rmf", name, allocation, projection, mode),
                               []).append(err[:, ki])
     keys = jax.random.split(jax.random.fold_in(k_feat, dim), args.seeds)
     for method in BASELINES:
       for mode in INPUTS:
-        tg = jax.tree.map(lambda x: x[:, KERNELS.index("exp")],
-                          targets[mode])
+        tg = jax.tree.map(lambda x: x[:, 0], targets[mode])  # exp
         errors.setdefault((method, "exp", None, None, mode), []).append(
             np.asarray(baseline_errors(keys, *data[mode], v, tg,
                                        method=method, num_features=dim,
-                                       kernel_length=args.kernel_length)))
+                                       kernel_length=lk)))
     print(f"D={dim:5d} done in {time.time() - t0:5.1f}s", flush=True)
-  curves = []
-  for labels, per_dim in errors.items():
-    arr = np.stack(per_dim)  # [len(dims), S, 4]
-    curve = dict(zip(("method", "kernel", "allocation", "projection",
-                      "inputs"), labels), D=dims)
-    curve.update({metric: _summarise(dims, arr[:, :, i])
-                  for i, metric in enumerate(METRICS)})
-    curves.append(curve)
-  return curves, outside
+  curves = [dict(zip(LABELS, labels), D=dims, **{
+      m: _summarise(dims, np.stack(per_dim)[:, :, i])
+      for i, m in enumerate(METRICS)}) for labels, per_dim in errors.items()]
+  return curves, {mode: {name: float(np.mean(
+      targets[mode]["outside_radius"][:, i])) for i, name in
+                         enumerate(KERNELS)} for mode in INPUTS}
 
 
 def find_curve(curves, *, method="rmf", kernel="exp", allocation=None,
@@ -420,8 +370,7 @@ def find_curve(curves, *, method="rmf", kernel="exp", allocation=None,
   """The curve with these labels (KeyError naming them if none)."""
   key = (method, kernel, allocation, projection, inputs)
   for c in curves:
-    if tuple(c[k] for k in ("method", "kernel", "allocation", "projection",
-                            "inputs")) == key:
+    if tuple(c[k] for k in LABELS) == key:
       return c
   raise KeyError(f"no curve {'/'.join(map(str, key))}")
 
@@ -429,9 +378,6 @@ def find_curve(curves, *, method="rmf", kernel="exp", allocation=None,
 # ----------------------------------------------------------------------------
 # Plot.
 # ----------------------------------------------------------------------------
-CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
-
-
 def _plot_curve(ax, dims, summary, label, style):
   mean, std = (np.array([common.as_float(x) for x in summary[k]])
                for k in ("mean", "std"))
@@ -453,8 +399,9 @@ def make_plot(result: dict, path: str) -> None:
   """2 x 3 panels: kernel and attention error; default map with baselines,
   allocation x layout, and no PreSBN."""
   plt = common.pyplot()
-  curves, s = result["curves"], result["settings"]
-  dims = s["D"]
+  curves, s, m = result["curves"], result["settings"], result["machine"]
+  dims, d = s["D"], np.asarray(s["D"], float)
+  find = functools.partial(find_curve, curves)
   colors = dict(zip(KERNELS, ["C0", "C5", "C1", "C2", "C3"]))
   style = lambda n: {"color": colors[n], "marker": "o", "ms": 3,
                      "ls": ":" if n == "trigh" else "-"}
@@ -463,50 +410,42 @@ def make_plot(result: dict, path: str) -> None:
   fig, axes = plt.subplots(2, 3, figsize=(17, 10), sharex=True)
   for r, metric in enumerate(("kernel_error", "attention_error")):
     trunc = metric + "_truncated"
-    ax = axes[r, 0]
-    for name in KERNELS:
-      _plot_curve(ax, dims, find_curve(curves, kernel=name,
-                                       allocation="stratified",
-                                       projection="chained")[metric],
-                  name, style(name))
-    for method, mk in (("performer", "s"), ("rfa", "D")):
-      _plot_curve(ax, dims, find_curve(curves, method=method)[metric],
-                  f"{method} (softmax)", base(method, mk))
-    ax.set_title("PreSBN, RMF stratified+chained (default)")
-    ax = axes[r, 1]
+    default = dict(allocation="stratified", projection="chained")
+    paper = dict(allocation="sampled", projection="independent",
+                 inputs="raw")
+    for c, (panel, title) in enumerate((
+        (default, "PreSBN, RMF stratified+chained (default)"), (None, ""),
+        (paper, f"no PreSBN: N(0,{s['raw_sigma']}^2) q,k * d^-1/4; "
+         f"sampled+indep.;\nvs f truncated at degree {MAX_DEGREE}; "
+         f"clipped at {CLIP:g}"))):
+      if panel is None:
+        continue
+      what = trunc if c == 2 else metric
+      for name in KERNELS:
+        _plot_curve(axes[r, c], dims, find(kernel=name, **panel)[what],
+                    name, style(name))
+      for method, mk in (("performer", "s"), ("rfa", "D")):
+        _plot_curve(axes[r, c], dims, find(
+            method=method, inputs=panel.get("inputs", "presbn"))[what],
+                    f"{method} (softmax)", base(method, mk))
+      axes[r, c].set_title(title)
     for name, color in (("exp", "C0"), ("inverse", "C1")):
       for allocation, projection, ls, mk in (
           ("sampled", "independent", "-", "o"),
           ("sampled", "chained", "--", "o"),
           ("stratified", "independent", "-", "s"),
           ("stratified", "chained", "--", "s")):
-        c = find_curve(curves, kernel=name, allocation=allocation,
-                       projection=projection)
-        _plot_curve(ax, dims, c[metric], f"{name} {allocation}/{projection}",
+        _plot_curve(axes[r, 1], dims, find(
+            kernel=name, allocation=allocation, projection=projection)[
+                metric], f"{name} {allocation}/{projection}",
                     {"color": color if allocation == "sampled" else
                      ("C9" if name == "exp" else "C8"),
                      "marker": mk, "ms": 3, "ls": ls})
-    ax.set_title("PreSBN: degree allocation x projection layout")
-    ax = axes[r, 2]
-    for name in KERNELS:
-      _plot_curve(ax, dims, find_curve(
-          curves, kernel=name, allocation="sampled", projection="independent",
-          inputs="raw")[trunc], name, style(name))
-    for method, mk in (("performer", "s"), ("rfa", "D")):
-      _plot_curve(ax, dims, find_curve(curves, method=method,
-                                       inputs="raw")[trunc],
-                  f"{method} (softmax)", base(method, mk))
-    ax.set_title(f"no PreSBN: N(0,{s['raw_sigma']}^2) q,k * d^-1/4; "
-                 f"sampled+indep.;\nvs f truncated at degree {MAX_DEGREE}; "
-                 f"clipped at {CLIP:g}")
-    d = np.asarray(dims, float)
+    axes[r, 1].set_title("PreSBN: degree allocation x projection layout")
     for c, ax in enumerate(axes[r]):
       # A D^-1/2 guide through 1.6x the first point of the panel's exp curve.
-      first = common.as_float((find_curve(
-          curves, allocation="stratified", projection="chained")[metric]
-          if c < 2 else find_curve(curves, allocation="sampled",
-                                   projection="independent",
-                                   inputs="raw")[trunc])["mean"][0])
+      first = common.as_float((find(**default)[metric] if c < 2 else
+                               find(**paper)[trunc])["mean"][0])
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
       if math.isfinite(first):
@@ -519,7 +458,6 @@ def make_plot(result: dict, path: str) -> None:
     axes[r, 2].set_ylim(1e-4, CLIP * 3)
   for ax in axes[1]:
     ax.set_xlabel("D (random features)")
-  m = result["machine"]
   fig.suptitle(
       f"Random Maclaurin feature error vs D (slope of the mean in the legend);"
       f" L={s['length']} (kernel matrix {s['kernel_length']}x"
@@ -536,14 +474,12 @@ def main(argv=None) -> dict:
   parser.add_argument("--quick", action="store_true",
                       help="tiny setting for tests (D=16,64,256, L=256)")
   parser.add_argument("--dims", default=None, help="comma-separated D")
-  parser.add_argument("--seeds", type=int, default=None)
-  parser.add_argument("--length", type=int, default=None)
-  parser.add_argument("--kernel_length", type=int, default=None)
+  for flag in ("seeds", "length", "kernel_length", "variance_draws",
+               "variance_pairs"):
+    parser.add_argument(f"--{flag}", type=int, default=None)
   parser.add_argument("--head_dim", type=int, default=32)
   parser.add_argument("--raw_sigma", type=float, default=0.5)
   parser.add_argument("--variance_features", type=int, default=128)
-  parser.add_argument("--variance_draws", type=int, default=None)
-  parser.add_argument("--variance_pairs", type=int, default=None)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--out_json", default="docs/kernel_error.json")
   parser.add_argument("--out_png", default="docs/kernel_error.png",
