@@ -11,7 +11,6 @@ reflect the real per-example work. About 2-3 minutes on 2 CPU cores:
 """
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -46,12 +45,10 @@ def measure(name, load, batch_size, min_batches, min_seconds):
   t0 = time.perf_counter()
   src = load()
   load_s = time.perf_counter() - t0
-  train_bps, n_train = batches_per_second(
-      lambda: lra_tasks.train_batches(src, batch_size, seed=0), min_batches,
-      min_seconds)
-  eval_bps, n_eval = batches_per_second(
-      lambda: lra_tasks.eval_batches(src, batch_size), min_batches,
-      min_seconds)
+  (train_bps, n_train), (eval_bps, n_eval) = (batches_per_second(
+      make, min_batches, min_seconds) for make in (
+          lambda: lra_tasks.train_batches(src, batch_size, seed=0),
+          lambda: lra_tasks.eval_batches(src, batch_size)))
   row = {"task": name, "examples": len(src), "load_s": round(load_s, 3),
          "train_batches_per_s": round(train_bps, 1),
          "eval_batches_per_s": round(eval_bps, 1),
@@ -108,9 +105,8 @@ def main(argv=None):
       t).load(d, "train", **o), args.batch_size, args.min_batches,
                   args.min_seconds) for name, task, data, options in loads]
   results = {
-      "machine": {"platform": platform.platform(),
-                  "python": platform.python_version(),
-                  "numpy": np.__version__, "cpu_count": os.cpu_count()},
+      "machine": dict(common.host(), python=platform.python_version(),
+                      numpy=np.__version__),
       "batch_size": args.batch_size,
       "listops_generation": {
           "num_train": n_train, "num_val": n_val, "num_test": n_test,
@@ -119,7 +115,7 @@ def main(argv=None):
           "mib_written": round(size_mb, 1)},
       "pipelines": rows}
   common.write(args.json_out or os.path.join(work, "pipeline_speed.json"),
-               json.dumps(results, indent=2))
+               common.dumps(results))
 
 
 if __name__ == "__main__":

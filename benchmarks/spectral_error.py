@@ -1,27 +1,17 @@
 r"""Approximation error of every Spectraformer grid cell vs the feature count M.
 
 For every (component, weights) cell of `spectral.grid()` (docs/METHOD.md §7),
-M in 16..1024 and several seeds, on random queries and keys (d = 32):
-
-* kernel error    |K_hat - K|_F / |K|_F, K_ij = exp(x_i . y_j) on [Lk, Lk]
-                  (`spectral.kernel_estimate`: the unbiased estimator;
-                  oprf/saderf fit A and psi on these pairs);
-* attention error |A_hat - A|_F / |A|_F of the non-causal attention output
-                  against exact softmax-kernel attention, A_hat as
-                  `layers.SpectralAttention` runs it (stabilised features).
-
-Inputs x = q d^-1/4, y = k d^-1/4 with `presbn`: q, k PreSBN'd (unit norm,
-as Macformer), an easy regime; `gauss`: q, k ~ N(0, sigma^2 I), sigma = 0.5,
-logits ~ N(0, sigma^4), a harder one (at sigma = 1 every cell's error
-exceeds 100% at M <= 1024). v ~ N(0, I). gerf is at its initial A = 0 (=
-posrf in distribution), fastfood_learnable at its initial S, G, B. Each
-curve gets a least-squares slope of log(mean error) vs log(M) over M > d
-(Monte Carlo: -0.5; block-structured matrices change regime at M = d).
+M in 16..1024 and several seeds, d = 32: the error |K_hat - K|_F / |K|_F of
+`spectral.kernel_estimate` (K_ij = exp(x_i . y_j) on [Lk, Lk]) and the error
+of the non-causal attention output as `layers.SpectralAttention` runs it,
+against exact softmax-kernel attention. x = q d^-1/4, y = k d^-1/4 with q, k
+PreSBN'd (`presbn`) or ~ N(0, sigma^2 I), sigma = 0.5 (`gauss`, harder);
+v ~ N(0, I); gerf at A = 0, fastfood_learnable at its initial S, G, B. Slopes
+of log(mean error) vs log(M) are fitted over M > d (Monte Carlo: -0.5).
 
   nice -n 19 python -m benchmarks.spectral_error     # minutes, 2 cores
   python -m benchmarks.spectral_error --quick         # seconds
-
-Writes docs/spectral_error.json and docs/spectral_error.png.
+  python -m benchmarks.spectral_error --replot        # the PNG from the JSON
 """
 
 import argparse
@@ -46,8 +36,6 @@ def make_inputs(key, seeds, length, head_dim, regime, sigma):
   kq, kk, kv = jax.random.split(key, 3)
   shape = (seeds, 1, 1, length, head_dim)
   q, k = jax.random.normal(kq, shape), jax.random.normal(kk, shape)
-  if regime not in REGIMES:
-    raise ValueError(f"unknown regime {regime!r}; known: {REGIMES}")
   q, k = ((normalization.pre_sbn(q), normalization.pre_sbn(k))
           if regime == "presbn" else (q * sigma, k * sigma))
   v = jax.random.normal(kv, (seeds, 1, length, 1, head_dim))
@@ -175,15 +163,12 @@ def main(argv=None):
                       help="only redraw --out_png from --out_json")
   args = parser.parse_args(argv)
   if args.replot:
-    with open(args.out_json) as f:
-      return make_plot(json.load(f), args.out_png)
-  defaults = ({"dims": "16,64", "seeds": 2, "length": 64,
-               "kernel_length": 32} if args.quick else
-              {"dims": "16,32,64,128,256,512,1024", "seeds": 5,
-               "length": 1024, "kernel_length": 256})
-  for key, value in defaults.items():
+    return make_plot(common.load_json(args.out_json)[0], args.out_png)
+  for key, quick, full in (("dims", "16,64", "16,32,64,128,256,512,1024"),
+                           ("seeds", 2, 5), ("length", 64, 1024),
+                           ("kernel_length", 32, 256)):
     if getattr(args, key) is None:
-      setattr(args, key, value)
+      setattr(args, key, quick if args.quick else full)
   start = time.time()
   curves = run(args)
   result = {
