@@ -1,6 +1,7 @@
 """Tests of benchmarks.temperature_study: the grid and the statistics of
 its report (no training; synthetic run records)."""
 
+import argparse
 import json
 import os
 
@@ -172,3 +173,17 @@ def test_recommendation_rule():
   assert "`qk_scale=0.6` (`macformer_log_tuned`)" in text
   assert "Above the range, s = 0.8 scored higher" in text
   assert "**exp**: no scale met the rule" in text
+
+
+def test_train_runs_each_unfinished_job_once_and_stops_at_the_deadline(
+    tmp_path):
+  done, todo, late = tmp_path / "done", tmp_path / "todo", tmp_path / "late"
+  done.mkdir()
+  (done / "results.json").write_text("{}")  # finished: skipped
+  ts.train([(str(w), ["touch", str(w / "ran")]) for w in (done, todo)],
+           argparse.Namespace(nice=0, parallel=2))
+  assert not (done / "ran").exists() and (todo / "ran").exists()
+  assert json.loads((todo / "wall.json").read_text())["rc"] == 0
+  ts.train([(str(late), ["true"])],
+           argparse.Namespace(nice=0, parallel=1, deadline_min=-1))
+  assert not late.exists()  # past the deadline: not started
