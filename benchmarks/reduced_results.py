@@ -24,8 +24,8 @@ ATTENTIONS = ("softmax", "macformer_exp")
 SPECTRA = ("spectra_oprf_fastfoodl", "spectra_posrf_orf", "spectra_posrf_sorf")
 PUBLISHED = os.path.join(common.REPO, "benchmarks",
                          "spectraformer_published.json")
-PAGE = """# Reduced LRA run: ListOps on generated data, softmax vs Macformer (and
-  Spectraformer grid rows)
+PAGE = """# Reduced LRA run: ListOps on generated data, softmax vs Macformer
+  (and Spectraformer grid rows)
 
 **Scale, honestly:** this is *not* the LRA ListOps task. It is a
 reduced, offline stand-in that trains in minutes on a 2-core CPU:
