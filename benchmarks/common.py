@@ -1,6 +1,5 @@
-"""What the benchmark scripts share: JSON in and out, training-run records,
-machine info, Markdown tables and templates, number formats, log-log slopes
-and a headless pyplot."""
+"""What the benchmark scripts share: JSON, run records, machine info,
+Markdown tables and templates, number formats, log-log slopes, pyplot."""
 
 import datetime
 import json
@@ -9,7 +8,7 @@ import os
 import platform
 import re
 import sys
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,10 +87,12 @@ def pm(mean: Any, std: Any) -> str:
   return f"{m:.{decimals}f} ± {sd:.{decimals}f}"
 
 
-def fill(template: str, **fields) -> str:
-  """`template.format(**fields)` after joining each line that starts with
-  two spaces to the line before (long Markdown lines, wrapped in code)."""
-  return template.replace("\n  ", " ").format(**fields)
+def templates(name: str) -> Dict[str, str]:
+  """The sections of benchmarks/templates/<name>.md, each started by a line
+  `<!-- key -->` and stripped: `str.format` templates of page prose."""
+  with open(os.path.join(REPO, "benchmarks", "templates", name + ".md")) as f:
+    parts = re.split(r"^<!-- (\w+) -->$", f.read(), flags=re.M)
+  return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2])}
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:

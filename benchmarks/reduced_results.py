@@ -1,15 +1,8 @@
-"""Writes docs/RESULTS.md: the reduced ListOps comparison, from the runs.
+"""Writes docs/RESULTS.md (the reduced ListOps comparison) from the runs of
+benchmarks/reduced_listops.sh, copying each into docs/results/ so that
+`--from_docs` rebuilds the page from the repository alone.
 
-  bash benchmarks/reduced_listops.sh          # trains (see its header)
-  bash benchmarks/reduced_listops.sh "spectra_oprf_fastfoodl \
-      spectra_posrf_orf spectra_posrf_sorf"   # Spectraformer grid rows
-  python -m benchmarks.reduced_results        # this report
-
-Copies each finished run under runs/reduced_listops_<attention> (results,
-eval curve, median train steps/s) to docs/results/reduced_listops_<attention>
-.json and an unfinished one's progress to ..._<attention>.progress.json, so
-the report rebuilds from the repository alone (`--from_docs`), beside
-Spectraformer's published, not comparable, numbers. Grid rows are optional.
+  python -m benchmarks.reduced_results [--from_docs]
 """
 
 import argparse
@@ -24,32 +17,6 @@ ATTENTIONS = ("softmax", "macformer_exp")
 SPECTRA = ("spectra_oprf_fastfoodl", "spectra_posrf_orf", "spectra_posrf_sorf")
 PUBLISHED = os.path.join(common.REPO, "benchmarks",
                          "spectraformer_published.json")
-PAGE = """# Reduced LRA run: ListOps on generated data, softmax vs Macformer
-  (and Spectraformer grid rows)
-
-**Scale, honestly:** this is *not* the LRA ListOps task. It is a
-reduced, offline stand-in that trains in minutes on a 2-core CPU:
-generated ListOps trees of {d[min_length]}-{d[max_length]} tokens (depth <=
-  {d[max_depth]}, at most {d[max_args]} arguments; LRA: 500-2000 tokens,
-  depth 10) padded to L = {c[data][max_len]},
-  {d[num_train]}/{d[num_val]}/{d[num_test]} train/val/test examples (LRA:
-  96k/2k/2k), a model with emb {m[emb_dim]}, {m[num_layers]} layers,
-  {m[num_heads]} heads, MLP {m[mlp_dim]} (LRA: 512/4/8/1024), batch
-  {c[data][batch_size]}, {c[train][num_train_steps]} steps of LRA's schedule
-  ({o[learning_rate]} * linear warmup {o[warmup_steps]} * rsqrt decay; LRA:
-  5000 steps). All runs use the same generated data (seed {c[seed]}), model
-  size, schedule and number of steps; only the attention differs. Compare the
-  two rows with each other, not with LRA's published ListOps numbers.
-
-Reproduce (about 30 minutes on 2 CPU cores for both):
-
-```bash
-bash benchmarks/reduced_listops.sh     # trains both into runs/
-python -m benchmarks.reduced_results   # writes this file
-```
-
-"""
-
 
 def render(runs: dict, unfinished: dict = None) -> str:
   first = next(iter(runs.values()))
@@ -105,7 +72,8 @@ def render(runs: dict, unfinished: dict = None) -> str:
             "full config): `docs/results/reduced_listops_<attention>.json`.",
             ""]
   d, m, o = c["data"]["offline"], c["model"], c["optimizer"]
-  return common.fill(PAGE, c=c, d=d, m=m, o=o) + "\n".join(lines)
+  return (common.templates("results")["page"].format(c=c, d=d, m=m, o=o)
+          + "\n\n" + "\n".join(lines))
 
 
 def main(argv=None):

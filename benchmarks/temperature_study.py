@@ -1,13 +1,8 @@
-r"""Temperature study: does Macformer's q/k scale Dh^-1/4 slow learning?
+"""Does Macformer's q/k scale Dh^-1/4 slow learning? (docs/TEMPERATURE.md)
 
-With PreSBN |q| = |k| = 1, so every |q.k| <= s^2 after the scale s: the
-authors' s = Dh^-1/4 keeps every kernel nearly flat. `run` trains the reduced
-ListOps model of benchmarks/reduced_listops.sh (500 steps) at the default,
-learnable and larger fixed scales, 3 seeds each, in priority order (`GROUPS`),
-one run_lra.py process per run under `nice`, skipping runs with a
-results.json or recorded in docs/temperature.json (resumable); `report`
-measures what finished and each scale's random-feature variance into
-docs/temperature.json and renders docs/TEMPERATURE.md and temperature.png.
+`run` trains the reduced ListOps model at several q/k scales and seeds
+(resumable); `report` writes docs/temperature.json, TEMPERATURE.md and
+temperature.png.
 
   python -m benchmarks.temperature_study run
   python -m benchmarks.temperature_study report [--from_docs]
@@ -351,97 +346,7 @@ def reproduction_check(docs: str, records: List[dict],
 # ----------------------------------------------------------------------------
 # Report.
 # ----------------------------------------------------------------------------
-PAGE = r"""# The temperature question: does Macformer's q/k scale slow learning?
-
-With PreSBN every query and key has unit norm, so after the scale s (the
-  authors': Dh^-1/4 = {s:.3f} at Dh = {dh}) every dot product satisfies |q.k|
-  <= s^2 = {s2:.3f}: no key can get more than f(s^2)/f(-s^2) (about 1.4 for
-  exp) times the weight of another, so attention is close to uniform by
-  construction. A larger s sharpens attention but raises the variance of the
-  random Maclaurin estimate (METHOD.md §2.2). This study trains the same
-  model with several scales and measures both sides.
-
-**Setting (reduced, CPU-sized; not an LRA result).** The data and model of
-  `benchmarks/reduced_listops.sh` (docs/RESULTS.md): generated ListOps, seed
-  0, trees of {d[min_length]}-{d[max_length]} tokens, L = 256,
-  {d[num_train]}/{d[num_val]}/{d[num_test]} train/val/test; emb 64, 2 layers,
-  2 heads (Dh = {dh}), MLP 128, {m} random features; batch 32 and LRA's
-  schedule (0.05 * linear warmup {warmup} * rsqrt decay), **shortened to
-  {steps} steps** (the first {steps} steps of the 3000-step reduced run of
-  docs/RESULTS.md, where Macformer learned slower than softmax). Each setting
-  ran with the seeds listed (the seed sets the initialisation, the random
-  features and the data order; the data are the same). Test accuracy is on
-  the {d[num_test]} test examples at the last step (standard error of one
-  accuracy near 30%: about 1.4 points). `learn` is
-  `attention.options.learn_qk_scale=True` (s = s_max * sigmoid(logit),
-  initialised at Dh^-1/4, s_max = 1 for exp and sqrt(0.4) for the radius-1
-  kernels).
-
-Reproduce:
-
-```bash
-python -m benchmarks.temperature_study run      # trains into
-  runs/temperature (resumable)
-python -m benchmarks.temperature_study report   # writes this file,
-  docs/temperature.json and docs/temperature.png
-```
-
-## Accuracy and variance cost per kernel and scale
-
-s: the q/k scale; max |q.k| = s^2; contrast: f(s^2)/f(-s^2), the largest
-  ratio of two attention weights; RMSE: the relative error sqrt(var +
-  bias^2)/f(t) of one kernel value phi(q).phi(k) of the library's default map
-  (M = {m}, {draws} draws) for an aligned pair (q = k, t = s^2) and for a
-  typical random pair (t = s^2/sqrt(Dh-1)). Accuracies in %, mean ± std over
-  seeds; paired diff.: test accuracy minus the default's with the same seed,
-  mean and 95% t-interval.
-
-| kernel | setting | s | max \|q.k\| | contrast | RMSE aligned | RMSE random
-  | seeds | steps | test acc. | val acc. (last) | val acc. (mean of evals) |
-  paired diff. vs default |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
-{rows}
-
-## Reading
-
-{reading}
-* Caveats: one shortened schedule on one reduced task; a larger scale also
-  costs variance (the RMSE columns), which may matter more at longer lengths
-  and for the radius-1 kernels, whose series diverge as s^2 approaches 1.
-
-![accuracy vs scale](temperature.png)
-
-{recommendation}
-## Variance cost of every scale measured
-
-| kernel | s | max \|q.k\| | contrast | RMSE aligned | bias aligned | RMSE
-  random | paper's map std, aligned |
-|---|---|---|---|---|---|---|---|
-{variance}
-
-## What ran
-
-{n} runs finished ({steps} steps each). Planned, not finished when this
-  report was generated (the grid runs in priority order on a shared 2-core
-  CPU; `temperature_study.py run` resumes it): {missing}.
-
-Machine: {machine[platform]}, {machine[cpus]} CPUs, shared with other work
-  (runs at nice 19, or two at a time: the steps/s in the records are not
-  comparable); per-run records with eval curves: `docs/temperature.json`.
-"""
-RULE = """## Recommendation
-
-Rule (`recommendation()`): among the fixed scales inside the library's
-  well-behaved range (s <= `attention.max_qk_scale`: 1 for exp, sqrt(0.4) =
-  0.63 for the radius-1 kernels; above it `check_qk_scale` warns), with >= 3
-  seeds each better than the default's same seed, the highest mean test
-  accuracy. The presets `macformer_<kernel>_tuned` (configs/common.py
-  `TUNED_QK_SCALE`) use it; `macformer_<kernel>` keeps the authors' Dh^-1/4.
-"""
-ABOVE = """ Above the range, s = {s:g} scored higher ({acc}, paired {ci}); it is
-  not the preset because the library warns there (its bound on the sampled
-  plan's variance diverges for s^4 >= 1/6), though the default stratified
-  plan's measured RMSE is in the table below."""
+TEMPLATES = common.templates("temperature")
 
 
 def _pct(mean, std=None) -> str:
@@ -504,7 +409,7 @@ def conclusions(rows: List[dict]) -> List[str]:
 def recommendation_lines(rows: List[dict], variance: List[dict]) -> List[str]:
   """The recommendation section (rule, one line per kernel)."""
   from macformer_jax import attention  # pylint: disable=g-import-not-at-top
-  rec, lines = recommendation(rows), [common.fill(RULE)]
+  rec, lines = recommendation(rows), [TEMPLATES["rule"] + "\n"]
   for kernel in KERNELS:
     mine = [r for r in rows if r["kernel"] == kernel]
     default = next((r for r in mine if r["setting"] == "default"), None)
@@ -524,8 +429,9 @@ def recommendation_lines(rows: List[dict], variance: List[dict]) -> List[str]:
         f"* **{kernel}**: `qk_scale={r['scale']:g}` (`macformer_{kernel}"
         f"_tuned`), {_acc(r)} vs {_acc(default)} for the default; paired "
         f"{_ci(r['paired_diff'])}, every seed better{cost}." + "".join(
-            common.fill(ABOVE, s=x["scale"], acc=_acc(x),
-                        ci=_ci(x["paired_diff"])) for x in mine
+            " " + TEMPLATES["above"].format(
+                s=x["scale"], acc=_acc(x), ci=_ci(x["paired_diff"]))
+            for x in mine
             if x["setting"] == "fixed" and x.get("beats_default")
             and x["scale"] > attention.max_qk_scale(kernel) + 1e-9
             and x["test_mean"] > r["test_mean"]))
@@ -586,15 +492,15 @@ def render(data: dict) -> str:
       f"{v['aligned']['rel_rmse']:.3f} | {v['aligned']['rel_bias']:+.3f} | "
       f"{v['random']['rel_rmse']:.3f} | "
       f"{v['aligned']['rel_std_paper_map']:.3g} |" for v in variance]
-  return common.fill(
-      PAGE, s=DEFAULT_SCALE, s2=DEFAULT_SCALE**2, dh=HEAD_DIM,
+  return TEMPLATES["page"].format(
+      s=DEFAULT_SCALE, s2=DEFAULT_SCALE**2, dh=HEAD_DIM,
       m=NUM_FEATURES, d=setup["data"], warmup=setup["warmup"],
       steps=setup["steps"], draws=setup["num_draws"],
       rows="\n".join(_accuracy_row(r, variance) for r in rows),
       reading="\n".join(reading), variance="\n".join(var_rows),
       recommendation="\n".join(recommendation_lines(rows, variance)),
       n=len(data["runs"]), missing=", ".join(data.get("missing", [])) or "none",
-      machine=data["machine"])
+      machine=data["machine"]) + "\n"
 
 
 def make_plot(data: dict, path: str) -> None:

@@ -183,10 +183,11 @@ def test_fit_slope():
       -0.5)
 
 
-def test_fill_joins_wrapped_lines_and_formats():
-  template = "# Title {n}\n\nA long line\n  continued {x:.2f}.\n| a |\n"
-  assert common.fill(template, n=1, x=0.5) == (
-      "# Title 1\n\nA long line continued 0.50.\n| a |\n")
+def test_templates_are_the_sections_of_a_template_file():
+  sections = common.templates("temperature")
+  assert set(sections) == {"page", "rule", "above"}
+  assert sections["page"].startswith("# The temperature question")
+  assert not any(t != t.strip() or "<!--" in t for t in sections.values())
 
 
 def test_read_run(tmp_path):
