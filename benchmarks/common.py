@@ -32,18 +32,28 @@ def read_run(workdir: str) -> Tuple[Optional[dict], list, list]:
   if os.path.exists(path):
     with open(path) as f:
       rows = [json.loads(line) for line in f]
-  return (results, [[r["step"], r["accuracy"]] for r in rows
-                    if r.get("split") == "eval"],
-          [r["steps_per_sec"] for r in rows
-           if r.get("split") == "train" and "steps_per_sec" in r])
+  return (
+    results,
+    [[r["step"], r["accuracy"]] for r in rows if r.get("split") == "eval"],
+    [
+      r["steps_per_sec"]
+      for r in rows
+      if r.get("split") == "train" and "steps_per_sec" in r
+    ],
+  )
 
 
 def dumps(data: Any) -> str:
   """Indented JSON with every flat list of scalars on one line."""
   text = json.dumps(data, indent=1)
-  return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]",
-                lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]",
-                text) + "\n"
+  return (
+    re.sub(
+      r"\[\s+([^\[\]{}]*?)\s+\]",
+      lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]",
+      text,
+    )
+    + "\n"
+  )
 
 
 def write(path: str, text: str) -> None:
@@ -97,33 +107,43 @@ def templates(name: str) -> Dict[str, str]:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
   """A Markdown table as lines."""
-  return (["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" for _ in header) + "|"] +
-          ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+  return [
+    "| " + " | ".join(header) + " |",
+    "|" + "|".join("---" for _ in header) + "|",
+  ] + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def fit_slope(dims: Sequence[float], values: Sequence[Any],
-              above: float = 0) -> Optional[float]:
+def fit_slope(
+  dims: Sequence[float], values: Sequence[Any], above: float = 0
+) -> Optional[float]:
   """Least-squares slope of log(value) vs log(dim), over dims > `above`
   with finite positive values (None if fewer than two)."""
-  pts = [(math.log(d), math.log(as_float(v))) for d, v in zip(dims, values)
-         if d > above and math.isfinite(as_float(v)) and as_float(v) > 0]
+  pts = [
+    (math.log(d), math.log(as_float(v)))
+    for d, v in zip(dims, values)
+    if d > above and math.isfinite(as_float(v)) and as_float(v) > 0
+  ]
   if len(pts) < 2:
     return None
   mx = sum(x for x, _ in pts) / len(pts)
   my = sum(y for _, y in pts) / len(pts)
-  return (sum((x - mx) * (y - my) for x, y in pts)
-          / sum((x - mx)**2 for x, _ in pts))
+  return sum((x - mx) * (y - my) for x, y in pts) / sum(
+    (x - mx) ** 2 for x, _ in pts
+  )
 
 
 def machine() -> dict:
   """The device, host and versions a measurement ran on."""
   import jax  # pylint: disable=g-import-not-at-top
+
   device = jax.devices()[0]
-  return {"device": f"{device.platform}:{device.device_kind}",
-          "host": platform.processor() or platform.machine(),
-          "cpu_count": os.cpu_count(), "jax": jax.__version__,
-          "python": platform.python_version()}
+  return {
+    "device": f"{device.platform}:{device.device_kind}",
+    "host": platform.processor() or platform.machine(),
+    "cpu_count": os.cpu_count(),
+    "jax": jax.__version__,
+    "python": platform.python_version(),
+  }
 
 
 def host() -> dict:
@@ -133,19 +153,24 @@ def host() -> dict:
 
 def now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat(
-      timespec="seconds")
+    timespec="seconds"
+  )
 
 
 def command(module: str, argv: Optional[Sequence[str]]) -> str:
   """The command line that ran `benchmarks.<module>` with `argv`."""
   args = list(sys.argv[1:] if argv is None else argv)
-  return " ".join([f"python -m benchmarks.{module}"] + [
-      f"'{a}'" if any(c in a for c in "*?[ ") else a for a in args])
+  return " ".join(
+    [f"python -m benchmarks.{module}"]
+    + [f"'{a}'" if any(c in a for c in "*?[ ") else a for a in args]
+  )
 
 
 def pyplot():
   """matplotlib.pyplot on the headless Agg backend."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   return plt
