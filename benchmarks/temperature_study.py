@@ -29,15 +29,8 @@ DEFAULT_SCALE = HEAD_DIM**-0.25
 SEEDS = (0, 1, 2)
 NUM_STEPS, EVAL_EVERY, WARMUP = 500, 100, 300  # reduced_listops.sh's start
 # The data of benchmarks/reduced_listops.sh: seed 0, smoke distribution.
-DATA = {
-  "num_train": 20000,
-  "num_val": 1000,
-  "num_test": 1000,
-  "min_length": 20,
-  "max_length": 250,
-  "max_depth": 6,
-  "max_args": 10,
-}
+SIZES = {"num_train": 20000, "num_val": 1000, "num_test": 1000}
+DATA = dict(SIZES, min_length=20, max_length=250, max_depth=6, max_args=10)
 # Groups in priority order: (kernel, settings) pairs, a setting "default",
 # "learn" or a fixed scale s (s^2 < 1 for the radius-1 kernels).
 GROUPS: Tuple[Tuple[Tuple[str, Tuple], ...], ...] = (
@@ -56,33 +49,27 @@ _T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36}
 def run_name(kernel: str, setting, seed: int) -> str:
   if kernel == "softmax":
     return f"softmax_seed{seed}"
-  name = (
-    setting
-    if isinstance(setting, str)
-    else (f"s{setting:.2f}".replace(".", "p"))
-  )
-  return f"{kernel}_{name}_seed{seed}"
+  if not isinstance(setting, str):
+    setting = f"s{setting:.2f}".replace(".", "p")
+  return f"{kernel}_{setting}_seed{seed}"
 
 
 def schedule() -> List[Tuple[str, object, int]]:
   """(kernel, setting, seed) in the order the runs are trained."""
-  return [
-    (kernel, setting, seed)
-    for group in GROUPS
-    for seed in SEEDS
-    for kernel, settings in group
-    for setting in settings
-  ]
+  runs = []
+  for group in GROUPS:
+    for seed in SEEDS:
+      runs += [(k, s, seed) for k, settings in group for s in settings]
+  return runs
 
 
-def lra_command(
-  preset: str, seed: int, workdir: str, data_dir: str, num_steps: int
-) -> List[str]:
+def lra_command(preset, seed, workdir, data_dir, num_steps) -> List[str]:
   """run_lra.py on the study's data, model and schedule with `preset`."""
+  config = os.path.join(ROOT, "configs", "listops.py")
   return [
     sys.executable,
     os.path.join(ROOT, "run_lra.py"),
-    f"--config={os.path.join(ROOT, 'configs', 'listops.py')}:{preset},smoke",
+    f"--config={config}:{preset},smoke",
     f"--workdir={workdir}",
     f"--config.seed={seed}",
     f"--config.data.data_dir={data_dir}",
@@ -90,27 +77,17 @@ def lra_command(
     f"--config.train.eval_frequency={EVAL_EVERY}",
     f"--config.train.checkpoint_every={num_steps}",
     f"--config.optimizer.warmup_steps={WARMUP}",
-  ] + [
-    f"--config.data.offline.{k}={DATA[k]}"
-    for k in ("num_train", "num_val", "num_test")
-  ]
+  ] + [f"--config.data.offline.{k}={v}" for k, v in SIZES.items()]
 
 
-def run_command(
-  kernel: str, setting, seed: int, workdir: str, data_dir: str, num_steps: int
-) -> List[str]:
+def run_command(kernel, setting, seed, workdir, data_dir, num_steps):
   """The run_lra.py command line of one run of the grid."""
-  cmd = lra_command(
-    "softmax" if kernel == "softmax" else f"macformer_{kernel}",
-    seed,
-    workdir,
-    data_dir,
-    num_steps,
-  )
-  if kernel == "softmax":
-    return cmd
+  soft = kernel == "softmax"
+  preset = "softmax" if soft else f"macformer_{kernel}"
+  cmd = lra_command(preset, seed, workdir, data_dir, num_steps)
   option = "--config.attention.options."
-  cmd.append(f"{option}num_features={NUM_FEATURES}")
+  if not soft:
+    cmd.append(f"{option}num_features={NUM_FEATURES}")
   if setting == "learn":
     cmd.append(f"{option}learn_qk_scale=True")
   elif setting != "default":
@@ -135,26 +112,15 @@ def train(jobs: List[Tuple[str, List[str]]], args) -> None:
 
   def one(job):
     workdir, cmd = job
-    if time.time() > deadline or os.path.exists(
-      os.path.join(workdir, "results.json")
-    ):
+    done = os.path.exists(os.path.join(workdir, "results.json"))
+    if done or time.time() > deadline:
       return
     os.makedirs(workdir, exist_ok=True)
-    t0 = time.time()
+    t0, nice = time.time(), ["nice", "-n", str(args.nice)]
     with open(os.path.join(workdir, "log.txt"), "a") as log:
-      rc = subprocess.call(
-        ["nice", "-n", str(args.nice)] + cmd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-      )
-    wall = {
-      "rc": rc,
-      "wall_s": time.time() - t0,
-      "date": common.now(),
-      "parallel": args.parallel,
-      "nice": args.nice,
-    }
+      rc = subprocess.call(nice + cmd, stdout=log, stderr=log, cwd=ROOT)
+    wall = dict(rc=rc, wall_s=time.time() - t0, date=common.now())
+    wall.update(parallel=args.parallel, nice=args.nice)
     common.write(os.path.join(workdir, "wall.json"), json.dumps(wall))
 
   with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
@@ -173,25 +139,14 @@ def run_grid(args) -> None:
   ensure_data(data_dir)
   recorded = {r["run"] for r in recorded_runs(args.docs)}
   kernels = args.kernels.split(",") if args.kernels else KERNELS + ("softmax",)
-  todo = [
-    x for x in schedule() if x[0] in kernels and run_name(*x) not in recorded
-  ]
-  print(
-    f"{len(recorded)} runs recorded in {args.docs}, {len(todo)} to train",
-    flush=True,
-  )
-  train(
-    [
-      (
-        os.path.join(args.runs, run_name(*x)),
-        run_command(
-          *x, os.path.join(args.runs, run_name(*x)), data_dir, args.steps
-        ),
-      )
-      for x in todo
-    ],
-    args,
-  )
+  todo = [x for x in schedule() if x[0] in kernels]
+  todo = [x for x in todo if run_name(*x) not in recorded]
+  print(f"{len(recorded)} runs recorded in {args.docs}, {len(todo)} to train")
+  jobs = []
+  for x in todo:
+    workdir = os.path.join(args.runs, run_name(*x))
+    jobs.append((workdir, run_command(*x, workdir, data_dir, args.steps)))
+  train(jobs, args)
 
 
 # ----------------------------------------------------------------------------
@@ -208,66 +163,55 @@ def _pair(cosine: float, dim: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
   return x, cosine * x + math.sqrt(1.0 - cosine**2) * z
 
 
-def variance_cost(
-  kernel: str, scales: List[float], num_draws: int = 4096, seed: int = 0
-) -> List[dict]:
+def variance_cost(kernel, scales, num_draws=4096, seed=0) -> List[dict]:
   """Error of one RMF estimate phi(q).phi(k) of f(q.k) at M = 128, Dh = 32,
   for PreSBN'd q, k scaled by s, aligned (t = s^2) and a typical random pair
   (cosine 1/sqrt(Dh - 1)): the default map's relative RMSE over `num_draws`
   maps, its relative bias, the paper's map's relative std
   (`features.rmf_variance`) and the contrast f(s^2) / f(-s^2)."""
   import jax  # pylint: disable=g-import-not-at-top
+
   from macformer_jax import features  # pylint: disable=g-import-not-at-top
   from macformer_jax import kernels  # pylint: disable=g-import-not-at-top
 
   def estimate(key, x, y):
-    params = features.sample_rmf(
-      key, HEAD_DIM, NUM_FEATURES, kernel, "stratified", projection="chained"
-    )
+    plan = (HEAD_DIM, NUM_FEATURES, kernel, "stratified")
+    params = features.sample_rmf(key, *plan, projection="chained")
     return features.rmf(params, x) @ features.rmf(params, y)
 
   estimates = jax.jit(jax.vmap(estimate, in_axes=(0, None, None)))
   keys = jax.random.split(jax.random.key(seed), num_draws)
-  pairs = {
-    "aligned": _pair(1.0, HEAD_DIM, seed),
-    "random": _pair(1.0 / math.sqrt(HEAD_DIM - 1), HEAD_DIM, seed),
-  }
-  rows = []
+  cosines = {"aligned": 1.0, "random": 1.0 / math.sqrt(HEAD_DIM - 1)}
+  rows, f = [], lambda t: float(kernels.exact(kernel, t))
   for s in scales:
     row = {"kernel": kernel, "scale": s, "max_qk": s * s}
     if s * s < kernels.get(kernel).radius:
-      row["contrast"] = float(
-        kernels.exact(kernel, s * s) / kernels.exact(kernel, -s * s)
-      )
-    for name, (x, y) in pairs.items():
-      x, y = s * x, s * y
-      t, f = float(x @ y), float(kernels.exact(kernel, float(x @ y)))
+      row["contrast"] = f(s * s) / f(-s * s)
+    for name, cosine in cosines.items():
+      x, y = (s * v for v in _pair(cosine, HEAD_DIM, seed))
+      t, ft = float(x @ y), f(float(x @ y))
       values = np.asarray(estimates(keys, x, y), np.float64)
-      bias = values.mean() - f
+      bias = values.mean() - ft
       paper = float(features.rmf_variance(kernel, x, y, NUM_FEATURES))
-      row[name] = {
-        "t": t,
-        "f": f,
-        "rel_rmse": math.sqrt(values.var() + bias**2) / abs(f),
-        "rel_bias": bias / f,
-        "rel_std_paper_map": math.sqrt(max(paper, 0.0)) / abs(f),
-      }
+      rmse = math.sqrt(values.var() + bias**2) / abs(ft)
+      row[name] = dict(t=t, f=ft, rel_rmse=rmse, rel_bias=bias / ft)
+      row[name]["rel_std_paper_map"] = math.sqrt(max(paper, 0.0)) / abs(ft)
     rows.append(row)
   return rows
 
 
 def learned_scale(workdir: str, kernel: str) -> Optional[List[float]]:
   """The learned q/k scales s_max * sigmoid(logit) of a finished run."""
-  from macformer_jax import attention  # pylint: disable=g-import-not-at-top
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  from macformer_jax import attention  # pylint: disable=g-import-not-at-top
 
   latest = os.path.join(workdir, "checkpoints", "latest")
   steps = sorted(int(d) for d in os.listdir(latest) if d.isdigit())
   if not steps:
     return None
-  tree = ocp.StandardCheckpointer().restore(
-    os.path.abspath(os.path.join(latest, str(steps[-1]), "state"))
-  )
+  path = os.path.abspath(os.path.join(latest, str(steps[-1]), "state"))
+  tree = ocp.StandardCheckpointer().restore(path)
   logits = []
 
   def visit(node):
@@ -291,18 +235,13 @@ def collect(runs_dir: str) -> List[dict]:
       continue
     config = results["config"]
     options = config["attention"]["options"]
-    kernel = (
-      "softmax"
-      if config["attention"]["name"] == "softmax"
-      else options["kernel"]
-    )
-    setting = (
-      "learn"
-      if options.get("learn_qk_scale")
-      else "default"
-      if kernel == "softmax" or options.get("qk_scale") is None
-      else float(options["qk_scale"])
-    )
+    softmax = config["attention"]["name"] == "softmax"
+    kernel = "softmax" if softmax else options["kernel"]
+    setting = "default"
+    if options.get("learn_qk_scale"):
+      setting = "learn"
+    elif not softmax and options.get("qk_scale") is not None:
+      setting = float(options["qk_scale"])
     fixed = not isinstance(setting, str)
     record = {
       "run": name,
@@ -310,23 +249,27 @@ def collect(runs_dir: str) -> List[dict]:
       "setting": "fixed" if fixed else setting,
       "scale": setting if fixed else DEFAULT_SCALE,
       "seed": config["seed"],
-      "steps": results["steps"],
-      "test_accuracy": results["test_accuracy"],
-      "test_accuracy_best_eval": results["test_accuracy_best_eval"],
-      "eval_curve": curve,
-      "median_train_steps_per_sec": statistics.median(speeds)
-      if speeds
-      else None,
     }
+    for key in ("steps", "test_accuracy", "test_accuracy_best_eval"):
+      record[key] = results[key]
+    record["eval_curve"] = curve
+    speed = statistics.median(speeds) if speeds else None
+    record["median_train_steps_per_sec"] = speed
     if setting == "learn":
       try:
-        record["learned_scales"] = learned_scale(
-          os.path.join(runs_dir, name), kernel
-        )
+        workdir = os.path.join(runs_dir, name)
+        record["learned_scales"] = learned_scale(workdir, kernel)
       except Exception as e:  # pylint: disable=broad-except
         record["learned_scales_error"] = f"{type(e).__name__}: {e}"[:200]
     records.append(record)
   return records
+
+
+def _order(key: Tuple) -> Tuple:
+  """Kernels in KERNELS order, then softmax; default, learn, fixed scales."""
+  order = KERNELS + ("softmax",)
+  rank = order.index(key[0]) if key[0] in order else 9
+  return rank, key[1] != "default", key[1] != "learn", key[2]
 
 
 def summarise(records: List[dict]) -> List[dict]:
@@ -334,61 +277,35 @@ def summarise(records: List[dict]) -> List[dict]:
   difference (same seed) to the kernel's default."""
   groups: Dict[Tuple, List[dict]] = {}
   for r in records:
-    groups.setdefault(
-      (r["kernel"], r["setting"], round(r["scale"], 4)), []
-    ).append(r)
-  default = {
-    k[0]: {r["seed"]: r for r in v}
-    for k, v in groups.items()
-    if k[1] == "default"
-  }
-  order = KERNELS + ("softmax",)
+    key = (r["kernel"], r["setting"], round(r["scale"], 4))
+    groups.setdefault(key, []).append(r)
+  default = {k[0]: v for k, v in groups.items() if k[1] == "default"}
   rows = []
-  for key in sorted(
-    groups,
-    key=lambda k: (
-      order.index(k[0]) if k[0] in order else 9,
-      k[1] != "default",
-      k[1] != "learn",
-      k[2],
-    ),
-  ):
+  for key in sorted(groups, key=_order):
     runs = sorted(groups[key], key=lambda r: r["seed"])
     test = [r["test_accuracy"] for r in runs]
     curves = [r["eval_curve"] for r in runs if r["eval_curve"]]
     mean = lambda xs: statistics.mean(xs) if curves else None
-    row = {
-      "kernel": key[0],
-      "setting": key[1],
-      "scale": key[2],
-      "seeds": [r["seed"] for r in runs],
-      "steps": sorted({r["steps"] for r in runs}),
-      "test_mean": statistics.mean(test),
-      "test_std": statistics.stdev(test) if len(test) > 1 else None,
-      "val_final_mean": mean(c[-1][1] for c in curves),
-      "val_curve_mean": mean(statistics.mean(a for _, a in c) for c in curves),
-    }
+    row = dict(zip(("kernel", "setting", "scale"), key))
+    row["seeds"] = [r["seed"] for r in runs]
+    row["steps"] = sorted({r["steps"] for r in runs})
+    row["test_mean"] = statistics.mean(test)
+    row["test_std"] = statistics.stdev(test) if len(test) > 1 else None
+    row["val_final_mean"] = mean(c[-1][1] for c in curves)
+    row["val_curve_mean"] = mean(mean(a for _, a in c) for c in curves)
     learned = [s for r in runs for s in (r.get("learned_scales") or [])]
     if learned:
       row["learned_scale_mean"] = statistics.mean(learned)
       row["learned_scale_range"] = [min(learned), max(learned)]
-    base = default.get(key[0], {})
-    diffs = [
-      r["test_accuracy"] - base[r["seed"]]["test_accuracy"]
-      for r in runs
-      if r["seed"] in base
-    ]
+    base = {r["seed"]: r["test_accuracy"] for r in default.get(key[0], [])}
+    paired = [r for r in runs if r["seed"] in base]
+    diffs = [r["test_accuracy"] - base[r["seed"]] for r in paired]
     if key[1] != "default" and len(diffs) >= 2:
-      m = statistics.mean(diffs)
-      se = statistics.stdev(diffs) / math.sqrt(len(diffs))
-      half = _T95.get(len(diffs) - 1, 2.0) * se
-      row["paired_diff"] = {
-        "n": len(diffs),
-        "mean": m,
-        "se": se,
-        "ci95": [m - half, m + half],
-        "min": min(diffs),
-      }
+      m, n = statistics.mean(diffs), len(diffs)
+      se = statistics.stdev(diffs) / math.sqrt(n)
+      half = _T95.get(n - 1, 2.0) * se
+      ci = [m - half, m + half]
+      row["paired_diff"] = dict(n=n, mean=m, se=se, ci95=ci, min=min(diffs))
       row["beats_default"] = m - half > 0
       row["worse_than_default"] = m + half < 0
     rows.append(row)
@@ -403,57 +320,41 @@ def recommendation(rows: List[dict]) -> Dict[str, dict]:
 
   out = {}
   for kernel in KERNELS:
+    top = attention.max_qk_scale(kernel) + 1e-9
+    fixed = [
+      r for r in rows if (r["kernel"], r["setting"]) == (kernel, "fixed")
+    ]
+    paired = [r.get("paired_diff", {}) for r in fixed]
     candidates = [
       r
-      for r in rows
-      if r["kernel"] == kernel
-      and r["setting"] == "fixed"
-      and r["scale"] <= attention.max_qk_scale(kernel) + 1e-9
-      and r.get("paired_diff", {}).get("n", 0) >= 3
-      and r["paired_diff"].get("min", -1.0) > 0
+      for r, d in zip(fixed, paired)
+      if r["scale"] <= top and d.get("n", 0) >= 3 and d.get("min", -1) > 0
     ]
     if candidates:
       out[kernel] = max(candidates, key=lambda r: r["test_mean"])
   return out
 
 
-def _reference(docs: str, attention: str, step: int) -> Optional[tuple]:
-  """(val accuracy at `step`, path) of docs/RESULTS.md's reduced run."""
-  path = os.path.join(docs, "results", f"reduced_listops_{attention}.json")
-  data, _ = common.load_json(path)
-  curve = dict(map(tuple, (data or {}).get("eval_curve", [])))
-  return (curve[step], os.path.relpath(path, ROOT)) if step in curve else None
-
-
-def softmax_reference(docs: str, step: int) -> Optional[dict]:
-  """Softmax's val accuracy at `step` in RESULTS.md's reduced run."""
-  ref = _reference(docs, "softmax", step)
-  return ref and {
-    "step": step,
-    "val_accuracy": ref[0],
-    "seed": 0,
-    "source": ref[1],
-  }
-
-
-def reproduction_check(
-  docs: str, records: List[dict], step: int
-) -> Optional[dict]:
-  """exp default seed 0 vs the reduced macformer_exp run at `step`."""
-  ref = _reference(docs, "macformer_exp", step)
-  ours = [
-    dict(map(tuple, r["eval_curve"]))
-    for r in records
-    if (r["kernel"], r["seed"], r["setting"]) == ("exp", 0, "default")
-  ]
-  if not ref or not ours or step not in ours[0]:
-    return None
-  return {
-    "step": step,
-    "ours": ours[0][step],
-    "reduced": ref[0],
-    "source": ref[1],
-  }
+def references(docs: str, records: List[dict], step: int) -> Tuple:
+  """(softmax_reference, reproduction_check): softmax's val accuracy at
+  `step` in docs/RESULTS.md's reduced run, and exp default seed 0's against
+  the reduced macformer_exp run's."""
+  out = []
+  for name in ("softmax", "macformer_exp"):
+    path = os.path.join(docs, "results", f"reduced_listops_{name}.json")
+    data, _ = common.load_json(path)
+    curve = dict(map(tuple, (data or {}).get("eval_curve", [])))
+    out.append((curve.get(step), os.path.relpath(path, ROOT)))
+  (soft, soft_path), (reduced, path) = out
+  ref = dict(step=step, val_accuracy=soft, seed=0, source=soft_path)
+  key = ("exp", 0, "default")
+  ours = [r for r in records if (r["kernel"], r["seed"], r["setting"]) == key]
+  ours = dict(map(tuple, ours[0]["eval_curve"])).get(step) if ours else None
+  check = dict(step=step, ours=ours, reduced=reduced, source=path)
+  return (
+    None if soft is None else ref,
+    None if reduced is None or ours is None else check,
+  )
 
 
 # ----------------------------------------------------------------------------
@@ -478,20 +379,12 @@ def _ci(d: dict) -> str:
 
 
 def _variance_for(variance: List[dict], kernel: str, scale: float):
-  return next(
-    (
-      v
-      for v in variance
-      if v["kernel"] == kernel and abs(v["scale"] - scale) < 1e-3
-    ),
-    None,
-  )
+  same = lambda v: v["kernel"] == kernel and abs(v["scale"] - scale) < 1e-3
+  return next(filter(same, variance), None)
 
 
 def _label(r: dict) -> str:
-  return (
-    "learned scale" if r["setting"] == "learn" else (f"s = {r['scale']:.2f}")
-  )
+  return "learned scale" if r["setting"] == "learn" else f"s = {r['scale']:.2f}"
 
 
 def conclusions(rows: List[dict]) -> List[str]:
@@ -508,28 +401,29 @@ def conclusions(rows: List[dict]) -> List[str]:
     text = [f"* **{kernel}**:"]
     if default is not None:
       n = len(default["seeds"])
-      text.append(
-        f"default {_acc(default)} ({n} seed{'s' * (n != 1)}); "
-        f"best mean {_label(best)} {_acc(best)}."
-      )
-    text.append(
-      "Beats the default beyond seed noise (95% paired interval "
-      "above 0): " + ", ".join(better) + "."
-      if better
-      else "No setting beats the default beyond seed noise."
-      if any("paired_diff" in r for r in mine)
-      else "Too few seeds for a paired comparison yet."
-    )
+      text.append(f"default {_acc(default)} ({n} seed{'s' * (n != 1)});")
+      text.append(f"best mean {_label(best)} {_acc(best)}.")
+    if better:
+      text.append("Beats the default beyond seed noise (95% paired interval")
+      text.append("above 0): " + ", ".join(better) + ".")
+    elif any("paired_diff" in r for r in mine):
+      text.append("No setting beats the default beyond seed noise.")
+    else:
+      text.append("Too few seeds for a paired comparison yet.")
     if worse:
       text.append("Worse than the default: " + ", ".join(worse) + ".")
-    text += [
-      f"The learned scale moved from {DEFAULT_SCALE:.2f} to "
-      "{:.2f}-{:.2f}".format(*r["learned_scale_range"])
-      + f" (mean {r['learned_scale_mean']:.2f}, over layers and seeds) "
-      f"in {max(r['steps'])} steps."
-      for r in mine
-      if "learned_scale_mean" in r
-    ]
+    for r in mine:
+      if "learned_scale_mean" in r:
+        lo, hi = r["learned_scale_range"]
+        text.append(
+          TEMPLATES["learned"].format(
+            s=DEFAULT_SCALE,
+            lo=lo,
+            hi=hi,
+            mean=r["learned_scale_mean"],
+            steps=max(r["steps"]),
+          )
+        )
     out.append(" ".join(text))
   return out
 
@@ -545,53 +439,48 @@ def recommendation_lines(rows: List[dict], variance: List[dict]) -> List[str]:
     r = rec.get(kernel)
     if mine and r is None:
       lines.append(f"* **{kernel}**: no scale met the rule; keep the default.")
-    if not mine or r is None:
+    if r is None:
       continue
-    v = _variance_for(variance, kernel, r["scale"])
+    cost, v = "", _variance_for(variance, kernel, r["scale"])
     d = v and default and _variance_for(variance, kernel, default["scale"])
-    cost = (
-      f"; kernel RMSE at M = {NUM_FEATURES} (aligned pair) "
-      f"{v['aligned']['rel_rmse']:.3f}"
-      if v
-      else ""
-    ) + (f" against {d['aligned']['rel_rmse']:.3f} at the default" if d else "")
-    lines.append(
-      f"* **{kernel}**: `qk_scale={r['scale']:g}` (`macformer_{kernel}"
-      f"_tuned`), {_acc(r)} vs {_acc(default)} for the default; paired "
-      f"{_ci(r['paired_diff'])}, every seed better{cost}."
-      + "".join(
-        " "
-        + TEMPLATES["above"].format(
-          s=x["scale"], acc=_acc(x), ci=_ci(x["paired_diff"])
-        )
-        for x in mine
-        if x["setting"] == "fixed"
-        and x.get("beats_default")
-        and x["scale"] > attention.max_qk_scale(kernel) + 1e-9
-        and x["test_mean"] > r["test_mean"]
-      )
+    if v:
+      cost = f"; kernel RMSE at M = {NUM_FEATURES} (aligned pair) "
+      cost += f"{v['aligned']['rel_rmse']:.3f}"
+    if d:
+      cost += f" against {d['aligned']['rel_rmse']:.3f} at the default"
+    line = TEMPLATES["tuned"].format(
+      kernel=kernel,
+      scale=r["scale"],
+      acc=_acc(r),
+      default=_acc(default),
+      ci=_ci(r["paired_diff"]),
+      cost=cost,
     )
+    top = attention.max_qk_scale(kernel) + 1e-9
+    for x in mine:
+      if (
+        x["setting"] == "fixed" and x.get("beats_default") and x["scale"] > top
+      ):
+        if x["test_mean"] > r["test_mean"]:
+          ci = _ci(x["paired_diff"])
+          line += " " + TEMPLATES["above"].format(
+            s=x["scale"], acc=_acc(x), ci=ci
+          )
+    lines.append(line)
   return lines + [""]
 
 
 def _accuracy_row(row: dict, variance: List[dict]) -> str:
   shown, cells = f"{row['scale']:.2f}", ["", "", "", ""]
   if row["setting"] == "learn":
-    shown = (
-      "{:.2f}-{:.2f} (learned)".format(*row["learned_scale_range"])
-      if "learned_scale_mean" in row
-      else "learned"
-    )
-  v = _variance_for(
-    variance, row["kernel"], row.get("learned_scale_mean", row["scale"])
-  )
+    shown = "learned"
+    if "learned_scale_mean" in row:
+      shown = "{:.2f}-{:.2f} (learned)".format(*row["learned_scale_range"])
+  scale = row.get("learned_scale_mean", row["scale"])
+  v = _variance_for(variance, row["kernel"], scale)
   if v is not None:
-    cells = [
-      f"{v['max_qk']:.2f}",
-      f"{v['contrast']:.2f}" if "contrast" in v else "-",
-      f"{v['aligned']['rel_rmse']:.3f}",
-      f"{v['random']['rel_rmse']:.3f}",
-    ]
+    cells = [f"{v['max_qk']:.2f}", _contrast(v)]
+    cells += [f"{v[p]['rel_rmse']:.3f}" for p in ("aligned", "random")]
   if row["kernel"] == "softmax":
     shown, cells = "-", ["-", "-", "exact", "exact"]
   diff = _ci(row["paired_diff"]) if "paired_diff" in row else ""
@@ -599,58 +488,32 @@ def _accuracy_row(row: dict, variance: List[dict]) -> str:
     diff = f"**{diff} better**"
   elif row.get("worse_than_default"):
     diff += " worse"
-  return (
-    "| "
-    + " | ".join(
-      [row["kernel"], row["setting"], shown]
-      + cells
-      + [
-        ",".join(map(str, row["seeds"])),
-        ",".join(map(str, row["steps"])),
-        _acc(row),
-        _pct(row["val_final_mean"]),
-        _pct(row["val_curve_mean"]),
-        diff,
-      ]
-    )
-    + " |"
-  )
+  cells = [row["kernel"], row["setting"], shown] + cells
+  cells += [",".join(map(str, row[k])) for k in ("seeds", "steps")]
+  cells += [_acc(row), _pct(row["val_final_mean"])]
+  cells += [_pct(row["val_curve_mean"]), diff]
+  return "| " + " | ".join(cells) + " |"
+
+
+def _contrast(v: dict) -> str:
+  return f"{v['contrast']:.2f}" if "contrast" in v else "-"
 
 
 def render(data: dict) -> str:
   setup, rows, variance = data["setup"], data["summary"], data["variance"]
   reading = conclusions(rows)
-  soft, ref = (
-    [r for r in rows if r["kernel"] == "softmax"],
-    data.get("softmax_reference"),
-  )
-  reading += [
-    f"* Reference: softmax (exact attention) on the same data, "
-    f"model and schedule: {_acc(r)} test accuracy over seeds "
-    f"{','.join(map(str, r['seeds']))} (the softmax row)."
-    for r in soft[:1]
-  ]
+  for r in [r for r in rows if r["kernel"] == "softmax"][:1]:
+    seeds = ",".join(map(str, r["seeds"]))
+    reading.append(TEMPLATES["softmax"].format(acc=_acc(r), seeds=seeds))
+  ref, check = data.get("softmax_reference"), data.get("reproduction_check")
   if ref:
-    reading.append(
-      f"* Reference: softmax on the same data and schedule (seed 0, "
-      f"`{ref['source']}`) reached {100 * ref['val_accuracy']:.1f}% "
-      f"validation accuracy at step {ref['step']} (compare with the "
-      "`val acc. (last)` column)."
-    )
-  check = data.get("reproduction_check")
+    pct = 100 * ref["val_accuracy"]
+    reading.append(TEMPLATES["reference"].format(pct=pct, **ref))
   if check:
-    reading.append(
-      f"* Check: `exp` default, seed 0, reached {100 * check['ours']:.1f}%"
-      f" validation accuracy at step {check['step']}; the 3000-step "
-      f"reduced run (`{check['source']}`) had "
-      f"{100 * check['reduced']:.1f}% there."
-    )
+    pcts = {k: 100 * check[k] for k in ("ours", "reduced")}
+    reading.append(TEMPLATES["check"].format(**dict(check, **pcts)))
   var_rows = [
-    f"| {v['kernel']} | {v['scale']:.3f} | {v['max_qk']:.2f} | "
-    f"{'{:.2f}'.format(v['contrast']) if 'contrast' in v else '-'} | "
-    f"{v['aligned']['rel_rmse']:.3f} | {v['aligned']['rel_bias']:+.3f} | "
-    f"{v['random']['rel_rmse']:.3f} | "
-    f"{v['aligned']['rel_std_paper_map']:.3g} |"
+    TEMPLATES["variance_row"].format(**dict(v, contrast=_contrast(v)))
     for v in variance
   ]
   return (
@@ -663,13 +526,13 @@ def render(data: dict) -> str:
       warmup=setup["warmup"],
       steps=setup["steps"],
       draws=setup["num_draws"],
+      n=len(data["runs"]),
+      machine=data["machine"],
       rows="\n".join(_accuracy_row(r, variance) for r in rows),
       reading="\n".join(reading),
       variance="\n".join(var_rows),
       recommendation="\n".join(recommendation_lines(rows, variance)),
-      n=len(data["runs"]),
       missing=", ".join(data.get("missing", [])) or "none",
-      machine=data["machine"],
     )
     + "\n"
   )
@@ -677,24 +540,17 @@ def render(data: dict) -> str:
 
 def make_plot(data: dict, path: str) -> None:
   """Test accuracy vs scale per kernel (seeds and mean), RMSE on a twin axis."""
-  plt = common.pyplot()
+  plt, ref = common.pyplot(), data.get("softmax_reference")
   fig, axes = plt.subplots(1, len(KERNELS), figsize=(18, 4.5), sharey=True)
-  softmax = [
-    r["test_accuracy"] for r in data["runs"] if r["kernel"] == "softmax"
-  ]
-  labels = {
-    "default": "Dh^-1/4 (authors)",
-    "fixed": "fixed s",
-    "learn": "learned s (final)",
-  }
-  ref = data.get("softmax_reference")
+  runs = lambda kernel: [r for r in data["runs"] if r["kernel"] == kernel]
+  softmax = [r["test_accuracy"] for r in runs("softmax")]
+  marks = (
+    ("default", "s", "C3", "Dh^-1/4 (authors)"),
+    ("fixed", "o", "C0", "fixed s"),
+    ("learn", "^", "C2", "learned s (final)"),
+  )
   for ax, kernel in zip(axes, KERNELS):
-    runs = [r for r in data["runs"] if r["kernel"] == kernel]
-    for setting, marker, color in (
-      ("default", "s", "C3"),
-      ("fixed", "o", "C0"),
-      ("learn", "^", "C2"),
-    ):
+    for setting, marker, color, label in marks:
       pts = [
         (
           statistics.mean(r["learned_scales"])
@@ -702,16 +558,12 @@ def make_plot(data: dict, path: str) -> None:
           else r["scale"],
           100 * r["test_accuracy"],
         )
-        for r in runs
+        for r in runs(kernel)
         if r["setting"] == setting
       ]
       if pts:
         ax.scatter(
-          *zip(*pts),
-          marker=marker,
-          color=color,
-          alpha=0.6,
-          label=labels[setting],
+          *zip(*pts), marker=marker, color=color, alpha=0.6, label=label
         )
     means = [
       r
@@ -720,9 +572,12 @@ def make_plot(data: dict, path: str) -> None:
     ]
     if means:
       ax.errorbar(
-        [r["scale"] for r in means],
-        [100 * r["test_mean"] for r in means],
-        yerr=[100 * (r["test_std"] or 0) for r in means],
+        *zip(
+          *[
+            (r["scale"], 100 * r["test_mean"], 100 * (r["test_std"] or 0))
+            for r in means
+          ]
+        ),
         color="k",
         lw=1,
         capsize=3,
@@ -743,15 +598,16 @@ def make_plot(data: dict, path: str) -> None:
         label=f"softmax val. acc. at step {ref['step']} (seed 0)",
       )
     ax.axvline(DEFAULT_SCALE, color="C3", lw=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("q/k scale s (|q.k| <= s^2)")
-    ax.set_title(kernel)
-    var = [v for v in data["variance"] if v["kernel"] == kernel]
+    ax.set(xscale="log", xlabel="q/k scale s (|q.k| <= s^2)", title=kernel)
+    var = [
+      (v["scale"], v["aligned"]["rel_rmse"])
+      for v in data["variance"]
+      if v["kernel"] == kernel
+    ]
     if var:
       twin = ax.twinx()
       twin.plot(
-        [v["scale"] for v in var],
-        [v["aligned"]["rel_rmse"] for v in var],
+        *zip(*var),
         color="C1",
         ls=":",
         marker=".",
@@ -778,98 +634,65 @@ def measure(args) -> dict:
   the variance cost of every scale, the references."""
   fresh = collect(args.runs) if os.path.isdir(args.runs) else []
   names = {r["run"] for r in fresh}
-  records = sorted(
-    [r for r in recorded_runs(args.docs) if r["run"] not in names] + fresh,
-    key=lambda r: r["run"],
-  )
+  old = [r for r in recorded_runs(args.docs) if r["run"] not in names]
+  records = sorted(old + fresh, key=lambda r: r["run"])
   if not records:
-    raise SystemExit(
-      f"no finished run under {args.runs} or in {args.docs}: "
-      "run `python -m benchmarks.temperature_study run` first"
-    )
+    raise SystemExit(f"no finished run under {args.runs} or in {args.docs}")
   summary = summarise(records)
-  scales = {
-    k: {DEFAULT_SCALE}
-    | {
-      s
-      for g in GROUPS
-      for kk, ss in g
-      if kk == k
-      for s in ss
-      if not isinstance(s, str)
-    }
-    for k in KERNELS
-  }
+  scales = {k: {DEFAULT_SCALE} for k in KERNELS}
+  for group in GROUPS:
+    for k, settings in group:
+      fixed = [s for s in settings if not isinstance(s, str)]
+      scales.get(k, set()).update(fixed)
   for row in summary:  # the mean learned scale too
     if "learned_scale_mean" in row:
       scales[row["kernel"]].add(row["learned_scale_mean"])
   steps = sorted({r["steps"] for r in records})
   done = {r["run"] for r in records}
-  return {
-    "setup": {
-      "steps": steps[0] if len(steps) == 1 else steps,
-      "warmup": WARMUP,
-      "eval_every": EVAL_EVERY,
-      "data": DATA,
-      "head_dim": HEAD_DIM,
-      "num_features": NUM_FEATURES,
-      "num_draws": args.num_draws,
-      "command": "python -m benchmarks.temperature_study run",
-    },
-    "runs": records,
-    "summary": summary,
-    "variance": [
-      v
-      for k in KERNELS
-      for v in variance_cost(k, sorted(scales[k]), args.num_draws)
-    ],
-    "missing": [run_name(*x) for x in schedule() if run_name(*x) not in done],
-    "softmax_reference": softmax_reference(args.docs, steps[-1]),
-    "reproduction_check": reproduction_check(args.docs, records, steps[-1]),
-    "machine": common.host(),
-  }
+  setup = dict(steps=steps[0] if len(steps) == 1 else steps, warmup=WARMUP)
+  setup.update(eval_every=EVAL_EVERY, data=DATA, head_dim=HEAD_DIM)
+  setup.update(num_features=NUM_FEATURES, num_draws=args.num_draws)
+  setup["command"] = "python -m benchmarks.temperature_study run"
+  variance = []
+  for k in KERNELS:
+    variance += variance_cost(k, sorted(scales[k]), args.num_draws)
+  missing = [run_name(*x) for x in schedule() if run_name(*x) not in done]
+  ref, check = references(args.docs, records, steps[-1])
+  data = dict(setup=setup, runs=records, summary=summary, variance=variance)
+  data.update(missing=missing, softmax_reference=ref)
+  return dict(data, reproduction_check=check, machine=common.host())
 
 
 def report(args) -> None:
   json_path = os.path.join(args.docs, "temperature.json")
-  data, why = (
-    common.load_json(json_path) if args.from_docs else (measure(args), None)
-  )
-  if data is None:
+  data, why = common.load_json(json_path) if args.from_docs else (None, None)
+  if args.from_docs and data is None:
     raise SystemExit(f"{json_path} is {why}")
-  data["recommendation"] = {
-    k: round(r["scale"], 4) for k, r in recommendation(data["summary"]).items()
-  }
+  data = data or measure(args)
+  rec = recommendation(data["summary"]).items()
+  data["recommendation"] = {k: round(r["scale"], 4) for k, r in rec}
   common.write(json_path, json.dumps(data, indent=1))
   common.write(os.path.join(args.docs, "TEMPERATURE.md"), render(data))
   make_plot(data, os.path.join(args.docs, "temperature.png"))
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+  """`run`: train the grid (`--kernels`: a comma-separated subset; runs in
+  <docs>/temperature.json are done); `report`: measure, write the docs."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("command", choices=("run", "report"))
-  parser.add_argument(
-    "--runs", default=os.path.join(ROOT, "runs", "temperature")
-  )
-  parser.add_argument(
-    "--docs",
-    default=os.path.join(ROOT, "docs"),
-    help="run: runs recorded in <docs>/temperature.json "
-    "are done; report: where it writes",
-  )
-  parser.add_argument("--steps", type=int, default=NUM_STEPS)
-  parser.add_argument(
-    "--kernels", default="", help="run: comma-separated subset of the kernels"
-  )
-  parser.add_argument("--deadline_min", type=float, default=0.0)
-  parser.add_argument("--nice", type=int, default=19)
-  parser.add_argument("--parallel", type=int, default=1, help="runs at a time")
-  parser.add_argument("--num_draws", type=int, default=4096)
-  parser.add_argument(
-    "--from_docs",
-    action="store_true",
-    help="report: rebuild from docs/temperature.json only",
-  )
+  parser.add_argument("--from_docs", action="store_true")
+  for flag, default in (
+    ("runs", os.path.join(ROOT, "runs", "temperature")),
+    ("docs", os.path.join(ROOT, "docs")),
+    ("steps", NUM_STEPS),
+    ("kernels", ""),
+    ("deadline_min", 0.0),
+    ("nice", 19),
+    ("parallel", 1),
+    ("num_draws", 4096),
+  ):
+    parser.add_argument(f"--{flag}", type=type(default), default=default)
   args = parser.parse_args(argv)
   (run_grid if args.command == "run" else report)(args)
 
