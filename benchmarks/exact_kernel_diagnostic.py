@@ -22,37 +22,43 @@ SETTINGS = {
   "exact_0.70": ("macformer_exp_exact_tuned", 0.7, 0.7),
 }
 PLATEAU_MARGIN = 0.05  # escape: val accuracy > majority class + 5 points
+COLUMNS = (
+  "exact",
+  "rmfa",
+  "softmax",
+  "exact_minus_rmfa",
+  "exact_minus_softmax",
+)
+PERCENT = (
+  "test_accuracy",
+  "test_accuracy_best_eval",
+  "majority_class_accuracy",
+)
 
 
 def run_name(setting: str, seed: int) -> str:
   return f"{setting.replace('.', 'p')}_seed{seed}"
 
 
-def run_command(
-  setting: str, seed: int, workdir: str, data_dir: str, num_steps: int
-) -> List[str]:
+def run_command(setting, seed, workdir, data_dir, num_steps) -> List[str]:
   """run_lra.py with the temperature study's flags, the exact core."""
-  return ts.lra_command(
-    SETTINGS[setting][0], seed, workdir, data_dir, num_steps
-  )
+  preset = SETTINGS[setting][0]
+  return ts.lra_command(preset, seed, workdir, data_dir, num_steps)
 
 
 def run(args) -> None:
   data_dir = os.path.join(args.runs, "data")
   os.makedirs(args.runs, exist_ok=True)
   ts.ensure_data(data_dir)
-  names = [(run_name(s, seed), s, seed) for seed in ts.SEEDS for s in SETTINGS]
-  ts.train(
-    [
-      (
-        os.path.join(args.runs, n),
-        run_command(s, seed, os.path.join(args.runs, n), data_dir, args.steps),
-      )
-      for n, s, seed in names
-      if not args.only or n in args.only.split(",")
-    ],
-    args,
-  )
+  jobs = []
+  for seed in ts.SEEDS:
+    for setting in SETTINGS:
+      name = run_name(setting, seed)
+      workdir = os.path.join(args.runs, name)
+      cmd = run_command(setting, seed, workdir, data_dir, args.steps)
+      if not args.only or name in args.only.split(","):
+        jobs.append((workdir, cmd))
+  ts.train(jobs, args)
 
 
 def escape_step(curve: List[List[float]], majority: float) -> Optional[int]:
@@ -68,47 +74,31 @@ def record(workdir: str, setting: str, seed: int) -> Optional[dict]:
   curve = [[s, round(a, 4)] for s, a in curve]
   wall, _ = common.load_json(os.path.join(workdir, "wall.json"))
   majority = results["majority_class_accuracy"]
-  return {
-    "run": run_name(setting, seed),
-    "setting": setting,
-    "attention": SETTINGS[setting][0],
-    "scale": SETTINGS[setting][2],
-    "seed": seed,
-    "steps": results["steps"],
-    "test_accuracy": results["test_accuracy"],
-    "test_accuracy_best_eval": results["test_accuracy_best_eval"],
-    "majority_class_accuracy": majority,
-    "eval_curve": curve,
-    "escape_step": escape_step(curve, majority),
-    "median_train_steps_per_sec": (
-      statistics.median(speeds) if speeds else None
-    ),
-    "wall_s": (wall or {}).get("wall_s"),
-  }
+  preset, _, scale = SETTINGS[setting]
+  out = dict(run=run_name(setting, seed), setting=setting, attention=preset)
+  out.update(scale=scale, seed=seed)
+  for key in ("steps", "test_accuracy", "test_accuracy_best_eval"):
+    out[key] = results[key]
+  out.update(majority_class_accuracy=majority, eval_curve=curve)
+  out["escape_step"] = escape_step(curve, majority)
+  speed = statistics.median(speeds) if speeds else None
+  out["median_train_steps_per_sec"] = speed
+  out["wall_s"] = (wall or {}).get("wall_s")
+  return out
 
 
 def compare(runs: List[dict], temperature: Dict[str, dict]) -> List[dict]:
   """Per scale: exact kernel, RMFA and softmax, by seed, with paired diffs."""
   rows = []
   for setting, (_, rmfa_setting, scale) in SETTINGS.items():
-    exact = {
-      r["seed"]: r["test_accuracy"] for r in runs if r["setting"] == setting
-    }
-    row = {
-      "scale": scale,
-      "seeds": sorted(exact),
-      "exact": {},
-      "rmfa": {},
-      "softmax": {},
-      "exact_minus_rmfa": {},
-      "exact_minus_softmax": {},
-    }
+    mine = [r for r in runs if r["setting"] == setting]
+    exact = {r["seed"]: r["test_accuracy"] for r in mine}
+    row = {"scale": scale, "seeds": sorted(exact)}
+    row.update({k: {} for k in COLUMNS})
+    others = (("rmfa", "exp", rmfa_setting), ("softmax", "softmax", "default"))
     for seed, acc in sorted(exact.items()):
       row["exact"][seed] = acc
-      for name, kernel, other in (
-        ("rmfa", "exp", rmfa_setting),
-        ("softmax", "softmax", "default"),
-      ):
+      for name, kernel, other in others:
         r = temperature.get(ts.run_name(kernel, other, seed))
         if r:
           row[name][seed] = r["test_accuracy"]
@@ -126,12 +116,10 @@ def _mean_std(values) -> str:
 
 def _diff(values) -> str:
   values = [100 * v for v in values]
-  return (
-    f"{statistics.mean(values):+.1f} (per seed "
-    f"{', '.join(f'{v:+.1f}' for v in values)})"
-    if values
-    else "–"
-  )
+  if not values:
+    return "–"
+  seeds = ", ".join(f"{v:+.1f}" for v in values)
+  return f"{statistics.mean(values):+.1f} (per seed {seeds})"
 
 
 TEMPLATES = common.templates("diagnostic")
@@ -139,20 +127,18 @@ TEMPLATES = common.templates("diagnostic")
 
 def conclusion(rows: List[dict]) -> str:
   """The one-paragraph answer, from the numbers."""
-  by_scale = {
-    ("default" if abs(r["scale"] - ts.DEFAULT_SCALE) < 1e-6 else "tuned"): r
-    for r in rows
-  }
+  near = lambda r: abs(r["scale"] - ts.DEFAULT_SCALE) < 1e-6
+  by_scale = {("default" if near(r) else "tuned"): r for r in rows}
   d, t = by_scale.get("default"), by_scale.get("tuned")
   if not d or not d["exact"]:
     return "No exact-kernel run has finished yet."
-  fields = lambda r: {
-    "s": r["scale"],
-    "seeds": ", ".join(map(str, r["seeds"])),
-    "diff": _diff(r["exact_minus_rmfa"].values()),
-    "steps": ts.NUM_STEPS,
-    **{k: _mean_std(r[k].values()) for k in ("exact", "rmfa", "softmax")},
-  }
+
+  def fields(r):
+    out = {k: _mean_std(r[k].values()) for k in ("exact", "rmfa", "softmax")}
+    seeds = ", ".join(map(str, r["seeds"]))
+    diff = _diff(r["exact_minus_rmfa"].values())
+    return dict(out, s=r["scale"], seeds=seeds, diff=diff, steps=ts.NUM_STEPS)
+
   mean = lambda xs: 100 * statistics.mean(xs.values()) if xs else math.nan
   text = [TEMPLATES["conclusion"].format(**fields(d))]
   if t and t["exact"]:
@@ -163,74 +149,51 @@ def conclusion(rows: List[dict]) -> str:
   if abs(e - mean(d["rmfa"])) >= abs(e - mean(d["softmax"])):
     text.append(TEMPLATES["noise"])
   else:
-    text.append(
-      TEMPLATES["uniform"].format(s2=s2, two_s2=2 * s2, e=math.exp(2 * s2))
-    )
+    uniform = dict(s2=s2, two_s2=2 * s2, e=math.exp(2 * s2))
+    text.append(TEMPLATES["uniform"].format(**uniform))
     if t and t["exact"] and mean(t["exact_minus_rmfa"]) < -2:
       from macformer_jax import features  # pylint: disable=g-import-not-at-top
 
-      m1 = features.make_plan(ts.NUM_FEATURES, "exp", "stratified")[0].counts[0]
-      text.append(
-        TEMPLATES["rmfa_ahead"].format(
-          m1=m1, dh=ts.HEAD_DIM, top=(1 + math.sqrt(ts.HEAD_DIM / m1)) ** 2
-        )
-      )
+      plan = features.make_plan(ts.NUM_FEATURES, "exp", "stratified")[0]
+      m1, dh = plan.counts[0], ts.HEAD_DIM
+      top = (1 + math.sqrt(dh / m1)) ** 2
+      text.append(TEMPLATES["rmfa_ahead"].format(m1=m1, dh=dh, top=top))
     else:
       text.append(TEMPLATES["fix"])
   return " ".join(text + [TEMPLATES["caveat"].format(steps=ts.NUM_STEPS)])
 
 
+def _run_row(r: dict) -> str:
+  pct = {k: f"{100 * r[k]:.1f}" for k in PERCENT}
+  curve = " ".join(f"{s}:{100 * a:.1f}" for s, a in r["eval_curve"])
+  speed, wall = r["median_train_steps_per_sec"], r["wall_s"]
+  speed = "–" if speed is None else f"{speed:.2f}"
+  wall = "–" if wall is None else f"{wall:.0f}"
+  escape = r["escape_step"] or "none"
+  cells = dict(r, **pct, escape=escape, curve=curve, speed=speed, wall=wall)
+  return TEMPLATES["run_row"].format(**cells)
+
+
 def render(report: dict) -> str:
-  comparison = [
-    f"| {r['scale']:.2f} | "
-    + " | ".join(
-      [_mean_std(r[k].values()) for k in ("exact", "rmfa", "softmax")]
-      + [
-        _diff(r[k].values())
-        for k in ("exact_minus_rmfa", "exact_minus_softmax")
-      ]
-    )
-    + " |"
-    for r in report["comparison"]
-  ]
-  pct = lambda x: f"{100 * x:.1f}"
-  runs = [
-    f"| {r['run']} | {r['scale']:.2f} | {r['steps']} | "
-    + " | ".join(
-      map(
-        pct,
-        (
-          r["test_accuracy"],
-          r["test_accuracy_best_eval"],
-          r["majority_class_accuracy"],
-        ),
-      )
-    )
-    + f" | {r['escape_step'] or 'none'} | "
-    + " ".join(f"{s}:{100 * a:.1f}" for s, a in r["eval_curve"])
-    + " | "
-    + " | ".join(
-      "–" if x is None else f"{x:{f}}"
-      for x, f in (
-        (r["median_train_steps_per_sec"], ".2f"),
-        (r["wall_s"], ".0f"),
-      )
-    )
-    + " |"
-    for r in report["runs"]
-  ]
-  return (
-    TEMPLATES["page"].format(
-      steps=ts.NUM_STEPS,
-      warmup=ts.WARMUP,
-      seeds=", ".join(map(str, ts.SEEDS)),
-      margin=100 * PLATEAU_MARGIN,
-      comparison="\n".join(comparison),
-      runs="\n".join(runs),
-      **{k: report[k] for k in ("conclusion", "machine", "nice", "parallel")},
-    )
-    + "\n"
+  comparison = []
+  for r in report["comparison"]:
+    cells = {k: _mean_std(r[k].values()) for k in COLUMNS[:3]}
+    cells.update({k: _diff(r[k].values()) for k in COLUMNS[3:]})
+    row = TEMPLATES["comparison_row"].format(**dict(r, **cells))
+    comparison.append(row)
+  runs = "\n".join(map(_run_row, report["runs"]))
+  seeds = ", ".join(map(str, ts.SEEDS))
+  fields = {k: report[k] for k in ("conclusion", "machine", "nice", "parallel")}
+  page = TEMPLATES["page"].format(
+    steps=ts.NUM_STEPS,
+    warmup=ts.WARMUP,
+    seeds=seeds,
+    runs=runs,
+    margin=100 * PLATEAU_MARGIN,
+    comparison="\n".join(comparison),
+    **fields,
   )
+  return page + "\n"
 
 
 def report(args) -> None:
@@ -239,36 +202,22 @@ def report(args) -> None:
   if args.from_docs and data is None:
     raise SystemExit(f"{json_path} is {why}")
   if data is None:
-    runs = [
-      r
-      for r in (
-        record(os.path.join(args.runs, run_name(s, seed)), s, seed)
-        for s in SETTINGS
-        for seed in ts.SEEDS
-      )
-      if r
-    ]
-    comparison = compare(
-      runs, {r["run"]: r for r in ts.recorded_runs(args.docs)}
-    )
+    runs = []
+    for setting in SETTINGS:
+      for seed in ts.SEEDS:
+        workdir = os.path.join(args.runs, run_name(setting, seed))
+        runs.append(record(workdir, setting, seed))
+    runs = [r for r in runs if r]
+    recorded = {r["run"]: r for r in ts.recorded_runs(args.docs)}
+    comparison = compare(runs, recorded)
+    setup = dict(steps=args.steps, warmup=ts.WARMUP, eval_every=ts.EVAL_EVERY)
+    setup.update(data=ts.DATA, max_len=256, seeds=list(ts.SEEDS))
+    setup["settings"] = {k: list(v) for k, v in SETTINGS.items()}
     host = common.host()
-    data = {
-      "setup": {
-        "steps": args.steps,
-        "warmup": ts.WARMUP,
-        "eval_every": ts.EVAL_EVERY,
-        "data": ts.DATA,
-        "max_len": 256,
-        "seeds": list(ts.SEEDS),
-        "settings": {k: list(v) for k, v in SETTINGS.items()},
-      },
-      "runs": runs,
-      "comparison": comparison,
-      "conclusion": conclusion(comparison),
-      "machine": f"{host['platform']}, {host['cpus']} CPUs",
-      "nice": args.nice,
-      "parallel": args.parallel,
-    }
+    data = dict(setup=setup, runs=runs, comparison=comparison)
+    data["conclusion"] = conclusion(comparison)
+    data["machine"] = f"{host['platform']}, {host['cpus']} CPUs"
+    data.update(nice=args.nice, parallel=args.parallel)
     common.write(json_path, json.dumps(data, indent=1))
   # JSON turns the per-seed dict keys into strings; both render the same.
   common.write(os.path.join(args.docs, "DIAGNOSTIC.md"), render(data))
@@ -276,23 +225,20 @@ def report(args) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+  """`run` trains (`--only`: comma-separated run names); `report` writes
+  docs/exact_kernel.json and DIAGNOSTIC.md (`--from_docs`: from the JSON)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("command", choices=("run", "report"))
-  parser.add_argument(
-    "--runs", default=os.path.join(common.REPO, "runs", "exact_kernel")
-  )
-  parser.add_argument("--docs", default=os.path.join(common.REPO, "docs"))
-  parser.add_argument("--steps", type=int, default=ts.NUM_STEPS)
-  parser.add_argument("--parallel", type=int, default=2)
-  parser.add_argument("--nice", type=int, default=10)
-  parser.add_argument(
-    "--only", default="", help="comma-separated run names (default: all)"
-  )
-  parser.add_argument(
-    "--from_docs",
-    action="store_true",
-    help="report: re-render from docs/exact_kernel.json",
-  )
+  parser.add_argument("--from_docs", action="store_true")
+  for flag, default in (
+    ("runs", os.path.join(common.REPO, "runs", "exact_kernel")),
+    ("docs", os.path.join(common.REPO, "docs")),
+    ("steps", ts.NUM_STEPS),
+    ("parallel", 2),
+    ("nice", 10),
+    ("only", ""),
+  ):
+    parser.add_argument(f"--{flag}", type=type(default), default=default)
   args = parser.parse_args(argv)
   (run if args.command == "run" else report)(args)
 

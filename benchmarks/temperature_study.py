@@ -10,6 +10,7 @@ temperature.png.
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import math
 import os
@@ -182,11 +183,12 @@ def variance_cost(kernel, scales, num_draws=4096, seed=0) -> List[dict]:
   estimates = jax.jit(jax.vmap(estimate, in_axes=(0, None, None)))
   keys = jax.random.split(jax.random.key(seed), num_draws)
   cosines = {"aligned": 1.0, "random": 1.0 / math.sqrt(HEAD_DIM - 1)}
-  rows, f = [], lambda t: float(kernels.exact(kernel, t))
+  rows, exact = [], functools.partial(kernels.exact, kernel)
+  f = lambda t: float(exact(t))
   for s in scales:
     row = {"kernel": kernel, "scale": s, "max_qk": s * s}
-    if s * s < kernels.get(kernel).radius:
-      row["contrast"] = f(s * s) / f(-s * s)
+    if s * s < kernels.get(kernel).radius:  # the float32 ratio
+      row["contrast"] = float(exact(s * s) / exact(-s * s))
     for name, cosine in cosines.items():
       x, y = (s * v for v in _pair(cosine, HEAD_DIM, seed))
       t, ft = float(x @ y), f(float(x @ y))
