@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import statistics
+from typing import List, Optional
 
 from benchmarks import common
 
@@ -20,155 +21,102 @@ PUBLISHED = os.path.join(
 )
 
 
-def render(runs: dict, unfinished: dict = None) -> str:
-  first = next(iter(runs.values()))
-  c = first["config"]
-  lines = common.table(
-    [
-      "attention",
-      "params",
-      "test acc. (last)",
-      "test acc. (best eval, step)",
-      "majority class",
-      "train steps/s (median)",
-    ],
-    [
-      [
-        name,
-        f"{r['num_params']:,}",
-        f"{100 * r['test_accuracy']:.2f}",
-        f"{100 * r['test_accuracy_best_eval']:.2f} ({r['best_eval_step']})",
-        f"{100 * r['majority_class_accuracy']:.2f}",
-        f"{r['median_train_steps_per_sec']:.2f}",
-      ]
-      for name, r in runs.items()
-    ],
-  )
+HEADER = (
+  "attention",
+  "params",
+  "test acc. (last)",
+  "test acc. (best eval, step)",
+  "majority class",
+  "train steps/s (median)",
+)
+
+
+def _row(name: str, r: dict) -> List[str]:
+  pct = lambda key: f"{100 * r[key]:.2f}"
+  best = f"{pct('test_accuracy_best_eval')} ({r['best_eval_step']})"
+  cells = [name, f"{r['num_params']:,}", pct("test_accuracy"), best]
+  speed = f"{r['median_train_steps_per_sec']:.2f}"
+  return cells + [pct("majority_class_accuracy"), speed]
+
+
+def render(runs: dict, unfinished: Optional[dict] = None) -> str:
+  first, unfinished = next(iter(runs.values())), unfinished or {}
+  c, text = first["config"], common.templates("results")
+  lines = common.table(HEADER, [_row(k, r) for k, r in runs.items()])
   if all(a in runs for a in ATTENTIONS):
-    ratio = (
-      runs["macformer_exp"]["median_train_steps_per_sec"]
-      / runs["softmax"]["median_train_steps_per_sec"]
-    )
-    lines += [
-      "",
-      f"macformer_exp trains {ratio:.2f}x as many steps per "
-      f"second as softmax at L = {c['data']['max_len']} (the runs "
-      "were sequential on a machine shared with other work, so "
-      "take speed from docs/BENCHMARKS.md).",
-    ]
+    speed = [runs[a]["median_train_steps_per_sec"] for a in ATTENTIONS]
+    ratio = speed[1] / speed[0]
+    max_len = c["data"]["max_len"]
+    lines += ["", text["ratio"].format(ratio=ratio, max_len=max_len)]
   if any(a in runs for a in SPECTRA):
-    lines += [
-      "",
-      "The Spectraformer rows ran later, on the same 2 cores "
-      "shared with other jobs: their steps/s measure the machine's "
-      "load, not the attention (docs/BENCHMARKS.md has the grid's "
-      "speed from one run).",
-    ]
+    lines += ["", text["spectra"]]
   steps = sorted({s for r in runs.values() for s, _ in r["eval_curve"]})
-  lines += ["", "Validation accuracy (%) during training:", ""] + (
-    common.table(
-      ["step", *runs],
-      [
-        [str(step)]
-        + [
-          "" if a is None else f"{100 * a:.1f}"
-          for a in (dict(r["eval_curve"]).get(step) for r in runs.values())
-        ]
-        for step in steps
-      ],
+  curves = [dict(r["eval_curve"]) for r in runs.values()]
+  rows = []
+  for step in steps:
+    accs = [curve.get(step) for curve in curves]
+    rows.append(
+      [str(step)] + ["" if a is None else f"{100 * a:.1f}" for a in accs]
     )
-  )
-  for name, last in (unfinished or {}).items():
+  lines += ["", "Validation accuracy (%) during training:", ""]
+  lines += common.table(["step", *runs], rows)
+  total = c["train"]["num_train_steps"]
+  for name, last in unfinished.items():
     ev = last["eval"]
-    lines += [
-      "",
-      f"{name}: run not finished when this file was written "
-      f"(last logged step {last['step']} of "
-      f"{c['train']['num_train_steps']}"
-      + (f", val. accuracy {100 * ev[1]:.1f}% at step {ev[0]}" if ev else "")
-      + ").",
-    ]
+    ev = f", val. accuracy {100 * ev[1]:.1f}% at step {ev[0]}" if ev else ""
+    fields = dict(name=name, step=last["step"], steps=total, eval=ev)
+    lines += ["", text["unfinished"].format(**fields)]
   with open(PUBLISHED) as f:
     pub = json.load(f)
   ours = {v: k for k, v in pub["ours"].items()}
-  status = lambda p: (
-    " (not finished)"
-    if p in (unfinished or {})
-    else " (not run)"
-    if p and p not in runs
-    else ""
-  )
-  lines += [
-    "",
-    "## Spectraformer's published numbers (NOT comparable)",
-    "",
-    f"**Not comparable in scale or task:** {pub['harness']} "
-    f"Source: {pub['source']}",
-    "",
-  ] + common.table(
-    ["published row", "our preset", *pub["columns"]],
-    [
-      [name, ours.get(name, "") + status(ours.get(name, ""))]
-      + [f"{v:g}" for v in values]
-      for name, values in pub["rows"].items()
-    ],
-  )
-  lines += [
-    "",
-    f"Machine: {first['machine']['platform']}, "
-    f"{first['machine']['cpus']} CPUs. Per-run results (with the "
-    "full config): `docs/results/reduced_listops_<attention>.json`.",
-    "",
-  ]
+  rows = []
+  for name, values in pub["rows"].items():
+    preset = ours.get(name, "")
+    if preset in unfinished:
+      preset += " (not finished)"
+    elif preset and preset not in runs:
+      preset += " (not run)"
+    rows.append([name, preset] + [f"{v:g}" for v in values])
+  lines += ["", text["published"].format(**pub), ""]
+  lines += common.table(["published row", "our preset", *pub["columns"]], rows)
+  lines += ["", text["machine"].format(**first["machine"]), ""]
   d, m, o = c["data"]["offline"], c["model"], c["optimizer"]
-  return (
-    common.templates("results")["page"].format(c=c, d=d, m=m, o=o)
-    + "\n\n"
-    + "\n".join(lines)
-  )
+  page = text["page"].format(c=c, d=d, m=m, o=o)
+  return page + "\n\n" + "\n".join(lines)
 
 
 def main(argv=None):
+  """Reads runs/ (or, with --from_docs, docs/results/ only)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--runs", default=os.path.join(common.REPO, "runs"))
   parser.add_argument("--docs", default=os.path.join(common.REPO, "docs"))
-  parser.add_argument(
-    "--from_docs",
-    action="store_true",
-    help="rebuild from docs/results/*.json only",
-  )
+  parser.add_argument("--from_docs", action="store_true")
   args = parser.parse_args(argv)
-  runs, unfinished = {}, {}
+  runs, unfinished, fresh = {}, {}, not args.from_docs
   for attention in ATTENTIONS + SPECTRA:
-    saved = os.path.join(
-      args.docs, "results", f"reduced_listops_{attention}.json"
-    )
+    name = f"reduced_listops_{attention}"
+    saved = os.path.join(args.docs, "results", name + ".json")
     progress = saved.replace(".json", ".progress.json")
-    workdir = os.path.join(args.runs, f"reduced_listops_{attention}")
+    workdir = os.path.join(args.runs, name)
     results, curve, speeds = common.read_run(workdir)
-    if results is not None and not args.from_docs:
-      runs[attention] = dict(
-        results,
-        eval_curve=curve,
-        machine=common.host(),
-        median_train_steps_per_sec=statistics.median(speeds),
-      )
+    if results is not None and fresh:
+      speed = statistics.median(speeds)
+      runs[attention] = dict(results, eval_curve=curve, machine=common.host())
+      runs[attention]["median_train_steps_per_sec"] = speed
       common.write(saved, json.dumps(runs[attention], indent=1))
     elif os.path.exists(saved) or attention in ATTENTIONS:
       with open(saved) as f:  # an earlier run's copy in docs/results
         runs[attention] = json.load(f)
-    elif os.path.exists(workdir) and not args.from_docs:
+    elif os.path.exists(workdir) and fresh:
       with open(os.path.join(workdir, "metrics.jsonl")) as f:
         steps = [json.loads(line)["step"] for line in f]
-      unfinished[attention] = {
-        "step": max([0] + steps),
-        "eval": curve[-1] if curve else None,
-      }
-      common.write(progress, json.dumps(unfinished[attention]))
+      last = {"step": max([0] + steps), "eval": curve[-1] if curve else None}
+      unfinished[attention] = last
+      common.write(progress, json.dumps(last))
     elif os.path.exists(progress):
-      with open(progress) as f:
-        unfinished[attention] = json.load(f)
-  common.write(os.path.join(args.docs, "RESULTS.md"), render(runs, unfinished))
+      unfinished[attention] = common.load_json(progress)[0]
+  text = render(runs, unfinished)
+  common.write(os.path.join(args.docs, "RESULTS.md"), text)
 
 
 if __name__ == "__main__":
