@@ -32,28 +32,20 @@ def read_run(workdir: str) -> Tuple[Optional[dict], list, list]:
   if os.path.exists(path):
     with open(path) as f:
       rows = [json.loads(line) for line in f]
+  curve = [[r["step"], r["accuracy"]] for r in rows if r.get("split") == "eval"]
+  train = [r for r in rows if r.get("split") == "train"]
   return (
     results,
-    [[r["step"], r["accuracy"]] for r in rows if r.get("split") == "eval"],
-    [
-      r["steps_per_sec"]
-      for r in rows
-      if r.get("split") == "train" and "steps_per_sec" in r
-    ],
+    curve,
+    [r["steps_per_sec"] for r in train if "steps_per_sec" in r],
   )
 
 
 def dumps(data: Any) -> str:
   """Indented JSON with every flat list of scalars on one line."""
+  one_line = lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]"
   text = json.dumps(data, indent=1)
-  return (
-    re.sub(
-      r"\[\s+([^\[\]{}]*?)\s+\]",
-      lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]",
-      text,
-    )
-    + "\n"
-  )
+  return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", one_line, text) + "\n"
 
 
 def write(path: str, text: str) -> None:
@@ -107,29 +99,23 @@ def templates(name: str) -> Dict[str, str]:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
   """A Markdown table as lines."""
-  return [
-    "| " + " | ".join(header) + " |",
-    "|" + "|".join("---" for _ in header) + "|",
-  ] + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
+  rule = "|" + "|".join("---" for _ in header) + "|"
+  return [line(header), rule] + [line(row) for row in rows]
 
 
-def fit_slope(
-  dims: Sequence[float], values: Sequence[Any], above: float = 0
-) -> Optional[float]:
+def fit_slope(dims, values, above: float = 0) -> Optional[float]:
   """Least-squares slope of log(value) vs log(dim), over dims > `above`
   with finite positive values (None if fewer than two)."""
-  pts = [
-    (math.log(d), math.log(as_float(v)))
-    for d, v in zip(dims, values)
-    if d > above and math.isfinite(as_float(v)) and as_float(v) > 0
-  ]
+  ok = lambda d, v: d > above and math.isfinite(v) and v > 0
+  pts = [(d, as_float(v)) for d, v in zip(dims, values)]
+  pts = [(math.log(d), math.log(v)) for d, v in pts if ok(d, v)]
   if len(pts) < 2:
     return None
   mx = sum(x for x, _ in pts) / len(pts)
   my = sum(y for _, y in pts) / len(pts)
-  return sum((x - mx) * (y - my) for x, y in pts) / sum(
-    (x - mx) ** 2 for x, _ in pts
-  )
+  sxy = sum((x - mx) * (y - my) for x, y in pts)
+  return sxy / sum((x - mx) ** 2 for x, _ in pts)
 
 
 def machine() -> dict:
@@ -152,18 +138,15 @@ def host() -> dict:
 
 
 def now() -> str:
-  return datetime.datetime.now(datetime.timezone.utc).isoformat(
-    timespec="seconds"
-  )
+  utc = datetime.datetime.now(datetime.timezone.utc)
+  return utc.isoformat(timespec="seconds")
 
 
 def command(module: str, argv: Optional[Sequence[str]]) -> str:
   """The command line that ran `benchmarks.<module>` with `argv`."""
   args = list(sys.argv[1:] if argv is None else argv)
-  return " ".join(
-    [f"python -m benchmarks.{module}"]
-    + [f"'{a}'" if any(c in a for c in "*?[ ") else a for a in args]
-  )
+  quote = lambda a: f"'{a}'" if any(c in a for c in "*?[ ") else a
+  return " ".join([f"python -m benchmarks.{module}"] + list(map(quote, args)))
 
 
 def pyplot():
