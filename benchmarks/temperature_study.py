@@ -540,81 +540,51 @@ def render(data: dict) -> str:
   )
 
 
+MARKS = {
+  "default": ("s", "C3", "Dh^-1/4 (authors)"),
+  "fixed": ("o", "C0", "fixed s"),
+  "learn": ("^", "C2", "learned s (final)"),
+}
+
+
 def make_plot(data: dict, path: str) -> None:
   """Test accuracy vs scale per kernel (seeds and mean), RMSE on a twin axis."""
   plt, ref = common.pyplot(), data.get("softmax_reference")
   fig, axes = plt.subplots(1, len(KERNELS), figsize=(18, 4.5), sharey=True)
   runs = lambda kernel: [r for r in data["runs"] if r["kernel"] == kernel]
   softmax = [r["test_accuracy"] for r in runs("softmax")]
-  marks = (
-    ("default", "s", "C3", "Dh^-1/4 (authors)"),
-    ("fixed", "o", "C0", "fixed s"),
-    ("learn", "^", "C2", "learned s (final)"),
-  )
+  learned = lambda r: statistics.mean(r.get("learned_scales") or [r["scale"]])
   for ax, kernel in zip(axes, KERNELS):
-    for setting, marker, color, label in marks:
-      pts = [
-        (
-          statistics.mean(r["learned_scales"])
-          if setting == "learn" and r.get("learned_scales")
-          else r["scale"],
-          100 * r["test_accuracy"],
-        )
-        for r in runs(kernel)
-        if r["setting"] == setting
-      ]
-      if pts:
-        ax.scatter(
-          *zip(*pts), marker=marker, color=color, alpha=0.6, label=label
-        )
-    means = [
-      r
-      for r in data["summary"]
-      if r["kernel"] == kernel and r["setting"] != "learn"
-    ]
-    if means:
-      ax.errorbar(
-        *zip(
-          *[
-            (r["scale"], 100 * r["test_mean"], 100 * (r["test_std"] or 0))
-            for r in means
-          ]
-        ),
-        color="k",
-        lw=1,
-        capsize=3,
-        label="mean ± std",
-      )
+    for setting, (marker, color, label) in MARKS.items():
+      mine = [r for r in runs(kernel) if r["setting"] == setting]
+      xs = [learned(r) if setting == "learn" else r["scale"] for r in mine]
+      ys = [100 * r["test_accuracy"] for r in mine]
+      style = dict(marker=marker, color=color, alpha=0.6, label=label)
+      if mine:
+        ax.scatter(xs, ys, **style)
+    rows = [r for r in data["summary"] if r["kernel"] == kernel]
+    rows = [r for r in rows if r["setting"] != "learn"]
+    xs, ys = [r["scale"] for r in rows], [100 * r["test_mean"] for r in rows]
+    yerr = [100 * (r["test_std"] or 0) for r in rows]
+    style = dict(color="k", lw=1, capsize=3, label="mean ± std")
+    if rows:
+      ax.errorbar(xs, ys, yerr=yerr, **style)
     if softmax:
-      ax.axhline(
-        100 * statistics.mean(softmax),
-        color="0.5",
-        ls="--",
-        label="softmax (mean)",
-      )
+      style = dict(color="0.5", ls="--", label="softmax (mean)")
+      ax.axhline(100 * statistics.mean(softmax), **style)
     if ref:
-      ax.axhline(
-        100 * ref["val_accuracy"],
-        color="0.5",
-        ls=":",
-        label=f"softmax val. acc. at step {ref['step']} (seed 0)",
-      )
+      label = f"softmax val. acc. at step {ref['step']} (seed 0)"
+      ax.axhline(100 * ref["val_accuracy"], color="0.5", ls=":", label=label)
     ax.axvline(DEFAULT_SCALE, color="C3", lw=0.5)
     ax.set(xscale="log", xlabel="q/k scale s (|q.k| <= s^2)", title=kernel)
-    var = [
-      (v["scale"], v["aligned"]["rel_rmse"])
-      for v in data["variance"]
-      if v["kernel"] == kernel
-    ]
+    var = [v for v in data["variance"] if v["kernel"] == kernel]
     if var:
-      twin = ax.twinx()
-      twin.plot(
-        *zip(*var),
-        color="C1",
-        ls=":",
-        marker=".",
-        label="RMSE of one kernel value (aligned)",
+      twin, label = ax.twinx(), "RMSE of one kernel value (aligned)"
+      xs, ys = (
+        [v["scale"] for v in var],
+        [v["aligned"]["rel_rmse"] for v in var],
       )
+      twin.plot(xs, ys, color="C1", ls=":", marker=".", label=label)
       twin.set_yscale("log")
       twin.tick_params(axis="y", colors="C1")
       if kernel == KERNELS[-1]:
@@ -623,9 +593,10 @@ def make_plot(data: dict, path: str) -> None:
   axes[0].set_ylabel(f"test accuracy (%), {data['setup']['steps']} steps")
   handles, labels = axes[0].get_legend_handles_labels()
   fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
-  fig.suptitle(
+  title = (
     "Reduced ListOps (L = 256): accuracy vs q/k scale per Maclaurin kernel"
   )
+  fig.suptitle(title)
   fig.tight_layout(rect=(0, 0.07, 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
