@@ -11,6 +11,7 @@ RFA on exp, and the variance of phi(x) . phi(y) beside the exact formulas
 
 import argparse
 import functools
+import itertools
 import math
 import time
 from typing import Dict, Sequence
@@ -36,6 +37,8 @@ METRICS = (
 LABELS = ("method", "kernel", "allocation", "projection", "inputs")
 MAX_DEGREE = 20
 CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
+LAYOUTS = ("independent", "chained")  # the plot's order
+YLABELS = ("kernel matrix |K_hat-K|/|K|", "attention output |A_hat-A|/|A|")
 QUICK = dict(
   D=[16, 64, 256],
   seeds=3,
@@ -484,12 +487,6 @@ def make_plot(result: dict, path: str) -> None:
     f"no PreSBN: N(0,{s['raw_sigma']}^2) q,k * d^-1/4; sampled+indep."
     f";\nvs f truncated at degree {MAX_DEGREE}; clipped at {CLIP:g}",
   ]
-  layouts = (
-    ("sampled", "independent", "-", "o"),
-    ("sampled", "chained", "--", "o"),
-    ("stratified", "independent", "-", "s"),
-    ("stratified", "chained", "--", "s"),
-  )
   fig, axes = plt.subplots(2, 3, figsize=(17, 10), sharex=True)
   for r, metric in enumerate(("kernel_error", "attention_error")):
     trunc = metric + "_truncated"
@@ -505,11 +502,13 @@ def make_plot(result: dict, path: str) -> None:
         label = f"{method} (softmax)"
         _plot_curve(axes[r, c], dims, curve[what], label, color, mk, "--")
     for name, color, other in (("exp", "C0", "C9"), ("inverse", "C1", "C8")):
-      for allocation, projection, ls, mk in layouts:
-        curve = find(kernel=name, allocation=allocation, projection=projection)
+      for allocation, projection in itertools.product(ALLOCATIONS, LAYOUTS):
+        ls = "--" if projection == "chained" else "-"
+        mk, color_ = ("o", color) if allocation == "sampled" else ("s", other)
+        labels = dict(kernel=name, allocation=allocation, projection=projection)
         label = f"{name} {allocation}/{projection}"
-        color_ = color if allocation == "sampled" else other
-        _plot_curve(axes[r, 1], dims, curve[metric], label, color_, mk, ls)
+        curve = find(**labels)[metric]
+        _plot_curve(axes[r, 1], dims, curve, label, color_, mk, ls)
     for c, ax in enumerate(axes[r]):
       ax.set_title(titles[c])
       # A D^-1/2 guide through 1.6x the first point of the panel's exp curve.
@@ -517,18 +516,10 @@ def make_plot(result: dict, path: str) -> None:
       first = common.as_float(guide["mean"][0])
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
+      guide = 1.6 * first * (d / d[0]) ** -0.5
       if math.isfinite(first):
-        ax.plot(
-          d,
-          1.6 * first * (d / d[0]) ** -0.5,
-          color="0.8",
-          lw=3,
-          zorder=0,
-          label="~ D^-1/2",
-        )
-      ax.set_ylabel(
-        ["kernel matrix |K_hat-K|/|K|", "attention output |A_hat-A|/|A|"][r]
-      )
+        ax.plot(d, guide, color="0.8", lw=3, zorder=0, label="~ D^-1/2")
+      ax.set_ylabel(YLABELS[r])
       ax.grid(True, which="both", alpha=0.3)
       ax.legend(fontsize=7, loc="upper right" if c < 2 else "lower left")
     axes[r, 2].set_ylim(1e-4, CLIP * 3)
