@@ -544,38 +544,21 @@ def main(argv=None) -> dict:
   parser.add_argument("--out_json", default="docs/kernel_error.json")
   parser.add_argument("--out_png", default="docs/kernel_error.png")
   args = parser.parse_args(argv)
-  q = args.quick
+  q, start = args.quick, time.time()
   s = dict(QUICK if q else FULL, head_dim=32, raw_sigma=0.5)
-  start = time.time()
   curves, outside = run_grid(s)
   grid_s = time.time() - start
-  variance = variance_table(
-    jax.random.key(1),
-    128,
-    s["head_dim"],
-    s["variance_pairs"],
-    s["variance_draws"],
-  )
-  s = {
-    k: s[k]
-    for k in ("D", "seeds", "length", "kernel_length", "head_dim", "raw_sigma")
-  }
-  inputs = {
-    "presbn": "PreSBN(q), PreSBN(k), * d^-1/4",
-    "raw": f"N(0, {s['raw_sigma']}^2) q, k * d^-1/4, no PreSBN",
-  }
+  pairs, draws = s.pop("variance_pairs"), s.pop("variance_draws")
+  variance = variance_table(jax.random.key(1), 128, s["head_dim"], pairs, draws)
+  raw = f"N(0, {s['raw_sigma']}^2) q, k * d^-1/4, no PreSBN"
+  inputs = {"presbn": "PreSBN(q), PreSBN(k), * d^-1/4", "raw": raw}
   s.update(max_degree=MAX_DEGREE, quick=q, kernels=list(KERNELS))
   s.update(metrics=list(METRICS), inputs=inputs)
   s["attention"] = "non-causal, no mask, v ~ N(0, 1)"
-  result = {
-    "command": common.command("kernel_error", argv),
-    "date": common.now(),
-    "machine": common.machine(),
-    "settings": s,
-    "fraction_outside_radius": outside,
-    "curves": curves,
-    "variance": variance,
-  }
+  result = {"command": common.command("kernel_error", argv)}
+  result.update(date=common.now(), machine=common.machine(), settings=s)
+  result.update(fraction_outside_radius=outside, curves=curves)
+  result["variance"] = variance
   total = round(time.time() - start, 1)
   result["runtime_s"] = {"grid": round(grid_s, 1), "total": total}
   if args.out_json:
