@@ -14,7 +14,7 @@ import functools
 import itertools
 import math
 import time
-from typing import Dict, Sequence
+from typing import Dict
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,7 @@ METRICS = (
   "attention_error_truncated",
 )
 LABELS = ("method", "kernel", "allocation", "projection", "inputs")
+DEFAULT_LABELS = ("rmf", "exp", None, None, "presbn")
 MAX_DEGREE = 20
 CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
 LAYOUTS = ("independent", "chained")  # the plot's order
@@ -63,9 +64,7 @@ FULL = dict(
 # features get scale 0) and i.i.d. Rademacher projections: the distribution
 # of `features.sample_rmf` with one compilation per (D, layout).
 # ----------------------------------------------------------------------------
-def superset_plan(
-  plans: Sequence[features.FeaturePlan],
-) -> features.FeaturePlan:
+def superset_plan(plans) -> features.FeaturePlan:
   """The smallest plan containing every plan (same layout): max counts."""
   counts = np.zeros(max(len(p.counts) for p in plans), np.int64)
   for p in plans:
@@ -223,13 +222,7 @@ def baseline_errors(
 # ----------------------------------------------------------------------------
 # Variance of phi(x) . phi(y) at one D.
 # ----------------------------------------------------------------------------
-def stratified_variance(
-  kernel: str,
-  counts: Sequence[int],
-  projection: str,
-  x: np.ndarray,
-  y: np.ndarray,
-) -> np.ndarray:
+def stratified_variance(kernel, counts, projection, x, y) -> np.ndarray:
   """Exact Var[phi(x).phi(y)] [P] of a stratified map (fixed counts C_n).
 
   With u = (w.x)(w.y), E[u] = t and E[u^2] = Q (docs/METHOD.md §2.2), the
@@ -289,13 +282,8 @@ def _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets):
 
 
 def variance_table(
-  key,
-  num_features: int,
-  head_dim: int,
-  num_pairs: int,
-  num_draws: int,
-  chunk: int = 250,
-) -> Dict[str, object]:
+  key, num_features, head_dim, num_pairs, num_draws, chunk=250
+):
   """Empirical (and unbiasedness z-scores) and formula variances of
   phi(x).phi(y) at D = `num_features`, for PreSBN'd pairs * d^-1/4."""
   num_chunks = -(-num_draws // chunk)  # equal chunks: one compilation
@@ -425,17 +413,12 @@ def run_grid(s: dict):
   return curves, outside
 
 
-def find_curve(
-  curves,
-  *,
-  method="rmf",
-  kernel="exp",
-  allocation=None,
-  projection=None,
-  inputs="presbn",
-) -> dict:
-  """The curve with these labels (KeyError naming them if none)."""
-  key = (method, kernel, allocation, projection, inputs)
+def find_curve(curves, **labels) -> dict:
+  """The curve with these labels (the others: rmf, exp, None, None, presbn);
+  KeyError naming them if none."""
+  key = tuple(labels.pop(k, d) for k, d in zip(LABELS, DEFAULT_LABELS))
+  if labels:
+    raise TypeError(f"unknown labels {sorted(labels)}")
   for c in curves:
     if tuple(c[k] for k in LABELS) == key:
       return c

@@ -27,15 +27,13 @@ BATCH_SIZE, MIN_BATCHES, MIN_SECONDS = 32, 50, 2.0
 LISTOPS_SIZES = (96000, 2000, 2000)  # LRA's train/val/test rows
 
 
-def batches_per_second(
-  make_iterator, min_batches=MIN_BATCHES, min_seconds=MIN_SECONDS
-):
+def batches_per_second(make_iterator):
   """(batches/s, batches timed) of `make_iterator()`, restarted when a
-  finite one runs out, over at least `min_batches` and `min_seconds`."""
+  finite one runs out, over at least MIN_BATCHES and MIN_SECONDS."""
   iterator = make_iterator()
   next(iterator)  # warm-up (first epoch permutation, caches)
   count, t0 = 0, time.perf_counter()
-  while count < min_batches or time.perf_counter() - t0 < min_seconds:
+  while count < MIN_BATCHES or time.perf_counter() - t0 < MIN_SECONDS:
     try:
       next(iterator)
       count += 1

@@ -414,18 +414,9 @@ def conclusions(rows: List[dict]) -> List[str]:
       text.append("Too few seeds for a paired comparison yet.")
     if worse:
       text.append("Worse than the default: " + ", ".join(worse) + ".")
-    for r in mine:
-      if "learned_scale_mean" in r:
-        lo, hi = r["learned_scale_range"]
-        text.append(
-          TEMPLATES["learned"].format(
-            s=DEFAULT_SCALE,
-            lo=lo,
-            hi=hi,
-            mean=r["learned_scale_mean"],
-            steps=max(r["steps"]),
-          )
-        )
+    for r in [r for r in mine if "learned_scale_mean" in r]:
+      last = max(r["steps"])
+      text.append(TEMPLATES["learned"].format(**r, s=DEFAULT_SCALE, last=last))
     out.append(" ".join(text))
   return out
 
@@ -450,24 +441,14 @@ def recommendation_lines(rows: List[dict], variance: List[dict]) -> List[str]:
       cost += f"{v['aligned']['rel_rmse']:.3f}"
     if d:
       cost += f" against {d['aligned']['rel_rmse']:.3f} at the default"
-    line = TEMPLATES["tuned"].format(
-      kernel=kernel,
-      scale=r["scale"],
-      acc=_acc(r),
-      default=_acc(default),
-      ci=_ci(r["paired_diff"]),
-      cost=cost,
-    )
+    fields = dict(acc=_acc(r), default=_acc(default), ci=_ci(r["paired_diff"]))
+    line = TEMPLATES["tuned"].format(**r, **fields, cost=cost)
     top = attention.max_qk_scale(kernel) + 1e-9
-    for x in mine:
-      if (
-        x["setting"] == "fixed" and x.get("beats_default") and x["scale"] > top
-      ):
-        if x["test_mean"] > r["test_mean"]:
-          ci = _ci(x["paired_diff"])
-          line += " " + TEMPLATES["above"].format(
-            s=x["scale"], acc=_acc(x), ci=ci
-          )
+    above = [x for x in mine if x["setting"] == "fixed" and x["scale"] > top]
+    for x in above:
+      if x.get("beats_default") and x["test_mean"] > r["test_mean"]:
+        ci = _ci(x["paired_diff"])
+        line += " " + TEMPLATES["above"].format(**x, acc=_acc(x), ci=ci)
     lines.append(line)
   return lines + [""]
 
