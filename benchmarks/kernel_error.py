@@ -281,9 +281,7 @@ def _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets):
   return {k: np.concatenate(v).astype(np.float64) for k, v in est.items()}
 
 
-def variance_table(
-  key, num_features, head_dim, num_pairs, num_draws, chunk=250
-):
+def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
   """Empirical (and unbiasedness z-scores) and formula variances of
   phi(x).phi(y) at D = `num_features`, for PreSBN'd pairs * d^-1/4."""
   num_chunks = -(-num_draws // chunk)  # equal chunks: one compilation
@@ -291,7 +289,7 @@ def variance_table(
   num_draws = chunk * num_chunks
   kx, ky, knear, kdraw = jax.random.split(key, 4)
   rng = np.random.default_rng(np.asarray(jax.random.key_data(kdraw)))
-  shape, sbn, s = (num_pairs, head_dim), normalization.pre_sbn, head_dim**-0.25
+  shape, sbn, s = (pairs, head_dim), normalization.pre_sbn, head_dim**-0.25
   x = sbn(jax.random.normal(kx, shape))
   noise = jax.random.normal(knear, shape)
   pair_sets = {
@@ -336,14 +334,8 @@ def variance_table(
     "PreSBN then * d^-1/4; 'random': independent x, y; "
     "'near': y = PreSBN(x + 0.15 noise)"
   )
-  return {
-    "num_features": num_features,
-    "head_dim": head_dim,
-    "num_pairs": num_pairs,
-    "num_draws": num_draws,
-    "inputs": inputs,
-    "rows": rows,
-  }
+  out = dict(num_features=num_features, head_dim=head_dim, num_pairs=pairs)
+  return dict(out, num_draws=num_draws, inputs=inputs, rows=rows)
 
 
 # ----------------------------------------------------------------------------
@@ -353,11 +345,8 @@ def _summarise(dims, per_seed: np.ndarray) -> Dict[str, object]:
   """per_seed [len(dims), S] -> mean/std/per-seed lists and the slope."""
   with np.errstate(invalid="ignore", over="ignore"):
     mean, std = per_seed.mean(axis=1), per_seed.std(axis=1)
-  out = {
-    "mean": [common.num(m) for m in mean],
-    "std": [common.num(s) for s in std],
-    "per_seed": [[common.num(x) for x in row] for row in per_seed],
-  }
+  out = {"mean": list(map(common.num, mean)), "std": list(map(common.num, std))}
+  out["per_seed"] = [list(map(common.num, row)) for row in per_seed]
   out["slope"] = common.fit_slope(dims, out["mean"])
   out["nonfinite"] = int(np.sum(~np.isfinite(per_seed)))
   return out
@@ -389,12 +378,11 @@ def run_grid(s: dict):
             key = ("rmf", name, allocation, projection, mode)
             add(key, np.asarray(err)[:, ki])
     keys = jax.random.split(jax.random.fold_in(k_feat, dim), n)
+    opts = dict(num_features=dim, kernel_length=lk)
     for method in BASELINES:
       for mode in INPUTS:
         args = (keys, *data[mode], v, exp_targets[mode])
-        err = baseline_errors(
-          *args, method=method, num_features=dim, kernel_length=lk
-        )
+        err = baseline_errors(*args, method=method, **opts)
         add((method, "exp", None, None, mode), np.asarray(err))
     print(f"D={dim:5d} done in {time.time() - t0:5.1f}s", flush=True)
   curves = []
@@ -406,10 +394,9 @@ def run_grid(s: dict):
     curves.append(c)
   outside = {}
   for mode in INPUTS:
-    fractions = targets[mode]["outside_radius"]
-    outside[mode] = {
-      k: float(np.mean(fractions[:, i])) for i, k in enumerate(KERNELS)
-    }
+    fractions = np.asarray(targets[mode]["outside_radius"])
+    mean = lambda i: float(np.mean(fractions[:, i]))
+    outside[mode] = {k: mean(i) for i, k in enumerate(KERNELS)}
   return curves, outside
 
 
