@@ -92,20 +92,14 @@ def run(s: dict):
       for component in spectral.COMPONENTS:
         cells = ["rademacher"] if component == "rmf" else names
         width = spectral.projection_width(component, m)
-        keys = [
-          jax.random.fold_in(jax.random.key(1), 1000 * i + m)
-          for i in range(len(cells))
-        ]
-        ws = jnp.stack(
-          [draw(w, width, s["seeds"], key) for w, key in zip(cells, keys)]
-        )
+        key = lambda i: jax.random.fold_in(jax.random.key(1), 1000 * i + m)
+        ws = [draw(w, width, s["seeds"], key(i)) for i, w in enumerate(cells)]
+        ws = jnp.stack(ws)
         args = (component, m, s["kernel_length"], ws, x, y, v)
         errors = [np.asarray(e) for e in cell_errors(*args)]
         for i, w in enumerate(cells):
-          c = curves.setdefault(
-            (regime, component, w),
-            {"regime": regime, "component": component, "weights": w, "M": []},
-          )
+          c = dict(regime=regime, component=component, weights=w, M=[])
+          c = curves.setdefault((regime, component, w), c)
           c["M"].append(m)
           for name, err in zip(ERRORS, errors):
             c.setdefault(name, {"mean": [], "std": []})
