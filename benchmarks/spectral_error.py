@@ -119,23 +119,16 @@ def make_plot(result, path):
   plt = common.pyplot()
   colors = dict(zip(spectral.WEIGHTS, plt.cm.tab10.colors))
   shape = (len(REGIMES), len(spectral.COMPONENTS))
-  fig, axes = plt.subplots(
-    *shape, figsize=(18, 6.5), squeeze=False, sharex=True
-  )
+  style = dict(figsize=(18, 6.5), squeeze=False, sharex=True)
+  fig, axes = plt.subplots(*shape, **style)
   for row, regime in enumerate(REGIMES):
     for col, component in enumerate(spectral.COMPONENTS):
       ax = axes[row][col]
       for c in result["curves"]:
         if (c["regime"], c["component"]) == (regime, component):
           mean = [common.as_float(v) for v in c["attention_error"]["mean"]]
-          ax.plot(
-            c["M"],
-            mean,
-            color=colors[c["weights"]],
-            marker=".",
-            linewidth=1.2,
-            label=c["weights"],
-          )
+          style = dict(color=colors[c["weights"]], marker=".", linewidth=1.2)
+          ax.plot(c["M"], mean, **style, label=c["weights"])
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
       ax.set_title(f"{component}, {regime}", fontsize=10)
@@ -145,20 +138,10 @@ def make_plot(result, path):
       if col == 0:
         ax.set_ylabel("attention rel. error")
   handles, labels = axes[0][1].get_legend_handles_labels()
-  fig.legend(
-    handles,
-    labels,
-    loc="upper center",
-    ncol=len(labels),
-    fontsize=9,
-    bbox_to_anchor=(0.5, 0.95),
-  )
-  fig.suptitle(
-    "Spectraformer grid: attention error vs M (mean over seeds); "
-    "kernel errors are in the JSON",
-    y=0.995,
-    fontsize=11,
-  )
+  style = dict(loc="upper center", fontsize=9, bbox_to_anchor=(0.5, 0.95))
+  fig.legend(handles, labels, ncol=len(labels), **style)
+  title = "Spectraformer grid: attention error vs M (mean over seeds); "
+  fig.suptitle(title + "kernel errors are in the JSON", y=0.995, fontsize=11)
   fig.tight_layout(rect=(0, 0, 1, 0.9))
   fig.savefig(path, dpi=100)
   plt.close(fig)
