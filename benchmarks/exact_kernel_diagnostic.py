@@ -184,16 +184,9 @@ def render(report: dict) -> str:
   runs = "\n".join(map(_run_row, report["runs"]))
   seeds = ", ".join(map(str, ts.SEEDS))
   fields = {k: report[k] for k in ("conclusion", "machine", "nice", "parallel")}
-  page = TEMPLATES["page"].format(
-    steps=ts.NUM_STEPS,
-    warmup=ts.WARMUP,
-    seeds=seeds,
-    runs=runs,
-    margin=100 * PLATEAU_MARGIN,
-    comparison="\n".join(comparison),
-    **fields,
-  )
-  return page + "\n"
+  fields.update(steps=ts.NUM_STEPS, warmup=ts.WARMUP, seeds=seeds, runs=runs)
+  fields.update(margin=100 * PLATEAU_MARGIN, comparison="\n".join(comparison))
+  return TEMPLATES["page"].format(**fields) + "\n"
 
 
 def report(args) -> None:

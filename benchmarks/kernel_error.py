@@ -40,22 +40,10 @@ MAX_DEGREE = 20
 CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
 LAYOUTS = ("independent", "chained")  # the plot's order
 YLABELS = ("kernel matrix |K_hat-K|/|K|", "attention output |A_hat-A|/|A|")
-QUICK = dict(
-  D=[16, 64, 256],
-  seeds=3,
-  length=256,
-  kernel_length=128,
-  variance_pairs=16,
-  variance_draws=300,
-)
-FULL = dict(
-  D=[2**i for i in range(4, 13)],
-  seeds=5,
-  length=1024,
-  kernel_length=256,
-  variance_pairs=64,
-  variance_draws=4000,
-)
+QUICK = dict(D=[16, 64, 256], seeds=3, length=256, kernel_length=128)
+FULL = dict(D=[2**i for i in range(4, 13)], seeds=5, length=1024)
+FULL["kernel_length"] = 256
+VARIANCE = {True: (16, 300), False: (64, 4000)}  # --quick: (pairs, draws)
 
 
 # ----------------------------------------------------------------------------
@@ -518,7 +506,7 @@ def main(argv=None) -> dict:
   s = dict(QUICK if q else FULL, head_dim=32, raw_sigma=0.5)
   curves, outside = run_grid(s)
   grid_s = time.time() - start
-  pairs, draws = s.pop("variance_pairs"), s.pop("variance_draws")
+  pairs, draws = VARIANCE[q]
   variance = variance_table(jax.random.key(1), 128, s["head_dim"], pairs, draws)
   raw = f"N(0, {s['raw_sigma']}^2) q, k * d^-1/4, no PreSBN"
   inputs = {"presbn": "PreSBN(q), PreSBN(k), * d^-1/4", "raw": raw}

@@ -499,26 +499,14 @@ def render(data: dict) -> str:
     TEMPLATES["variance_row"].format(**dict(v, contrast=_contrast(v)))
     for v in variance
   ]
-  return (
-    TEMPLATES["page"].format(
-      s=DEFAULT_SCALE,
-      s2=DEFAULT_SCALE**2,
-      dh=HEAD_DIM,
-      m=NUM_FEATURES,
-      d=setup["data"],
-      warmup=setup["warmup"],
-      steps=setup["steps"],
-      draws=setup["num_draws"],
-      n=len(data["runs"]),
-      machine=data["machine"],
-      rows="\n".join(_accuracy_row(r, variance) for r in rows),
-      reading="\n".join(reading),
-      variance="\n".join(var_rows),
-      recommendation="\n".join(recommendation_lines(rows, variance)),
-      missing=", ".join(data.get("missing", [])) or "none",
-    )
-    + "\n"
-  )
+  f = dict(s=DEFAULT_SCALE, s2=DEFAULT_SCALE**2, dh=HEAD_DIM, m=NUM_FEATURES)
+  f.update(d=setup["data"], warmup=setup["warmup"], steps=setup["steps"])
+  f.update(draws=setup["num_draws"], n=len(data["runs"]))
+  f["rows"] = "\n".join(_accuracy_row(r, variance) for r in rows)
+  f.update(reading="\n".join(reading), variance="\n".join(var_rows))
+  f["recommendation"] = "\n".join(recommendation_lines(rows, variance))
+  f["missing"] = ", ".join(data.get("missing", [])) or "none"
+  return TEMPLATES["page"].format(**f, machine=data["machine"]) + "\n"
 
 
 MARKS = {
