@@ -320,18 +320,14 @@ def recommendation(rows: List[dict]) -> Dict[str, dict]:
   than the default's same seed, the highest mean test accuracy."""
   from macformer_jax import attention  # pylint: disable=g-import-not-at-top
 
+  def ok(r):
+    d, top = r.get("paired_diff", {}), attention.max_qk_scale(r["kernel"])
+    paired = d.get("n", 0) >= 3 and d.get("min", -1) > 0
+    return paired and r["setting"] == "fixed" and r["scale"] <= top + 1e-9
+
   out = {}
   for kernel in KERNELS:
-    top = attention.max_qk_scale(kernel) + 1e-9
-    fixed = [
-      r for r in rows if (r["kernel"], r["setting"]) == (kernel, "fixed")
-    ]
-    paired = [r.get("paired_diff", {}) for r in fixed]
-    candidates = [
-      r
-      for r, d in zip(fixed, paired)
-      if r["scale"] <= top and d.get("n", 0) >= 3 and d.get("min", -1) > 0
-    ]
+    candidates = [r for r in rows if r["kernel"] == kernel and ok(r)]
     if candidates:
       out[kernel] = max(candidates, key=lambda r: r["test_mean"])
   return out
