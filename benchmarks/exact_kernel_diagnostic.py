@@ -29,11 +29,8 @@ COLUMNS = (
   "exact_minus_rmfa",
   "exact_minus_softmax",
 )
-PERCENT = (
-  "test_accuracy",
-  "test_accuracy_best_eval",
-  "majority_class_accuracy",
-)
+PERCENT = ("test_accuracy", "test_accuracy_best_eval")
+PERCENT += ("majority_class_accuracy",)
 
 
 def run_name(setting: str, seed: int) -> str:
@@ -223,14 +220,10 @@ def main(argv: Optional[List[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("command", choices=("run", "report"))
   parser.add_argument("--from_docs", action="store_true")
-  for flag, default in (
-    ("runs", os.path.join(common.REPO, "runs", "exact_kernel")),
-    ("docs", os.path.join(common.REPO, "docs")),
-    ("steps", ts.NUM_STEPS),
-    ("parallel", 2),
-    ("nice", 10),
-    ("only", ""),
-  ):
+  flags = dict(steps=ts.NUM_STEPS, parallel=2, nice=10, only="")
+  flags.update(docs=os.path.join(common.REPO, "docs"))
+  flags["runs"] = os.path.join(common.REPO, "runs", "exact_kernel")
+  for flag, default in flags.items():
     parser.add_argument(f"--{flag}", type=type(default), default=default)
   args = parser.parse_args(argv)
   (run if args.command == "run" else report)(args)

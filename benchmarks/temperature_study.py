@@ -620,16 +620,10 @@ def main(argv: Optional[List[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("command", choices=("run", "report"))
   parser.add_argument("--from_docs", action="store_true")
-  for flag, default in (
-    ("runs", os.path.join(ROOT, "runs", "temperature")),
-    ("docs", os.path.join(ROOT, "docs")),
-    ("steps", NUM_STEPS),
-    ("kernels", ""),
-    ("deadline_min", 0.0),
-    ("nice", 19),
-    ("parallel", 1),
-    ("num_draws", 4096),
-  ):
+  flags = dict(steps=NUM_STEPS, kernels="", deadline_min=0.0, nice=19)
+  flags.update(parallel=1, num_draws=4096, docs=os.path.join(ROOT, "docs"))
+  flags["runs"] = os.path.join(ROOT, "runs", "temperature")
+  for flag, default in flags.items():
     parser.add_argument(f"--{flag}", type=type(default), default=default)
   args = parser.parse_args(argv)
   (run_grid if args.command == "run" else report)(args)
