@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: JSON in and out, machine info, Markdown
-tables, number formats, log-log slopes and a headless pyplot."""
+"""What the benchmark scripts share: JSON, run records, machine info,
+Markdown tables and templates, number formats, log-log slopes, pyplot."""
 
 import datetime
 import json
@@ -8,7 +8,7 @@ import os
 import platform
 import re
 import sys
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,12 +24,28 @@ def load_json(path: str) -> Tuple[Optional[Any], Optional[str]]:
     return None, f"unreadable ({e})"
 
 
+def read_run(workdir: str) -> Tuple[Optional[dict], list, list]:
+  """A run_lra.py workdir: (results.json or None, the eval curve [[step,
+  accuracy], ...] and the train steps/s of metrics.jsonl)."""
+  results, _ = load_json(os.path.join(workdir, "results.json"))
+  path, rows = os.path.join(workdir, "metrics.jsonl"), []
+  if os.path.exists(path):
+    with open(path) as f:
+      rows = [json.loads(line) for line in f]
+  curve = [[r["step"], r["accuracy"]] for r in rows if r.get("split") == "eval"]
+  train = [r for r in rows if r.get("split") == "train"]
+  return (
+    results,
+    curve,
+    [r["steps_per_sec"] for r in train if "steps_per_sec" in r],
+  )
+
+
 def dumps(data: Any) -> str:
   """Indented JSON with every flat list of scalars on one line."""
+  one_line = lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]"
   text = json.dumps(data, indent=1)
-  return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]",
-                lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]",
-                text) + "\n"
+  return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", one_line, text) + "\n"
 
 
 def write(path: str, text: str) -> None:
@@ -73,54 +89,73 @@ def pm(mean: Any, std: Any) -> str:
   return f"{m:.{decimals}f} ± {sd:.{decimals}f}"
 
 
+def templates(name: str) -> Dict[str, str]:
+  """The sections of benchmarks/templates/<name>.md, each started by a line
+  `<!-- key -->` and stripped: `str.format` templates of page prose."""
+  with open(os.path.join(REPO, "benchmarks", "templates", name + ".md")) as f:
+    parts = re.split(r"^<!-- (\w+) -->$", f.read(), flags=re.M)
+  return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2])}
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
   """A Markdown table as lines."""
-  return (["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" for _ in header) + "|"] +
-          ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+  line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
+  rule = "|" + "|".join("---" for _ in header) + "|"
+  return [line(header), rule] + [line(row) for row in rows]
 
 
-def fit_slope(dims: Sequence[float], values: Sequence[Any],
-              above: float = 0) -> Optional[float]:
+def fit_slope(dims, values, above: float = 0) -> Optional[float]:
   """Least-squares slope of log(value) vs log(dim), over dims > `above`
   with finite positive values (None if fewer than two)."""
-  pts = [(math.log(d), math.log(as_float(v))) for d, v in zip(dims, values)
-         if d > above and math.isfinite(as_float(v)) and as_float(v) > 0]
+  ok = lambda d, v: d > above and math.isfinite(v) and v > 0
+  pts = [(d, as_float(v)) for d, v in zip(dims, values)]
+  pts = [(math.log(d), math.log(v)) for d, v in pts if ok(d, v)]
   if len(pts) < 2:
     return None
   mx = sum(x for x, _ in pts) / len(pts)
   my = sum(y for _, y in pts) / len(pts)
-  return (sum((x - mx) * (y - my) for x, y in pts)
-          / sum((x - mx)**2 for x, _ in pts))
+  sxy = sum((x - mx) * (y - my) for x, y in pts)
+  return sxy / sum((x - mx) ** 2 for x, _ in pts)
 
 
 def machine() -> dict:
   """The device, host and versions a measurement ran on."""
   import jax  # pylint: disable=g-import-not-at-top
+
   device = jax.devices()[0]
-  return {"device": f"{device.platform}:{device.device_kind}",
-          "host": platform.processor() or platform.machine(),
-          "cpu_count": os.cpu_count(), "jax": jax.__version__,
-          "python": platform.python_version()}
+  return {
+    "device": f"{device.platform}:{device.device_kind}",
+    "host": platform.processor() or platform.machine(),
+    "cpu_count": os.cpu_count(),
+    "jax": jax.__version__,
+    "python": platform.python_version(),
+  }
+
+
+def host() -> dict:
+  """The platform and CPU count (the CPU-only studies' machine)."""
+  return {"platform": platform.platform(), "cpus": os.cpu_count()}
 
 
 def now() -> str:
-  return datetime.datetime.now(datetime.timezone.utc).isoformat(
-      timespec="seconds")
+  utc = datetime.datetime.now(datetime.timezone.utc)
+  return utc.isoformat(timespec="seconds")
 
 
 def command(module: str, argv: Optional[Sequence[str]]) -> str:
   """The command line that ran `benchmarks.<module>` with `argv`."""
   args = list(sys.argv[1:] if argv is None else argv)
-  return " ".join([f"python -m benchmarks.{module}"] + [
-      f"'{a}'" if any(c in a for c in "*?[ ") else a for a in args])
+  quote = lambda a: f"'{a}'" if any(c in a for c in "*?[ ") else a
+  return " ".join([f"python -m benchmarks.{module}"] + list(map(quote, args)))
 
 
 def pyplot():
   """matplotlib.pyplot on the headless Agg backend."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   return plt
 
 

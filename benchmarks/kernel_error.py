@@ -1,27 +1,9 @@
-r"""Approximation error of random Maclaurin features vs the feature count D.
+"""Approximation error of random Maclaurin features vs the feature count D.
 
-For every kernel (exp, trigh, inverse, log, sqrt), D in 16..4096 and several
-seeds, on random queries and keys (docs/METHOD.md §2.2, §5):
-
-* kernel error    |K_hat - K|_F / |K|_F, K_ij = f(q_i . k_j) on [Lk, Lk];
-* attention error |A_hat - A|_F / |A|_F of the non-causal attention output,
-                  A exact (`attention.kernelized_attention`), A_hat RMFA.
-
-Inputs: q, k, v ~ N(0, 1); `presbn`: PreSBN then * d^-1/4 (Macformer);
-`raw`: sigma * (q, k) * d^-1/4 (the authors' no-ppSBN ablation), where
-|q . k| can leave the radius 1 of inverse/log/sqrt: both errors are also
-measured against f truncated at degree 20, and non-finite values are stored
-as the strings "inf"/"nan". Maps: both allocations x both projection layouts
-(`features.make_plan` + `features.rmf`), beside Performer FAVOR+ and RFA on
-exp. Variance table: the empirical variance of phi(x) . phi(y) at D = 128
-beside the exact formulas, for random pairs and near pairs (t ~ 1/sqrt(d),
-where chained features correlate most).
-
-Speed: `sampled` counts differ per seed, so each draw is placed in one
-superset plan per (D, layout) (the largest count of every degree; extra
-features get scale 0) with i.i.d. Rademacher projections drawn in that
-layout: the distribution of `features.sample_rmf`, one compilation per
-(D, layout) (`embed` maps a library draw there; tests check it).
+Kernel-matrix and attention-output errors of RMF (every kernel, allocation
+and projection layout; PreSBN'd and raw inputs) beside Performer FAVOR+ and
+RFA on exp, and the variance of phi(x) . phi(y) beside the exact formulas
+(docs/METHOD.md §2.2, §5; the page is docs/BENCHMARKS.md).
 
   python -m benchmarks.kernel_error            # ~1-2 min, 2 CPU cores
   python -m benchmarks.kernel_error --quick    # seconds (tests)
@@ -29,90 +11,92 @@ layout: the distribution of `features.sample_rmf`, one compilation per
 
 import argparse
 import functools
+import itertools
 import math
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from macformer_jax import attention
-from macformer_jax import features
-from macformer_jax import kernels
-from macformer_jax import normalization
+from macformer_jax import attention, features, kernels, normalization
 
 KERNELS = ("exp", "trigh", "inverse", "log", "sqrt")
 ALLOCATIONS = ("sampled", "stratified")
 PROJECTIONS = ("chained", "independent")
 INPUTS = ("presbn", "raw")
 BASELINES = ("performer", "rfa")
-METRICS = ("kernel_error", "kernel_error_truncated", "attention_error",
-           "attention_error_truncated")
+METRICS = (
+  "kernel_error",
+  "kernel_error_truncated",
+  "attention_error",
+  "attention_error_truncated",
+)
+LABELS = ("method", "kernel", "allocation", "projection", "inputs")
+DEFAULT_LABELS = ("rmf", "exp", None, None, "presbn")
 MAX_DEGREE = 20
+CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
+LAYOUTS = ("independent", "chained")  # the plot's order
+YLABELS = ("kernel matrix |K_hat-K|/|K|", "attention output |A_hat-A|/|A|")
+QUICK = dict(D=[16, 64, 256], seeds=3, length=256, kernel_length=128)
+FULL = dict(D=[2**i for i in range(4, 13)], seeds=5, length=1024)
+FULL["kernel_length"] = 256
+VARIANCE = {True: (16, 300), False: (64, 4000)}  # --quick: (pairs, draws)
 
 
 # ----------------------------------------------------------------------------
-# Superset plans: many draws with different degree counts, one static shape.
+# Superset plans: `sampled` counts differ per draw, so every draw is placed in
+# one plan per (D, layout) with the largest count of every degree (extra
+# features get scale 0) and i.i.d. Rademacher projections: the distribution
+# of `features.sample_rmf` with one compilation per (D, layout).
 # ----------------------------------------------------------------------------
-def superset_plan(plans: Sequence[features.FeaturePlan]
-                  ) -> features.FeaturePlan:
+def superset_plan(plans) -> features.FeaturePlan:
   """The smallest plan containing every plan (same layout): max counts."""
-  if len({p.projection for p in plans}) != 1:
-    raise ValueError("plans of one superset must share the projection layout")
   counts = np.zeros(max(len(p.counts) for p in plans), np.int64)
   for p in plans:
-    counts[:len(p.counts)] = np.maximum(counts[:len(p.counts)], p.counts)
-  return features.FeaturePlan("superset", 1.0, tuple(int(c) for c in counts),
-                              plans[0].projection)
+    counts[: len(p.counts)] = np.maximum(counts[: len(p.counts)], p.counts)
+  counts = tuple(map(int, counts))
+  return features.FeaturePlan("superset", 1.0, counts, plans[0].projection)
 
 
-def _move_blocks(x, src_widths, dst_widths, src_sizes, dst_sizes):
-  """Copies block b of x (src layout) to the start of block b (dst layout);
-  the rest is 0."""
-  x = np.asarray(x)
-  out = np.zeros(x.shape[:-1] + (sum(dst_widths),), np.float32)
-  src, dst = np.cumsum([0] + list(src_widths)), np.cumsum([0] + list(
-      dst_widths))
-  for b, size in enumerate(src_sizes):
-    out[..., dst[b]:dst[b] + size] = x[..., src[b]:src[b] + size]
+def _move(x, src, dst) -> np.ndarray:
+  """Block b of x (widths `src`) to the start of block b (widths `dst`)."""
+  out = np.zeros(np.shape(x)[:-1] + (sum(dst),), np.float32)
+  for i, j, n in zip(np.cumsum([0, *src]), np.cumsum([0, *dst]), src):
+    out[..., j : j + n] = np.asarray(x)[..., i : i + n]
   return out
 
 
-def embed_scales(plan, scales, sup) -> np.ndarray:
-  """Scales [..., M-1] of a draw -> [..., M_sup - 1] of the superset: the
-  degree-n features become the first C_n degree-n ones; the others get 0."""
-  return _move_blocks(scales, plan.counts, sup.counts, plan.counts,
-                      sup.counts)
-
-
-def embed(plan, projections, scales, sup) -> Tuple[np.ndarray, np.ndarray]:
-  """A drawn map (`features.sample_rmf`) in a superset's layout.
-
-  Projection blocks are enumerated alike in both plans, so block b of
+def embed(plan, projections, scales, sup):
+  """A drawn map (`features.sample_rmf`) in a superset's layout: block b of
   `plan` goes to the start of block b of `sup` (padding 0, padded features
-  scale 0): `features.rmf` then gives the same features, plus zeros.
-  """
-  return (_move_blocks(projections, plan.widths, sup.widths, plan.widths,
-                       sup.widths), embed_scales(plan, scales, sup))
+  scale 0), so `features.rmf` gives the same features, plus zeros."""
+  return (
+    _move(projections, plan.widths, sup.widths),
+    _move(scales, plan.counts, sup.counts),
+  )
 
 
-def kernel_scales(plan: features.FeaturePlan, num_features: int,
-                  allocation: str, seed: Optional[int]) -> np.ndarray:
-  """Scales [len(KERNELS), M-1] of one draw's counts, for every kernel."""
-  rows = []
-  for name in KERNELS:
-    p, scales = features.make_plan(num_features, name, allocation,
-                                   MAX_DEGREE, plan.projection, seed)
-    assert p.counts == plan.counts  # counts are kernel-free
-    rows.append(scales)
-  return np.stack(rows)
+def superset(dim, allocations, projection, seeds):
+  """Draws (allocation, seed) -> their superset plan and scales [K, M-1] of
+  every kernel embedded in it (the counts are kernel-free)."""
+  draws = {}
+  for allocation, seed in ((a, s) for a in allocations for s in seeds):
+    drawn = seed if allocation == "sampled" else None
+    args = (allocation, MAX_DEGREE, projection, drawn)
+    made = [features.make_plan(dim, k, *args) for k in KERNELS]
+    draws[allocation, seed] = made[0][0], np.stack([s for _, s in made])
+  sup = superset_plan([p for p, _ in draws.values()])
+  moved = {k: _move(s, p.counts, sup.counts) for k, (p, s) in draws.items()}
+  return sup, moved
 
 
-def rademacher(rng: np.random.Generator, shape) -> np.ndarray:
+def rademacher(rng: np.random.Generator, shape) -> jax.Array:
   """i.i.d. +-1 float32, host-side (a JAX draw compiles per shape)."""
-  return (2 * rng.integers(0, 2, shape, dtype=np.int8) - 1).astype(np.float32)
+  signs = 2 * rng.integers(0, 2, shape, dtype=np.int8) - 1
+  return jnp.asarray(signs.astype(np.float32))
 
 
 # ----------------------------------------------------------------------------
@@ -120,110 +104,113 @@ def rademacher(rng: np.random.Generator, shape) -> np.ndarray:
 # ----------------------------------------------------------------------------
 def make_inputs(key, num_seeds, length, head_dim, raw_sigma) -> Dict:
   """q, k [S, L, d] per input mode (scaled), v [S, L, d]."""
-  q, k, v = (jax.random.normal(x, (num_seeds, length, head_dim))
-             for x in jax.random.split(key, 3))
-  scale = head_dim**-0.25
-  return {"presbn": (normalization.pre_sbn(q) * scale,
-                     normalization.pre_sbn(k) * scale),
-          "raw": (raw_sigma * scale * q, raw_sigma * scale * k), "v": v}
+  keys = jax.random.split(key, 3)
+  q, k, v = (jax.random.normal(x, (num_seeds, length, head_dim)) for x in keys)
+  s, sbn = head_dim**-0.25, normalization.pre_sbn
+  raw = (raw_sigma * s * q, raw_sigma * s * k)
+  return {"presbn": (sbn(q) * s, sbn(k) * s), "raw": raw, "v": v}
+
+
+def _heads(x):
+  return x[None, :, None]
 
 
 def _attend(q, k, v, kernel):
   """[L, d] single-head `attention.kernelized_attention`."""
-  return attention.kernelized_attention(q[None, :, None], k[None, :, None],
-                                        v[None, :, None], kernel)[0, :, 0]
+  out = attention.kernelized_attention(_heads(q), _heads(k), _heads(v), kernel)
+  return out[0, :, 0]
 
 
 @functools.partial(jax.jit, static_argnames=("kernel_length",))
 def exact_targets(q, k, v, *, kernel_length):
   """[S, K, ...] exact and degree-20 truncated kernel matrices and attention
   outputs, and the fraction of pairs with |t| >= the radius."""
+
   def one_seed(q, k, v):
     t_full = q @ k.T
     t = t_full[:kernel_length, :kernel_length]
     out = {}
     for name in KERNELS:
       kern = kernels.get(name)
-      trunc = kernels.Kernel(
-          name, kern.coefficient,
-          functools.partial(kernels.truncated, name, max_degree=MAX_DEGREE),
-          math.inf)
-      for key, value in (("kernel", kern.exact(t)),
-                         ("kernel_truncated", trunc.exact(t)),
-                         ("attention", _attend(q, k, v, kern)),
-                         ("attention_truncated", _attend(q, k, v, trunc)),
-                         ("outside_radius",
-                          jnp.mean(jnp.abs(t_full) >= kern.radius))):
-        out.setdefault(key, []).append(value)
+      f = functools.partial(kernels.truncated, name, max_degree=MAX_DEGREE)
+      trunc = kernels.Kernel(name, kern.coefficient, f, math.inf)
+      out.setdefault("kernel", []).append(kern.exact(t))
+      out.setdefault("kernel_truncated", []).append(trunc.exact(t))
+      out.setdefault("attention", []).append(_attend(q, k, v, kern))
+      out.setdefault("attention_truncated", []).append(_attend(q, k, v, trunc))
+      outside = jnp.mean(jnp.abs(t_full) >= kern.radius)
+      out.setdefault("outside_radius", []).append(outside)
     return {key: jnp.stack(val) for key, val in out.items()}
+
   return jax.vmap(one_seed)(q, k, v)
 
 
 def _errors(khat, att, targets):
   """[4] errors (METRICS order) of one estimate against its targets."""
-  rel = lambda a, b: jnp.linalg.norm((a - b).ravel()) / jnp.linalg.norm(
-      b.ravel())
-  return jnp.stack([rel(khat, targets["kernel"]),
-                    rel(khat, targets["kernel_truncated"]),
-                    rel(att, targets["attention"]),
-                    rel(att, targets["attention_truncated"])])
+  norm = lambda x: jnp.linalg.norm(x.ravel())
+  rel = lambda a, name: norm(a - targets[name]) / norm(targets[name])
+  names = ("kernel", "kernel_truncated", "attention", "attention_truncated")
+  return jnp.stack([rel(att if n[0] == "a" else khat, n) for n in names])
 
 
 @functools.partial(jax.jit, static_argnames=("plan", "kernel_length"))
 def rmf_errors(projections, scales, q, k, v, targets, *, plan, kernel_length):
   """[S, K, 4] errors of RMF/RMFA: projections [S, d, W], scales
   [S, K, M-1] (0 for padding features), q, k, v [S, L, d]."""
+  lk = kernel_length
+
   def one_seed(args):
     proj, sc, q, k, v, tg = args
 
     def one_kernel(s, tg):
       params = features.RMFParams(proj, s, plan)
       pq, pk = features.rmf(params, q), features.rmf(params, k)
-      att = attention.rmfa(pq[None, :, None], pk[None, :, None],
-                           v[None, :, None])[0, :, 0]
-      return _errors(pq[:kernel_length] @ pk[:kernel_length].T, att, tg)
+      att = attention.rmfa(_heads(pq), _heads(pk), _heads(v))[0, :, 0]
+      return _errors(pq[:lk] @ pk[:lk].T, att, tg)
+
     return jax.vmap(one_kernel)(sc, tg)
+
   return jax.lax.map(one_seed, (projections, scales, q, k, v, targets))
 
 
-@functools.partial(jax.jit, static_argnames=("method", "num_features",
-                                             "kernel_length"))
-def baseline_errors(keys, q, k, v, targets, *, method, num_features,
-                    kernel_length):
+@functools.partial(
+  jax.jit, static_argnames=("method", "num_features", "kernel_length")
+)
+def baseline_errors(
+  keys, q, k, v, targets, *, method, num_features, kernel_length
+):
   """[S, 4] errors of Performer FAVOR+ or RFA on exp(q . k), as their
   layers run them; Performer's kernel estimate uses the unstabilised
   features exp(w.x - |x|^2/2)/sqrt(M) (the stabiliser cancels only in the
   attention ratio)."""
-  d = q.shape[-1]
+  d, lk, m = q.shape[-1], kernel_length, num_features
+  linear = functools.partial(attention.linear_attention, heads_first=True)
 
   def one_seed(args):
     key, q, k, v, tg = args
     if method == "performer":
-      proj = features.sample_orthogonal_gaussian(key, d, num_features)
-      raw = lambda x: jnp.exp(x @ proj - 0.5 * jnp.sum(
-          x * x, -1, keepdims=True)) / math.sqrt(num_features)
-      khat = raw(q[:kernel_length]) @ raw(k[:kernel_length]).T
+      proj = features.sample_orthogonal_gaussian(key, d, m)
+      half = lambda x: 0.5 * jnp.sum(x * x, -1, keepdims=True)
+      raw = lambda x: jnp.exp(x @ proj - half(x)) / math.sqrt(m)
       pq = features.favor_positive(proj, q[None, None], is_query=True)
       pk = features.favor_positive(proj, k[None, None], is_query=False)
-      att = attention.linear_attention(pq, pk, v[None, :, None], eps=1e-6,
-                                       heads_first=True)[0, :, 0]
-    else:
-      proj = features.sample_gaussian(key, d, num_features // 2)
-      pq, pk = (features.fourier_features(proj, x) for x in (q, k))
-      khat = pq[:kernel_length] @ pk[:kernel_length].T
-      att = attention.linear_attention(
-          pq[None, None], pk[None, None], v[None, :, None],
-          eps=attention.RMFA_DENOMINATOR_EPS, eps_per_key=True,
-          heads_first=True)[0, :, 0]
-    return _errors(khat, att, tg)
+      att = linear(pq, pk, _heads(v), eps=1e-6)[0, :, 0]
+      return _errors(raw(q[:lk]) @ raw(k[:lk]).T, att, tg)
+    proj = features.sample_gaussian(key, d, m // 2)
+    pq, pk = (features.fourier_features(proj, x) for x in (q, k))
+    eps = attention.RMFA_DENOMINATOR_EPS
+    att = linear(
+      pq[None, None], pk[None, None], _heads(v), eps=eps, eps_per_key=True
+    )[0, :, 0]
+    return _errors(pq[:lk] @ pk[:lk].T, att, tg)
+
   return jax.lax.map(one_seed, (keys, q, k, v, targets))
 
 
 # ----------------------------------------------------------------------------
 # Variance of phi(x) . phi(y) at one D.
 # ----------------------------------------------------------------------------
-def stratified_variance(kernel: str, counts: Sequence[int], projection: str,
-                        x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def stratified_variance(kernel, counts, projection, x, y) -> np.ndarray:
   """Exact Var[phi(x).phi(y)] [P] of a stratified map (fixed counts C_n).
 
   With u = (w.x)(w.y), E[u] = t and E[u^2] = Q (docs/METHOD.md §2.2), the
@@ -234,18 +221,20 @@ def stratified_variance(kernel: str, counts: Sequence[int], projection: str,
   """
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   t = np.sum(x * y, -1)
-  q = (np.sum(x * x, -1) * np.sum(y * y, -1) + 2 * t**2
-       - 2 * np.sum(x**2 * y**2, -1))
+  xx, yy, xy2 = np.sum(x * x, -1), np.sum(y * y, -1), np.sum(x**2 * y**2, -1)
+  q = xx * yy + 2 * t**2 - 2 * xy2
   a = kernels.coefficients(kernel, len(counts) + 1)
   var = np.zeros_like(t)
   for n, cn in enumerate(counts, 1):
-    base = q**n - t**(2 * n) if cn else 0.0
-    var = var + (a[n]**2 / cn * base if cn else 0.0)
+    if not cn:
+      continue
+    base = q**n - t ** (2 * n)
+    var = var + a[n] ** 2 / cn * base
     for m in range(n + 1, len(counts) + 1):
       cm = counts[m - 1]
-      if projection == "chained" and cn and cm:
-        var = var + (2 * a[n] * a[m] * min(cn, cm) / (cn * cm) * t**(m - n)
-                     * base)
+      if projection == "chained" and cm:
+        cov = 2 * a[n] * a[m] * min(cn, cm) / (cn * cm)
+        var = var + cov * t ** (m - n) * base
   return var
 
 
@@ -253,66 +242,63 @@ def stratified_variance(kernel: str, counts: Sequence[int], projection: str,
 def _pair_products(projections, scales, x, y, *, plan):
   """phi(x_p) . phi(y_p) [R, K, P]: projections [R, d, W], scales
   [R, K, M-1], x, y [P, d]."""
+
   def one(proj, s):
     params = features.RMFParams(proj, s, plan)
     return jnp.sum(features.rmf(params, x) * features.rmf(params, y), -1)
+
   return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(projections, scales)
 
 
-def variance_table(key, num_features: int, head_dim: int, num_pairs: int,
-                   num_draws: int, chunk: int = 250) -> Dict[str, object]:
-  """Empirical and formula variances of phi(x).phi(y) (module docstring)."""
+def _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets):
+  """phi(x).phi(y) [R, K, P] per (allocation, projection, pairs)."""
+  est = {}
+  for allocation in ALLOCATIONS:
+    for projection in PROJECTIONS:
+      sampled = allocation == "sampled"
+      seeds = range(7919, 7919 + num_draws) if sampled else [None]
+      sup, emb = superset(num_features, [allocation], projection, seeds)
+      shape = (num_draws, len(KERNELS), sup.num_features - 1)
+      emb = np.broadcast_to(np.stack(list(emb.values())), shape)
+      for lo in range(0, num_draws, chunk):
+        shape = (chunk, head_dim, sup.projection_width)
+        proj, sc = rademacher(rng, shape), jnp.asarray(emb[lo : lo + chunk])
+        for name, (xs, ys) in pair_sets.items():
+          out = np.asarray(_pair_products(proj, sc, xs, ys, plan=sup))
+          est.setdefault((allocation, projection, name), []).append(out)
+  return {k: np.concatenate(v).astype(np.float64) for k, v in est.items()}
+
+
+def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
+  """Empirical (and unbiasedness z-scores) and formula variances of
+  phi(x).phi(y) at D = `num_features`, for PreSBN'd pairs * d^-1/4."""
   num_chunks = -(-num_draws // chunk)  # equal chunks: one compilation
   chunk = -(-num_draws // num_chunks)
   num_draws = chunk * num_chunks
   kx, ky, knear, kdraw = jax.random.split(key, 4)
   rng = np.random.default_rng(np.asarray(jax.random.key_data(kdraw)))
-  x = normalization.pre_sbn(jax.random.normal(kx, (num_pairs, head_dim)))
-  noise = jax.random.normal(knear, (num_pairs, head_dim))
-  scale = head_dim**-0.25
-  pair_sets = {"random": (x * scale, scale * normalization.pre_sbn(
-      jax.random.normal(ky, (num_pairs, head_dim)))),
-               "near": (x * scale,
-                        scale * normalization.pre_sbn(x + 0.15 * noise))}
-  estimates = {}
-  for allocation in ALLOCATIONS:
-    for projection in PROJECTIONS:
-      seeds = (range(7919, 7919 + num_draws) if allocation == "sampled"
-               else [None])
-      draws = []
-      for seed in seeds:
-        plan, _ = features.make_plan(num_features, "exp", allocation,
-                                     MAX_DEGREE, projection, seed)
-        draws.append((plan, kernel_scales(plan, num_features, allocation,
-                                          seed)))
-      sup = superset_plan([p for p, _ in draws])
-      emb = np.stack([embed_scales(p, s, sup) for p, s in draws])
-      emb = np.broadcast_to(emb, (num_draws,) + emb.shape[1:])
-      for name, (xs, ys) in pair_sets.items():
-        estimates[(allocation, projection, name)] = []
-      for lo in range(0, num_draws, chunk):
-        proj = jnp.asarray(rademacher(rng, (chunk, head_dim,
-                                            sup.projection_width)))
-        for name, (xs, ys) in pair_sets.items():
-          estimates[(allocation, projection, name)].append(np.asarray(
-              _pair_products(proj, jnp.asarray(emb[lo:lo + chunk]), xs, ys,
-                             plan=sup)))
-  strat_plan, _ = features.make_plan(num_features, "exp", "stratified",
-                                     MAX_DEGREE, "chained")
+  shape, sbn, s = (pairs, head_dim), normalization.pre_sbn, head_dim**-0.25
+  x = sbn(jax.random.normal(kx, shape))
+  noise = jax.random.normal(knear, shape)
+  pair_sets = {
+    "random": (x * s, s * sbn(jax.random.normal(ky, shape))),
+    "near": (x * s, s * sbn(x + 0.15 * noise)),
+  }
+  est = _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets)
+  args = (num_features, "exp", "stratified", MAX_DEGREE, "chained")
+  counts = features.make_plan(*args)[0].counts
   rows = []
   for name, (xs, ys) in pair_sets.items():
     xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
     t = np.sum(xs * ys, -1)
     for ki, kernel in enumerate(KERNELS):
-      row = {"pairs": name, "kernel": kernel,
-             "mean_abs_t": float(np.mean(np.abs(t)))}
+      row = {"pairs": name, "kernel": kernel}
+      row["mean_abs_t"] = float(np.mean(np.abs(t)))
       for allocation in ALLOCATIONS:
-        target = np.asarray(kernels.truncated(
-            kernel, t, MAX_DEGREE if allocation == "sampled"
-            else len(strat_plan.counts)))
+        degree = MAX_DEGREE if allocation == "sampled" else len(counts)
+        target = np.asarray(kernels.truncated(kernel, t, degree))
         for projection in PROJECTIONS:
-          e = np.concatenate(estimates[(allocation, projection, name)]
-                             )[:, ki].astype(np.float64)
+          e = est[allocation, projection, name][:, ki]
           label = f"{allocation}_{projection}"
           var = np.var(e, axis=0, ddof=1)
           row[f"empirical_{label}"] = float(np.mean(var))
@@ -320,24 +306,24 @@ def variance_table(key, num_features: int, head_dim: int, num_pairs: int,
           z = (e.mean(0) - target) / np.sqrt(var / e.shape[0])
           row[f"bias_z2_mean_{label}"] = float(np.mean(z**2))
           row[f"bias_z_max_{label}"] = float(np.max(np.abs(z)))
-      row["formula_sampled_independent"] = float(np.mean(
-          features.rmf_variance(kernel, xs, ys, num_features, MAX_DEGREE)))
+      v = features.rmf_variance(kernel, xs, ys, num_features, MAX_DEGREE)
+      row["formula_sampled_independent"] = float(np.mean(v))
       for projection in PROJECTIONS:
-        row[f"formula_stratified_{projection}"] = float(np.mean(
-            stratified_variance(kernel, strat_plan.counts, projection, xs,
-                                ys)))
-      for allocation in ALLOCATIONS:
-        row[f"chained_over_independent_{allocation}"] = (
-            row[f"empirical_{allocation}_chained"] /
-            row[f"empirical_{allocation}_independent"])
-      row["stratified_over_sampled_chained"] = (
-          row["empirical_stratified_chained"] /
-          row["empirical_sampled_chained"])
+        v = stratified_variance(kernel, counts, projection, xs, ys)
+        row[f"formula_stratified_{projection}"] = float(np.mean(v))
+      emp = lambda a, p: row[f"empirical_{a}_{p}"]
+      for a in ALLOCATIONS:
+        ratio = emp(a, "chained") / emp(a, "independent")
+        row[f"chained_over_independent_{a}"] = ratio
+      ratio = emp("stratified", "chained") / emp("sampled", "chained")
+      row["stratified_over_sampled_chained"] = ratio
       rows.append(row)
-  return {"num_features": num_features, "head_dim": head_dim,
-          "num_pairs": num_pairs, "num_draws": num_draws,
-          "inputs": "PreSBN then * d^-1/4; 'random': independent x, y; "
-                    "'near': y = PreSBN(x + 0.15 noise)", "rows": rows}
+  inputs = (
+    "PreSBN then * d^-1/4; 'random': independent x, y; "
+    "'near': y = PreSBN(x + 0.15 noise)"
+  )
+  out = dict(num_features=num_features, head_dim=head_dim, num_pairs=pairs)
+  return dict(out, num_draws=num_draws, inputs=inputs, rows=rows)
 
 
 # ----------------------------------------------------------------------------
@@ -347,81 +333,69 @@ def _summarise(dims, per_seed: np.ndarray) -> Dict[str, object]:
   """per_seed [len(dims), S] -> mean/std/per-seed lists and the slope."""
   with np.errstate(invalid="ignore", over="ignore"):
     mean, std = per_seed.mean(axis=1), per_seed.std(axis=1)
-  out = {"mean": [common.num(m) for m in mean],
-         "std": [common.num(s) for s in std],
-         "per_seed": [[common.num(x) for x in row] for row in per_seed]}
+  out = {"mean": list(map(common.num, mean)), "std": list(map(common.num, std))}
+  out["per_seed"] = [list(map(common.num, row)) for row in per_seed]
   out["slope"] = common.fit_slope(dims, out["mean"])
   out["nonfinite"] = int(np.sum(~np.isfinite(per_seed)))
   return out
 
 
-def run_grid(args, dims: List[int]) -> Tuple[List[dict], Dict]:
+def run_grid(s: dict):
   """Every error curve: RMF (kernel x allocation x projection x inputs) and
-  the baselines (x inputs)."""
-  k_in, k_feat = jax.random.split(jax.random.key(args.seed))
-  data = make_inputs(k_in, args.seeds, args.length, args.head_dim,
-                     args.raw_sigma)
-  v = data["v"]
-  targets = {mode: exact_targets(*data[mode], v,
-                                 kernel_length=args.kernel_length)
-             for mode in INPUTS}
-  outside = {mode: {name: float(np.mean(targets[mode]["outside_radius"][:, i]))
-                    for i, name in enumerate(KERNELS)} for mode in INPUTS}
-  rng = np.random.default_rng(args.seed)
-  errors: Dict[tuple, list] = {}  # curve labels -> [len(dims)] of [S, 4]
-  for dim in dims:
-    t0 = time.time()
+  the baselines (x inputs), and the fraction of pairs outside the radius."""
+  k_in, k_feat = jax.random.split(jax.random.key(0))
+  n, d, lk = s["seeds"], s["head_dim"], s["kernel_length"]
+  data = make_inputs(k_in, n, s["length"], d, s["raw_sigma"])
+  v, rng, errors = data["v"], np.random.default_rng(0), {}
+  targets = {}
+  for mode in INPUTS:
+    targets[mode] = exact_targets(*data[mode], v, kernel_length=lk)
+  exp_targets = {m: jax.tree.map(lambda x: x[:, 0], targets[m]) for m in INPUTS}
+  add = lambda key, value: errors.setdefault(key, []).append(value)
+  for dim in s["D"]:
+    t0, seeds = time.time(), [1000003 * dim + i for i in range(n)]
     for projection in PROJECTIONS:
-      draws = {}
+      sup, scales = superset(dim, ALLOCATIONS, projection, seeds)
       for allocation in ALLOCATIONS:
-        for s in range(args.seeds):
-          seed = (1000003 * dim + s) if allocation == "sampled" else None
-          plan, _ = features.make_plan(dim, "exp", allocation, MAX_DEGREE,
-                                       projection, seed)
-          draws[(allocation, s)] = (plan, kernel_scales(plan, dim, allocation,
-                                                        seed))
-      sup = superset_plan([d[0] for d in draws.values()])
-      for allocation in ALLOCATIONS:
-        proj = jnp.asarray(rademacher(
-            rng, (args.seeds, args.head_dim, sup.projection_width)))
-        scales = jnp.asarray(np.stack([embed_scales(*draws[(allocation, s)],
-                                                    sup)
-                                       for s in range(args.seeds)]))
+        proj = rademacher(rng, (n, d, sup.projection_width))
+        sc = np.stack([scales[allocation, i] for i in seeds])
         for mode in INPUTS:
-          err = np.asarray(rmf_errors(proj, scales, *data[mode], v,
-                                      targets[mode], plan=sup,
-                                      kernel_length=args.kernel_length))
+          args = (proj, jnp.asarray(sc), *data[mode], v, targets[mode])
+          err = rmf_errors(*args, plan=sup, kernel_length=lk)
           for ki, name in enumerate(KERNELS):
-            errors.setdefault(("rmf", name, allocation, projection, mode),
-                              []).append(err[:, ki])
-    keys = jax.random.split(jax.random.fold_in(k_feat, dim), args.seeds)
+            key = ("rmf", name, allocation, projection, mode)
+            add(key, np.asarray(err)[:, ki])
+    keys = jax.random.split(jax.random.fold_in(k_feat, dim), n)
+    opts = dict(num_features=dim, kernel_length=lk)
     for method in BASELINES:
       for mode in INPUTS:
-        tg = jax.tree.map(lambda x: x[:, KERNELS.index("exp")],
-                          targets[mode])
-        errors.setdefault((method, "exp", None, None, mode), []).append(
-            np.asarray(baseline_errors(keys, *data[mode], v, tg,
-                                       method=method, num_features=dim,
-                                       kernel_length=args.kernel_length)))
+        args = (keys, *data[mode], v, exp_targets[mode])
+        err = baseline_errors(*args, method=method, **opts)
+        add((method, "exp", None, None, mode), np.asarray(err))
     print(f"D={dim:5d} done in {time.time() - t0:5.1f}s", flush=True)
   curves = []
   for labels, per_dim in errors.items():
-    arr = np.stack(per_dim)  # [len(dims), S, 4]
-    curve = dict(zip(("method", "kernel", "allocation", "projection",
-                      "inputs"), labels), D=dims)
-    curve.update({metric: _summarise(dims, arr[:, :, i])
-                  for i, metric in enumerate(METRICS)})
-    curves.append(curve)
+    per_dim = np.stack(per_dim)
+    c = dict(zip(LABELS, labels), D=s["D"])
+    for i, m in enumerate(METRICS):
+      c[m] = _summarise(s["D"], per_dim[:, :, i])
+    curves.append(c)
+  outside = {}
+  for mode in INPUTS:
+    fractions = np.asarray(targets[mode]["outside_radius"])
+    mean = lambda i: float(np.mean(fractions[:, i]))
+    outside[mode] = {k: mean(i) for i, k in enumerate(KERNELS)}
   return curves, outside
 
 
-def find_curve(curves, *, method="rmf", kernel="exp", allocation=None,
-               projection=None, inputs="presbn") -> dict:
-  """The curve with these labels (KeyError naming them if none)."""
-  key = (method, kernel, allocation, projection, inputs)
+def find_curve(curves, **labels) -> dict:
+  """The curve with these labels (the others: rmf, exp, None, None, presbn);
+  KeyError naming them if none."""
+  key = tuple(labels.pop(k, d) for k, d in zip(LABELS, DEFAULT_LABELS))
+  if labels:
+    raise TypeError(f"unknown labels {sorted(labels)}")
   for c in curves:
-    if tuple(c[k] for k in ("method", "kernel", "allocation", "projection",
-                            "inputs")) == key:
+    if tuple(c[k] for k in LABELS) == key:
       return c
   raise KeyError(f"no curve {'/'.join(map(str, key))}")
 
@@ -429,103 +403,94 @@ def find_curve(curves, *, method="rmf", kernel="exp", allocation=None,
 # ----------------------------------------------------------------------------
 # Plot.
 # ----------------------------------------------------------------------------
-CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
-
-
-def _plot_curve(ax, dims, summary, label, style):
-  mean, std = (np.array([common.as_float(x) for x in summary[k]])
-               for k in ("mean", "std"))
+def _plot_curve(ax, dims, summary, label, color, marker="o", ls="-"):
+  mean, std = (
+    np.array([common.as_float(x) for x in summary[k]]) for k in ("mean", "std")
+  )
   dims = np.asarray(dims, float)
   ok = np.isfinite(mean) & (mean <= CLIP)
   slope = summary.get("slope")
-  lab = label + (f" ({slope:+.2f})" if slope is not None and ok.all() else "")
-  line = ax.errorbar(dims[ok], mean[ok], yerr=np.where(
-      np.isfinite(std[ok]), np.minimum(std[ok], mean[ok] * 0.95), 0),
-                     label=lab, capsize=2, **style)
+  if slope is not None and ok.all():
+    label += f" ({slope:+.2f})"
+  yerr = np.where(np.isfinite(std[ok]), np.minimum(std[ok], mean[ok] * 0.95), 0)
+  style = dict(color=color, marker=marker, ms=3, ls=ls, capsize=2)
+  line = ax.errorbar(dims[ok], mean[ok], yerr=yerr, label=label, **style)
   if (~ok).any():  # clipped or non-finite: a marker on the ceiling
-    ax.scatter(dims[~ok], np.full((~ok).sum(), CLIP), marker="^",
-               color=line[0].get_color(), zorder=5, clip_on=False)
-    ax.plot([], [], " ", label=f"  {label}: {int((~ok).sum())} D clipped "
-            f"(>{CLIP:g} or inf/nan)")
+    n, color = int((~ok).sum()), line[0].get_color()
+    ax.scatter(
+      dims[~ok],
+      np.full(n, CLIP),
+      marker="^",
+      color=color,
+      zorder=5,
+      clip_on=False,
+    )
+    label = f"  {label}: {n} D clipped (>{CLIP:g} or inf/nan)"
+    ax.plot([], [], " ", label=label)
 
 
 def make_plot(result: dict, path: str) -> None:
   """2 x 3 panels: kernel and attention error; default map with baselines,
   allocation x layout, and no PreSBN."""
   plt = common.pyplot()
-  curves, s = result["curves"], result["settings"]
-  dims = s["D"]
+  curves, s, m = result["curves"], result["settings"], result["machine"]
+  dims, d = s["D"], np.asarray(s["D"], float)
+  find = functools.partial(find_curve, curves)
   colors = dict(zip(KERNELS, ["C0", "C5", "C1", "C2", "C3"]))
-  style = lambda n: {"color": colors[n], "marker": "o", "ms": 3,
-                     "ls": ":" if n == "trigh" else "-"}
-  base = lambda m, mk: {"color": "k" if m == "performer" else "0.5",
-                        "marker": mk, "ms": 3, "ls": "--"}
+  default = dict(allocation="stratified", projection="chained")
+  paper = dict(allocation="sampled", projection="independent", inputs="raw")
+  titles = [
+    "PreSBN, RMF stratified+chained (default)",
+    "PreSBN: degree allocation x projection layout",
+    f"no PreSBN: N(0,{s['raw_sigma']}^2) q,k * d^-1/4; sampled+indep."
+    f";\nvs f truncated at degree {MAX_DEGREE}; clipped at {CLIP:g}",
+  ]
   fig, axes = plt.subplots(2, 3, figsize=(17, 10), sharex=True)
   for r, metric in enumerate(("kernel_error", "attention_error")):
     trunc = metric + "_truncated"
-    ax = axes[r, 0]
-    for name in KERNELS:
-      _plot_curve(ax, dims, find_curve(curves, kernel=name,
-                                       allocation="stratified",
-                                       projection="chained")[metric],
-                  name, style(name))
-    for method, mk in (("performer", "s"), ("rfa", "D")):
-      _plot_curve(ax, dims, find_curve(curves, method=method)[metric],
-                  f"{method} (softmax)", base(method, mk))
-    ax.set_title("PreSBN, RMF stratified+chained (default)")
-    ax = axes[r, 1]
-    for name, color in (("exp", "C0"), ("inverse", "C1")):
-      for allocation, projection, ls, mk in (
-          ("sampled", "independent", "-", "o"),
-          ("sampled", "chained", "--", "o"),
-          ("stratified", "independent", "-", "s"),
-          ("stratified", "chained", "--", "s")):
-        c = find_curve(curves, kernel=name, allocation=allocation,
-                       projection=projection)
-        _plot_curve(ax, dims, c[metric], f"{name} {allocation}/{projection}",
-                    {"color": color if allocation == "sampled" else
-                     ("C9" if name == "exp" else "C8"),
-                     "marker": mk, "ms": 3, "ls": ls})
-    ax.set_title("PreSBN: degree allocation x projection layout")
-    ax = axes[r, 2]
-    for name in KERNELS:
-      _plot_curve(ax, dims, find_curve(
-          curves, kernel=name, allocation="sampled", projection="independent",
-          inputs="raw")[trunc], name, style(name))
-    for method, mk in (("performer", "s"), ("rfa", "D")):
-      _plot_curve(ax, dims, find_curve(curves, method=method,
-                                       inputs="raw")[trunc],
-                  f"{method} (softmax)", base(method, mk))
-    ax.set_title(f"no PreSBN: N(0,{s['raw_sigma']}^2) q,k * d^-1/4; "
-                 f"sampled+indep.;\nvs f truncated at degree {MAX_DEGREE}; "
-                 f"clipped at {CLIP:g}")
-    d = np.asarray(dims, float)
+    for c, panel in ((0, default), (2, paper)):
+      what = trunc if c == 2 else metric
+      for name in KERNELS:
+        ls = ":" if name == "trigh" else "-"
+        curve = find(kernel=name, **panel)[what]
+        _plot_curve(axes[r, c], dims, curve, name, colors[name], ls=ls)
+      for method, mk in (("performer", "s"), ("rfa", "D")):
+        curve = find(method=method, inputs=panel.get("inputs", "presbn"))
+        color = "k" if method == "performer" else "0.5"
+        label = f"{method} (softmax)"
+        _plot_curve(axes[r, c], dims, curve[what], label, color, mk, "--")
+    for name, color, other in (("exp", "C0", "C9"), ("inverse", "C1", "C8")):
+      for allocation, projection in itertools.product(ALLOCATIONS, LAYOUTS):
+        ls = "--" if projection == "chained" else "-"
+        mk, color_ = ("o", color) if allocation == "sampled" else ("s", other)
+        labels = dict(kernel=name, allocation=allocation, projection=projection)
+        label = f"{name} {allocation}/{projection}"
+        curve = find(**labels)[metric]
+        _plot_curve(axes[r, 1], dims, curve, label, color_, mk, ls)
     for c, ax in enumerate(axes[r]):
+      ax.set_title(titles[c])
       # A D^-1/2 guide through 1.6x the first point of the panel's exp curve.
-      first = common.as_float((find_curve(
-          curves, allocation="stratified", projection="chained")[metric]
-          if c < 2 else find_curve(curves, allocation="sampled",
-                                   projection="independent",
-                                   inputs="raw")[trunc])["mean"][0])
+      guide = find(**default)[metric] if c < 2 else find(**paper)[trunc]
+      first = common.as_float(guide["mean"][0])
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
+      guide = 1.6 * first * (d / d[0]) ** -0.5
       if math.isfinite(first):
-        ax.plot(d, 1.6 * first * (d / d[0])**-0.5, color="0.8", lw=3,
-                zorder=0, label="~ D^-1/2")
-      ax.set_ylabel(["kernel matrix |K_hat-K|/|K|",
-                     "attention output |A_hat-A|/|A|"][r])
+        ax.plot(d, guide, color="0.8", lw=3, zorder=0, label="~ D^-1/2")
+      ax.set_ylabel(YLABELS[r])
       ax.grid(True, which="both", alpha=0.3)
       ax.legend(fontsize=7, loc="upper right" if c < 2 else "lower left")
     axes[r, 2].set_ylim(1e-4, CLIP * 3)
   for ax in axes[1]:
     ax.set_xlabel("D (random features)")
-  m = result["machine"]
+  lk = s["kernel_length"]
   fig.suptitle(
-      f"Random Maclaurin feature error vs D (slope of the mean in the legend);"
-      f" L={s['length']} (kernel matrix {s['kernel_length']}x"
-      f"{s['kernel_length']}), d={s['head_dim']}, {s['seeds']} seeds, error "
-      f"bars = std over seeds\n{m['device']} ({m['host']}, {m['cpu_count']} "
-      f"cores, jax {m['jax']})", fontsize=11)
+    f"Random Maclaurin feature error vs D (slope of the mean in the legend);"
+    f" L={s['length']} (kernel matrix {lk}x{lk}), d={s['head_dim']}, "
+    f"{s['seeds']} seeds, error bars = std over seeds\n{m['device']} "
+    f"({m['host']}, {m['cpu_count']} cores, jax {m['jax']})",
+    fontsize=11,
+  )
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -533,52 +498,27 @@ def make_plot(result: dict, path: str) -> None:
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true",
-                      help="tiny setting for tests (D=16,64,256, L=256)")
-  parser.add_argument("--dims", default=None, help="comma-separated D")
-  parser.add_argument("--seeds", type=int, default=None)
-  parser.add_argument("--length", type=int, default=None)
-  parser.add_argument("--kernel_length", type=int, default=None)
-  parser.add_argument("--head_dim", type=int, default=32)
-  parser.add_argument("--raw_sigma", type=float, default=0.5)
-  parser.add_argument("--variance_features", type=int, default=128)
-  parser.add_argument("--variance_draws", type=int, default=None)
-  parser.add_argument("--variance_pairs", type=int, default=None)
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--quick", action="store_true", help="seconds (tests)")
   parser.add_argument("--out_json", default="docs/kernel_error.json")
-  parser.add_argument("--out_png", default="docs/kernel_error.png",
-                      help="'' to skip the plot")
+  parser.add_argument("--out_png", default="docs/kernel_error.png")
   args = parser.parse_args(argv)
-  q = args.quick
-  dims = ([int(x) for x in args.dims.split(",")] if args.dims else
-          ([16, 64, 256] if q else [2**i for i in range(4, 13)]))
-  args.seeds = args.seeds or (3 if q else 5)
-  args.length = args.length or (256 if q else 1024)
-  args.kernel_length = min(args.kernel_length or (128 if q else 256),
-                           args.length)
-  start = time.time()
-  curves, outside = run_grid(args, dims)
+  q, start = args.quick, time.time()
+  s = dict(QUICK if q else FULL, head_dim=32, raw_sigma=0.5)
+  curves, outside = run_grid(s)
   grid_s = time.time() - start
-  variance = variance_table(
-      jax.random.key(args.seed + 1), args.variance_features, args.head_dim,
-      args.variance_pairs or (16 if q else 64),
-      args.variance_draws or (300 if q else 4000))
-  result = {
-      "command": common.command("kernel_error", argv), "date": common.now(),
-      "machine": common.machine(),
-      "settings": {"D": dims, "seeds": args.seeds, "length": args.length,
-                   "kernel_length": args.kernel_length,
-                   "head_dim": args.head_dim, "raw_sigma": args.raw_sigma,
-                   "max_degree": MAX_DEGREE, "quick": q,
-                   "kernels": list(KERNELS), "metrics": list(METRICS),
-                   "inputs": {"presbn": "PreSBN(q), PreSBN(k), * d^-1/4",
-                              "raw": f"N(0, {args.raw_sigma}^2) q, k * d^-1/4,"
-                                     " no PreSBN"},
-                   "attention": "non-causal, no mask, v ~ N(0, 1)"},
-      "fraction_outside_radius": outside, "curves": curves,
-      "variance": variance,
-      "runtime_s": {"grid": round(grid_s, 1),
-                    "total": round(time.time() - start, 1)}}
+  pairs, draws = VARIANCE[q]
+  variance = variance_table(jax.random.key(1), 128, s["head_dim"], pairs, draws)
+  raw = f"N(0, {s['raw_sigma']}^2) q, k * d^-1/4, no PreSBN"
+  inputs = {"presbn": "PreSBN(q), PreSBN(k), * d^-1/4", "raw": raw}
+  s.update(max_degree=MAX_DEGREE, quick=q, kernels=list(KERNELS))
+  s.update(metrics=list(METRICS), inputs=inputs)
+  s["attention"] = "non-causal, no mask, v ~ N(0, 1)"
+  result = {"command": common.command("kernel_error", argv)}
+  result.update(date=common.now(), machine=common.machine(), settings=s)
+  result.update(fraction_outside_radius=outside, curves=curves)
+  result["variance"] = variance
+  total = round(time.time() - start, 1)
+  result["runtime_s"] = {"grid": round(grid_s, 1), "total": total}
   if args.out_json:
     common.write(args.out_json, common.dumps(result))
   if args.out_png:

@@ -87,7 +87,7 @@ def kernel_error_section(docs: str, rel_png: str) -> List[str]:
     return lines
   s, curves = data["settings"], data["curves"]
   lines += [
-      f"Command: `{data.get('command', KERNEL_ERROR_CMD)}` "
+      f"Command: `{common.shown(data.get('command', KERNEL_ERROR_CMD))}` "
       f"({data.get('date', '?')}, {data.get('runtime_s', {}).get('total', '?')}"
       f" s). Machine: {_machine(data.get('machine', {}))}.", "",
       f"Relative Frobenius error of the kernel matrix "
@@ -578,7 +578,7 @@ def grid_error_section(docs: str) -> List[str]:
     return lines
   s, m = data["settings"], data.get("machine", {})
   lines += [
-      f"Command: `{data['command']}` ({data['date']}, {data['runtime_s']} s;"
+      f"Command: `{common.shown(data['command'])}` ({data['date']}, {data['runtime_s']} s;"
       f" {m.get('device')}, {m.get('cpu_count')} cores, jax {m.get('jax')}).",
       "",
       "Relative Frobenius error against the exact softmax kernel "

@@ -1,27 +1,13 @@
-r"""Approximation error of every Spectraformer grid cell vs the feature count M.
+"""Approximation error of every Spectraformer grid cell vs the feature count M.
 
-For every (component, weights) cell of `spectral.grid()` (docs/METHOD.md §7),
-M in 16..1024 and several seeds, on random queries and keys (d = 32):
-
-* kernel error    |K_hat - K|_F / |K|_F, K_ij = exp(x_i . y_j) on [Lk, Lk]
-                  (`spectral.kernel_estimate`: the unbiased estimator;
-                  oprf/saderf fit A and psi on these pairs);
-* attention error |A_hat - A|_F / |A|_F of the non-causal attention output
-                  against exact softmax-kernel attention, A_hat as
-                  `layers.SpectralAttention` runs it (stabilised features).
-
-Inputs x = q d^-1/4, y = k d^-1/4 with `presbn`: q, k PreSBN'd (unit norm,
-as Macformer), an easy regime; `gauss`: q, k ~ N(0, sigma^2 I), sigma = 0.5,
-logits ~ N(0, sigma^4), a harder one (at sigma = 1 every cell's error
-exceeds 100% at M <= 1024). v ~ N(0, I). gerf is at its initial A = 0 (=
-posrf in distribution), fastfood_learnable at its initial S, G, B. Each
-curve gets a least-squares slope of log(mean error) vs log(M) over M > d
-(Monte Carlo: -0.5; block-structured matrices change regime at M = d).
+The kernel-matrix error of `spectral.kernel_estimate` and the attention error
+of each (component, weights) cell as `layers.SpectralAttention` runs it,
+against exact softmax-kernel attention, on PreSBN'd (`presbn`) or Gaussian
+(`gauss`) inputs (docs/METHOD.md §7; slopes fitted over M > d).
 
   nice -n 19 python -m benchmarks.spectral_error     # minutes, 2 cores
   python -m benchmarks.spectral_error --quick         # seconds
-
-Writes docs/spectral_error.json and docs/spectral_error.png.
+  python -m benchmarks.spectral_error --replot        # the PNG from the JSON
 """
 
 import argparse
@@ -34,91 +20,96 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from macformer_jax import attention
-from macformer_jax import normalization
-from macformer_jax import spectral
+from macformer_jax import attention, normalization, spectral
 
 REGIMES = ("presbn", "gauss")
+ERRORS = ("kernel_error", "attention_error")
+QUICK = dict(M=[16, 64], seeds=2, length=64, kernel_length=32)
+FULL = dict(
+  M=[16, 32, 64, 128, 256, 512, 1024], seeds=5, length=1024, kernel_length=256
+)
+HEAD_DIM, SIGMA = 32, 0.5  # d; the std of q, k in the gauss regime
 
 
-def make_inputs(key, seeds, length, head_dim, regime, sigma):
+def make_inputs(key, seeds, length, regime):
   """x, y [S, 1, 1, L, d] (scaled, heads-first) and v [S, 1, L, 1, d]."""
   kq, kk, kv = jax.random.split(key, 3)
-  shape = (seeds, 1, 1, length, head_dim)
+  shape = (seeds, 1, 1, length, HEAD_DIM)
   q, k = jax.random.normal(kq, shape), jax.random.normal(kk, shape)
-  if regime not in REGIMES:
-    raise ValueError(f"unknown regime {regime!r}; known: {REGIMES}")
-  q, k = ((normalization.pre_sbn(q), normalization.pre_sbn(k))
-          if regime == "presbn" else (q * sigma, k * sigma))
-  v = jax.random.normal(kv, (seeds, 1, length, 1, head_dim))
-  return q * head_dim**-0.25, k * head_dim**-0.25, v
+  if regime == "presbn":
+    q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
+  else:
+    q, k = q * SIGMA, k * SIGMA
+  v = jax.random.normal(kv, (seeds, 1, length, 1, HEAD_DIM))
+  return q * HEAD_DIM**-0.25, k * HEAD_DIM**-0.25, v
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def draw(weights, head_dim, width, seeds, key):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def draw(weights, width, seeds, key):
   """[S, d, width] projections, one per seed."""
-  return jax.vmap(lambda kk: spectral.sample_weights(
-      kk, weights, head_dim, width))(jax.random.split(key, seeds))
+  one = lambda k: spectral.sample_weights(k, weights, HEAD_DIM, width)
+  return jax.vmap(one)(jax.random.split(key, seeds))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def cell_errors(component, num_features, kernel_length, ws, x, y, v):
   """Kernel and attention errors [N, S] for projections ws [N, S, d, W]."""
   logit = jnp.zeros((1, 1, 1))  # gerf at initialisation: A = 0
-  rel = lambda a, b: jnp.linalg.norm((a - b).ravel()) / jnp.linalg.norm(
-      b.ravel())
+  norm = lambda x: jnp.linalg.norm(x.ravel())
+  rel = lambda a, b: norm(a - b) / norm(b)
+  opts = dict(num_features=num_features, gerf_logit=logit)
+  signed = component in spectral.SIGNED
+  eps = attention.RMFA_DENOMINATOR_EPS if signed else 1e-6
+  constant = 1.0 if component == "rmf" else 0.0
 
   def one(w, x, y, v):  # x, y [1, 1, L, d]; v [1, L, 1, d]
     xk, yk = x[..., :kernel_length, :], y[..., :kernel_length, :]
-    khat = spectral.kernel_estimate(component, w, xk, yk,
-                                    num_features=num_features,
-                                    gerf_logit=logit)
+    khat = spectral.kernel_estimate(component, w, xk, yk, **opts)
     kernel = jnp.exp(jnp.einsum("...id,...jd->...ij", xk, yk))
-    phi_q, phi_k = spectral.feature_pair(component, w, x, y,
-                                         num_features=num_features,
-                                         gerf_logit=logit)
-    signed = component in spectral.SIGNED
+    phi_q, phi_k = spectral.feature_pair(component, w, x, y, **opts)
     out = attention.linear_attention(
-        phi_q, phi_k, v, heads_first=True,
-        eps=attention.RMFA_DENOMINATOR_EPS if signed else 1e-6,
-        eps_per_key=signed, constant=1.0 if component == "rmf" else 0.0)
-    exact = attention.kernelized_attention(jnp.swapaxes(x, 1, 2),
-                                           jnp.swapaxes(y, 1, 2), v, "exp")
+      phi_q,
+      phi_k,
+      v,
+      heads_first=True,
+      eps=eps,
+      eps_per_key=signed,
+      constant=constant,
+    )
+    xs, ys = jnp.swapaxes(x, 1, 2), jnp.swapaxes(y, 1, 2)
+    exact = attention.kernelized_attention(xs, ys, v, "exp")
     return rel(khat, kernel), rel(out, exact)
+
   return jax.vmap(lambda w: jax.vmap(one)(w, x, y, v))(ws)
 
 
-def run(args):
-  dims = [int(d) for d in args.dims.split(",")]
+def run(s: dict):
   names = [w for w in spectral.WEIGHTS if w != "rademacher"]
   curves = {}
   for regime in REGIMES:
-    x, y, v = make_inputs(jax.random.key(args.seed), args.seeds, args.length,
-                          args.head_dim, regime, args.sigma)
-    for m in dims:
+    x, y, v = make_inputs(jax.random.key(0), s["seeds"], s["length"], regime)
+    for m in s["M"]:
       for component in spectral.COMPONENTS:
         cells = ["rademacher"] if component == "rmf" else names
         width = spectral.projection_width(component, m)
-        base = jax.random.key(args.seed + 1)
-        ws = jnp.stack([draw(w, args.head_dim, width, args.seeds,
-                             jax.random.fold_in(base, 1000 * i + m))
-                        for i, w in enumerate(cells)])
-        errors = [np.asarray(e) for e in cell_errors(
-            component, m, args.kernel_length, ws, x, y, v)]
+        key = lambda i: jax.random.fold_in(jax.random.key(1), 1000 * i + m)
+        ws = [draw(w, width, s["seeds"], key(i)) for i, w in enumerate(cells)]
+        ws = jnp.stack(ws)
+        args = (component, m, s["kernel_length"], ws, x, y, v)
+        errors = [np.asarray(e) for e in cell_errors(*args)]
         for i, w in enumerate(cells):
-          c = curves.setdefault((regime, component, w), {
-              "regime": regime, "component": component, "weights": w,
-              "M": [], "kernel_error": {"mean": [], "std": []},
-              "attention_error": {"mean": [], "std": []}})
+          c = dict(regime=regime, component=component, weights=w, M=[])
+          c = curves.setdefault((regime, component, w), c)
           c["M"].append(m)
-          for name, err in zip(("kernel_error", "attention_error"), errors):
+          for name, err in zip(ERRORS, errors):
+            c.setdefault(name, {"mean": [], "std": []})
             c[name]["mean"].append(common.num(np.mean(err[i])))
             c[name]["std"].append(common.num(np.std(err[i])))
       print(f"{regime} M={m} done", flush=True)
   for c in curves.values():
-    for name in ("kernel_error", "attention_error"):
-      c[name]["slope"] = common.fit_slope(c["M"], c[name]["mean"],
-                                          above=args.head_dim)
+    for name in ERRORS:
+      slope = common.fit_slope(c["M"], c[name]["mean"], above=HEAD_DIM)
+      c[name]["slope"] = slope
   return list(curves.values())
 
 
@@ -127,17 +118,17 @@ def make_plot(result, path):
   weights (gerf at A = 0 coincides with posrf)."""
   plt = common.pyplot()
   colors = dict(zip(spectral.WEIGHTS, plt.cm.tab10.colors))
-  fig, axes = plt.subplots(len(REGIMES), len(spectral.COMPONENTS),
-                           figsize=(18, 6.5), squeeze=False, sharex=True)
+  shape = (len(REGIMES), len(spectral.COMPONENTS))
+  style = dict(figsize=(18, 6.5), squeeze=False, sharex=True)
+  fig, axes = plt.subplots(*shape, **style)
   for row, regime in enumerate(REGIMES):
     for col, component in enumerate(spectral.COMPONENTS):
       ax = axes[row][col]
       for c in result["curves"]:
         if (c["regime"], c["component"]) == (regime, component):
-          ax.plot(c["M"], [common.as_float(v) for v in
-                           c["attention_error"]["mean"]],
-                  color=colors[c["weights"]], marker=".", linewidth=1.2,
-                  label=c["weights"])
+          mean = [common.as_float(v) for v in c["attention_error"]["mean"]]
+          style = dict(color=colors[c["weights"]], marker=".", linewidth=1.2)
+          ax.plot(c["M"], mean, **style, label=c["weights"])
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
       ax.set_title(f"{component}, {regime}", fontsize=10)
@@ -147,10 +138,10 @@ def make_plot(result, path):
       if col == 0:
         ax.set_ylabel("attention rel. error")
   handles, labels = axes[0][1].get_legend_handles_labels()
-  fig.legend(handles, labels, loc="upper center", ncol=len(labels),
-             fontsize=9, bbox_to_anchor=(0.5, 0.95))
-  fig.suptitle("Spectraformer grid: attention error vs M (mean over seeds); "
-               "kernel errors are in the JSON", y=0.995, fontsize=11)
+  style = dict(loc="upper center", fontsize=9, bbox_to_anchor=(0.5, 0.95))
+  fig.legend(handles, labels, ncol=len(labels), **style)
+  title = "Spectraformer grid: attention error vs M (mean over seeds); "
+  fig.suptitle(title + "kernel errors are in the JSON", y=0.995, fontsize=11)
   fig.tight_layout(rect=(0, 0, 1, 0.9))
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -158,46 +149,33 @@ def make_plot(result, path):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true",
-                      help="tiny settings (seconds), for tests")
-  parser.add_argument("--dims", default=None, help="comma-separated M")
-  parser.add_argument("--seeds", type=int, default=None)
-  parser.add_argument("--length", type=int, default=None)
-  parser.add_argument("--kernel_length", type=int, default=None)
-  parser.add_argument("--head_dim", type=int, default=32)
-  parser.add_argument("--sigma", type=float, default=0.5,
-                      help="std of q, k in the gauss regime")
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--quick", action="store_true", help="seconds (tests)")
   parser.add_argument("--out_json", default="docs/spectral_error.json")
-  parser.add_argument("--out_png", default="docs/spectral_error.png",
-                      help="empty: no plot")
-  parser.add_argument("--replot", action="store_true",
-                      help="only redraw --out_png from --out_json")
+  parser.add_argument("--out_png", default="docs/spectral_error.png")
+  parser.add_argument(
+    "--replot",
+    action="store_true",
+    help="only redraw --out_png from --out_json",
+  )
   args = parser.parse_args(argv)
   if args.replot:
-    with open(args.out_json) as f:
-      return make_plot(json.load(f), args.out_png)
-  defaults = ({"dims": "16,64", "seeds": 2, "length": 64,
-               "kernel_length": 32} if args.quick else
-              {"dims": "16,32,64,128,256,512,1024", "seeds": 5,
-               "length": 1024, "kernel_length": 256})
-  for key, value in defaults.items():
-    if getattr(args, key) is None:
-      setattr(args, key, value)
-  start = time.time()
-  curves = run(args)
+    return make_plot(common.load_json(args.out_json)[0], args.out_png)
+  s, start = QUICK if args.quick else FULL, time.time()
+  curves = run(s)
+  regimes = {
+    "presbn": "PreSBN'd q, k (unit norm) * d^-1/4",
+    "gauss": f"q, k ~ N(0, {SIGMA}^2 I) * d^-1/4",
+  }
+  settings = dict(s, head_dim=HEAD_DIM, regimes=regimes)
+  settings["unbiased_weights"] = list(spectral.UNBIASED_WEIGHTS)
   result = {
-      "command": common.command("spectral_error", argv), "date": common.now(),
-      "runtime_s": round(time.time() - start, 1), "machine": common.machine(),
-      "settings": {"M": [int(d) for d in args.dims.split(",")],
-                   "seeds": args.seeds, "length": args.length,
-                   "kernel_length": args.kernel_length,
-                   "head_dim": args.head_dim,
-                   "regimes": {
-                       "presbn": "PreSBN'd q, k (unit norm) * d^-1/4",
-                       "gauss": f"q, k ~ N(0, {args.sigma}^2 I) * d^-1/4"},
-                   "unbiased_weights": list(spectral.UNBIASED_WEIGHTS)},
-      "curves": curves}
+    "command": common.command("spectral_error", argv),
+    "date": common.now(),
+    "runtime_s": round(time.time() - start, 1),
+    "machine": common.machine(),
+    "settings": settings,
+    "curves": curves,
+  }
   if args.out_json:
     common.write(args.out_json, json.dumps(result, indent=1))
   if args.out_png:

@@ -64,10 +64,11 @@ ATTENTION_PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "rfa": ("rfa", {"num_features": 128}),
     "linear": ("linear", {}),
 }
-# The q/k scale docs/TEMPERATURE.md recommends per kernel (its rule:
-# benchmarks/temperature_study.py `recommendation`; tests/configs_test.py
-# checks that these equal it). `macformer_<kernel>` keeps the authors'
-# Dh^-1/4; `macformer_<kernel>_tuned` uses this fixed scale.
+# The q/k scale docs/TEMPERATURE.md recommends per kernel. Provenance: the
+# `recommendation` of docs/temperature.json (the study's rule applied to its
+# 57 runs; tests/configs_test.py checks that these equal it, without importing
+# benchmarks). `macformer_<kernel>` keeps the authors' Dh^-1/4;
+# `macformer_<kernel>_tuned` uses this fixed scale.
 TUNED_QK_SCALE = {"exp": 0.7, "inverse": 0.6, "log": 0.6, "sqrt": 0.6}
 ATTENTION_PRESETS.update({
     f"macformer_{kernel}_tuned": (

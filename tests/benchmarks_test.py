@@ -1,4 +1,5 @@
-"""Tests of benchmarks.kernel_error, lra_table and make_report.
+"""Tests of benchmarks.common, kernel_error, lra_table and make_report, and
+that the studies' pages regenerate from their committed JSON.
 
 kernel_error runs once at `--quick` (module fixture, ~15 s on 2 CPU cores);
 the other scripts are pure file processing.
@@ -7,6 +8,7 @@ the other scripts are pure file processing.
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -15,9 +17,12 @@ import numpy as np
 import pytest
 
 from benchmarks import common
+from benchmarks import exact_kernel_diagnostic
 from benchmarks import kernel_error
 from benchmarks import lra_table
 from benchmarks import make_report
+from benchmarks import reduced_results
+from benchmarks import temperature_study
 from configs import listops as listops_config
 from macformer_jax import features
 
@@ -179,6 +184,39 @@ def test_fit_slope():
   assert common.fit_slope(dims, ["nan", "inf", 0.2]) is None
   assert common.fit_slope(dims, [9.0, 0.5, 0.25], above=32) == pytest.approx(
       -0.5)
+
+
+def test_templates_are_the_sections_of_a_template_file():
+  sections = common.templates("temperature")
+  assert {"page", "rule", "above", "variance_row"} <= set(sections)
+  assert sections["page"].startswith("# The temperature question")
+  assert not any(t != t.strip() or "<!--" in t for t in sections.values())
+
+
+def test_read_run(tmp_path):
+  assert common.read_run(str(tmp_path / "none")) == (None, [], [])
+  (tmp_path / "results.json").write_text(json.dumps({"steps": 2}))
+  rows = ({"step": 1, "split": "train", "steps_per_sec": 3.0},
+          {"step": 2, "split": "eval", "accuracy": 0.5})
+  (tmp_path / "metrics.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in rows))
+  assert common.read_run(str(tmp_path)) == ({"steps": 2}, [[2, 0.5]], [3.0])
+
+
+def test_study_pages_regenerate_from_their_json(tmp_path):
+  """docs/TEMPERATURE.md, DIAGNOSTIC.md and RESULTS.md are their renderers'
+  output on the committed JSON, byte for byte."""
+  docs = os.path.join(common.REPO, "docs")
+  page = lambda name: open(os.path.join(docs, name)).read()
+  data, _ = common.load_json(os.path.join(docs, "temperature.json"))
+  assert temperature_study.render(data) == page("TEMPERATURE.md")
+  data, _ = common.load_json(os.path.join(docs, "exact_kernel.json"))
+  assert exact_kernel_diagnostic.render(data) == page("DIAGNOSTIC.md")
+  shutil.copytree(os.path.join(docs, "results"), tmp_path / "results",
+                  ignore=shutil.ignore_patterns("full_length*"))
+  reduced_results.main(["--from_docs", "--docs", str(tmp_path),
+                        "--runs", str(tmp_path / "none")])
+  assert (tmp_path / "RESULTS.md").read_text() == page("RESULTS.md")
 
 
 # ----------------------------------------------------------------------------

@@ -1,17 +1,11 @@
-"""Tests of benchmarks/exact_kernel_diagnostic.py (no training: synthetic
+"""Tests of benchmarks.exact_kernel_diagnostic (no training: synthetic
 run records)."""
 
 import json
-import pathlib
-import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import exact_kernel_diagnostic as ekd  # noqa: E402  pylint: disable=g-import-not-at-top
-import temperature_study as ts  # noqa: E402  pylint: disable=g-import-not-at-top
-
-from configs import common  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import exact_kernel_diagnostic as ekd
+from benchmarks import temperature_study as ts
+from configs import common
 
 
 def test_commands_use_the_exact_presets_and_the_temperature_setting():

@@ -1,7 +1,9 @@
-"""Tests of benchmarks/temperature_study.py: the grid and the statistics of
+"""Tests of benchmarks.temperature_study: the grid and the statistics of
 its report (no training; synthetic run records)."""
 
+import argparse
 import json
+import os
 
 import pytest
 
@@ -111,10 +113,8 @@ def test_run_resumes_from_the_runs_recorded_in_docs(tmp_path, monkeypatch):
       {"runs": [{"run": name} for name in done]}))
   trained = []
   monkeypatch.setattr(ts, "ensure_data", lambda data_dir: None)
-  monkeypatch.setattr(
-      ts, "_train_one",
-      lambda kernel, setting, seed, *_: trained.append(
-          ts.run_name(kernel, setting, seed)))
+  monkeypatch.setattr(ts, "train", lambda jobs, args: trained.extend(
+      os.path.basename(workdir) for workdir, _ in jobs))
   ts.main(["run", "--runs", str(tmp_path / "runs"), "--docs", str(docs),
            "--kernels", "exp,inverse"])
   planned = [ts.run_name(*x) for x in ts.schedule()
@@ -135,8 +135,7 @@ def test_report_merges_recorded_and_new_runs(tmp_path, monkeypatch):
   monkeypatch.setattr(ts, "collect", lambda runs_dir: new)
   monkeypatch.setattr(ts, "variance_cost", lambda *a, **k: [])
   monkeypatch.setattr(ts, "make_plot", lambda data, path: None)
-  monkeypatch.setattr(ts, "softmax_reference", lambda *a: None)
-  monkeypatch.setattr(ts, "reproduction_check", lambda *a: None)
+  monkeypatch.setattr(ts, "references", lambda *a: (None, None))
   (tmp_path / "runs").mkdir()
   ts.main(["report", "--runs", str(tmp_path / "runs"), "--docs", str(docs)])
   data = json.loads((docs / "temperature.json").read_text())
@@ -173,3 +172,17 @@ def test_recommendation_rule():
   assert "`qk_scale=0.6` (`macformer_log_tuned`)" in text
   assert "Above the range, s = 0.8 scored higher" in text
   assert "**exp**: no scale met the rule" in text
+
+
+def test_train_runs_each_unfinished_job_once_and_stops_at_the_deadline(
+    tmp_path):
+  done, todo, late = tmp_path / "done", tmp_path / "todo", tmp_path / "late"
+  done.mkdir()
+  (done / "results.json").write_text("{}")  # finished: skipped
+  ts.train([(str(w), ["touch", str(w / "ran")]) for w in (done, todo)],
+           argparse.Namespace(nice=0, parallel=2))
+  assert not (done / "ran").exists() and (todo / "ran").exists()
+  assert json.loads((todo / "wall.json").read_text())["rc"] == 0
+  ts.train([(str(late), ["true"])],
+           argparse.Namespace(nice=0, parallel=1, deadline_min=-1))
+  assert not late.exists()  # past the deadline: not started
