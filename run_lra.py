@@ -46,30 +46,47 @@ INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT
 ERROR_EXIT_CODE = 2  # a one-line `error: ...` (usage, config or data)
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Run config: configs/<task>.py:<attention>[,preset=...]"
-    "[,smoke].", lock_config=True)
+  "config",
+  None,
+  "Run config: configs/<task>.py:<attention>[,preset=...][,smoke].",
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Directory for checkpoints, metrics and results.json "
-    "(default: runs/<task>_<attention>_<preset>[_smoke]).")
+  "workdir",
+  None,
+  "Directory for checkpoints, metrics and results.json "
+  "(default: runs/<task>_<attention>_<preset>[_smoke]).",
+)
 _MULTIHOST = flags.DEFINE_bool(
-    "multihost", False, "Join a multi-host job with jax.distributed."
-    "initialize(), which detects Cloud TPU slices, SLURM, Open MPI and "
-    "Kubernetes by itself (automatic when their environment variables are "
-    "set, see _multi_process).")
+  "multihost",
+  False,
+  "Join a multi-host job with jax.distributed."
+  "initialize(), which detects Cloud TPU slices, SLURM, Open MPI and "
+  "Kubernetes by itself (automatic when their environment variables are "
+  "set, see _multi_process).",
+)
 _COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0 (multi-host "
-    "without a cluster manager; also JAX_COORDINATOR_ADDRESS).")
+  "coordinator_address",
+  None,
+  "host:port of process 0 (multi-host "
+  "without a cluster manager; also JAX_COORDINATOR_ADDRESS).",
+)
 _NUM_PROCESSES = flags.DEFINE_integer(
-    "num_processes", None, "Processes in the job (with --coordinator_address).")
+  "num_processes", None, "Processes in the job (with --coordinator_address)."
+)
 _PROCESS_ID = flags.DEFINE_integer(
-    "process_id", None, "This process's index, 0..num_processes-1.")
+  "process_id", None, "This process's index, 0..num_processes-1."
+)
 flags.mark_flags_as_required(["config"])
 
 # Environment variables that mean "this process is one of several": then
 # `jax.distributed.initialize()` finds the coordinator by itself (Cloud TPU
 # pods on GKE, SLURM, Open MPI) or from JAX_COORDINATOR_ADDRESS.
-_MULTI_PROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES",
-                      "MEGASCALE_COORDINATOR_ADDRESS")
+_MULTI_PROCESS_ENV = (
+  "JAX_COORDINATOR_ADDRESS",
+  "TPU_WORKER_HOSTNAMES",
+  "MEGASCALE_COORDINATOR_ADDRESS",
+)
 _COUNT_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
 
 
@@ -86,8 +103,10 @@ class _QuietOrbax(std_logging.Filter):
   """Drops orbax's INFO lines (several per checkpoint); warnings stay."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
-    return (record.levelno >= std_logging.WARNING or
-            f"{os.sep}orbax{os.sep}" not in record.pathname)
+    return (
+      record.levelno >= std_logging.WARNING
+      or f"{os.sep}orbax{os.sep}" not in record.pathname
+    )
 
 
 class _DebugBackendProbe(std_logging.Filter):
@@ -95,8 +114,9 @@ class _DebugBackendProbe(std_logging.Filter):
   level: shown with -v 1, not at the top of every run."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
-    if (record.levelno < std_logging.WARNING and
-        record.name.startswith("jax._src.xla_bridge")):
+    if record.levelno < std_logging.WARNING and record.name.startswith(
+      "jax._src.xla_bridge"
+    ):
       return logging.get_verbosity() >= logging.DEBUG
     return True
 
@@ -114,18 +134,22 @@ def default_workdir(config) -> str:
 
 def main(argv):
   if len(argv) > 1:
-    _fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are "
-          "--name=value; see --help)")
+    _fail(
+      f"unexpected arguments: {' '.join(argv[1:])} (flags are "
+      "--name=value; see --help)"
+    )
   handler = logging.get_absl_handler()
   handler.addFilter(_QuietOrbax())
   handler.addFilter(_DebugBackendProbe())
   config = _CONFIG.value
   try:
-    config.task  # pylint: disable=pointless-statement
+    _ = config.task  # loads the file
   except OSError as e:  # ml_collections defers a file it could not load
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    _fail(f"--config={flags.FLAGS['config'].config_filename}: cannot load "
-          f"the config file: {lines[-1]}")
+    _fail(
+      f"--config={flags.FLAGS['config'].config_filename}: cannot load "
+      f"the config file: {lines[-1]}"
+    )
   try:
     validation.check_config(config)  # before any data is generated
   except validation.ConfigError as e:
@@ -134,13 +158,20 @@ def main(argv):
     if os.environ.get("JAX_PLATFORMS", "") == "cpu":
       # CPU processes need an implementation of cross-process collectives.
       jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
-                               _PROCESS_ID.value)
+    jax.distributed.initialize(
+      _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+    )
   workdir = _WORKDIR.value or default_workdir(config)
-  logging.info("JAX %s: process %d/%d, local devices %s", jax.__version__,
-               jax.process_index(), jax.process_count(), jax.local_devices())
-  logging.info("workdir %s (config in %s)", workdir,
-               os.path.join(workdir, "config.json"))
+  logging.info(
+    "JAX %s: process %d/%d, local devices %s",
+    jax.__version__,
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_devices(),
+  )
+  logging.info(
+    "workdir %s (config in %s)", workdir, os.path.join(workdir, "config.json")
+  )
   logging.debug("config:\n%s", config)
   try:
     results = training.train_and_evaluate(config, workdir)
@@ -151,9 +182,12 @@ def main(argv):
     sys.exit(e.exit_code)
   except KeyboardInterrupt:
     # Ctrl-C outside the training steps (data, compilation, the test).
-    print("interrupted (SIGINT) outside the training steps; run the same "
-          "command again to resume from the latest checkpoint",
-          file=sys.stderr, flush=True)
+    print(
+      "interrupted (SIGINT) outside the training steps; run the same "
+      "command again to resume from the latest checkpoint",
+      file=sys.stderr,
+      flush=True,
+    )
     sys.exit(INTERRUPTED_EXIT_CODE)
   if jax.process_index() == 0:
     print(training.summary_line(results), flush=True)
@@ -179,8 +213,11 @@ def _first_line(error: BaseException) -> str:
   detail = str(detail).strip()
   if detail[:1] in "'\"" and detail[-1:] == detail[:1]:  # a KeyError's repr
     detail = detail[1:-1]
-  return detail.replace("\\n", " ").splitlines()[0] if detail else type(
-      error).__name__
+  return (
+    detail.replace("\\n", " ").splitlines()[0]
+    if detail
+    else type(error).__name__
+  )
 
 
 def parse_flags(argv):
@@ -195,27 +232,30 @@ def parse_flags(argv):
   except flags.Error as e:
     match = re.match(r"flag (--\S+): ", str(e))
     cause = _root_cause(e)
-    detail = (_first_line(cause) if cause is not e
-              else str(e).split("\n")[0])
+    detail = _first_line(cause) if cause is not e else str(e).split("\n")[0]
     if match and not detail.startswith(match.group(1)):
       detail = f"{match.group(1)}: {detail}"
     _fail(f"{detail}")
   except (AttributeError, KeyError) as e:
-    overrides = [a.split("=", 1)[0] for a in argv[1:]
-                 if a.startswith("--config.")]
+    overrides = [
+      a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")
+    ]
     detail = e.args[0] if e.args else str(e)
     while isinstance(detail, BaseException) or (
-        isinstance(detail, str) and detail[:1] in "'\""):
-      detail = (detail.args[0] if isinstance(detail, BaseException)
-                else detail[1:-1])
-    detail = str(detail).replace("\\n", " ").replace("\n", " ").replace(
-        "'", "")
+      isinstance(detail, str) and detail[:1] in "'\""
+    ):
+      detail = (
+        detail.args[0] if isinstance(detail, BaseException) else detail[1:-1]
+      )
+    detail = str(detail).replace("\\n", " ").replace("\n", " ").replace("'", "")
     name = re.split(r"\s", detail.strip())[0].strip("'\"\\")
     culprit = [o for o in overrides if o.endswith("." + name)] or overrides
-    _fail(f"{', '.join(culprit)}: the config has no such key ({detail}). "
-          "The keys are documented in configs/common.py (get_base_config); "
-          "an attention's options are the fields of its core in "
-          "macformer_jax/layers.py.")
+    _fail(
+      f"{', '.join(culprit)}: the config has no such key ({detail}). "
+      "The keys are documented in configs/common.py (get_base_config); "
+      "an attention's options are the fields of its core in "
+      "macformer_jax/layers.py."
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What the benchmark scripts share: JSON, run records, machine info,
 Markdown tables and templates, number formats, log-log slopes, pyplot."""
 
+from collections.abc import Sequence
 import datetime
 import json
 import math
@@ -8,12 +9,12 @@ import os
 import platform
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_json(path: str) -> Tuple[Optional[Any], Optional[str]]:
+def load_json(path: str) -> tuple[Any | None, str | None]:
   """(data, None), or (None, why the file is unusable)."""
   if not os.path.exists(path):
     return None, "missing"
@@ -24,7 +25,7 @@ def load_json(path: str) -> Tuple[Optional[Any], Optional[str]]:
     return None, f"unreadable ({e})"
 
 
-def read_run(workdir: str) -> Tuple[Optional[dict], list, list]:
+def read_run(workdir: str) -> tuple[dict | None, list, list]:
   """A run_lra.py workdir: (results.json or None, the eval curve [[step,
   accuracy], ...] and the train steps/s of metrics.jsonl)."""
   results, _ = load_json(os.path.join(workdir, "results.json"))
@@ -89,26 +90,26 @@ def pm(mean: Any, std: Any) -> str:
   return f"{m:.{decimals}f} ± {sd:.{decimals}f}"
 
 
-def templates(name: str) -> Dict[str, str]:
+def templates(name: str) -> dict[str, str]:
   """The sections of benchmarks/templates/<name>.md, each started by a line
   `<!-- key -->` and stripped: `str.format` templates of page prose."""
   with open(os.path.join(REPO, "benchmarks", "templates", name + ".md")) as f:
     parts = re.split(r"^<!-- (\w+) -->$", f.read(), flags=re.M)
-  return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2])}
+  return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2], strict=False)}
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
   """A Markdown table as lines."""
   line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
   rule = "|" + "|".join("---" for _ in header) + "|"
   return [line(header), rule] + [line(row) for row in rows]
 
 
-def fit_slope(dims, values, above: float = 0) -> Optional[float]:
+def fit_slope(dims, values, above: float = 0) -> float | None:
   """Least-squares slope of log(value) vs log(dim), over dims > `above`
   with finite positive values (None if fewer than two)."""
   ok = lambda d, v: d > above and math.isfinite(v) and v > 0
-  pts = [(d, as_float(v)) for d, v in zip(dims, values)]
+  pts = [(d, as_float(v)) for d, v in zip(dims, values, strict=True)]
   pts = [(math.log(d), math.log(v)) for d, v in pts if ok(d, v)]
   if len(pts) < 2:
     return None
@@ -138,11 +139,11 @@ def host() -> dict:
 
 
 def now() -> str:
-  utc = datetime.datetime.now(datetime.timezone.utc)
+  utc = datetime.datetime.now(datetime.UTC)
   return utc.isoformat(timespec="seconds")
 
 
-def command(module: str, argv: Optional[Sequence[str]]) -> str:
+def command(module: str, argv: Sequence[str] | None) -> str:
   """The command line that ran `benchmarks.<module>` with `argv`."""
   args = list(sys.argv[1:] if argv is None else argv)
   quote = lambda a: f"'{a}'" if any(c in a for c in "*?[ ") else a
@@ -163,14 +164,15 @@ def pyplot():
 def shown(cmd: str) -> str:
   """A recorded command as it runs today (`python benchmarks/x.py ...` was
   the old form of `python -m benchmarks.x ...`)."""
-  return re.sub(r"python benchmarks/(\w+)\.py", r"python -m benchmarks.\1",
-                cmd)
+  return re.sub(r"python benchmarks/(\w+)\.py", r"python -m benchmarks.\1", cmd)
 
 
-def time_call(fn, args: Sequence[Any], repeats: int = 1) -> List[float]:
+def time_call(fn, args: Sequence[Any], repeats: int = 1) -> list[float]:
   """Seconds of `repeats` calls of fn(*args), each waited for."""
   import time  # pylint: disable=g-import-not-at-top
+
   import jax  # pylint: disable=g-import-not-at-top
+
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
@@ -182,6 +184,7 @@ def time_call(fn, args: Sequence[Any], repeats: int = 1) -> List[float]:
 def matmul_gflops(size: int = 2048, repeats: int = 5, reduce=min) -> float:
   """This process's float32 matmul throughput (GFLOP/s), the roofline."""
   import jax  # pylint: disable=g-import-not-at-top
+
   a = jax.random.normal(jax.random.key(0), (size, size))
   fn = jax.jit(lambda a: a @ a)
   jax.block_until_ready(fn(a))

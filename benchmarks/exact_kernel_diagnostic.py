@@ -10,7 +10,6 @@ import json
 import math
 import os
 import statistics
-from typing import Dict, List, Optional
 
 from benchmarks import common
 from benchmarks import temperature_study as ts
@@ -37,7 +36,7 @@ def run_name(setting: str, seed: int) -> str:
   return f"{setting.replace('.', 'p')}_seed{seed}"
 
 
-def run_command(setting, seed, workdir, data_dir, num_steps) -> List[str]:
+def run_command(setting, seed, workdir, data_dir, num_steps) -> list[str]:
   """run_lra.py with the temperature study's flags, the exact core."""
   preset = SETTINGS[setting][0]
   return ts.lra_command(preset, seed, workdir, data_dir, num_steps)
@@ -58,12 +57,12 @@ def run(args) -> None:
   ts.train(jobs, args)
 
 
-def escape_step(curve: List[List[float]], majority: float) -> Optional[int]:
+def escape_step(curve: list[list[float]], majority: float) -> int | None:
   """First eval step whose val accuracy beats `majority` by the margin."""
   return next((int(s) for s, a in curve if a > majority + PLATEAU_MARGIN), None)
 
 
-def record(workdir: str, setting: str, seed: int) -> Optional[dict]:
+def record(workdir: str, setting: str, seed: int) -> dict | None:
   """One finished run's numbers, or None."""
   results, curve, speeds = common.read_run(workdir)
   if results is None:
@@ -84,7 +83,7 @@ def record(workdir: str, setting: str, seed: int) -> Optional[dict]:
   return out
 
 
-def compare(runs: List[dict], temperature: Dict[str, dict]) -> List[dict]:
+def compare(runs: list[dict], temperature: dict[str, dict]) -> list[dict]:
   """Per scale: exact kernel, RMFA and softmax, by seed, with paired diffs."""
   rows = []
   for setting, (_, rmfa_setting, scale) in SETTINGS.items():
@@ -122,7 +121,7 @@ def _diff(values) -> str:
 TEMPLATES = common.templates("diagnostic")
 
 
-def conclusion(rows: List[dict]) -> str:
+def conclusion(rows: list[dict]) -> str:
   """The one-paragraph answer, from the numbers."""
   near = lambda r: abs(r["scale"] - ts.DEFAULT_SCALE) < 1e-6
   by_scale = {("default" if near(r) else "tuned"): r for r in rows}
@@ -214,7 +213,7 @@ def report(args) -> None:
   print(data["conclusion"])
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
   """`run` trains (`--only`: comma-separated run names); `report` writes
   docs/exact_kernel.json and DIAGNOSTIC.md (`--from_docs`: from the JSON)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -14,14 +14,16 @@ import functools
 import itertools
 import math
 import time
-from typing import Dict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from macformer_jax import attention, features, kernels, normalization
+from macformer_jax import attention
+from macformer_jax import features
+from macformer_jax import kernels
+from macformer_jax import normalization
 
 KERNELS = ("exp", "trigh", "inverse", "log", "sqrt")
 ALLOCATIONS = ("sampled", "stratified")
@@ -64,7 +66,9 @@ def superset_plan(plans) -> features.FeaturePlan:
 def _move(x, src, dst) -> np.ndarray:
   """Block b of x (widths `src`) to the start of block b (widths `dst`)."""
   out = np.zeros(np.shape(x)[:-1] + (sum(dst),), np.float32)
-  for i, j, n in zip(np.cumsum([0, *src]), np.cumsum([0, *dst]), src):
+  for i, j, n in zip(
+    np.cumsum([0, *src]), np.cumsum([0, *dst]), src, strict=True
+  ):
     out[..., j : j + n] = np.asarray(x)[..., i : i + n]
   return out
 
@@ -102,7 +106,7 @@ def rademacher(rng: np.random.Generator, shape) -> jax.Array:
 # ----------------------------------------------------------------------------
 # Inputs, exact targets, errors.
 # ----------------------------------------------------------------------------
-def make_inputs(key, num_seeds, length, head_dim, raw_sigma) -> Dict:
+def make_inputs(key, num_seeds, length, head_dim, raw_sigma) -> dict:
   """q, k [S, L, d] per input mode (scaled), v [S, L, d]."""
   keys = jax.random.split(key, 3)
   q, k, v = (jax.random.normal(x, (num_seeds, length, head_dim)) for x in keys)
@@ -311,7 +315,7 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
       for projection in PROJECTIONS:
         v = stratified_variance(kernel, counts, projection, xs, ys)
         row[f"formula_stratified_{projection}"] = float(np.mean(v))
-      emp = lambda a, p: row[f"empirical_{a}_{p}"]
+      emp = lambda a, p, row=row: row[f"empirical_{a}_{p}"]
       for a in ALLOCATIONS:
         ratio = emp(a, "chained") / emp(a, "independent")
         row[f"chained_over_independent_{a}"] = ratio
@@ -329,7 +333,7 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
 # ----------------------------------------------------------------------------
 # The grid of curves.
 # ----------------------------------------------------------------------------
-def _summarise(dims, per_seed: np.ndarray) -> Dict[str, object]:
+def _summarise(dims, per_seed: np.ndarray) -> dict[str, object]:
   """per_seed [len(dims), S] -> mean/std/per-seed lists and the slope."""
   with np.errstate(invalid="ignore", over="ignore"):
     mean, std = per_seed.mean(axis=1), per_seed.std(axis=1)
@@ -376,14 +380,14 @@ def run_grid(s: dict):
   curves = []
   for labels, per_dim in errors.items():
     per_dim = np.stack(per_dim)
-    c = dict(zip(LABELS, labels), D=s["D"])
+    c = dict(zip(LABELS, labels, strict=True), D=s["D"])
     for i, m in enumerate(METRICS):
       c[m] = _summarise(s["D"], per_dim[:, :, i])
     curves.append(c)
   outside = {}
   for mode in INPUTS:
     fractions = np.asarray(targets[mode]["outside_radius"])
-    mean = lambda i: float(np.mean(fractions[:, i]))
+    mean = lambda i, f=fractions: float(np.mean(f[:, i]))
     outside[mode] = {k: mean(i) for i, k in enumerate(KERNELS)}
   return curves, outside
 
@@ -391,7 +395,9 @@ def run_grid(s: dict):
 def find_curve(curves, **labels) -> dict:
   """The curve with these labels (the others: rmf, exp, None, None, presbn);
   KeyError naming them if none."""
-  key = tuple(labels.pop(k, d) for k, d in zip(LABELS, DEFAULT_LABELS))
+  key = tuple(
+    labels.pop(k, d) for k, d in zip(LABELS, DEFAULT_LABELS, strict=True)
+  )
   if labels:
     raise TypeError(f"unknown labels {sorted(labels)}")
   for c in curves:
@@ -436,7 +442,7 @@ def make_plot(result: dict, path: str) -> None:
   curves, s, m = result["curves"], result["settings"], result["machine"]
   dims, d = s["D"], np.asarray(s["D"], float)
   find = functools.partial(find_curve, curves)
-  colors = dict(zip(KERNELS, ["C0", "C5", "C1", "C2", "C3"]))
+  colors = dict(zip(KERNELS, ["C0", "C5", "C1", "C2", "C3"], strict=True))
   default = dict(allocation="stratified", projection="chained")
   paper = dict(allocation="sampled", projection="independent", inputs="raw")
   titles = [

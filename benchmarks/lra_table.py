@@ -18,6 +18,7 @@ a table of their own and draws their curves to `--curves`.
 """
 
 import argparse
+from collections.abc import Sequence
 import dataclasses
 import datetime
 import glob
@@ -25,35 +26,70 @@ import importlib
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from benchmarks import common
 
 PUBLISHED = os.path.join(common.REPO, "benchmarks", "lra_published.json")
 TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
-TASK_TITLES = {"listops": "ListOps", "text": "Text", "retrieval": "Retrieval",
-               "image": "Image", "pathfinder": "Pathfinder"}
+TASK_TITLES = {
+  "listops": "ListOps",
+  "text": "Text",
+  "retrieval": "Retrieval",
+  "image": "Image",
+  "pathfinder": "Pathfinder",
+}
 FAMILY_OF_PRESET = {"lra": "lra_original", "macformer": "skyformer_pytorch"}
-FAMILY_TITLES = {"lra_original": "Original LRA harness (Tay et al. 2021)",
-                 "skyformer_pytorch": "Skyformer-family PyTorch harness "
-                                      "(the harness Macformer used)"}
-REQUIRED = ("task", "attention", "steps", "test_accuracy",
-            "test_accuracy_best_eval", "config", "config.data.max_len",
-            "config.data.batch_size", "config.train.num_train_steps")
-SCALE_KEYS = ("data.max_len", "data.batch_size", "train.num_train_steps",
-              "model.emb_dim", "model.num_layers", "model.num_heads",
-              "model.qkv_dim", "model.mlp_dim",
-              "attention.options.num_features")
-DISPLAY = {"transformer": "Transformer", "self_attention": "Self-Attention",
-           "bigbird": "BigBird", "nystromformer": "Nyströmformer",
-           "linear_transformer": "Linear Transformer",
-           "kernelized_attention": "Kernelized Attention (Gaussian)"}
+FAMILY_TITLES = {
+  "lra_original": "Original LRA harness (Tay et al. 2021)",
+  "skyformer_pytorch": "Skyformer-family PyTorch harness "
+  "(the harness Macformer used)",
+}
+REQUIRED = (
+  "task",
+  "attention",
+  "steps",
+  "test_accuracy",
+  "test_accuracy_best_eval",
+  "config",
+  "config.data.max_len",
+  "config.data.batch_size",
+  "config.train.num_train_steps",
+)
+SCALE_KEYS = (
+  "data.max_len",
+  "data.batch_size",
+  "train.num_train_steps",
+  "model.emb_dim",
+  "model.num_layers",
+  "model.num_heads",
+  "model.qkv_dim",
+  "model.mlp_dim",
+  "attention.options.num_features",
+)
+DISPLAY = {
+  "transformer": "Transformer",
+  "self_attention": "Self-Attention",
+  "bigbird": "BigBird",
+  "nystromformer": "Nyströmformer",
+  "linear_transformer": "Linear Transformer",
+  "kernelized_attention": "Kernelized Attention (Gaussian)",
+}
 GENERATED_MARK = "†"  # a cell whose test split was generated offline
 # Our attention -> the published row of the same method (progress table).
-PUBLISHED_ROW = {"softmax": ("self_attention", "transformer"),
-                 "performer": ("performer",), "linear": ("linear_transformer",)}
-PROGRESS_FIELDS = ("task", "attention", "preset", "steps_done",
-                   "preset_steps", "eval_curve")
+PUBLISHED_ROW = {
+  "softmax": ("self_attention", "transformer"),
+  "performer": ("performer",),
+  "linear": ("linear_transformer",),
+}
+PROGRESS_FIELDS = (
+  "task",
+  "attention",
+  "preset",
+  "steps_done",
+  "preset_steps",
+  "eval_curve",
+)
 
 
 class ResultsError(ValueError):
@@ -80,7 +116,7 @@ def _read_json(path: str, what: str = "") -> Any:
     raise ResultsError(f"{path}: not valid JSON ({e})") from e
 
 
-def find_results(patterns: Sequence[str]) -> List[str]:
+def find_results(patterns: Sequence[str]) -> list[str]:
   """results.json paths from files, run folders and glob patterns; a path
   that does not exist, a folder without results.json or a pattern that
   matches nothing raises ResultsError."""
@@ -95,9 +131,11 @@ def find_results(patterns: Sequence[str]) -> List[str]:
       if os.path.isdir(path):
         path = os.path.join(path, "results.json")
         if not os.path.isfile(path):
-          raise ResultsError(f"{os.path.dirname(path)}: directory has no "
-                             "results.json (the run did not finish, or this "
-                             "is not a workdir)")
+          raise ResultsError(
+            f"{os.path.dirname(path)}: directory has no "
+            "results.json (the run did not finish, or this "
+            "is not a workdir)"
+          )
       elif not os.path.exists(path):
         raise ResultsError(f"{path}: no such file")
       paths += [] if path in paths else [path]
@@ -107,6 +145,7 @@ def find_results(patterns: Sequence[str]) -> List[str]:
 @dataclasses.dataclass
 class Run:
   """One results.json, with its scale verdict."""
+
   path: str
   task: str
   attention: str
@@ -114,11 +153,11 @@ class Run:
   steps: int
   last: float  # test accuracy of the last checkpoint, in [0, 1]
   best: float  # of the best-eval checkpoint
-  best_step: Optional[int]
+  best_step: int | None
   max_len: int
   data: str  # 'files' or 'generated'
-  full_scale: Optional[bool]  # None: no reference config for this task
-  differences: List[str]
+  full_scale: bool | None  # None: no reference config for this task
+  differences: list[str]
 
   @property
   def family(self) -> str:
@@ -129,8 +168,9 @@ class Run:
     return {None: "unknown", True: "full", False: "reduced"}[self.full_scale]
 
 
-def reference_config(task: str, attention: str,
-                     preset: str) -> Optional[Dict[str, Any]]:
+def reference_config(
+  task: str, attention: str, preset: str
+) -> dict[str, Any] | None:
   """What configs/<task>.py builds for this preset (None: no such module);
   an attention it does not know falls back to the default one."""
   try:
@@ -143,8 +183,9 @@ def reference_config(task: str, attention: str,
     return module.get_config(f"preset={preset}").to_dict()
 
 
-def scale_differences(config: Dict[str, Any],
-                      reference: Dict[str, Any]) -> List[str]:
+def scale_differences(
+  config: dict[str, Any], reference: dict[str, Any]
+) -> list[str]:
   """'key value (preset: ref)' for every scale key that differs."""
   out = []
   for key in SCALE_KEYS:
@@ -162,25 +203,29 @@ def load_run(path: str) -> Run:
   the field on any problem)."""
   data = _read_json(path)
   if not isinstance(data, dict):
-    raise ResultsError(f"{path}: expected a JSON object, got "
-                       f"{type(data).__name__}")
+    raise ResultsError(
+      f"{path}: expected a JSON object, got {type(data).__name__}"
+    )
   for field in REQUIRED:
     try:
       _get(data, field)
     except KeyError:
       raise ResultsError(
-          f"{path}: missing field '{field}' (lra_table needs "
-          f"{', '.join(REQUIRED)}; macformer_jax.training writes them)"
+        f"{path}: missing field '{field}' (lra_table needs "
+        f"{', '.join(REQUIRED)}; macformer_jax.training writes them)"
       ) from None
   for field in ("test_accuracy", "test_accuracy_best_eval"):
     value = data[field]
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-      raise ResultsError(f"{path}: field '{field}' must be a number, got "
-                         f"{value!r}")
+      raise ResultsError(
+        f"{path}: field '{field}' must be a number, got {value!r}"
+      )
     if not 0.0 <= value <= 1.0:
-      raise ResultsError(f"{path}: field '{field}' = {value} is not a "
-                         "fraction in [0, 1] (results.json stores "
-                         "accuracies as fractions)")
+      raise ResultsError(
+        f"{path}: field '{field}' = {value} is not a "
+        "fraction in [0, 1] (results.json stores "
+        "accuracies as fractions)"
+      )
   config = data["config"]
   preset = data.get("preset", config.get("preset"))
   if preset is None:
@@ -189,20 +234,27 @@ def load_run(path: str) -> Run:
   if reference is None:
     full, diffs = None, [f"no configs/{data['task']}.py to compare with"]
   else:
-    diffs = (["smoke"] if data.get("smoke", config.get("smoke", False))
-             else []) + scale_differences(config, reference)
+    diffs = (
+      ["smoke"] if data.get("smoke", config.get("smoke", False)) else []
+    ) + scale_differences(config, reference)
     full = not diffs
-  return Run(path=path, task=data["task"], attention=data["attention"],
-             preset=preset, steps=int(data["steps"]),
-             last=float(data["test_accuracy"]),
-             best=float(data["test_accuracy_best_eval"]),
-             best_step=data.get("best_eval_step"),
-             max_len=int(_get(config, "data.max_len")),
-             data="files" if config.get("data", {}).get("data_dir")
-             else "generated", full_scale=full, differences=diffs)
+  return Run(
+    path=path,
+    task=data["task"],
+    attention=data["attention"],
+    preset=preset,
+    steps=int(data["steps"]),
+    last=float(data["test_accuracy"]),
+    best=float(data["test_accuracy_best_eval"]),
+    best_step=data.get("best_eval_step"),
+    max_len=int(_get(config, "data.max_len")),
+    data="files" if config.get("data", {}).get("data_dir") else "generated",
+    full_scale=full,
+    differences=diffs,
+  )
 
 
-def load_published(path: str = PUBLISHED) -> Dict[str, Any]:
+def load_published(path: str = PUBLISHED) -> dict[str, Any]:
   """The published tables (see benchmarks/lra_published.json)."""
   published = _read_json(path, "published numbers ")
   for key in ("columns", "tables"):
@@ -211,70 +263,86 @@ def load_published(path: str = PUBLISHED) -> Dict[str, Any]:
   return published
 
 
-def load_progress(path: str) -> Dict[str, Any]:
+def load_progress(path: str) -> dict[str, Any]:
   """One progress JSON of benchmarks.full_length, checked."""
   data = _read_json(path)
   for field in PROGRESS_FIELDS:
     if field not in data:
-      raise ResultsError(f"{path}: missing field '{field}' (a progress file "
-                         "of benchmarks/full_length.py?)")
+      raise ResultsError(
+        f"{path}: missing field '{field}' (a progress file "
+        "of benchmarks/full_length.py?)"
+      )
   return dict(data, path=path)
 
 
 # ----------------------------------------------------------------------------
 # Rendering.
 # ----------------------------------------------------------------------------
-def _pct(x: Optional[float], digits: int = 2) -> str:
+def _pct(x: float | None, digits: int = 2) -> str:
   return "–" if x is None else f"{100 * x:.{digits}f}"
 
 
-def _ours_rows(runs: List[Run]) -> List[List[str]]:
+def _ours_rows(runs: list[Run]) -> list[list[str]]:
   """One row per (attention, scale): `last / best` per task (mean of runs)."""
-  groups: Dict[Tuple[str, str], Dict[str, List[Run]]] = {}
+  groups: dict[tuple[str, str], dict[str, list[Run]]] = {}
   for run in runs:
     groups.setdefault((run.attention, run.scale), {}).setdefault(
-        run.task, []).append(run)
+      run.task, []
+    ).append(run)
   rows = []
   for (attention, scale), by_task in sorted(groups.items()):
     cells, lasts = [], []
     for group in (by_task.get(task, []) for task in TASKS):
       mean = lambda key, g=group: sum(getattr(r, key) for r in g) / len(g)
       lasts += [mean("last")] if group else []
-      cells.append("–" if not group else
-                   f"{_pct(mean('last'))} / {_pct(mean('best'))}" +
-                   (GENERATED_MARK if any(r.data == "generated"
-                                          for r in group) else "") +
-                   (f" (n={len(group)})" if len(group) > 1 else ""))
+      cells.append(
+        "–"
+        if not group
+        else f"{_pct(mean('last'))} / {_pct(mean('best'))}"
+        + (GENERATED_MARK if any(r.data == "generated" for r in group) else "")
+        + (f" (n={len(group)})" if len(group) > 1 else "")
+      )
     avg = _pct(sum(lasts) / len(lasts)) if len(lasts) == len(TASKS) else "–"
     extra = sorted(t for t in by_task if t not in TASKS)
-    rows.append([f"{attention} (ours)" + (f" +{','.join(extra)}" if extra
-                                          else ""), "this repo",
-                 "**full**" if scale == "full" else f"*{scale}*"] + cells +
-                [avg])
+    rows.append(
+      [
+        f"{attention} (ours)" + (f" +{','.join(extra)}" if extra else ""),
+        "this repo",
+        "**full**" if scale == "full" else f"*{scale}*",
+      ]
+      + cells
+      + [avg]
+    )
   return rows
 
 
-def _published_twin(p: Dict[str, Any], published: Dict[str, Any],
-                    family: str) -> Optional[Tuple[float, str]]:
+def _published_twin(
+  p: dict[str, Any], published: dict[str, Any], family: str
+) -> tuple[float, str] | None:
   """(accuracy %, table id) of the same method and task in `family`."""
   twin = None
   for table in published["tables"]:
     for name in PUBLISHED_ROW.get(p["attention"], ()):
       if table.get("harness") == family and name in table["rows"]:
-        value = dict(zip(published["columns"],
-                         table["rows"][name])).get(p["task"])
+        value = dict(
+          zip(published["columns"], table["rows"][name], strict=False)
+        ).get(p["task"])
         twin = twin if value is None else (float(value), table["id"])
   return twin
 
 
-def _train_curve(p: Dict[str, Any]) -> List[Tuple[int, float, float]]:
+def _train_curve(p: dict[str, Any]) -> list[tuple[int, float, float]]:
   """(step, loss, accuracy) rows of a progress file, complete ones only."""
-  return [tuple(row) for row in p.get("train_curve", [])
-          if row[1] is not None and row[2] is not None]
+  return [
+    tuple(row)
+    for row in p.get("train_curve", [])
+    if row[1] is not None and row[2] is not None
+  ]
 
 
-def plot_progress(progress: List[Dict[str, Any]], published: Dict[str, Any],
-                  path: str) -> None:
+def plot_progress(
+  progress: list[dict[str, Any]], published: dict[str, Any], path: str
+) -> None:
   """Train loss; train accuracy (faint), val accuracy (dots) and the same
   method's published test accuracy (dashed), one colour per run."""
   plt = common.pyplot()
@@ -282,41 +350,59 @@ def plot_progress(progress: List[Dict[str, Any]], published: Dict[str, Any],
   runs = sorted(progress, key=lambda p: (p["task"], p["attention"]))
   one_task = len({p["task"] for p in runs}) == 1
   for i, p in enumerate(runs):
-    color, name = f"C{i}", p["attention"] + ("" if one_task
-                                             else f" {p['task']}")
+    color, name = (
+      f"C{i}",
+      p["attention"] + ("" if one_task else f" {p['task']}"),
+    )
     train = _train_curve(p)
     if train:
-      steps, losses, accs = zip(*train)
-      ax_loss.plot(steps, losses, color=color, label=f"{name} ("
-                   f"{p['steps_done']}/{p['preset_steps']} steps)")
-      ax_acc.plot(steps, [100 * a for a in accs], color=color, alpha=0.35,
-                  lw=1)
+      steps, losses, accs = zip(*train, strict=False)
+      ax_loss.plot(
+        steps,
+        losses,
+        color=color,
+        label=f"{name} ({p['steps_done']}/{p['preset_steps']} steps)",
+      )
+      ax_acc.plot(steps, [100 * a for a in accs], color=color, alpha=0.35, lw=1)
     if p["eval_curve"]:
-      steps, accs = zip(*p["eval_curve"])
-      ax_acc.plot(steps, [100 * a for a in accs], "o-", color=color,
-                  label=f"{name}: val")
-    twin = _published_twin(p, published,
-                           FAMILY_OF_PRESET.get(p["preset"], p["preset"]))
+      steps, accs = zip(*p["eval_curve"], strict=False)
+      ax_acc.plot(
+        steps, [100 * a for a in accs], "o-", color=color, label=f"{name}: val"
+      )
+    twin = _published_twin(
+      p, published, FAMILY_OF_PRESET.get(p["preset"], p["preset"])
+    )
     if twin:
-      ax_acc.axhline(twin[0], color=color, ls="--", lw=1,
-                     label=f"{name}: published test ({twin[1]})")
-  note = ", ".join(f"preset {n}: {s} steps" for n, s in sorted(
-      {(p["preset"], p["preset_steps"]) for p in runs}))
-  for ax, ylabel in ((ax_loss, "train loss (window mean)"),
-                     (ax_acc, "accuracy (%)")):
+      ax_acc.axhline(
+        twin[0],
+        color=color,
+        ls="--",
+        lw=1,
+        label=f"{name}: published test ({twin[1]})",
+      )
+  note = ", ".join(
+    f"preset {n}: {s} steps"
+    for n, s in sorted({(p["preset"], p["preset_steps"]) for p in runs})
+  )
+  for ax, ylabel in (
+    (ax_loss, "train loss (window mean)"),
+    (ax_acc, "accuracy (%)"),
+  ):
     ax.set_xlabel(f"training step ({note})")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-  ax_acc.set_title("train (faint), val (dots), published test (dashed)",
-                   fontsize=9)
+  ax_acc.set_title(
+    "train (faint), val (dots), published test (dashed)", fontsize=9
+  )
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
 
-def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
-                   family: str) -> List[List[str]]:
+def _progress_rows(
+  progress: list[dict[str, Any]], published: dict[str, Any], family: str
+) -> list[list[str]]:
   """One row per in-progress run: steps done, val curve, published twin."""
   rows = []
   for p in sorted(progress, key=lambda p: (p["task"], p["attention"])):
@@ -324,74 +410,111 @@ def _progress_rows(progress: List[Dict[str, Any]], published: Dict[str, Any],
     best = max(curve, key=lambda c: c[1]) if curve else None
     test = "–"
     if p.get("finished") and "test_accuracy" in p:
-      test = (f"{_pct(p['test_accuracy'])} / "
-              f"{_pct(p.get('test_accuracy_best_eval'))}" +
-              (f" (after {done} steps)" if done < total else ""))
+      test = (
+        f"{_pct(p['test_accuracy'])} / "
+        f"{_pct(p.get('test_accuracy_best_eval'))}"
+        + (f" (after {done} steps)" if done < total else "")
+      )
     twin, train = _published_twin(p, published, family), _train_curve(p)
-    rows.append([
-        f"{p['attention']} (ours)", TASK_TITLES.get(p["task"], p["task"]),
-        f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)" + (
-            f", L={p['max_len']}" if p.get("max_len") else ""),
-        f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} "
-        f"(step {train[-1][0]})" if train else "–",
+    rows.append(
+      [
+        f"{p['attention']} (ours)",
+        TASK_TITLES.get(p["task"], p["task"]),
+        f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)"
+        + (f", L={p['max_len']}" if p.get("max_len") else ""),
+        f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} (step {train[-1][0]})"
+        if train
+        else "–",
         f"{_pct(curve[-1][1], 1)} (step {curve[-1][0]})" if curve else "–",
-        f"{_pct(best[1], 1)} (step {best[0]})" if best else "–", test,
+        f"{_pct(best[1], 1)} (step {best[0]})" if best else "–",
+        test,
         "–" if twin is None else f"{twin[0]:.2f} ([{twin[1]}](#sources))",
-        " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–"])
+        " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–",
+      ]
+    )
   return rows
 
 
-def render(runs: List[Run], published: Dict[str, Any],
-           command: Optional[str] = None,
-           progress: Optional[List[Dict[str, Any]]] = None,
-           curves: Optional[str] = None) -> str:
+def render(
+  runs: list[Run],
+  published: dict[str, Any],
+  command: str | None = None,
+  progress: list[dict[str, Any]] | None = None,
+  curves: str | None = None,
+) -> str:
   """The Markdown document: one table per harness family, then every run;
   `curves` is the progress plot's path relative to the document."""
-  header = (["model", "source", "scale"] +
-            [TASK_TITLES[t] for t in TASKS] + ["Avg"])
+  header = (
+    ["model", "source", "scale"] + [TASK_TITLES[t] for t in TASKS] + ["Avg"]
+  )
   lines = ["# LRA results beside the published numbers", ""]
   if command:
-    lines += [f"Generated by `{command}` on "
-              f"{datetime.date.today().isoformat()}.", ""]
+    lines += [
+      f"Generated by `{command}` on {datetime.date.today().isoformat()}.",
+      "",
+    ]
   lines += [
-      "Test accuracy in %. Our cells are `last / best`: the last checkpoint "
-      "(as LRA reported) / the best-validation checkpoint (as the "
-      "Skyformer-family harness reported). **full** = the run's config "
-      "equals its preset's published scale (max_len, batch size, steps, "
-      "model size, features) and is not a smoke run; *reduced* = anything "
-      "else (see the run list for what differs). "
-      f"{GENERATED_MARK} = test split generated offline (ListOps: the "
-      "release's distribution, not its test set). Numbers from the two "
-      "harness families are not comparable with each other.", ""]
-  for family in list(FAMILY_TITLES) + sorted({r.family for r in runs}
-                                             - set(FAMILY_TITLES)):
+    "Test accuracy in %. Our cells are `last / best`: the last checkpoint "
+    "(as LRA reported) / the best-validation checkpoint (as the "
+    "Skyformer-family harness reported). **full** = the run's config "
+    "equals its preset's published scale (max_len, batch size, steps, "
+    "model size, features) and is not a smoke run; *reduced* = anything "
+    "else (see the run list for what differs). "
+    f"{GENERATED_MARK} = test split generated offline (ListOps: the "
+    "release's distribution, not its test set). Numbers from the two "
+    "harness families are not comparable with each other.",
+    "",
+  ]
+  for family in list(FAMILY_TITLES) + sorted(
+    {r.family for r in runs} - set(FAMILY_TITLES)
+  ):
     ours = [r for r in runs if r.family == family]
     tables = [t for t in published["tables"] if t.get("harness") == family]
     if not ours and not tables:
       continue
-    preset = next((p for p, f in FAMILY_OF_PRESET.items() if f == family),
-                  family.replace("preset_", ""))
-    title = FAMILY_TITLES.get(family, f"Preset {preset} (no published "
-                              "harness family)")
+    preset = next(
+      (p for p, f in FAMILY_OF_PRESET.items() if f == family),
+      family.replace("preset_", ""),
+    )
+    title = FAMILY_TITLES.get(
+      family, f"Preset {preset} (no published harness family)"
+    )
     lines += [f"## {title}: our preset `{preset}`", ""]
-    description = published.get("harness_families", {}).get(
-        family, {}).get("description")
+    description = (
+      published.get("harness_families", {}).get(family, {}).get("description")
+    )
     lines += [description, ""] if description else []
     rows = _ours_rows(ours) + [
-        [DISPLAY.get(name, name.replace("_", " ").title()),
-         f"[{t['id']}](#sources)", "published"] +
-        ["–" if v is None else f"{v:.2f}" for v in (dict(zip(
-            published["columns"], values)).get(c) for c in TASKS + ("avg",))]
-        for t in tables for name, values in t["rows"].items()]
-    mine = [p for p in progress or []
-            if FAMILY_OF_PRESET.get(p["preset"], "") == family]
+      [
+        DISPLAY.get(name, name.replace("_", " ").title()),
+        f"[{t['id']}](#sources)",
+        "published",
+      ]
+      + [
+        "–" if v is None else f"{v:.2f}"
+        for v in (
+          dict(zip(published["columns"], values, strict=False)).get(c)
+          for c in TASKS + ("avg",)
+        )
+      ]
+      for t in tables
+      for name, values in t["rows"].items()
+    ]
+    mine = [
+      p
+      for p in progress or []
+      if FAMILY_OF_PRESET.get(p["preset"], "") == family
+    ]
     if not ours:
-      lines += [f"No finished run with preset `{preset}` yet"
-                + ("; the runs in progress are below the table." if mine
-                   else "."), ""]
+      lines += [
+        f"No finished run with preset `{preset}` yet"
+        + ("; the runs in progress are below the table." if mine else "."),
+        "",
+      ]
     lines += common.table(header, rows) + [""]
     if mine:
-      lines += [
+      lines += (
+        [
           f"Runs of preset `{preset}` at its full length, with their "
           "progress (benchmarks/full_length.py; resumable). Validation "
           "accuracy (%) on the generated data's val split (the preset's 62 "
@@ -399,67 +522,135 @@ def render(runs: List[Run], published: Dict[str, Any],
           "run has done the preset's steps. Train loss / accuracy: the "
           "mean over the last logging window (50 steps). The published "
           "column is the same method's test accuracy after the published "
-          "schedule.", ""] + common.table(
-              ["model", "task", "scale", "train loss / acc. (last window)",
-               "val acc. (last eval)", "best val", "test last / best",
-               "published", "val curve (step:acc)"],
-              _progress_rows(mine, published, family)) + [""]
+          "schedule.",
+          "",
+        ]
+        + common.table(
+          [
+            "model",
+            "task",
+            "scale",
+            "train loss / acc. (last window)",
+            "val acc. (last eval)",
+            "best val",
+            "test last / best",
+            "published",
+            "val curve (step:acc)",
+          ],
+          _progress_rows(mine, published, family),
+        )
+        + [""]
+      )
       if curves:
-        lines += [f"![training curves of the runs in progress]({curves})",
-                  ""]
-  run_rows = [[f"`{r.path}`", r.task, r.attention, r.preset, str(r.steps),
-               str(r.max_len), r.data,
-               "**full**" if r.scale == "full" else f"*{r.scale}*",
-               "; ".join(r.differences) or "matches the preset",
-               _pct(r.last), _pct(r.best) + (
-                   "" if r.best_step is None else f" (step {r.best_step})")]
-              for r in sorted(runs, key=lambda r: (r.family, r.task,
-                                                   r.attention, r.path))]
-  lines += ["## Runs", ""] + (common.table(
-      ["file", "task", "attention", "preset", "steps", "max_len", "data",
-       "scale", "scale check", "last", "best-eval"], run_rows) if run_rows
-      else ["No results.json given."]) + ["", "## Sources", ""]
-  lines += [f"* `{t['id']}` ({t.get('harness', '?')}): "
-            f"{t['source']} {t.get('notes', '')}".rstrip()
-            for t in published["tables"]]
-  return "\n".join(lines + [
+        lines += [f"![training curves of the runs in progress]({curves})", ""]
+  run_rows = [
+    [
+      f"`{r.path}`",
+      r.task,
+      r.attention,
+      r.preset,
+      str(r.steps),
+      str(r.max_len),
+      r.data,
+      "**full**" if r.scale == "full" else f"*{r.scale}*",
+      "; ".join(r.differences) or "matches the preset",
+      _pct(r.last),
+      _pct(r.best) + ("" if r.best_step is None else f" (step {r.best_step})"),
+    ]
+    for r in sorted(runs, key=lambda r: (r.family, r.task, r.attention, r.path))
+  ]
+  lines += (
+    ["## Runs", ""]
+    + (
+      common.table(
+        [
+          "file",
+          "task",
+          "attention",
+          "preset",
+          "steps",
+          "max_len",
+          "data",
+          "scale",
+          "scale check",
+          "last",
+          "best-eval",
+        ],
+        run_rows,
+      )
+      if run_rows
+      else ["No results.json given."]
+    )
+    + ["", "## Sources", ""]
+  )
+  lines += [
+    f"* `{t['id']}` ({t.get('harness', '?')}): "
+    f"{t['source']} {t.get('notes', '')}".rstrip()
+    for t in published["tables"]
+  ]
+  return "\n".join(
+    lines
+    + [
       "* Rule and data: `benchmarks/lra_table.py`, "
-      "`benchmarks/lra_published.json`.", ""])
+      "`benchmarks/lra_published.json`.",
+      "",
+    ]
+  )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> str:
+def main(argv: Sequence[str] | None = None) -> str:
   parser = argparse.ArgumentParser(
-      description=__doc__.splitlines()[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("results", nargs="*",
-                      help="results.json files, run dirs or glob patterns")
-  parser.add_argument("--out", default="docs/lra_table.md",
-                      help="Markdown output ('-' for stdout)")
+    description=__doc__.splitlines()[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument(
+    "results", nargs="*", help="results.json files, run dirs or glob patterns"
+  )
+  parser.add_argument(
+    "--out",
+    default="docs/lra_table.md",
+    help="Markdown output ('-' for stdout)",
+  )
   parser.add_argument("--published", default=PUBLISHED)
-  parser.add_argument("--progress", nargs="*", default=[],
-                      help="progress JSON files of benchmarks.full_length "
-                      "(glob patterns allowed; none matching is fine)")
-  parser.add_argument("--curves", default=None,
-                      help="the progress runs' curves (PNG; default "
-                      "lra_progress.png beside --out; '': none)")
+  parser.add_argument(
+    "--progress",
+    nargs="*",
+    default=[],
+    help="progress JSON files of benchmarks.full_length "
+    "(glob patterns allowed; none matching is fine)",
+  )
+  parser.add_argument(
+    "--curves",
+    default=None,
+    help="the progress runs' curves (PNG; default "
+    "lra_progress.png beside --out; '': none)",
+  )
   args = parser.parse_args(argv)
   if args.curves is None and args.out != "-":
     args.curves = os.path.join(os.path.dirname(args.out), "lra_progress.png")
   try:
     runs = [load_run(p) for p in find_results(args.results)]
-    progress = [load_progress(p) for pattern in args.progress
-                for p in sorted(glob.glob(pattern))]
+    progress = [
+      load_progress(p)
+      for pattern in args.progress
+      for p in sorted(glob.glob(pattern))
+    ]
     published = load_published(args.published)
     curves = None
     if progress and args.curves:
-      os.makedirs(os.path.dirname(os.path.abspath(args.curves)),
-                  exist_ok=True)
+      os.makedirs(os.path.dirname(os.path.abspath(args.curves)), exist_ok=True)
       plot_progress(progress, published, args.curves)
-      curves = (os.path.basename(args.curves) if args.out == "-" else
-                os.path.relpath(os.path.abspath(args.curves),
-                                os.path.dirname(os.path.abspath(args.out))))
-    text = render(runs, published, common.command("lra_table", argv),
-                  progress, curves)
+      curves = (
+        os.path.basename(args.curves)
+        if args.out == "-"
+        else os.path.relpath(
+          os.path.abspath(args.curves),
+          os.path.dirname(os.path.abspath(args.out)),
+        )
+      )
+    text = render(
+      runs, published, common.command("lra_table", argv), progress, curves
+    )
   except ResultsError as e:
     if argv is None:  # command line: one clear line, no traceback
       sys.exit(f"lra_table: {e}")

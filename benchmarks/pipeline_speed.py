@@ -22,7 +22,6 @@ from lra_tasks import listops
 from lra_tasks import pathfinder
 from lra_tasks import testing
 
-
 BATCH_SIZE, MIN_BATCHES, MIN_SECONDS = 32, 50, 2.0
 LISTOPS_SIZES = (96000, 2000, 2000)  # LRA's train/val/test rows
 
@@ -112,7 +111,9 @@ def main(argv=None):
     )
     rows.append(measure(name, load))
   machine = dict(common.host(), python=platform.python_version())
-  generation = dict(zip(("num_train", "num_val", "num_test"), LISTOPS_SIZES))
+  generation = dict(
+    zip(("num_train", "num_val", "num_test"), LISTOPS_SIZES, strict=True)
+  )
   generation.update(min_length=500, max_length=2000, max_depth=10, max_args=10)
   generation.update(seconds=round(gen_s, 2), mib_written=round(size_mb, 1))
   results = {"machine": dict(machine, numpy=np.__version__)}

@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import statistics
-from typing import List, Optional
 
 from benchmarks import common
 
@@ -31,7 +30,7 @@ HEADER = (
 )
 
 
-def _row(name: str, r: dict) -> List[str]:
+def _row(name: str, r: dict) -> list[str]:
   pct = lambda key: f"{100 * r[key]:.2f}"
   best = f"{pct('test_accuracy_best_eval')} ({r['best_eval_step']})"
   cells = [name, f"{r['num_params']:,}", pct("test_accuracy"), best]
@@ -39,7 +38,7 @@ def _row(name: str, r: dict) -> List[str]:
   return cells + [pct("majority_class_accuracy"), speed]
 
 
-def render(runs: dict, unfinished: Optional[dict] = None) -> str:
+def render(runs: dict, unfinished: dict | None = None) -> str:
   first, unfinished = next(iter(runs.values())), unfinished or {}
   c, text = first["config"], common.templates("results")
   lines = common.table(HEADER, [_row(k, r) for k, r in runs.items()])

@@ -20,7 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from macformer_jax import attention, normalization, spectral
+from macformer_jax import attention
+from macformer_jax import normalization
+from macformer_jax import spectral
 
 REGIMES = ("presbn", "gauss")
 ERRORS = ("kernel_error", "attention_error")
@@ -92,7 +94,7 @@ def run(s: dict):
       for component in spectral.COMPONENTS:
         cells = ["rademacher"] if component == "rmf" else names
         width = spectral.projection_width(component, m)
-        key = lambda i: jax.random.fold_in(jax.random.key(1), 1000 * i + m)
+        key = lambda i, m=m: jax.random.fold_in(jax.random.key(1), 1000 * i + m)
         ws = [draw(w, width, s["seeds"], key(i)) for i, w in enumerate(cells)]
         ws = jnp.stack(ws)
         args = (component, m, s["kernel_length"], ws, x, y, v)
@@ -101,7 +103,7 @@ def run(s: dict):
           c = dict(regime=regime, component=component, weights=w, M=[])
           c = curves.setdefault((regime, component, w), c)
           c["M"].append(m)
-          for name, err in zip(ERRORS, errors):
+          for name, err in zip(ERRORS, errors, strict=True):
             c.setdefault(name, {"mean": [], "std": []})
             c[name]["mean"].append(common.num(np.mean(err[i])))
             c[name]["std"].append(common.num(np.std(err[i])))
@@ -117,7 +119,7 @@ def make_plot(result, path):
   """Attention error vs M: one panel per (regime, component), colour =
   weights (gerf at A = 0 coincides with posrf)."""
   plt = common.pyplot()
-  colors = dict(zip(spectral.WEIGHTS, plt.cm.tab10.colors))
+  colors = dict(zip(spectral.WEIGHTS, plt.cm.tab10.colors, strict=False))
   shape = (len(REGIMES), len(spectral.COMPONENTS))
   style = dict(figsize=(18, 6.5), squeeze=False, sharex=True)
   fig, axes = plt.subplots(*shape, **style)

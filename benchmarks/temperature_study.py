@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -34,7 +33,7 @@ SIZES = {"num_train": 20000, "num_val": 1000, "num_test": 1000}
 DATA = dict(SIZES, min_length=20, max_length=250, max_depth=6, max_args=10)
 # Groups in priority order: (kernel, settings) pairs, a setting "default",
 # "learn" or a fixed scale s (s^2 < 1 for the radius-1 kernels).
-GROUPS: Tuple[Tuple[Tuple[str, Tuple], ...], ...] = (
+GROUPS: tuple[tuple[tuple[str, tuple], ...], ...] = (
   (("exp", ("default", 1.0, "learn")),),
   (("inverse", ("default", 0.8, "learn")),),
   (("log", ("default", 0.8)), ("sqrt", ("default", 0.8))),
@@ -55,7 +54,7 @@ def run_name(kernel: str, setting, seed: int) -> str:
   return f"{kernel}_{setting}_seed{seed}"
 
 
-def schedule() -> List[Tuple[str, object, int]]:
+def schedule() -> list[tuple[str, object, int]]:
   """(kernel, setting, seed) in the order the runs are trained."""
   runs = []
   for group in GROUPS:
@@ -64,7 +63,7 @@ def schedule() -> List[Tuple[str, object, int]]:
   return runs
 
 
-def lra_command(preset, seed, workdir, data_dir, num_steps) -> List[str]:
+def lra_command(preset, seed, workdir, data_dir, num_steps) -> list[str]:
   """run_lra.py on the study's data, model and schedule with `preset`."""
   config = os.path.join(ROOT, "configs", "listops.py")
   return [
@@ -106,7 +105,7 @@ def ensure_data(data_dir: str) -> None:
     os.replace(data_dir + ".tmp", data_dir)
 
 
-def train(jobs: List[Tuple[str, List[str]]], args) -> None:
+def train(jobs: list[tuple[str, list[str]]], args) -> None:
   """Runs (workdir, command) jobs `args.parallel` at a time at `args.nice`,
   skipping finished ones and starting none after `args.deadline_min`."""
   deadline = time.time() + 60 * (getattr(args, "deadline_min", 0) or 1e9)
@@ -128,7 +127,7 @@ def train(jobs: List[Tuple[str, List[str]]], args) -> None:
     list(pool.map(one, jobs))
 
 
-def recorded_runs(docs: str) -> List[dict]:
+def recorded_runs(docs: str) -> list[dict]:
   """docs/temperature.json's run records: done, even on a new checkout."""
   data, _ = common.load_json(os.path.join(docs, "temperature.json"))
   return (data or {}).get("runs", [])
@@ -153,7 +152,7 @@ def run_grid(args) -> None:
 # ----------------------------------------------------------------------------
 # Measurements: the variance a scale costs, the finished runs.
 # ----------------------------------------------------------------------------
-def _pair(cosine: float, dim: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def _pair(cosine: float, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """Two centred unit vectors (PreSBN outputs) with x . y = cosine."""
   x, z = np.random.default_rng(seed).standard_normal((2, dim))
   x -= x.mean()
@@ -164,7 +163,7 @@ def _pair(cosine: float, dim: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
   return x, cosine * x + math.sqrt(1.0 - cosine**2) * z
 
 
-def variance_cost(kernel, scales, num_draws=4096, seed=0) -> List[dict]:
+def variance_cost(kernel, scales, num_draws=4096, seed=0) -> list[dict]:
   """Error of one RMF estimate phi(q).phi(k) of f(q.k) at M = 128, Dh = 32,
   for PreSBN'd q, k scaled by s, aligned (t = s^2) and a typical random pair
   (cosine 1/sqrt(Dh - 1)): the default map's relative RMSE over `num_draws`
@@ -202,7 +201,7 @@ def variance_cost(kernel, scales, num_draws=4096, seed=0) -> List[dict]:
   return rows
 
 
-def learned_scale(workdir: str, kernel: str) -> Optional[List[float]]:
+def learned_scale(workdir: str, kernel: str) -> list[float] | None:
   """The learned q/k scales s_max * sigmoid(logit) of a finished run."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
@@ -228,7 +227,7 @@ def learned_scale(workdir: str, kernel: str) -> Optional[List[float]]:
   return [s_max / (1.0 + math.exp(-logit)) for logit in logits] or None
 
 
-def collect(runs_dir: str) -> List[dict]:
+def collect(runs_dir: str) -> list[dict]:
   """One record per finished run under `runs_dir`."""
   records = []
   for name in sorted(os.listdir(runs_dir)):
@@ -267,17 +266,17 @@ def collect(runs_dir: str) -> List[dict]:
   return records
 
 
-def _order(key: Tuple) -> Tuple:
+def _order(key: tuple) -> tuple:
   """Kernels in KERNELS order, then softmax; default, learn, fixed scales."""
   order = KERNELS + ("softmax",)
   rank = order.index(key[0]) if key[0] in order else 9
   return rank, key[1] != "default", key[1] != "learn", key[2]
 
 
-def summarise(records: List[dict]) -> List[dict]:
+def summarise(records: list[dict]) -> list[dict]:
   """Mean, std over seeds per (kernel, setting, scale), and the paired
   difference (same seed) to the kernel's default."""
-  groups: Dict[Tuple, List[dict]] = {}
+  groups: dict[tuple, list[dict]] = {}
   for r in records:
     key = (r["kernel"], r["setting"], round(r["scale"], 4))
     groups.setdefault(key, []).append(r)
@@ -287,8 +286,8 @@ def summarise(records: List[dict]) -> List[dict]:
     runs = sorted(groups[key], key=lambda r: r["seed"])
     test = [r["test_accuracy"] for r in runs]
     curves = [r["eval_curve"] for r in runs if r["eval_curve"]]
-    mean = lambda xs: statistics.mean(xs) if curves else None
-    row = dict(zip(("kernel", "setting", "scale"), key))
+    mean = lambda xs, c=curves: statistics.mean(xs) if c else None
+    row = dict(zip(("kernel", "setting", "scale"), key, strict=True))
     row["seeds"] = [r["seed"] for r in runs]
     row["steps"] = sorted({r["steps"] for r in runs})
     row["test_mean"] = statistics.mean(test)
@@ -314,7 +313,7 @@ def summarise(records: List[dict]) -> List[dict]:
   return rows
 
 
-def recommendation(rows: List[dict]) -> Dict[str, dict]:
+def recommendation(rows: list[dict]) -> dict[str, dict]:
   """Per kernel, the rule stated in advance (docs/TEMPERATURE.md): among the
   fixed scales s <= `attention.max_qk_scale` with >= 3 seeds, each better
   than the default's same seed, the highest mean test accuracy."""
@@ -333,7 +332,7 @@ def recommendation(rows: List[dict]) -> Dict[str, dict]:
   return out
 
 
-def references(docs: str, records: List[dict], step: int) -> Tuple:
+def references(docs: str, records: list[dict], step: int) -> tuple:
   """(softmax_reference, reproduction_check): softmax's val accuracy at
   `step` in docs/RESULTS.md's reduced run, and exp default seed 0's against
   the reduced macformer_exp run's."""
@@ -376,7 +375,7 @@ def _ci(d: dict) -> str:
   return f"{100 * d['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
-def _variance_for(variance: List[dict], kernel: str, scale: float):
+def _variance_for(variance: list[dict], kernel: str, scale: float):
   same = lambda v: v["kernel"] == kernel and abs(v["scale"] - scale) < 1e-3
   return next(filter(same, variance), None)
 
@@ -385,7 +384,7 @@ def _label(r: dict) -> str:
   return "learned scale" if r["setting"] == "learn" else f"s = {r['scale']:.2f}"
 
 
-def conclusions(rows: List[dict]) -> List[str]:
+def conclusions(rows: list[dict]) -> list[str]:
   """Plain sentences from the paired differences (no hand-typed numbers)."""
   out = []
   for kernel in KERNELS:
@@ -417,7 +416,7 @@ def conclusions(rows: List[dict]) -> List[str]:
   return out
 
 
-def recommendation_lines(rows: List[dict], variance: List[dict]) -> List[str]:
+def recommendation_lines(rows: list[dict], variance: list[dict]) -> list[str]:
   """The recommendation section (rule, one line per kernel)."""
   from macformer_jax import attention  # pylint: disable=g-import-not-at-top
 
@@ -449,7 +448,7 @@ def recommendation_lines(rows: List[dict], variance: List[dict]) -> List[str]:
   return lines + [""]
 
 
-def _accuracy_row(row: dict, variance: List[dict]) -> str:
+def _accuracy_row(row: dict, variance: list[dict]) -> str:
   shown, cells = f"{row['scale']:.2f}", ["", "", "", ""]
   if row["setting"] == "learn":
     shown = "learned"
@@ -519,7 +518,7 @@ def make_plot(data: dict, path: str) -> None:
   runs = lambda kernel: [r for r in data["runs"] if r["kernel"] == kernel]
   softmax = [r["test_accuracy"] for r in runs("softmax")]
   learned = lambda r: statistics.mean(r.get("learned_scales") or [r["scale"]])
-  for ax, kernel in zip(axes, KERNELS):
+  for ax, kernel in zip(axes, KERNELS, strict=True):
     for setting, (marker, color, label) in MARKS.items():
       mine = [r for r in runs(kernel) if r["setting"] == setting]
       xs = [learned(r) if setting == "learn" else r["scale"] for r in mine]
@@ -614,7 +613,7 @@ def report(args) -> None:
   make_plot(data, os.path.join(args.docs, "temperature.png"))
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
   """`run`: train the grid (`--kernels`: a comma-separated subset; runs in
   <docs>/temperature.json are done); `report`: measure, write the docs."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

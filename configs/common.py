@@ -43,7 +43,7 @@ Every key is defined, with a one-line meaning, in `get_base_config()`; a test
 
 import dataclasses
 import difflib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 from ml_collections import config_dict
 
@@ -53,16 +53,16 @@ from macformer_jax import spectral
 # name -> (registered attention core, options). Options not listed keep the
 # core's defaults (macformer_jax/layers.py), and every option of the core is
 # a config key under `attention.options`, so it can be overridden.
-ATTENTION_PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
-    "softmax": ("softmax", {}),
-    "macformer_exp": ("rmfa", {"kernel": "exp", "num_features": 128}),
-    "macformer_inverse": ("rmfa", {"kernel": "inverse", "num_features": 128}),
-    "macformer_log": ("rmfa", {"kernel": "log", "num_features": 128}),
-    "macformer_trigh": ("rmfa", {"kernel": "trigh", "num_features": 128}),
-    "macformer_sqrt": ("rmfa", {"kernel": "sqrt", "num_features": 128}),
-    "performer": ("performer", {"num_features": 128}),
-    "rfa": ("rfa", {"num_features": 128}),
-    "linear": ("linear", {}),
+ATTENTION_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+  "softmax": ("softmax", {}),
+  "macformer_exp": ("rmfa", {"kernel": "exp", "num_features": 128}),
+  "macformer_inverse": ("rmfa", {"kernel": "inverse", "num_features": 128}),
+  "macformer_log": ("rmfa", {"kernel": "log", "num_features": 128}),
+  "macformer_trigh": ("rmfa", {"kernel": "trigh", "num_features": 128}),
+  "macformer_sqrt": ("rmfa", {"kernel": "sqrt", "num_features": 128}),
+  "performer": ("performer", {"num_features": 128}),
+  "rfa": ("rfa", {"num_features": 128}),
+  "linear": ("linear", {}),
 }
 # The q/k scale docs/TEMPERATURE.md recommends per kernel. Provenance: the
 # `recommendation` of docs/temperature.json (the study's rule applied to its
@@ -70,24 +70,37 @@ ATTENTION_PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
 # benchmarks). `macformer_<kernel>` keeps the authors' Dh^-1/4;
 # `macformer_<kernel>_tuned` uses this fixed scale.
 TUNED_QK_SCALE = {"exp": 0.7, "inverse": 0.6, "log": 0.6, "sqrt": 0.6}
-ATTENTION_PRESETS.update({
+ATTENTION_PRESETS.update(
+  {
     f"macformer_{kernel}_tuned": (
-        "rmfa", {"kernel": kernel, "num_features": 128, "qk_scale": scale})
-    for kernel, scale in TUNED_QK_SCALE.items()})
+      "rmfa",
+      {"kernel": kernel, "num_features": 128, "qk_scale": scale},
+    )
+    for kernel, scale in TUNED_QK_SCALE.items()
+  }
+)
 # The exact exp kernel RMFA estimates, no random features (the diagnostic of
 # docs/DIAGNOSTIC.md), at the authors' and the tuned scale.
-ATTENTION_PRESETS.update({
+ATTENTION_PRESETS.update(
+  {
     "macformer_exp_exact": ("exact_kernel", {"kernel": "exp"}),
-    "macformer_exp_exact_tuned": ("exact_kernel", {
-        "kernel": "exp", "qk_scale": TUNED_QK_SCALE["exp"]})})
+    "macformer_exp_exact_tuned": (
+      "exact_kernel",
+      {"kernel": "exp", "qk_scale": TUNED_QK_SCALE["exp"]},
+    ),
+  }
+)
 # The Spectraformer grid (docs/METHOD.md §7): one preset per (component,
 # weights) cell of the `spectral` core, named as the peer's rows (OPRF-FastFoodL
 # -> spectra_oprf_fastfoodl; gaus = iid Gaussian).
 SPECTRA_WEIGHT_NAMES = {"gaussian": "gaus", "fastfood_learnable": "fastfoodl"}
-SPECTRA_PRESETS: Dict[str, Tuple[str, Dict[str, Any]]] = {
-    f"spectra_{c}_{SPECTRA_WEIGHT_NAMES.get(w, w)}": (
-        "spectral", {"component": c, "weights": w, "num_features": 128})
-    for c, w in spectral.grid()}
+SPECTRA_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+  f"spectra_{c}_{SPECTRA_WEIGHT_NAMES.get(w, w)}": (
+    "spectral",
+    {"component": c, "weights": w, "num_features": 128},
+  )
+  for c, w in spectral.grid()
+}
 ATTENTION_PRESETS.update(SPECTRA_PRESETS)
 DEFAULT_ATTENTION = "macformer_exp"
 PRESETS = ("lra", "macformer")
@@ -172,17 +185,22 @@ def get_base_config() -> config_dict.ConfigDict:
   return c
 
 
-def core_options(core: str) -> Dict[str, Any]:
+def core_options(core: str) -> dict[str, Any]:
   """Default options (dataclass fields) of a registered attention core."""
   cls = layers.ATTENTIONS.get(core)
-  return {f.name: f.default for f in dataclasses.fields(cls)
-          if f.init and f.name not in ("parent", "name")
-          and f.name not in _OPTIONS_FROM_MODEL
-          and f.default is not dataclasses.MISSING}
+  return {
+    f.name: f.default
+    for f in dataclasses.fields(cls)
+    if f.init
+    and f.name not in ("parent", "name")
+    and f.name not in _OPTIONS_FROM_MODEL
+    and f.default is not dataclasses.MISSING
+  }
 
 
-def with_attention(config: config_dict.ConfigDict,
-                   variant: str) -> config_dict.ConfigDict:
+def with_attention(
+  config: config_dict.ConfigDict, variant: str
+) -> config_dict.ConfigDict:
   """Sets `config.attention` from `ATTENTION_PRESETS[variant]`.
 
   Every option of the core becomes a key of `attention.options` (None-valued
@@ -193,15 +211,17 @@ def with_attention(config: config_dict.ConfigDict,
     ValueError: unknown variant (lists the known ones).
   """
   if variant not in ATTENTION_PRESETS:
-    raise ValueError(f"unknown attention {variant!r}; known: "
-                     f"{', '.join(ATTENTION_PRESETS)}")
+    raise ValueError(
+      f"unknown attention {variant!r}; known: {', '.join(ATTENTION_PRESETS)}"
+    )
   core, preset_options = ATTENTION_PRESETS[variant]
   options = core_options(core)
   options.update(preset_options)
   option_dict = config_dict.ConfigDict()
   for key, value in options.items():
-    option_dict[key] = (config_dict.placeholder(float) if value is None
-                        else value)
+    option_dict[key] = (
+      config_dict.placeholder(float) if value is None else value
+    )
   with config.unlocked():
     config.attention.variant = variant
     config.attention.name = core
@@ -210,11 +230,17 @@ def with_attention(config: config_dict.ConfigDict,
   return config
 
 
-def apply_macformer_preset(config: config_dict.ConfigDict, *, max_len: int,
-                           batch_size: int, learning_rate: float,
-                           warmup_steps: int, num_train_steps: int,
-                           eval_frequency: int, num_eval_batches: int
-                           ) -> config_dict.ConfigDict:
+def apply_macformer_preset(
+  config: config_dict.ConfigDict,
+  *,
+  max_len: int,
+  batch_size: int,
+  learning_rate: float,
+  warmup_steps: int,
+  num_train_steps: int,
+  eval_frequency: int,
+  num_eval_batches: int,
+) -> config_dict.ConfigDict:
   """The Macformer authors' small model and optimiser (docs/METHOD.md §8.3).
 
   2 layers, 2 heads x 32, emb 64, MLP 128, learned positions N(0, .02), token
@@ -262,8 +288,9 @@ def apply_macformer_preset(config: config_dict.ConfigDict, *, max_len: int,
   return config
 
 
-def apply_smoke(config: config_dict.ConfigDict,
-                max_len: Optional[int] = None) -> config_dict.ConfigDict:
+def apply_smoke(
+  config: config_dict.ConfigDict, max_len: int | None = None
+) -> config_dict.ConfigDict:
   """Shrinks a config to a few CPU minutes.
 
   The model keeps the preset's architecture choices but is small (emb 64,
@@ -297,7 +324,7 @@ def apply_smoke(config: config_dict.ConfigDict,
   return config
 
 
-def parse_arg(arg: Optional[str], **defaults: Any) -> config_dict.ConfigDict:
+def parse_arg(arg: str | None, **defaults: Any) -> config_dict.ConfigDict:
   """Parses a config-string argument such as 'softmax,preset=macformer,smoke'.
 
   Args:
@@ -326,15 +353,20 @@ def parse_arg(arg: Optional[str], **defaults: Any) -> config_dict.ConfigDict:
         result[key] = True
         continue
       flag_names = [k for k, v in defaults.items() if isinstance(v, bool)]
-      names = ((list(ATTENTION_PRESETS) if "attention" in defaults else [])
-               + flag_names)
-      raise ValueError(f"unknown config argument {item!r}"
-                       f"{_did_you_mean(item, names)}: not an attention or "
-                       f"a flag; {_where_listed(flag_names, defaults)}")
+      names = (
+        list(ATTENTION_PRESETS) if "attention" in defaults else []
+      ) + flag_names
+      raise ValueError(
+        f"unknown config argument {item!r}"
+        f"{_did_you_mean(item, names)}: not an attention or "
+        f"a flag; {_where_listed(flag_names, defaults)}"
+      )
     if key not in defaults:
-      raise ValueError(f"unknown config argument {key!r}"
-                       f"{_did_you_mean(key, defaults)}; the arguments are "
-                       f"{', '.join(defaults)}")
+      raise ValueError(
+        f"unknown config argument {key!r}"
+        f"{_did_you_mean(key, defaults)}; the arguments are "
+        f"{', '.join(defaults)}"
+      )
     default = defaults[key]
     if isinstance(default, bool):
       if value.lower() not in ("true", "false", "1", "0"):
@@ -346,18 +378,23 @@ def parse_arg(arg: Optional[str], **defaults: Any) -> config_dict.ConfigDict:
       try:
         result[key] = type(default)(value)
       except ValueError:
-        raise ValueError(f"{key} takes a {type(default).__name__}, got "
-                         f"{value!r}") from None
+        raise ValueError(
+          f"{key} takes a {type(default).__name__}, got {value!r}"
+        ) from None
   if "attention" in result and result["attention"] not in ATTENTION_PRESETS:
-    raise ValueError(f"unknown attention {result['attention']!r}"
-                     f"{_did_you_mean(result['attention'], ATTENTION_PRESETS)}"
-                     "; the attentions are the keys of ATTENTION_PRESETS in "
-                     "configs/common.py")
+    raise ValueError(
+      f"unknown attention {result['attention']!r}"
+      f"{_did_you_mean(result['attention'], ATTENTION_PRESETS)}"
+      "; the attentions are the keys of ATTENTION_PRESETS in "
+      "configs/common.py"
+    )
   if "preset" in result and result["preset"] not in PRESETS:
-    raise ValueError(f"unknown preset {result['preset']!r}"
-                     f"{_did_you_mean(result['preset'], PRESETS)}; the "
-                     f"presets are {', '.join(PRESETS)} (PRESETS in "
-                     "configs/common.py)")
+    raise ValueError(
+      f"unknown preset {result['preset']!r}"
+      f"{_did_you_mean(result['preset'], PRESETS)}; the "
+      f"presets are {', '.join(PRESETS)} (PRESETS in "
+      "configs/common.py)"
+    )
   return config_dict.ConfigDict(result)
 
 
@@ -371,14 +408,16 @@ def _where_listed(flag_names, defaults) -> str:
   """Where a config string's bare names are listed, for an error message."""
   where = []
   if "attention" in defaults:
-    where.append("the attentions are the keys of ATTENTION_PRESETS in "
-                 "configs/common.py")
+    where.append(
+      "the attentions are the keys of ATTENTION_PRESETS in configs/common.py"
+    )
   if flag_names:
     where.append(f"the flags are {', '.join(flag_names)}")
   return "; ".join(where) or f"the arguments are {', '.join(defaults)}"
 
 
-def parse_task_arg(arg: Optional[str]) -> config_dict.ConfigDict:
+def parse_task_arg(arg: str | None) -> config_dict.ConfigDict:
   """`parse_arg` with the arguments every task config accepts."""
-  return parse_arg(arg, attention=DEFAULT_ATTENTION, preset=DEFAULT_PRESET,
-                   smoke=False)
+  return parse_arg(
+    arg, attention=DEFAULT_ATTENTION, preset=DEFAULT_PRESET, smoke=False
+  )

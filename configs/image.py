@@ -44,10 +44,12 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   config.task = "image"
   config.data.max_len = 1024
   with config.data.unlocked():
-    config.data.options = config_dict.ConfigDict({  # lra_tasks.image.load
+    config.data.options = config_dict.ConfigDict(
+      {  # lra_tasks.image.load
         "download": False,  # prepare cifar10 with TFDS first (network)
         "shift_ids": True,  # id = grey + 1, so black is not padding
-    })
+      }
+    )
   common.with_attention(config, args.attention)
   m = config.model
   m.emb_dim, m.num_heads, m.num_layers = 128, 8, 1
@@ -64,13 +66,22 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   t.num_train_steps, t.eval_frequency, t.checkpoint_every = 35000, 175, 1750
   if args.preset == "macformer":
     common.apply_macformer_preset(
-        config, max_len=1024, batch_size=256, learning_rate=1e-4,
-        warmup_steps=175, num_train_steps=50000, eval_frequency=500,
-        num_eval_batches=-1)
+      config,
+      max_len=1024,
+      batch_size=256,
+      learning_rate=1e-4,
+      warmup_steps=175,
+      num_train_steps=50000,
+      eval_frequency=500,
+      num_eval_batches=-1,
+    )
   if args.smoke:
     common.apply_smoke(config)
     with config.data.unlocked():
-      config.data.offline = config_dict.ConfigDict({  # image.generate args
-          "num_train": 2000, "num_test": 500,  # synthetic images (TFDS)
-      })
+      config.data.offline = config_dict.ConfigDict(
+        {  # image.generate args
+          "num_train": 2000,
+          "num_test": 500,  # synthetic images (TFDS)
+        }
+      )
   return config.lock()

@@ -58,14 +58,22 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   config.task = "listops"
   config.data.max_len = 2000
   with config.data.unlocked():
-    config.data.options = config_dict.ConfigDict({
+    config.data.options = config_dict.ConfigDict(
+      {
         "tokenizer": "lra",  # lra | legacy_alnum (lra_tasks.listops.load)
-    })
-    config.data.offline = config_dict.ConfigDict({  # listops.generate args
-        "num_train": 96000, "num_val": 2000, "num_test": 2000,  # LRA sizes
-        "min_length": 500, "max_length": 2000,  # min < tree length < max
-        "max_depth": 10, "max_args": 10,  # LRA's tree depth and arity
-    })
+      }
+    )
+    config.data.offline = config_dict.ConfigDict(
+      {  # listops.generate args
+        "num_train": 96000,
+        "num_val": 2000,
+        "num_test": 2000,  # LRA sizes
+        "min_length": 500,
+        "max_length": 2000,  # min < tree length < max
+        "max_depth": 10,
+        "max_args": 10,  # LRA's tree depth and arity
+      }
+    )
   common.with_attention(config, args.attention)
   m = config.model
   m.emb_dim, m.num_heads, m.num_layers = 512, 8, 4
@@ -81,14 +89,27 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   t.num_train_steps, t.eval_frequency, t.checkpoint_every = 5000, 50, 1000
   if args.preset == "macformer":
     common.apply_macformer_preset(
-        config, max_len=2000, batch_size=32, learning_rate=1e-4,
-        warmup_steps=1000, num_train_steps=10000, eval_frequency=500,
-        num_eval_batches=62)
+      config,
+      max_len=2000,
+      batch_size=32,
+      learning_rate=1e-4,
+      warmup_steps=1000,
+      num_train_steps=10000,
+      eval_frequency=500,
+      num_eval_batches=62,
+    )
     config.data.options.tokenizer = "legacy_alnum"
   if args.smoke:
     common.apply_smoke(config, max_len=256)
     config.data.options.tokenizer = "lra"
-    config.data.offline.update({
-        "num_train": 10000, "num_val": 500, "num_test": 500,
-        "min_length": 20, "max_length": 250, "max_depth": 6})
+    config.data.offline.update(
+      {
+        "num_train": 10000,
+        "num_val": 500,
+        "num_test": 500,
+        "min_length": 20,
+        "max_length": 250,
+        "max_depth": 6,
+      }
+    )
   return config.lock()

@@ -46,11 +46,13 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   config = common.get_base_config()
   config.task = "pathfinder"
   with config.data.unlocked():
-    config.data.options = config_dict.ConfigDict({  # pathfinder.load
+    config.data.options = config_dict.ConfigDict(
+      {  # pathfinder.load
         "resolution": 32,  # 32 (LRA Pathfinder); 128 = Path-X (max_len 16384)
         "difficulty": "hard",  # LRA uses 'hard' (curv_contour_length_14)
         "shift_ids": True,  # id = pixel + 1, so black is not padding
-    })
+      }
+    )
   # One pixel per position: resolution 32 -> 1024, 128 (Path-X) -> 16384,
   # whatever the resolution is set to (an explicit data.max_len wins).
   resolution = config.data.options.get_ref("resolution")
@@ -71,16 +73,24 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   t.num_train_steps, t.eval_frequency, t.checkpoint_every = 62400, 312, 3120
   if args.preset == "macformer":
     common.apply_macformer_preset(
-        config, max_len=resolution * resolution, batch_size=128,
-        learning_rate=2e-4, warmup_steps=312, num_train_steps=50000,
-        eval_frequency=500, num_eval_batches=-1)
+      config,
+      max_len=resolution * resolution,
+      batch_size=128,
+      learning_rate=2e-4,
+      warmup_steps=312,
+      num_train_steps=50000,
+      eval_frequency=500,
+      num_eval_batches=-1,
+    )
   if args.smoke:
     common.apply_smoke(config)
     with config.data.unlocked():
-      config.data.offline = config_dict.ConfigDict({  # pathfinder.generate
+      config.data.offline = config_dict.ConfigDict(
+        {  # pathfinder.generate
           "num_images": 640,  # split 80/10/10; about 20 ms per image
           "resolution": config.data.options.get_ref("resolution"),
           # only the difficulty that data.options.difficulty reads
           "difficulties": config.data.options.get_ref("difficulty"),
-      })
+        }
+      )
   return config.lock()

@@ -67,14 +67,24 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   t.num_train_steps, t.eval_frequency, t.checkpoint_every = 5000, 100, 1000
   if args.preset == "macformer":
     common.apply_macformer_preset(
-        config, max_len=4000, batch_size=16, learning_rate=2e-4,
-        warmup_steps=800, num_train_steps=10000, eval_frequency=1000,
-        num_eval_batches=300)
+      config,
+      max_len=4000,
+      batch_size=16,
+      learning_rate=2e-4,
+      warmup_steps=800,
+      num_train_steps=10000,
+      eval_frequency=1000,
+      num_eval_batches=300,
+    )
   if args.smoke:
     common.apply_smoke(config, max_len=256)
     with config.data.unlocked():
-      config.data.offline = config_dict.ConfigDict({  # retrieval.generate
-          "num_train": 2000, "num_val": 200, "num_test": 200,  # pairs
+      config.data.offline = config_dict.ConfigDict(
+        {  # retrieval.generate
+          "num_train": 2000,
+          "num_val": 200,
+          "num_test": 200,  # pairs
           "mean_bytes": 400,  # mean synthetic paper length
-      })
+        }
+      )
   return config.lock()

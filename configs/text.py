@@ -45,9 +45,11 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   config.task = "text"
   config.data.max_len = 1000
   with config.data.unlocked():
-    config.data.options = config_dict.ConfigDict({  # lra_tasks.text.load
+    config.data.options = config_dict.ConfigDict(
+      {  # lra_tasks.text.load
         "download": False,  # prepare imdb_reviews with TFDS first (network)
-    })
+      }
+    )
   common.with_attention(config, args.attention)
   m = config.model
   m.emb_dim, m.num_heads, m.num_layers = 256, 4, 4
@@ -63,14 +65,23 @@ def get_config(arg: str = None) -> config_dict.ConfigDict:
   t.num_train_steps, t.eval_frequency, t.checkpoint_every = 20000, 100, 1000
   if args.preset == "macformer":
     common.apply_macformer_preset(
-        config, max_len=4000, batch_size=32, learning_rate=1e-4,
-        warmup_steps=80, num_train_steps=10000, eval_frequency=500,
-        num_eval_batches=200)
+      config,
+      max_len=4000,
+      batch_size=32,
+      learning_rate=1e-4,
+      warmup_steps=80,
+      num_train_steps=10000,
+      eval_frequency=500,
+      num_eval_batches=200,
+    )
   if args.smoke:
     common.apply_smoke(config, max_len=256)
     with config.data.unlocked():
-      config.data.offline = config_dict.ConfigDict({  # text.generate args
-          "num_train": 2000, "num_test": 500,  # synthetic reviews (TFDS)
+      config.data.offline = config_dict.ConfigDict(
+        {  # text.generate args
+          "num_train": 2000,
+          "num_test": 500,  # synthetic reviews (TFDS)
           "review_words": 50,  # mean words per review (~300 bytes)
-      })
+        }
+      )
   return config.lock()

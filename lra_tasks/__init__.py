@@ -32,8 +32,9 @@ image task is loaded or generated. Each module's docstring says where it
 differs from the original LRA and why.
 """
 
+from collections.abc import Iterator, Mapping
 import importlib
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any
 
 from lra_tasks.base import DataInfo
 from lra_tasks.base import eval_batches
@@ -64,12 +65,19 @@ class _LazyTask:
   def offline_data(self) -> DataInfo:
     return self._task().offline_data
 
-  def load(self, data_dir: Optional[str], split: str, *,
-           max_len: Optional[int] = None, **options: Any) -> Source:
+  def load(
+    self,
+    data_dir: str | None,
+    split: str,
+    *,
+    max_len: int | None = None,
+    **options: Any,
+  ) -> Source:
     return self._task().load(data_dir, split, max_len=max_len, **options)
 
-  def generate(self, output_dir: str, *, seed: int,
-               **options: Any) -> Dict[str, str]:
+  def generate(
+    self, output_dir: str, *, seed: int, **options: Any
+  ) -> dict[str, str]:
     return self._task().generate(output_dir, seed=seed, **options)
 
   def __repr__(self) -> str:
@@ -79,7 +87,7 @@ class _LazyTask:
 class _Tasks(Mapping):
   """Read-only name -> task mapping; iterates over the names, sorted."""
 
-  def __init__(self, tasks: Dict[str, _LazyTask]):
+  def __init__(self, tasks: dict[str, _LazyTask]):
     self._tasks = dict(tasks)
 
   def __getitem__(self, name: str) -> Task:
@@ -92,8 +100,12 @@ class _Tasks(Mapping):
     return len(self._tasks)
 
 
-TASKS = _Tasks({name: _LazyTask(name) for name in (
-    "listops", "text", "retrieval", "image", "pathfinder")})
+TASKS = _Tasks(
+  {
+    name: _LazyTask(name)
+    for name in ("listops", "text", "retrieval", "image", "pathfinder")
+  }
+)
 
 
 def get_task(name: str) -> Task:
@@ -107,5 +119,13 @@ def get_task(name: str) -> Task:
   return TASKS[name]
 
 
-__all__ = ["TASKS", "DataInfo", "Source", "Task", "TaskSpec", "eval_batches",
-           "get_task", "train_batches"]
+__all__ = [
+  "TASKS",
+  "DataInfo",
+  "Source",
+  "Task",
+  "TaskSpec",
+  "eval_batches",
+  "get_task",
+  "train_batches",
+]

@@ -32,10 +32,11 @@ why:
   over the whole split.
 """
 
+from collections.abc import Iterator, Sequence
 import dataclasses
 import logging
 import os
-from typing import Any, Dict, Iterator, Optional, Protocol, Sequence, Tuple
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,9 +44,10 @@ logger = logging.getLogger("lra_tasks")
 
 SPLITS = ("train", "val", "test")
 LRA_RELEASE_URL = (
-    "https://storage.googleapis.com/long-range-arena/lra_release.gz")
+  "https://storage.googleapis.com/long-range-arena/lra_release.gz"
+)
 
-Example = Dict[str, np.ndarray]
+Example = dict[str, np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,7 @@ class TaskSpec:
     max_len: L, the LRA default sequence length (per document for Retrieval).
     dual_input: True when examples carry 'inputs2' (Retrieval only).
   """
+
   name: str
   num_classes: int
   vocab_size: int
@@ -74,11 +77,9 @@ class Source(Protocol):
   with `inputs` padded with 0 to exactly L.
   """
 
-  def __len__(self) -> int:
-    ...
+  def __len__(self) -> int: ...
 
-  def __getitem__(self, index: int) -> Example:
-    ...
+  def __getitem__(self, index: int) -> Example: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +92,7 @@ class DataInfo:
       but made-up content: no benchmark number).
     description: one line saying what the data is.
   """
+
   kind: str
   description: str
 
@@ -98,11 +100,18 @@ class DataInfo:
 class Task(Protocol):
   """A task: its `spec`, a `load` that opens one split as a `Source`, and a
   `generate` that writes offline data in the task's real file format."""
+
   spec: TaskSpec
   offline_data: DataInfo
 
-  def load(self, data_dir: Optional[str], split: str, *,
-           max_len: Optional[int] = None, **options: Any) -> Source:
+  def load(
+    self,
+    data_dir: str | None,
+    split: str,
+    *,
+    max_len: int | None = None,
+    **options: Any,
+  ) -> Source:
     """Opens `split` ('train', 'val' or 'test') of the task under `data_dir`.
 
     Args:
@@ -116,8 +125,9 @@ class Task(Protocol):
     """
     ...
 
-  def generate(self, output_dir: str, *, seed: int,
-               **options: Any) -> Dict[str, str]:
+  def generate(
+    self, output_dir: str, *, seed: int, **options: Any
+  ) -> dict[str, str]:
     """Writes offline data under `output_dir` that `load(output_dir, ...)`
     reads with the real loader (see `offline_data` for what it is).
 
@@ -140,11 +150,12 @@ def check_split(split: str, task: str) -> str:
   """Returns `split` if it is one of SPLITS, else raises ValueError."""
   if split not in SPLITS:
     raise ValueError(
-        f"{task}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+      f"{task}: unknown split {split!r}; expected one of {', '.join(SPLITS)}"
+    )
   return split
 
 
-def check_max_len(max_len: Optional[int], default: int, task: str) -> int:
+def check_max_len(max_len: int | None, default: int, task: str) -> int:
   """Returns `max_len` (or `default` when None), checked to be positive."""
   if max_len is None:
     return default
@@ -155,8 +166,9 @@ def check_max_len(max_len: Optional[int], default: int, task: str) -> int:
   return int(max_len)
 
 
-def find_dir(data_dir: Optional[str], candidates: Sequence[str],
-             required: Sequence[str]) -> Tuple[Optional[str], list]:
+def find_dir(
+  data_dir: str | None, candidates: Sequence[str], required: Sequence[str]
+) -> tuple[str | None, list]:
   """Finds the first `data_dir/candidate` that holds every file in `required`.
 
   The LRA tarball unpacks to `lra_release/lra_release/<task dir>`
@@ -182,12 +194,25 @@ def find_dir(data_dir: Optional[str], candidates: Sequence[str],
   return None, tried
 
 
-def log_truncation(task: str, split: str, num_truncated: int, num_total: int,
-                   max_len: int, what: str = "sequences") -> None:
+def log_truncation(
+  task: str,
+  split: str,
+  num_truncated: int,
+  num_total: int,
+  max_len: int,
+  what: str = "sequences",
+) -> None:
   """Logs how many sequences were cut to `max_len` (LRA truncates silently)."""
-  logger.info("%s/%s: %d of %d %s truncated to max_len=%d (%.1f%%)", task,
-              split, num_truncated, num_total, what, max_len,
-              100.0 * num_truncated / max(num_total, 1))
+  logger.info(
+    "%s/%s: %d of %d %s truncated to max_len=%d (%.1f%%)",
+    task,
+    split,
+    num_truncated,
+    num_total,
+    what,
+    max_len,
+    100.0 * num_truncated / max(num_total, 1),
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -207,7 +232,8 @@ class RaggedArray:
       raise ValueError("offsets must be 1-D and start at 0")
     if offsets[-1] != flat.size:
       raise ValueError(
-          f"offsets end at {offsets[-1]} but flat has {flat.size} ids")
+        f"offsets end at {offsets[-1]} but flat has {flat.size} ids"
+      )
     self.flat = flat
     self.offsets = offsets.astype(np.int64, copy=False)
 
@@ -216,8 +242,11 @@ class RaggedArray:
     lengths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
     offsets = np.zeros(len(rows) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    flat = (np.concatenate([np.asarray(r, dtype) for r in rows])
-            if len(rows) else np.zeros(0, dtype))
+    flat = (
+      np.concatenate([np.asarray(r, dtype) for r in rows])
+      if len(rows)
+      else np.zeros(0, dtype)
+    )
     return cls(flat.astype(dtype, copy=False), offsets)
 
   def __len__(self) -> int:
@@ -227,13 +256,13 @@ class RaggedArray:
     return np.diff(self.offsets)
 
   def row(self, i: int) -> np.ndarray:
-    return self.flat[self.offsets[i]:self.offsets[i + 1]]
+    return self.flat[self.offsets[i] : self.offsets[i + 1]]
 
   def padded(self, i: int, max_len: int) -> np.ndarray:
     """Row i as int32[max_len]: truncated to max_len, then padded with 0."""
     r = self.row(i)[:max_len]
     out = np.zeros(max_len, np.int32)
-    out[:r.size] = r
+    out[: r.size] = r
     return out
 
 
@@ -251,8 +280,14 @@ class TokenSource:
       1..256 while storing uint8).
   """
 
-  def __init__(self, targets: np.ndarray, max_len: int, docs: RaggedArray,
-               doc_index: Optional[np.ndarray] = None, offset: int = 0):
+  def __init__(
+    self,
+    targets: np.ndarray,
+    max_len: int,
+    docs: RaggedArray,
+    doc_index: np.ndarray | None = None,
+    offset: int = 0,
+  ):
     self.targets = np.asarray(targets, np.int32)
     self.max_len = int(max_len)
     self.docs = docs
@@ -262,18 +297,19 @@ class TokenSource:
         raise ValueError(f"{len(docs)} rows but {len(self.targets)} targets")
     elif doc_index.shape[0] != len(self.targets):
       raise ValueError(
-          f"{doc_index.shape[0]} index rows but {len(self.targets)} targets")
+        f"{doc_index.shape[0]} index rows but {len(self.targets)} targets"
+      )
     self.doc_index = doc_index
 
   def __len__(self) -> int:
     return int(self.targets.size)
 
   def _doc(self, j: int) -> np.ndarray:
-    r = self.docs.row(int(j))[:self.max_len]
+    r = self.docs.row(int(j))[: self.max_len]
     out = np.zeros(self.max_len, np.int32)
-    out[:r.size] = r
+    out[: r.size] = r
     if self.offset:
-      out[:r.size] += self.offset
+      out[: r.size] += self.offset
     return out
 
   def __getitem__(self, index: int) -> Example:
@@ -301,9 +337,14 @@ def raise_bad_lines(errors: Sequence[str]) -> None:
   """
   if errors:
     more = len(errors) - 1
-    raise ValueError(errors[0] + (
+    raise ValueError(
+      errors[0]
+      + (
         f" (and {more} more bad line{'s' if more > 1 else ''} in this file)"
-        if more else ""))
+        if more
+        else ""
+      )
+    )
 
 
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
@@ -313,18 +354,20 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
   if bad.size:
     i = int(bad[0])
     raise ValueError(
-        f"{where}: label {labels[i]} of example {i} is outside the class range "
-        f"[0, {num_classes}) ({bad.size} bad labels in all)")
+      f"{where}: label {labels[i]} of example {i} is outside the class range "
+      f"[0, {num_classes}) ({bad.size} bad labels in all)"
+    )
 
 
 # ---------------------------------------------------------------------------
 # Batching.
 
 
-def _collate(source: Source, indices: np.ndarray) -> Dict[str, np.ndarray]:
+def _collate(source: Source, indices: np.ndarray) -> dict[str, np.ndarray]:
   examples = [source[int(i)] for i in indices]
-  batch = {k: np.stack([np.asarray(ex[k]) for ex in examples])
-           for k in examples[0]}
+  batch = {
+    k: np.stack([np.asarray(ex[k]) for ex in examples]) for k in examples[0]
+  }
   batch["targets"] = batch["targets"].astype(np.int32, copy=False)
   for k in ("inputs", "inputs2"):
     if k in batch:
@@ -333,8 +376,9 @@ def _collate(source: Source, indices: np.ndarray) -> Dict[str, np.ndarray]:
 
 
 def _check_batch_args(source: Source, batch_size: int) -> int:
-  if isinstance(batch_size, bool) or not isinstance(batch_size,
-                                                    (int, np.integer)):
+  if isinstance(batch_size, bool) or not isinstance(
+    batch_size, (int, np.integer)
+  ):
     raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
   if batch_size <= 0:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -350,20 +394,27 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def _check_rows(rows: Optional[np.ndarray], batch_size: int) -> np.ndarray:
+def _check_rows(rows: np.ndarray | None, batch_size: int) -> np.ndarray:
   if rows is None:
     return np.arange(batch_size)
   rows = np.asarray(rows, np.int64).reshape(-1)
   if rows.size == 0 or rows.min() < 0 or rows.max() >= batch_size:
-    raise ValueError(f"rows must index the global batch of {batch_size}, got "
-                     f"{rows.size} rows in [{rows.min(initial=0)}, "
-                     f"{rows.max(initial=0)}]")
+    raise ValueError(
+      f"rows must index the global batch of {batch_size}, got "
+      f"{rows.size} rows in [{rows.min(initial=0)}, "
+      f"{rows.max(initial=0)}]"
+    )
   return rows
 
 
-def train_batches(source: Source, batch_size: int, *, seed: int,
-                  start_step: int = 0, rows: Optional[np.ndarray] = None
-                  ) -> Iterator[Dict[str, np.ndarray]]:
+def train_batches(
+  source: Source,
+  batch_size: int,
+  *,
+  seed: int,
+  start_step: int = 0,
+  rows: np.ndarray | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
   """Infinite shuffled batches; the batch at step s depends only on (seed, s).
 
   The stream is the concatenation of epochs, each a permutation of the N
@@ -386,12 +437,15 @@ def train_batches(source: Source, batch_size: int, *, seed: int,
     `rows` is None).
   """
   n = _check_batch_args(source, batch_size)
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or (
-      seed < 0):
+  if (
+    isinstance(seed, bool)
+    or not isinstance(seed, (int, np.integer))
+    or (seed < 0)
+  ):
     raise ValueError(f"seed must be a non-negative int, got {seed!r}")
   if start_step < 0:
     raise ValueError(f"start_step must be >= 0, got {start_step}")
-  perms: Dict[int, np.ndarray] = {}
+  perms: dict[int, np.ndarray] = {}
   step = int(start_step)
   offsets = _check_rows(rows, batch_size)
   while True:
@@ -413,9 +467,9 @@ def train_batches(source: Source, batch_size: int, *, seed: int,
     step += 1
 
 
-def eval_batches(source: Source, batch_size: int, *,
-                 rows: Optional[np.ndarray] = None
-                 ) -> Iterator[Dict[str, np.ndarray]]:
+def eval_batches(
+  source: Source, batch_size: int, *, rows: np.ndarray | None = None
+) -> Iterator[dict[str, np.ndarray]]:
   """Finite batches over the whole split, in order.
 
   The last batch is padded to `batch_size` with rows of zero inputs, target 0

@@ -29,7 +29,6 @@ Differences from the original LRA, and why:
 
 import logging
 import time
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -38,8 +37,9 @@ from lra_tasks import tfds_source
 
 logger = logging.getLogger("lra_tasks")
 
-SPEC = base.TaskSpec(name="image", num_classes=10, vocab_size=257,
-                     max_len=1024, dual_input=False)
+SPEC = base.TaskSpec(
+  name="image", num_classes=10, vocab_size=257, max_len=1024, dual_input=False
+)
 TFDS_NAME = "cifar10"
 TFDS_SPLITS = {"train": "train[:90%]", "val": "train[90%:]", "test": "test"}
 
@@ -59,8 +59,11 @@ def rgb_to_grayscale(images: np.ndarray) -> np.ndarray:
   if images.shape[-1] != 3:
     raise ValueError(f"expected RGB images [..., 3], got shape {images.shape}")
   flt = images.astype(np.float32) * np.float32(1.0 / 255)  # convert_image_dtype
-  gray = (flt[..., 0] * _RGB_WEIGHTS[0] + flt[..., 1] * _RGB_WEIGHTS[1] +
-          flt[..., 2] * _RGB_WEIGHTS[2])
+  gray = (
+    flt[..., 0] * _RGB_WEIGHTS[0]
+    + flt[..., 1] * _RGB_WEIGHTS[1]
+    + flt[..., 2] * _RGB_WEIGHTS[2]
+  )
   return (gray * np.float32(255.5)).astype(np.uint8)  # cast truncates
 
 
@@ -68,8 +71,9 @@ class ImageSource:
   """Gray pixels uint8[N, P] + labels; example i is its pixels + offset,
   padded to L."""
 
-  def __init__(self, pixels: np.ndarray, targets: np.ndarray, max_len: int,
-               offset: int):
+  def __init__(
+    self, pixels: np.ndarray, targets: np.ndarray, max_len: int, offset: int
+  ):
     self.pixels = pixels
     self.targets = np.asarray(targets, np.int32)
     self.max_len = max_len
@@ -82,22 +86,26 @@ class ImageSource:
     n = len(self)
     if not -n <= index < n:
       raise IndexError(f"index {index} out of range for {n} examples")
-    row = self.pixels[index, :self.max_len]
+    row = self.pixels[index, : self.max_len]
     inputs = np.zeros(self.max_len, np.int32)
-    inputs[:row.size] = row
-    inputs[:row.size] += self.offset
+    inputs[: row.size] = row
+    inputs[: row.size] += self.offset
     return {"inputs": inputs, "targets": self.targets[index]}
 
 
 class ImageTask:
   """CIFAR-10 as sequences of 1024 gray pixels (10 classes, vocab 257)."""
+
   spec = SPEC
   offline_data = base.DataInfo(
-      "synthetic", "noise images whose brightness grows with the class "
-      "(lra_tasks.testing), in TFDS cifar10 format: no CIFAR-10 number")
+    "synthetic",
+    "noise images whose brightness grows with the class "
+    "(lra_tasks.testing), in TFDS cifar10 format: no CIFAR-10 number",
+  )
 
-  def generate(self, output_dir: str, *, seed: int, num_train: int,
-               num_test: int) -> Dict[str, str]:
+  def generate(
+    self, output_dir: str, *, seed: int, num_train: int, num_test: int
+  ) -> dict[str, str]:
     """Writes a synthetic `cifar10` (array_record) into the TFDS data dir
     `output_dir`; `load(output_dir, ...)` reads it (train[:90%] is our
     train split, train[90%:] val). Needs tensorflow_datasets and Pillow,
@@ -112,12 +120,23 @@ class ImageTask:
       {'cifar10': the dataset's directory}.
     """
     from lra_tasks import testing  # pylint: disable=g-import-not-at-top
-    return {TFDS_NAME: testing.prepare_fake_tfds(
-        output_dir, TFDS_NAME, num_train, num_test, seed=seed)}
 
-  def load(self, data_dir: Optional[str], split: str, *,
-           max_len: Optional[int] = None, tfds_data_dir: Optional[str] = None,
-           download: bool = False, shift_ids: bool = True) -> ImageSource:
+    return {
+      TFDS_NAME: testing.prepare_fake_tfds(
+        output_dir, TFDS_NAME, num_train, num_test, seed=seed
+      )
+    }
+
+  def load(
+    self,
+    data_dir: str | None,
+    split: str,
+    *,
+    max_len: int | None = None,
+    tfds_data_dir: str | None = None,
+    download: bool = False,
+    shift_ids: bool = True,
+  ) -> ImageSource:
     """Reads one split of `cifar10`.
 
     Args:
@@ -134,8 +153,9 @@ class ImageTask:
     """
     base.check_split(split, "image")
     max_len = base.check_max_len(max_len, SPEC.max_len, "image")
-    ds = tfds_source.open_split(TFDS_NAME, TFDS_SPLITS[split],
-                                tfds_data_dir or data_dir or None, download)
+    ds = tfds_source.open_split(
+      TFDS_NAME, TFDS_SPLITS[split], tfds_data_dir or data_dir or None, download
+    )
     t0 = time.time()
     n = len(ds)
     pixels = np.zeros((n, 32 * 32), np.uint8)
@@ -143,16 +163,22 @@ class ImageTask:
     for i, ex in enumerate(tfds_source.iterate(ds)):
       image = np.asarray(ex["image"])
       if image.shape != (32, 32, 3):
-        raise ValueError(f"image: TFDS {TFDS_NAME} {TFDS_SPLITS[split]!r} "
-                         f"example {i} has shape {image.shape}, not "
-                         "(32, 32, 3)")
+        raise ValueError(
+          f"image: TFDS {TFDS_NAME} {TFDS_SPLITS[split]!r} "
+          f"example {i} has shape {image.shape}, not "
+          "(32, 32, 3)"
+        )
       pixels[i] = rgb_to_grayscale(image).reshape(-1)
       labels[i] = int(ex["label"])
-    base.check_labels(labels, SPEC.num_classes,
-                      f"image: TFDS {TFDS_NAME} split {TFDS_SPLITS[split]!r}")
+    base.check_labels(
+      labels,
+      SPEC.num_classes,
+      f"image: TFDS {TFDS_NAME} split {TFDS_SPLITS[split]!r}",
+    )
     logger.info("image: read %d images in %.1fs", n, time.time() - t0)
-    base.log_truncation("image", split, n if max_len < 1024 else 0, n, max_len,
-                        "images")
+    base.log_truncation(
+      "image", split, n if max_len < 1024 else 0, n, max_len, "images"
+    )
     return ImageSource(pixels, labels, max_len, 1 if shift_ids else 0)
 
 

@@ -52,13 +52,13 @@ CLI: python -m lra_tasks.listops --output_dir DIR --num_train 96000
 """
 
 import argparse
+from collections.abc import Sequence
 import hashlib
 import logging
 import os
 import re
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -66,12 +66,18 @@ from lra_tasks import base
 
 logger = logging.getLogger("lra_tasks")
 
-SPEC = base.TaskSpec(name="listops", num_classes=10, vocab_size=17,
-                     max_len=2000, dual_input=False)
+SPEC = base.TaskSpec(
+  name="listops", num_classes=10, vocab_size=17, max_len=2000, dual_input=False
+)
 
 # Fixed sorted vocabulary (see the module docstring); id = position + 1.
-VOCAB: Tuple[str, ...] = tuple(str(d) for d in range(10)) + (
-    "[MAX", "[MED", "[MIN", "[SM", "]")
+VOCAB: tuple[str, ...] = tuple(str(d) for d in range(10)) + (
+  "[MAX",
+  "[MED",
+  "[MIN",
+  "[SM",
+  "]",
+)
 OOV_ID = len(VOCAB) + 1  # 16
 TOKENIZERS = ("lra", "legacy_alnum")
 
@@ -89,7 +95,7 @@ VALUE_P = 0.25
 _WORD_RE = re.compile(r"\W+")
 
 
-def tokenize(source: str, tokenizer: str = "lra") -> List[int]:
+def tokenize(source: str, tokenizer: str = "lra") -> list[int]:
   """Token ids of one Source string (the reference, one row at a time).
 
   Args:
@@ -106,8 +112,8 @@ def tokenize(source: str, tokenizer: str = "lra") -> List[int]:
     tokens = [t for t in _WORD_RE.split(source) if t]
   else:
     raise ValueError(
-        f"unknown ListOps tokenizer {tokenizer!r}; known: "
-        f"{', '.join(TOKENIZERS)}")
+      f"unknown ListOps tokenizer {tokenizer!r}; known: {', '.join(TOKENIZERS)}"
+    )
   table = _TABLES[tokenizer]
   return [table.get(t, OOV_ID) for t in tokens]
 
@@ -124,8 +130,9 @@ def _fast_tables(tokenizer: str):
   if tokenizer == "lra":  # '(' and ')' deleted; str.split()'s whitespace
     separators, delete = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", b"()"
   else:  # runs of \w (ASCII: [0-9A-Za-z_]) are the tokens
-    word = set(b"0123456789_ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-               b"abcdefghijklmnopqrstuvwxyz")
+    word = set(
+      b"0123456789_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    )
     separators, delete = bytes(b for b in range(128) if b not in word), b""
   table = bytes(32 if b in separators else b for b in range(256))
   ids = np.full(256, OOV_ID, np.uint8)
@@ -142,14 +149,18 @@ def _fast_tables(tokenizer: str):
 _FAST = {name: _fast_tables(name) for name in TOKENIZERS}
 
 
-def _tokenize_rows(sources: List[bytes], tokenizer: str
-                   ) -> Tuple[np.ndarray, np.ndarray]:
+def _tokenize_rows(
+  sources: list[bytes], tokenizer: str
+) -> tuple[np.ndarray, np.ndarray]:
   """`tokenize` of many Source fields: (ids uint8[T], ids per row int64[N])."""
   if not all(s.isascii() for s in sources):  # rare: the exact per-row path
-    rows = [tokenize(s.decode("utf-8", errors="replace"), tokenizer)
-            for s in sources]
-    return (np.asarray([t for r in rows for t in r], np.uint8),
-            np.asarray([len(r) for r in rows], np.int64))
+    rows = [
+      tokenize(s.decode("utf-8", errors="replace"), tokenizer) for s in sources
+    ]
+    return (
+      np.asarray([t for r in rows for t in r], np.uint8),
+      np.asarray([len(r) for r in rows], np.int64),
+    )
   table, delete, codes, ids = _FAST[tokenizer]
   rows = [s.translate(table, delete) for s in sources]
   text = b" " + b" ".join(rows) + b" "
@@ -166,8 +177,9 @@ def _tokenize_rows(sources: List[bytes], tokenizer: str
   return tok_ids, np.diff(first, append=tok_start.size).astype(np.int64)
 
 
-def _parse_rows(path: str, lines: List[bytes], num_classes: int
-                ) -> Tuple[List[bytes], List[int]]:
+def _parse_rows(
+  path: str, lines: list[bytes], num_classes: int
+) -> tuple[list[bytes], list[int]]:
   """Source fields and targets of the data lines (from line 2 on).
 
   Raises:
@@ -180,19 +192,25 @@ def _parse_rows(path: str, lines: List[bytes], num_classes: int
       continue  # blank lines are skipped, as by Python's csv
     fields = line.split(b"\t")
     if len(fields) != 2:
-      errors.append(f"{path}:{line_no}: malformed row: expected 2 "
-                    "tab-separated fields (Source, Target), got "
-                    f"{len(fields)}: {line[:80]!r}")
+      errors.append(
+        f"{path}:{line_no}: malformed row: expected 2 "
+        "tab-separated fields (Source, Target), got "
+        f"{len(fields)}: {line[:80]!r}"
+      )
       continue
     try:
       target = int(fields[1])
     except ValueError:
-      errors.append(f"{path}:{line_no}: malformed row: Target "
-                    f"{fields[1][:20]!r} is not an integer")
+      errors.append(
+        f"{path}:{line_no}: malformed row: Target "
+        f"{fields[1][:20]!r} is not an integer"
+      )
       continue
     if not 0 <= target < num_classes:
-      errors.append(f"{path}:{line_no}: Target {target} is outside the "
-                    f"class range [0, {num_classes})")
+      errors.append(
+        f"{path}:{line_no}: Target {target} is outside the "
+        f"class range [0, {num_classes})"
+      )
       continue
     sources.append(fields[0])
     targets.append(target)
@@ -200,10 +218,13 @@ def _parse_rows(path: str, lines: List[bytes], num_classes: int
   return sources, targets
 
 
-def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
-             num_classes: int = SPEC.num_classes,
-             chunk_bytes: int = 16 << 20
-             ) -> Tuple[base.RaggedArray, np.ndarray, int]:
+def read_tsv(
+  path: str,
+  tokenizer: str = "lra",
+  max_len: int = SPEC.max_len,
+  num_classes: int = SPEC.num_classes,
+  chunk_bytes: int = 16 << 20,
+) -> tuple[base.RaggedArray, np.ndarray, int]:
   """Reads and tokenizes one ListOps TSV file.
 
   Args:
@@ -225,18 +246,21 @@ def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
   """
   if tokenizer not in TOKENIZERS:
     raise ValueError(
-        f"unknown ListOps tokenizer {tokenizer!r}; known: "
-        f"{', '.join(TOKENIZERS)}")
+      f"unknown ListOps tokenizer {tokenizer!r}; known: {', '.join(TOKENIZERS)}"
+    )
   with open(path, "rb") as f:
     lines = f.read().split(b"\n")
   if lines == [b""]:
-    raise ValueError(f"{path}: the file is empty; expected the header "
-                     "'Source<TAB>Target'")
+    raise ValueError(
+      f"{path}: the file is empty; expected the header 'Source<TAB>Target'"
+    )
   # Strip the '\r' of CRLF line ends (csv.writer writes them).
   lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
   if lines[0].split(b"\t") != [b"Source", b"Target"]:
-    raise ValueError(f"{path}:1: expected the header 'Source<TAB>Target', "
-                     f"got {lines[0][:80]!r}")
+    raise ValueError(
+      f"{path}:1: expected the header 'Source<TAB>Target', "
+      f"got {lines[0][:80]!r}"
+    )
   sources, targets = _parse_rows(path, lines, num_classes)
   del lines
   all_ids, all_counts, i = [], [], 0
@@ -247,8 +271,7 @@ def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
       j += 1
     ids, counts = _tokenize_rows(sources[i:j], tokenizer)
     if counts.size and counts.max() > max_len:  # keep the first max_len ids
-      rank = np.arange(ids.size) - np.repeat(np.cumsum(counts) - counts,
-                                             counts)
+      rank = np.arange(ids.size) - np.repeat(np.cumsum(counts) - counts, counts)
       ids = ids[rank < max_len]
     all_ids.append(ids)
     all_counts.append(counts)
@@ -257,38 +280,73 @@ def read_tsv(path: str, tokenizer: str = "lra", max_len: int = SPEC.max_len,
   offsets = np.zeros(counts.size + 1, np.int64)
   np.cumsum(np.minimum(counts, max_len), out=offsets[1:])
   flat = np.concatenate(all_ids) if all_ids else np.zeros(0, np.uint8)
-  return (base.RaggedArray(flat, offsets), np.asarray(targets, np.int32),
-          int((counts > max_len).sum()))
+  return (
+    base.RaggedArray(flat, offsets),
+    np.asarray(targets, np.int32),
+    int((counts > max_len).sum()),
+  )
 
 
-def expected_files(task_name: str = "basic") -> List[str]:
+def expected_files(task_name: str = "basic") -> list[str]:
   return [f"{task_name}_{s}.tsv" for s in base.SPLITS]
 
 
-_CANDIDATES = ("", "listops-1000", "listops", "lra_release/listops-1000",
-               "lra_release/lra_release/listops-1000")
+_CANDIDATES = (
+  "",
+  "listops-1000",
+  "listops",
+  "lra_release/listops-1000",
+  "lra_release/lra_release/listops-1000",
+)
 
 
 class ListOpsTask:
   """The ListOps task (10 classes, max_len 2000, vocab 17)."""
+
   spec = SPEC
   offline_data = base.DataInfo(
-      "generated", "ListOps trees from LRA's generator distribution (seeded "
-      "lra_tasks.listops.generate), not the LRA release's files")
+    "generated",
+    "ListOps trees from LRA's generator distribution (seeded "
+    "lra_tasks.listops.generate), not the LRA release's files",
+  )
 
-  def generate(self, output_dir: str, *, seed: int, num_train: int,
-               num_val: int, num_test: int, task_name: str = "basic",
-               min_length: int = 500, max_length: int = 2000,
-               max_depth: int = 10, max_args: int = 10) -> Dict[str, str]:
+  def generate(
+    self,
+    output_dir: str,
+    *,
+    seed: int,
+    num_train: int,
+    num_val: int,
+    num_test: int,
+    task_name: str = "basic",
+    min_length: int = 500,
+    max_length: int = 2000,
+    max_depth: int = 10,
+    max_args: int = 10,
+  ) -> dict[str, str]:
     """`generate` (below): `{task_name}_{train,val,test}.tsv` in output_dir."""
-    return generate(output_dir, num_train, num_val, num_test, seed,
-                    task_name=task_name, min_length=min_length,
-                    max_length=max_length, max_depth=max_depth,
-                    max_args=max_args)
+    return generate(
+      output_dir,
+      num_train,
+      num_val,
+      num_test,
+      seed,
+      task_name=task_name,
+      min_length=min_length,
+      max_length=max_length,
+      max_depth=max_depth,
+      max_args=max_args,
+    )
 
-  def load(self, data_dir: Optional[str], split: str, *,
-           max_len: Optional[int] = None, task_name: str = "basic",
-           tokenizer: str = "lra") -> base.TokenSource:
+  def load(
+    self,
+    data_dir: str | None,
+    split: str,
+    *,
+    max_len: int | None = None,
+    task_name: str = "basic",
+    tokenizer: str = "lra",
+  ) -> base.TokenSource:
     """Opens `{task_name}_{split}.tsv`.
 
     Args:
@@ -310,23 +368,30 @@ class ListOpsTask:
     base.check_split(split, "listops")
     max_len = base.check_max_len(max_len, SPEC.max_len, "listops")
     if tokenizer not in TOKENIZERS:
-      raise ValueError(f"listops: unknown tokenizer {tokenizer!r}; known: "
-                       f"{', '.join(TOKENIZERS)}")
+      raise ValueError(
+        f"listops: unknown tokenizer {tokenizer!r}; known: "
+        f"{', '.join(TOKENIZERS)}"
+      )
     fname = f"{task_name}_{split}.tsv"
     found, tried = base.find_dir(data_dir, _CANDIDATES, [fname])
     if found is None:
       raise FileNotFoundError(
-          f"listops: {fname} not found; looked in: {', '.join(tried)}. "
-          f"Expected {', '.join(expected_files(task_name))} (tab-separated, "
-          "header 'Source<TAB>Target'), as in the LRA release's listops-1000/ "
-          f"folder ({base.LRA_RELEASE_URL}), or generate them offline with: "
-          f"python -m lra_tasks.listops --output_dir {data_dir or 'DIR'} "
-          "--num_train 96000 --num_val 2000 --num_test 2000 --seed 0")
+        f"listops: {fname} not found; looked in: {', '.join(tried)}. "
+        f"Expected {', '.join(expected_files(task_name))} (tab-separated, "
+        "header 'Source<TAB>Target'), as in the LRA release's listops-1000/ "
+        f"folder ({base.LRA_RELEASE_URL}), or generate them offline with: "
+        f"python -m lra_tasks.listops --output_dir {data_dir or 'DIR'} "
+        "--num_train 96000 --num_val 2000 --num_test 2000 --seed 0"
+      )
     path = os.path.join(found, fname)
     t0 = time.time()
     rows, targets, num_truncated = read_tsv(path, tokenizer, max_len)
-    logger.info("listops: read %s (%d rows) in %.1fs", path, len(targets),
-                time.time() - t0)
+    logger.info(
+      "listops: read %s (%d rows) in %.1fs",
+      path,
+      len(targets),
+      time.time() - t0,
+    )
     base.log_truncation("listops", split, num_truncated, len(targets), max_len)
     return base.TokenSource(targets, max_len, rows)
 
@@ -337,13 +402,16 @@ class ListOpsTask:
 # Token codes of the paren-wrapped output format.
 _OPEN, _CLOSE, _END, _OP0, _DIGIT0 = 0, 1, 2, 3, 7
 _LABEL0 = 17  # a label digit followed by the line end
-_PIECES = ([b"( ", b") ", b"] "] + [op.encode() + b" " for op in OPERATORS] +
-           [str(d).encode() + b" " for d in range(10)] +
-           [str(d).encode() + b"\r\n" for d in range(10)])
+_PIECES = (
+  [b"( ", b") ", b"] "]
+  + [op.encode() + b" " for op in OPERATORS]
+  + [str(d).encode() + b" " for d in range(10)]
+  + [str(d).encode() + b"\r\n" for d in range(10)]
+)
 _PIECE_LEN = np.array([len(p) for p in _PIECES], np.int64)
 _PIECE_TABLE = np.zeros((len(_PIECES), int(_PIECE_LEN.max())), np.uint8)
 for _i, _p in enumerate(_PIECES):
-  _PIECE_TABLE[_i, :len(_p)] = np.frombuffer(_p, np.uint8)
+  _PIECE_TABLE[_i, : len(_p)] = np.frombuffer(_p, np.uint8)
 
 
 def max_tree_length(max_depth: int, max_args: int) -> int:
@@ -364,12 +432,18 @@ def _excl_cumsum(x: np.ndarray) -> np.ndarray:
 def _segment_ranks(counts: np.ndarray) -> np.ndarray:
   """[0..counts[0]-1, 0..counts[1]-1, ...]."""
   total = int(counts.sum())
-  return np.arange(total, dtype=np.int64) - np.repeat(_excl_cumsum(counts),
-                                                      counts)
+  return np.arange(total, dtype=np.int64) - np.repeat(
+    _excl_cumsum(counts), counts
+  )
 
 
-def _draw_trees(rng: np.random.Generator, num_roots: int, max_depth: int,
-                max_args: int, max_length: int):
+def _draw_trees(
+  rng: np.random.Generator,
+  num_roots: int,
+  max_depth: int,
+  max_args: int,
+  max_length: int,
+):
   """Draws `num_roots` LRA trees breadth-first.
 
   Returns:
@@ -386,10 +460,7 @@ def _draw_trees(rng: np.random.Generator, num_roots: int, max_depth: int,
   alive = np.ones(num_roots, bool)
   for depth in range(1, max_depth + 1):
     n = tree.size
-    if depth < max_depth:
-      is_op = rng.random(n) <= VALUE_P
-    else:
-      is_op = np.zeros(n, bool)
+    is_op = rng.random(n) <= VALUE_P if depth < max_depth else np.zeros(n, bool)
     n_op = int(is_op.sum())
     k = np.zeros(n, np.int64)
     k[is_op] = rng.integers(2, max_args + 1, n_op)
@@ -399,10 +470,12 @@ def _draw_trees(rng: np.random.Generator, num_roots: int, max_depth: int,
     val[~is_op] = rng.integers(0, 10, n - n_op)
     # LRA length: a leaf counts 1, an operator 2 (itself and its ']').
     lengths += np.bincount(tree, weights=1 + is_op, minlength=num_roots).astype(
-        np.int64)
+      np.int64
+    )
     alive &= lengths < max_length
-    levels.append({"tree": tree, "parent": parent, "k": k, "op": op,
-                   "val": val})
+    levels.append(
+      {"tree": tree, "parent": parent, "k": k, "op": op, "val": val}
+    )
     grow = np.flatnonzero(is_op & alive[tree])
     if grow.size == 0:
       break
@@ -491,14 +564,26 @@ def _render(levels, accepted: np.ndarray):
   line_end = np.append(char_start[root_pos[1:]], flat.size)
   line_start = char_start[root_pos]
   raw = flat.tobytes()
-  lines = [raw[a:b] for a, b in zip(line_start.tolist(), line_end.tolist())]
+  lines = [
+    raw[a:b]
+    for a, b in zip(line_start.tolist(), line_end.tolist(), strict=True)
+  ]
   return lines, values[0]
 
 
-def generate(output_dir: str, num_train: int, num_val: int, num_test: int,
-             seed: int, *, task_name: str = "basic", min_length: int = 500,
-             max_length: int = 2000, max_depth: int = 10,
-             max_args: int = 10) -> Dict[str, str]:
+def generate(
+  output_dir: str,
+  num_train: int,
+  num_val: int,
+  num_test: int,
+  seed: int,
+  *,
+  task_name: str = "basic",
+  min_length: int = 500,
+  max_length: int = 2000,
+  max_depth: int = 10,
+  max_args: int = 10,
+) -> dict[str, str]:
   """Writes `{task_name}_{train,val,test}.tsv` like LRA's data/listops.py.
 
   The output is a function of (seed, min_length, max_length, max_depth,
@@ -525,19 +610,22 @@ def generate(output_dir: str, num_train: int, num_val: int, num_test: int,
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
       raise ValueError(f"num_{name} must be a non-negative int, got {n!r}")
   if max_depth < 1 or max_args < 2:
-    raise ValueError(f"need max_depth >= 1 and max_args >= 2, got {max_depth}"
-                     f" and {max_args}")
+    raise ValueError(
+      f"need max_depth >= 1 and max_args >= 2, got {max_depth} and {max_args}"
+    )
   longest = max_tree_length(max_depth, max_args)
   if min_length + 1 >= max_length or min_length + 1 > longest:
     raise ValueError(
-        f"no tree can satisfy {min_length} < length < {max_length} (the "
-        f"longest possible with max_depth={max_depth}, max_args={max_args} is "
-        f"{longest})")
+      f"no tree can satisfy {min_length} < length < {max_length} (the "
+      f"longest possible with max_depth={max_depth}, max_args={max_args} is "
+      f"{longest})"
+    )
   rng = np.random.default_rng(seed)
   os.makedirs(output_dir, exist_ok=True)
-  paths = {s: os.path.join(output_dir, f"{task_name}_{s}.tsv")
-           for s in base.SPLITS}
-  files = {s: open(paths[s], "wb") for s in base.SPLITS}
+  paths = {
+    s: os.path.join(output_dir, f"{task_name}_{s}.tsv") for s in base.SPLITS
+  }
+  files = {s: open(paths[s], "wb") for s in base.SPLITS}  # noqa: SIM115 (closed below)
   try:
     for f in files.values():
       f.write(b"Source\tTarget\r\n")
@@ -548,21 +636,24 @@ def generate(output_dir: str, num_train: int, num_val: int, num_test: int,
     batches_without_progress = 0
     t0 = last_log = time.time()
     while written < total:
-      levels, lengths, alive = _draw_trees(rng, 4096, max_depth, max_args,
-                                           max_length)
+      levels, lengths, alive = _draw_trees(
+        rng, 4096, max_depth, max_args, max_length
+      )
       accepted = alive & (lengths > min_length) & (lengths < max_length)
       if not accepted.any():
         batches_without_progress += 1
         if batches_without_progress > 10000:
           raise RuntimeError(
-              "listops.generate: no tree accepted in 10000 batches; widen "
-              f"({min_length}, {max_length}) or raise max_depth/max_args")
+            "listops.generate: no tree accepted in 10000 batches; widen "
+            f"({min_length}, {max_length}) or raise max_depth/max_args"
+          )
         continue
       batches_without_progress = 0
       lines, _ = _render(levels, accepted)
       for line in lines:
-        digest = hashlib.blake2b(line[:line.rindex(b"\t")],
-                                 digest_size=16).digest()
+        digest = hashlib.blake2b(
+          line[: line.rindex(b"\t")], digest_size=16
+        ).digest()
         if digest in seen:
           continue
         seen.add(digest)
@@ -576,18 +667,23 @@ def generate(output_dir: str, num_train: int, num_val: int, num_test: int,
           break
       if time.time() - last_log > 10 or written == total:
         last_log = time.time()
-        logger.info("listops.generate: %d / %d rows (%.0fs)", written, total,
-                    last_log - t0)
+        logger.info(
+          "listops.generate: %d / %d rows (%.0fs)",
+          written,
+          total,
+          last_log - t0,
+        )
   finally:
     for f in files.values():
       f.close()
   return paths
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m lra_tasks.listops",
-      description="Writes ListOps TSV files in the LRA release format.")
+    prog="python -m lra_tasks.listops",
+    description="Writes ListOps TSV files in the LRA release format.",
+  )
   parser.add_argument("--output_dir", required=True)
   parser.add_argument("--num_train", type=int, default=96000)
   parser.add_argument("--num_val", type=int, default=2000)
@@ -601,10 +697,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   t0 = time.time()
-  paths = generate(args.output_dir, args.num_train, args.num_val,
-                   args.num_test, args.seed, task_name=args.task_name,
-                   min_length=args.min_length, max_length=args.max_length,
-                   max_depth=args.max_depth, max_args=args.max_args)
+  paths = generate(
+    args.output_dir,
+    args.num_train,
+    args.num_val,
+    args.num_test,
+    args.seed,
+    task_name=args.task_name,
+    min_length=args.min_length,
+    max_length=args.max_length,
+    max_depth=args.max_depth,
+    max_args=args.max_args,
+  )
   print(f"wrote {', '.join(paths.values())} in {time.time() - t0:.1f}s")
   return 0
 

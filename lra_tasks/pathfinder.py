@@ -48,13 +48,13 @@ CLI: python -m lra_tasks.pathfinder --output_dir DIR --resolution 32
 """
 
 import argparse
+from collections.abc import Sequence
 import glob
 import logging
 import math
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -62,12 +62,19 @@ from lra_tasks import base
 
 logger = logging.getLogger("lra_tasks")
 
-SPEC = base.TaskSpec(name="pathfinder", num_classes=2, vocab_size=257,
-                     max_len=1024, dual_input=False)
+SPEC = base.TaskSpec(
+  name="pathfinder",
+  num_classes=2,
+  vocab_size=257,
+  max_len=1024,
+  dual_input=False,
+)
 RESOLUTIONS = (32, 64, 128, 256)
-DIFFICULTIES = {"easy": "curv_baseline",
-                "intermediate": "curv_contour_length_9",
-                "hard": "curv_contour_length_14"}
+DIFFICULTIES = {
+  "easy": "curv_baseline",
+  "intermediate": "curv_contour_length_9",
+  "hard": "curv_contour_length_14",
+}
 _ALIASES = {"inter": "intermediate", "baseline": "easy"}
 _ALIASES.update({d: k for k, d in DIFFICULTIES.items()})
 CONTOUR_LENGTH = {"easy": 6, "intermediate": 9, "hard": 14}
@@ -79,19 +86,22 @@ def difficulty_dir(difficulty: str) -> str:
   key = _ALIASES.get(difficulty, difficulty)
   if key not in DIFFICULTIES:
     raise ValueError(
-        f"pathfinder: unknown difficulty {difficulty!r}; known: "
-        f"{', '.join(DIFFICULTIES)} (or {', '.join(DIFFICULTIES.values())})")
+      f"pathfinder: unknown difficulty {difficulty!r}; known: "
+      f"{', '.join(DIFFICULTIES)} (or {', '.join(DIFFICULTIES.values())})"
+    )
   return DIFFICULTIES[key]
 
 
 def _check_resolution(resolution: int) -> int:
   if resolution not in RESOLUTIONS:
-    raise ValueError(f"pathfinder: resolution must be one of "
-                     f"{', '.join(map(str, RESOLUTIONS))}, got {resolution!r}")
+    raise ValueError(
+      f"pathfinder: resolution must be one of "
+      f"{', '.join(map(str, RESOLUTIONS))}, got {resolution!r}"
+    )
   return int(resolution)
 
 
-def _metadata_files(root: str) -> List[str]:
+def _metadata_files(root: str) -> list[str]:
   """metadata/*.npy of `root`, numeric names in numeric order, then the rest."""
   files = glob.glob(os.path.join(root, "metadata", "*.npy"))
 
@@ -102,7 +112,7 @@ def _metadata_files(root: str) -> List[str]:
   return sorted(files, key=key)
 
 
-def read_metadata(root: str) -> Tuple[List[str], np.ndarray, List[str]]:
+def read_metadata(root: str) -> tuple[list[str], np.ndarray, list[str]]:
   """All (image path, label) rows of one difficulty directory.
 
   Args:
@@ -124,26 +134,31 @@ def read_metadata(root: str) -> Tuple[List[str], np.ndarray, List[str]]:
   paths, labels, where = [], [], []
   for mfile in files:
     errors = []
-    with open(mfile, "r", encoding="utf-8", errors="replace") as f:
+    with open(mfile, encoding="utf-8", errors="replace") as f:
       for line_no, line in enumerate(f, start=1):
         fields = line.split()
         if not fields:
           continue
         if len(fields) < 4:
           errors.append(
-              f"{mfile}:{line_no}: malformed metadata line: expected at least 4"
-              f" space-separated fields (subdir, file, index, label), got "
-              f"{len(fields)}: {line.strip()[:80]!r}")
+            f"{mfile}:{line_no}: malformed metadata line: expected at least 4"
+            f" space-separated fields (subdir, file, index, label), got "
+            f"{len(fields)}: {line.strip()[:80]!r}"
+          )
           continue
         try:
           label = int(fields[3])
         except ValueError:
-          errors.append(f"{mfile}:{line_no}: malformed metadata line: label "
-                        f"{fields[3]!r} is not an integer")
+          errors.append(
+            f"{mfile}:{line_no}: malformed metadata line: label "
+            f"{fields[3]!r} is not an integer"
+          )
           continue
         if label not in (0, 1):
-          errors.append(f"{mfile}:{line_no}: label {label} is outside the "
-                        f"class range [0, {SPEC.num_classes})")
+          errors.append(
+            f"{mfile}:{line_no}: label {label} is outside the "
+            f"class range [0, {SPEC.num_classes})"
+          )
           continue
         paths.append(os.path.join(root, fields[0], fields[1]))
         labels.append(label)
@@ -152,7 +167,7 @@ def read_metadata(root: str) -> Tuple[List[str], np.ndarray, List[str]]:
   return paths, np.asarray(labels, np.int64), where
 
 
-def split_bounds(n: int, split: str) -> Tuple[int, int]:
+def split_bounds(n: int, split: str) -> tuple[int, int]:
   """[start, end) of `split` among n rows: 80/10/10 like TFDS percent slices."""
   a, b = round(0.8 * n), round(0.9 * n)
   return {"train": (0, a), "val": (a, b), "test": (b, n)}[split]
@@ -161,6 +176,7 @@ def split_bounds(n: int, split: str) -> Tuple[int, int]:
 def read_png(path: str, resolution: int) -> np.ndarray:
   """A gray PNG as uint8[R, R]; RGB(A) images are converted to gray ('L')."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   try:
     with Image.open(path) as im:
       if im.mode != "L":
@@ -171,8 +187,10 @@ def read_png(path: str, resolution: int) -> np.ndarray:
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f"pathfinder: cannot decode {path}: {e}") from e
   if arr.shape != (resolution, resolution):
-    raise ValueError(f"pathfinder: {path} is {arr.shape[1]}x{arr.shape[0]}, "
-                     f"expected {resolution}x{resolution}")
+    raise ValueError(
+      f"pathfinder: {path} is {arr.shape[1]}x{arr.shape[0]}, "
+      f"expected {resolution}x{resolution}"
+    )
   return arr
 
 
@@ -180,8 +198,14 @@ class PathfinderSource:
   """Lazily decoded PNGs: example i is the flattened image + offset, padded
   to L."""
 
-  def __init__(self, paths: Sequence[str], targets: np.ndarray, resolution: int,
-               max_len: int, offset: int):
+  def __init__(
+    self,
+    paths: Sequence[str],
+    targets: np.ndarray,
+    resolution: int,
+    max_len: int,
+    offset: int,
+  ):
     self.paths = list(paths)
     self.targets = np.asarray(targets, np.int32)
     self.resolution = resolution
@@ -196,37 +220,56 @@ class PathfinderSource:
     if not -n <= index < n:
       raise IndexError(f"index {index} out of range for {n} examples")
     pixels = read_png(self.paths[index], self.resolution).reshape(-1)
-    pixels = pixels[:self.max_len]
+    pixels = pixels[: self.max_len]
     inputs = np.zeros(self.max_len, np.int32)
-    inputs[:pixels.size] = pixels
-    inputs[:pixels.size] += self.offset
+    inputs[: pixels.size] = pixels
+    inputs[: pixels.size] += self.offset
     return {"inputs": inputs, "targets": self.targets[index]}
 
 
 class PathfinderTask:
   """Pathfinder (default 32x32, hard) and Path-X (128x128, hard); 2 classes."""
+
   spec = SPEC
   offline_data = base.DataInfo(
-      "synthetic", "Pathfinder-style images from lra_tasks.pathfinder."
-      "generate (not drewlinsley's generator): no Pathfinder benchmark number")
+    "synthetic",
+    "Pathfinder-style images from lra_tasks.pathfinder."
+    "generate (not drewlinsley's generator): no Pathfinder benchmark number",
+  )
 
-  def generate(self, output_dir: str, *, seed: int, num_images: int,
-               resolution: int = 32,
-               difficulties: Union[str, Sequence[str]] = (
-                   "easy", "intermediate", "hard"),
-               images_per_dir: int = 1000) -> Dict[str, str]:
+  def generate(
+    self,
+    output_dir: str,
+    *,
+    seed: int,
+    num_images: int,
+    resolution: int = 32,
+    difficulties: str | Sequence[str] = ("easy", "intermediate", "hard"),
+    images_per_dir: int = 1000,
+  ) -> dict[str, str]:
     """`generate` (below): `pathfinder{R}/<difficulty dir>/` in output_dir;
     `difficulties` may be one name."""
     if isinstance(difficulties, str):
       difficulties = (difficulties,)
-    return generate(output_dir, num_images, seed, resolution=resolution,
-                    difficulties=tuple(difficulties),
-                    images_per_dir=images_per_dir)
+    return generate(
+      output_dir,
+      num_images,
+      seed,
+      resolution=resolution,
+      difficulties=tuple(difficulties),
+      images_per_dir=images_per_dir,
+    )
 
-  def load(self, data_dir: Optional[str], split: str, *,
-           max_len: Optional[int] = None, resolution: int = 32,
-           difficulty: str = "hard", shift_ids: bool = True
-           ) -> PathfinderSource:
+  def load(
+    self,
+    data_dir: str | None,
+    split: str,
+    *,
+    max_len: int | None = None,
+    resolution: int = 32,
+    difficulty: str = "hard",
+    shift_ids: bool = True,
+  ) -> PathfinderSource:
     """Indexes one split of `pathfinder{resolution}/{difficulty dir}`.
 
     Args:
@@ -245,29 +288,30 @@ class PathfinderTask:
     """
     base.check_split(split, "pathfinder")
     resolution = _check_resolution(resolution)
-    max_len = base.check_max_len(max_len, resolution * resolution,
-                                 "pathfinder")
+    max_len = base.check_max_len(max_len, resolution * resolution, "pathfinder")
     sub = os.path.join(f"pathfinder{resolution}", difficulty_dir(difficulty))
     found = None
     tried = []
     for cand in _CANDIDATES:
-      d = os.path.normpath(os.path.join(os.path.expanduser(data_dir or "."),
-                                        cand, sub))
+      d = os.path.normpath(
+        os.path.join(os.path.expanduser(data_dir or "."), cand, sub)
+      )
       tried.append(d)
       if _metadata_files(d):
         found = d
         break
     if found is None:
       raise FileNotFoundError(
-          f"pathfinder: no {sub}/metadata/*.npy found; looked in: "
-          f"{', '.join(tried)}. Expected {sub}/imgs/<k>/sample_<n>.png and "
-          f"{sub}/metadata/<k>.npy (text lines: subdir file index label ...) "
-          "as "
-          f"in the LRA release ({base.LRA_RELEASE_URL}, folder "
-          "lra_release/lra_release/pathfinder*/), or generate Pathfinder-style "
-          "images offline with: python -m lra_tasks.pathfinder --output_dir "
-          f"{data_dir or 'DIR'} --resolution {resolution} --num_images 2000 "
-          f"--seed 0 --difficulty {difficulty}")
+        f"pathfinder: no {sub}/metadata/*.npy found; looked in: "
+        f"{', '.join(tried)}. Expected {sub}/imgs/<k>/sample_<n>.png and "
+        f"{sub}/metadata/<k>.npy (text lines: subdir file index label ...) "
+        "as "
+        f"in the LRA release ({base.LRA_RELEASE_URL}, folder "
+        "lra_release/lra_release/pathfinder*/), or generate Pathfinder-style "
+        "images offline with: python -m lra_tasks.pathfinder --output_dir "
+        f"{data_dir or 'DIR'} --resolution {resolution} --num_images 2000 "
+        f"--seed 0 --difficulty {difficulty}"
+      )
     t0 = time.time()
     paths, labels, where = read_metadata(found)
     start, end = split_bounds(len(paths), split)
@@ -277,23 +321,41 @@ class PathfinderTask:
         size = os.stat(paths[i]).st_size
       except FileNotFoundError:
         raise FileNotFoundError(
-            f"pathfinder: {paths[i]}, listed at {where[i]}, does not exist"
+          f"pathfinder: {paths[i]}, listed at {where[i]}, does not exist"
         ) from None
       if size == 0:
         empty += 1
         continue
       keep_paths.append(paths[i])
       keep_labels.append(labels[i])
-    logger.info("pathfinder: %s/%s: %d images (rows %d:%d of %d), %d empty "
-                "files skipped, indexed in %.1fs", found, split,
-                len(keep_paths), start, end, len(paths), empty,
-                time.time() - t0)
+    logger.info(
+      "pathfinder: %s/%s: %d images (rows %d:%d of %d), %d empty "
+      "files skipped, indexed in %.1fs",
+      found,
+      split,
+      len(keep_paths),
+      start,
+      end,
+      len(paths),
+      empty,
+      time.time() - t0,
+    )
     n = len(keep_paths)
-    base.log_truncation("pathfinder", split,
-                        n if max_len < resolution * resolution else 0, n,
-                        max_len, "images")
-    return PathfinderSource(keep_paths, np.asarray(keep_labels, np.int64),
-                            resolution, max_len, 1 if shift_ids else 0)
+    base.log_truncation(
+      "pathfinder",
+      split,
+      n if max_len < resolution * resolution else 0,
+      n,
+      max_len,
+      "images",
+    )
+    return PathfinderSource(
+      keep_paths,
+      np.asarray(keep_labels, np.int64),
+      resolution,
+      max_len,
+      1 if shift_ids else 0,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -305,20 +367,24 @@ _AA = 2  # supersampling factor
 # num_distractor_snakes = budget // distractor_length), max turn between
 # paddles (radians).
 _PARAMS = {
-    32: dict(paddle=2.0, gap=1.0, thickness=1.0, marker=1.5, budget=20,
-             turn=math.pi / 3),
-    64: dict(paddle=3.5, gap=1.5, thickness=1.0, marker=2.5, budget=22,
-             turn=math.pi / 4),
-    128: dict(paddle=6.0, gap=2.5, thickness=1.5, marker=3.0, budget=35,
-              turn=math.pi / 4),
-    256: dict(paddle=10.0, gap=3.0, thickness=2.0, marker=5.0, budget=30,
-              turn=math.pi / 4),
+  32: dict(
+    paddle=2.0, gap=1.0, thickness=1.0, marker=1.5, budget=20, turn=math.pi / 3
+  ),
+  64: dict(
+    paddle=3.5, gap=1.5, thickness=1.0, marker=2.5, budget=22, turn=math.pi / 4
+  ),
+  128: dict(
+    paddle=6.0, gap=2.5, thickness=1.5, marker=3.0, budget=35, turn=math.pi / 4
+  ),
+  256: dict(
+    paddle=10.0, gap=3.0, thickness=2.0, marker=5.0, budget=30, turn=math.pi / 4
+  ),
 }
 
 
 def _disc_offsets(radius: float) -> np.ndarray:
   r = int(math.ceil(radius))
-  yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+  yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
   sel = yy * yy + xx * xx <= radius * radius + 1e-9
   return np.stack([yy[sel], xx[sel]], axis=1)
 
@@ -330,7 +396,7 @@ class _Canvas:
   so testing a candidate snake is one lookup per sample point.
   """
 
-  def __init__(self, resolution: int, p: Dict[str, float]):
+  def __init__(self, resolution: int, p: dict[str, float]):
     self.size = resolution * _AA
     self.p = {k: v * _AA for k, v in p.items() if k not in ("budget", "turn")}
     self.turn = p["turn"]
@@ -344,8 +410,9 @@ class _Canvas:
     idx = np.clip(idx.reshape(-1, 2), 0, self.size - 1)
     grid[idx[:, 0], idx[:, 1]] = True
 
-  def snake_points(self, rng: np.random.Generator, num_paddles: int,
-                   count: int):
+  def snake_points(
+    self, rng: np.random.Generator, num_paddles: int, count: int
+  ):
     """`count` candidate snakes, vectorized.
 
     Returns:
@@ -369,8 +436,9 @@ class _Canvas:
     ends = np.stack([heads[:, 0], last], axis=1)
     return pts.reshape(count, -1, 2), paddle, ends, (lo, hi)
 
-  def try_add(self, rng: np.random.Generator, num_paddles: int,
-              tries: int = 512) -> Optional[np.ndarray]:
+  def try_add(
+    self, rng: np.random.Generator, num_paddles: int, tries: int = 512
+  ) -> np.ndarray | None:
     """Adds a snake that stays inside and clear of the others; returns its ends.
 
     Candidates are drawn 64 at a time and tested in order, so the result is a
@@ -398,8 +466,11 @@ class _Canvas:
 
   def add_markers(self, centers: Sequence[np.ndarray]) -> None:
     self.markers = list(centers)
-    self._stamp(self.forbidden, np.asarray(self.markers),
-                self.p["marker"] + self.clearance)
+    self._stamp(
+      self.forbidden,
+      np.asarray(self.markers),
+      self.p["marker"] + self.clearance,
+    )
 
   def render(self) -> np.ndarray:
     """uint8[R, R]: strokes and markers at 255 on black, box-downsampled."""
@@ -413,8 +484,9 @@ class _Canvas:
     return np.round(small * 255).astype(np.uint8)
 
 
-def draw_image(rng: np.random.Generator, resolution: int, contour_length: int,
-               label: int) -> np.ndarray:
+def draw_image(
+  rng: np.random.Generator, resolution: int, contour_length: int, label: int
+) -> np.ndarray:
   """One Pathfinder-style image, uint8[R, R].
 
   Two snakes of `contour_length` paddles are drawn; with label 1 both markers
@@ -438,14 +510,21 @@ def draw_image(rng: np.random.Generator, resolution: int, contour_length: int,
     for _ in range(num_dist):
       canvas.try_add(rng, dist_len, tries=64)  # best effort, as the original
     return canvas.render()
-  raise RuntimeError(f"pathfinder: could not place two snakes of "
-                     f"{contour_length} paddles in {resolution}x{resolution}")
+  raise RuntimeError(
+    f"pathfinder: could not place two snakes of "
+    f"{contour_length} paddles in {resolution}x{resolution}"
+  )
 
 
-def generate(output_dir: str, num_images: int, seed: int, *,
-             resolution: int = 32,
-             difficulties: Sequence[str] = ("easy", "intermediate", "hard"),
-             images_per_dir: int = 1000) -> Dict[str, str]:
+def generate(
+  output_dir: str,
+  num_images: int,
+  seed: int,
+  *,
+  resolution: int = 32,
+  difficulties: Sequence[str] = ("easy", "intermediate", "hard"),
+  images_per_dir: int = 1000,
+) -> dict[str, str]:
   """Writes Pathfinder-style PNGs + metadata in the LRA release layout.
 
   For each difficulty: `output_dir/pathfinder{R}/{dir}/imgs/<k>/sample_<n>.png`
@@ -466,10 +545,13 @@ def generate(output_dir: str, num_images: int, seed: int, *,
     {difficulty dir name: its path}.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   resolution = _check_resolution(resolution)
   if num_images < 0 or images_per_dir <= 0:
-    raise ValueError(f"need num_images >= 0 and images_per_dir > 0, got "
-                     f"{num_images} and {images_per_dir}")
+    raise ValueError(
+      f"need num_images >= 0 and images_per_dir > 0, got "
+      f"{num_images} and {images_per_dir}"
+    )
   out = {}
   for d_index, difficulty in enumerate(difficulties):
     dname = difficulty_dir(difficulty)
@@ -479,7 +561,7 @@ def generate(output_dir: str, num_images: int, seed: int, *,
     os.makedirs(os.path.join(root, "metadata"), exist_ok=True)
     rng = np.random.default_rng([seed, resolution, d_index])
     t0 = time.time()
-    lines: List[str] = []
+    lines: list[str] = []
     for i in range(num_images):
       k, n = divmod(i, images_per_dir)
       sub = f"imgs/{k}"
@@ -487,40 +569,51 @@ def generate(output_dir: str, num_images: int, seed: int, *,
       label = int(rng.integers(2))
       image = draw_image(rng, resolution, contour, label)
       Image.fromarray(image, mode="L").save(
-          os.path.join(root, sub, f"sample_{n}.png"))
+        os.path.join(root, sub, f"sample_{n}.png")
+      )
       lines.append(f"{sub} sample_{n}.png {n} {label} {contour} {num_dist}\n")
       if n == images_per_dir - 1 or i == num_images - 1:
         with open(os.path.join(root, "metadata", f"{k}.npy"), "w") as f:
           f.writelines(lines)
         lines = []
-    logger.info("pathfinder.generate: %d images in %s (%.1fs)", num_images,
-                root, time.time() - t0)
+    logger.info(
+      "pathfinder.generate: %d images in %s (%.1fs)",
+      num_images,
+      root,
+      time.time() - t0,
+    )
     out[dname] = root
   return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m lra_tasks.pathfinder",
-      description="Writes Pathfinder-style PNGs in the LRA release layout.")
+    prog="python -m lra_tasks.pathfinder",
+    description="Writes Pathfinder-style PNGs in the LRA release layout.",
+  )
   parser.add_argument("--output_dir", required=True)
-  parser.add_argument("--num_images", type=int, default=2000,
-                      help="images per difficulty")
+  parser.add_argument(
+    "--num_images", type=int, default=2000, help="images per difficulty"
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--resolution", type=int, default=32,
-                      choices=RESOLUTIONS)
-  parser.add_argument("--difficulty", action="append",
-                      help="easy, intermediate or hard; repeatable; default "
-                      "all")
+  parser.add_argument("--resolution", type=int, default=32, choices=RESOLUTIONS)
+  parser.add_argument(
+    "--difficulty",
+    action="append",
+    help="easy, intermediate or hard; repeatable; default all",
+  )
   parser.add_argument("--images_per_dir", type=int, default=1000)
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   t0 = time.time()
-  out = generate(args.output_dir, args.num_images, args.seed,
-                 resolution=args.resolution,
-                 difficulties=args.difficulty or ("easy", "intermediate",
-                                                  "hard"),
-                 images_per_dir=args.images_per_dir)
+  out = generate(
+    args.output_dir,
+    args.num_images,
+    args.seed,
+    resolution=args.resolution,
+    difficulties=args.difficulty or ("easy", "intermediate", "hard"),
+    images_per_dir=args.images_per_dir,
+  )
   print(f"wrote {', '.join(out.values())} in {time.time() - t0:.1f}s")
   return 0
 

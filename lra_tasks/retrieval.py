@@ -23,7 +23,6 @@ Differences from the original LRA, and why:
 import logging
 import os
 import time
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -31,12 +30,19 @@ from lra_tasks import base
 
 logger = logging.getLogger("lra_tasks")
 
-SPEC = base.TaskSpec(name="retrieval", num_classes=2, vocab_size=257,
-                     max_len=4000, dual_input=True)
+SPEC = base.TaskSpec(
+  name="retrieval", num_classes=2, vocab_size=257, max_len=4000, dual_input=True
+)
 FILE_SPLITS = {"train": "train", "val": "eval", "test": "test"}
 PRE_CUT_BYTES = 10000  # LRA cuts each text to 10,000 bytes before encoding
-_CANDIDATES = ("", "tsv_data", "aan", "matching", "lra_release/tsv_data",
-               "lra_release/lra_release/tsv_data")
+_CANDIDATES = (
+  "",
+  "tsv_data",
+  "aan",
+  "matching",
+  "lra_release/tsv_data",
+  "lra_release/lra_release/tsv_data",
+)
 
 
 def file_name(split: str) -> str:
@@ -61,7 +67,7 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
       first bad line, and how many more there are.
   """
   keep = min(PRE_CUT_BYTES, max_len)
-  index: Dict[bytes, int] = {}
+  index: dict[bytes, int] = {}
   docs = []
   pairs = []
   targets = []
@@ -75,20 +81,24 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
       fields = line.split(b"\t")
       if len(fields) != 5:
         errors.append(
-            f"{path}:{line_no}: malformed row: expected 5 tab-separated fields "
-            f"(label, id1, id2, text1, text2), got {len(fields)}: "
-            f"{line[:80]!r}")
+          f"{path}:{line_no}: malformed row: expected 5 tab-separated fields "
+          f"(label, id1, id2, text1, text2), got {len(fields)}: "
+          f"{line[:80]!r}"
+        )
         continue
       try:
         label = float(fields[0])
       except ValueError:
-        errors.append(f"{path}:{line_no}: malformed row: label "
-                      f"{fields[0][:20]!r} is not a number")
+        errors.append(
+          f"{path}:{line_no}: malformed row: label "
+          f"{fields[0][:20]!r} is not a number"
+        )
         continue
       if label not in (0.0, 1.0):
         errors.append(
-            f"{path}:{line_no}: label {fields[0].decode(errors='replace')} is "
-            f"outside the class range [0, {SPEC.num_classes})")
+          f"{path}:{line_no}: label {fields[0].decode(errors='replace')} is "
+          f"outside the class range [0, {SPEC.num_classes})"
+        )
         continue
       if errors:
         continue  # only the bad lines matter now
@@ -104,21 +114,34 @@ def read_tsv(path: str, max_len: int = SPEC.max_len):
       pairs.append(pair)
       targets.append(int(label))
   base.raise_bad_lines(errors)
-  return (base.RaggedArray.from_rows(docs),
-          np.asarray(pairs, np.int64).reshape(-1, 2),
-          np.asarray(targets, np.int32), num_truncated)
+  return (
+    base.RaggedArray.from_rows(docs),
+    np.asarray(pairs, np.int64).reshape(-1, 2),
+    np.asarray(targets, np.int32),
+    num_truncated,
+  )
 
 
 class RetrievalTask:
   """AAN byte-level document matching (2 classes, 4000 per doc, vocab 257)."""
+
   spec = SPEC
   offline_data = base.DataInfo(
-      "synthetic", "made-up paper pairs, related iff the papers share a "
-      "topic (lra_tasks.testing), in the AAN TSV format: no AAN number")
+    "synthetic",
+    "made-up paper pairs, related iff the papers share a "
+    "topic (lra_tasks.testing), in the AAN TSV format: no AAN number",
+  )
 
-  def generate(self, output_dir: str, *, seed: int, num_train: int,
-               num_val: int, num_test: int,
-               mean_bytes: int = 3000) -> Dict[str, str]:
+  def generate(
+    self,
+    output_dir: str,
+    *,
+    seed: int,
+    num_train: int,
+    num_val: int,
+    num_test: int,
+    mean_bytes: int = 3000,
+  ) -> dict[str, str]:
     """Writes synthetic `new_aan_pairs.{train,eval,test}.tsv` in output_dir.
 
     Args:
@@ -131,13 +154,18 @@ class RetrievalTask:
       {'train': path, 'val': path, 'test': path}.
     """
     from lra_tasks import testing  # pylint: disable=g-import-not-at-top
+
     paths = testing.write_fake_aan(
-        output_dir, {"train": num_train, "eval": num_val, "test": num_test},
-        seed=seed, mean_bytes=mean_bytes)
+      output_dir,
+      {"train": num_train, "eval": num_val, "test": num_test},
+      seed=seed,
+      mean_bytes=mean_bytes,
+    )
     return {split: paths[FILE_SPLITS[split]] for split in base.SPLITS}
 
-  def load(self, data_dir: Optional[str], split: str, *,
-           max_len: Optional[int] = None) -> base.TokenSource:
+  def load(
+    self, data_dir: str | None, split: str, *, max_len: int | None = None
+  ) -> base.TokenSource:
     """Reads `new_aan_pairs.{train,eval,test}.tsv`.
 
     Args:
@@ -157,17 +185,24 @@ class RetrievalTask:
     if found is None:
       expected = ", ".join(file_name(s) for s in base.SPLITS)
       raise FileNotFoundError(
-          f"retrieval: {fname} not found; looked in: {', '.join(tried)}. "
-          f"Expected {expected} (tab-separated, no header: label, id1, id2, "
-          "text1, text2) from the LRA release, folder "
-          f"lra_release/lra_release/tsv_data/ of {base.LRA_RELEASE_URL}")
+        f"retrieval: {fname} not found; looked in: {', '.join(tried)}. "
+        f"Expected {expected} (tab-separated, no header: label, id1, id2, "
+        "text1, text2) from the LRA release, folder "
+        f"lra_release/lra_release/tsv_data/ of {base.LRA_RELEASE_URL}"
+      )
     path = os.path.join(found, fname)
     t0 = time.time()
     docs, pairs, targets, num_truncated = read_tsv(path, max_len)
-    logger.info("retrieval: read %s (%d pairs, %d distinct texts) in %.1fs",
-                path, len(targets), len(docs), time.time() - t0)
-    base.log_truncation("retrieval", split, num_truncated, 2 * len(targets),
-                        max_len, "documents")
+    logger.info(
+      "retrieval: read %s (%d pairs, %d distinct texts) in %.1fs",
+      path,
+      len(targets),
+      len(docs),
+      time.time() - t0,
+    )
+    base.log_truncation(
+      "retrieval", split, num_truncated, 2 * len(targets), max_len, "documents"
+    )
     return base.TokenSource(targets, max_len, docs, doc_index=pairs, offset=1)
 
 

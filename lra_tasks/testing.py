@@ -21,28 +21,58 @@ real generators: `lra_tasks.listops.generate`, `lra_tasks.pathfinder.generate`.
 
 import io
 import os
-from typing import Dict, Optional
 
 import numpy as np
 
-_NEUTRAL = ("the movie was plot acting scene film story and but not very I "
-            "it its a of to caf\u00e9 \u2014 <br /> !").split()
-_SENTIMENT = (("terrible", "bad", "hated", "boring"),  # label 0
-              ("great", "good", "loved", "superb"))  # label 1
+_NEUTRAL = [
+  "the",
+  "movie",
+  "was",
+  "plot",
+  "acting",
+  "scene",
+  "film",
+  "story",
+  "and",
+  "but",
+  "not",
+  "very",
+  "I",
+  "it",
+  "its",
+  "a",
+  "of",
+  "to",
+  "café",
+  "—",
+  "<br",
+  "/>",
+  "!",
+]
+_SENTIMENT = (
+  ("terrible", "bad", "hated", "boring"),  # label 0
+  ("great", "good", "loved", "superb"),
+)  # label 1
 _WORDS = _NEUTRAL + list(_SENTIMENT[0] + _SENTIMENT[1])
 # AAN topics: a pair is related (label 1) when both papers share one.
-_TOPICS = (("parser", "grammar", "syntax", "treebank"),
-           ("speech", "acoustic", "phoneme", "prosody"),
-           ("translation", "bilingual", "alignment", "decoder"),
-           ("sentiment", "opinion", "polarity", "lexicon"),
-           ("dialogue", "agent", "utterance", "response"),
-           ("summary", "extractive", "sentence", "rouge"),
-           ("entity", "relation", "extraction", "knowledge"),
-           ("morphology", "lemma", "inflection", "stem"))
+_TOPICS = (
+  ("parser", "grammar", "syntax", "treebank"),
+  ("speech", "acoustic", "phoneme", "prosody"),
+  ("translation", "bilingual", "alignment", "decoder"),
+  ("sentiment", "opinion", "polarity", "lexicon"),
+  ("dialogue", "agent", "utterance", "response"),
+  ("summary", "extractive", "sentence", "rouge"),
+  ("entity", "relation", "extraction", "knowledge"),
+  ("morphology", "lemma", "inflection", "stem"),
+)
 
 
-def fake_review(rng: np.random.Generator, num_words: int,
-                label: Optional[int] = None, signal: float = 0.15) -> str:
+def fake_review(
+  rng: np.random.Generator,
+  num_words: int,
+  label: int | None = None,
+  signal: float = 0.15,
+) -> str:
   """Random words; with a label, a `signal` share are its sentiment words."""
   pool = _NEUTRAL if label is not None else _WORDS
   words = rng.choice(np.array(pool, dtype=object), size=num_words)
@@ -60,8 +90,14 @@ def _fake_paper(rng: np.random.Generator, num_words: int, topic: int) -> str:
   return " ".join(words)
 
 
-def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
-                      seed: int = 0, review_words: int = 230) -> str:
+def prepare_fake_tfds(
+  data_dir: str,
+  name: str,
+  num_train: int,
+  num_test: int,
+  seed: int = 0,
+  review_words: int = 230,
+) -> str:
   """Prepares a fake `imdb_reviews` or `cifar10` in ArrayRecord format.
 
   Args:
@@ -74,8 +110,8 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
   Returns:
     The dataset's directory.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   tfds.disable_progress_bar()
   rng = np.random.default_rng(seed)
@@ -83,21 +119,29 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
   if name == "imdb_reviews":
     # pylint: disable-next=g-import-not-at-top
     from tensorflow_datasets.datasets.imdb_reviews import (
-        imdb_reviews_dataset_builder as mod)
+      imdb_reviews_dataset_builder as mod,
+    )
+
     parent = mod.Builder
 
     def examples(n, start):
       for i in range(n):
         words = int(rng.integers(review_words // 4, review_words * 2))
         label = int(rng.integers(2))
-        yield start + i, {"text": fake_review(rng, words, label),
-                          "label": label}
+        yield (
+          start + i,
+          {"text": fake_review(rng, words, label), "label": label},
+        )
 
-    splits = {"train": (num_train, 0), "test": (num_test, 10**6),
-              "unsupervised": (1, 2 * 10**6)}
+    splits = {
+      "train": (num_train, 0),
+      "test": (num_test, 10**6),
+      "unsupervised": (1, 2 * 10**6),
+    }
     kwargs = {"config": "plain_text"}
   elif name == "cifar10":
     from tensorflow_datasets.image_classification import cifar as mod  # pylint: disable=g-import-not-at-top
+
     parent = mod.Cifar10
 
     def examples(n, start):
@@ -105,13 +149,16 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
         label = int(rng.integers(10))
         # Brightness grows with the class: uniform noise in [20c, 20c + 64).
         pixels = (rng.integers(0, 64, (32, 32, 3)) + 20 * label).astype(
-            np.uint8)
+          np.uint8
+        )
         pixels[:4, :4] = 0  # some black pixels (id 1 after the shift)
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, format="PNG")
         buf.seek(0)
-        yield start + i, {"id": f"fake_{start + i}", "image": buf,
-                          "label": label}
+        yield (
+          start + i,
+          {"id": f"fake_{start + i}", "image": buf, "label": label},
+        )
 
     splits = {"train": (num_train, 0), "test": (num_test, 10**6)}
     kwargs = {}
@@ -122,6 +169,7 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
 
   class Fake(parent, skip_registration=True):
     """The catalog builder with generated examples instead of a download."""
+
     name = dataset_name
 
     @classmethod
@@ -145,8 +193,12 @@ def prepare_fake_tfds(data_dir: str, name: str, num_train: int, num_test: int,
   return str(builder.data_dir)
 
 
-def write_fake_aan(directory: str, num_pairs: Optional[Dict[str, int]] = None,
-                   seed: int = 0, mean_bytes: int = 3000) -> Dict[str, str]:
+def write_fake_aan(
+  directory: str,
+  num_pairs: dict[str, int] | None = None,
+  seed: int = 0,
+  mean_bytes: int = 3000,
+) -> dict[str, str]:
   """Writes `new_aan_pairs.{train,eval,test}.tsv` with made-up papers.
 
   Each paper has a topic (`_TOPICS`); half the pairs (drawn at random) join
@@ -168,8 +220,9 @@ def write_fake_aan(directory: str, num_pairs: Optional[Dict[str, int]] = None,
   papers = []
   for i in range(max(2 * num_topics, sum(num_pairs.values()) // 2)):
     words = int(rng.integers(mean_bytes // 12, mean_bytes // 3))
-    papers.append((f"P{i:02d}-{i:04d}", _fake_paper(rng, words,
-                                                     i % num_topics)))
+    papers.append(
+      (f"P{i:02d}-{i:04d}", _fake_paper(rng, words, i % num_topics))
+    )
   topics = np.arange(len(papers)) % num_topics
   out = {}
   for split, n in num_pairs.items():
@@ -180,7 +233,9 @@ def write_fake_aan(directory: str, num_pairs: Optional[Dict[str, int]] = None,
         label = int(rng.integers(2))
         same = topics == topics[a]
         b = int(rng.choice(np.flatnonzero(same if label else ~same)))
-        f.write(f"{label}.0\t{papers[a][0]}\t{papers[b][0]}\t{papers[a][1]}\t"
-                f"{papers[b][1]}\n")
+        f.write(
+          f"{label}.0\t{papers[a][0]}\t{papers[b][0]}\t{papers[a][1]}\t"
+          f"{papers[b][1]}\n"
+        )
     out[split] = path
   return out

@@ -18,7 +18,6 @@ Differences from the original LRA, and why:
 
 import logging
 import time
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -27,8 +26,9 @@ from lra_tasks import tfds_source
 
 logger = logging.getLogger("lra_tasks")
 
-SPEC = base.TaskSpec(name="text", num_classes=2, vocab_size=257, max_len=1000,
-                     dual_input=False)
+SPEC = base.TaskSpec(
+  name="text", num_classes=2, vocab_size=257, max_len=1000, dual_input=False
+)
 TFDS_NAME = "imdb_reviews"
 TFDS_SPLITS = {"train": "train", "val": "test", "test": "test"}
 
@@ -44,13 +44,23 @@ def utf8_bytes(text) -> bytes:
 
 class TextTask:
   """IMDB byte-level classification (2 classes, max_len 1000, vocab 257)."""
+
   spec = SPEC
   offline_data = base.DataInfo(
-      "synthetic", "made-up reviews whose sentiment words follow the label "
-      "(lra_tasks.testing), in TFDS imdb_reviews format: no IMDB number")
+    "synthetic",
+    "made-up reviews whose sentiment words follow the label "
+    "(lra_tasks.testing), in TFDS imdb_reviews format: no IMDB number",
+  )
 
-  def generate(self, output_dir: str, *, seed: int, num_train: int,
-               num_test: int, review_words: int = 230) -> Dict[str, str]:
+  def generate(
+    self,
+    output_dir: str,
+    *,
+    seed: int,
+    num_train: int,
+    num_test: int,
+    review_words: int = 230,
+  ) -> dict[str, str]:
     """Writes a synthetic `imdb_reviews` (array_record) into the TFDS data
     dir `output_dir`; `load(output_dir, ...)` reads it. Needs
     tensorflow_datasets, not TensorFlow or the network.
@@ -66,13 +76,27 @@ class TextTask:
       {'imdb_reviews': the dataset's directory}.
     """
     from lra_tasks import testing  # pylint: disable=g-import-not-at-top
-    return {TFDS_NAME: testing.prepare_fake_tfds(
-        output_dir, TFDS_NAME, num_train, num_test, seed=seed,
-        review_words=review_words)}
 
-  def load(self, data_dir: Optional[str], split: str, *,
-           max_len: Optional[int] = None, tfds_data_dir: Optional[str] = None,
-           download: bool = False) -> base.TokenSource:
+    return {
+      TFDS_NAME: testing.prepare_fake_tfds(
+        output_dir,
+        TFDS_NAME,
+        num_train,
+        num_test,
+        seed=seed,
+        review_words=review_words,
+      )
+    }
+
+  def load(
+    self,
+    data_dir: str | None,
+    split: str,
+    *,
+    max_len: int | None = None,
+    tfds_data_dir: str | None = None,
+    download: bool = False,
+  ) -> base.TokenSource:
     """Reads one split of `imdb_reviews`.
 
     Args:
@@ -88,8 +112,9 @@ class TextTask:
     """
     base.check_split(split, "text")
     max_len = base.check_max_len(max_len, SPEC.max_len, "text")
-    ds = tfds_source.open_split(TFDS_NAME, TFDS_SPLITS[split],
-                                tfds_data_dir or data_dir or None, download)
+    ds = tfds_source.open_split(
+      TFDS_NAME, TFDS_SPLITS[split], tfds_data_dir or data_dir or None, download
+    )
     t0 = time.time()
     rows, labels, num_truncated = [], [], 0
     for ex in tfds_source.iterate(ds):
@@ -98,13 +123,21 @@ class TextTask:
       rows.append(np.frombuffer(raw[:max_len], np.uint8))
       labels.append(int(ex["label"]))
     labels = np.asarray(labels, np.int64)
-    base.check_labels(labels, SPEC.num_classes,
-                      f"text: TFDS {TFDS_NAME} split {TFDS_SPLITS[split]!r}")
+    base.check_labels(
+      labels,
+      SPEC.num_classes,
+      f"text: TFDS {TFDS_NAME} split {TFDS_SPLITS[split]!r}",
+    )
     logger.info("text: read %d reviews in %.1fs", len(rows), time.time() - t0)
-    base.log_truncation("text", split, num_truncated, len(rows), max_len,
-                        "reviews")
-    return base.TokenSource(labels.astype(np.int32), max_len,
-                            base.RaggedArray.from_rows(rows), offset=1)
+    base.log_truncation(
+      "text", split, num_truncated, len(rows), max_len, "reviews"
+    )
+    return base.TokenSource(
+      labels.astype(np.int32),
+      max_len,
+      base.RaggedArray.from_rows(rows),
+      offset=1,
+    )
 
 
 TASK = TextTask()

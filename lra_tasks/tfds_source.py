@@ -21,23 +21,29 @@ Tests use `tfds.testing.mock_data`, which patches
 4.9 `testing/mocking.py`), the two builder methods used here.
 """
 
-from typing import Any, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 
 def prepare_hint(name: str, data_dir: str) -> str:
   """How to prepare `name` as array_record under `data_dir` (for messages)."""
-  hint = ("prepare it once (needs the network) with: python -c \"import "
-          f"tensorflow_datasets as tfds; tfds.builder('{name}', data_dir="
-          f"'{data_dir}').download_and_prepare(file_format='array_record')\""
-          ", or pass download=True to load()")
+  hint = (
+    'prepare it once (needs the network) with: python -c "import '
+    f"tensorflow_datasets as tfds; tfds.builder('{name}', data_dir="
+    f"'{data_dir}').download_and_prepare(file_format='array_record')\""
+    ", or pass download=True to load()"
+  )
   if name == "cifar10":
-    hint += ("; preparing cifar10 encodes its images with TensorFlow, so that "
-             "one run needs `pip install tensorflow-cpu` (reading does not)")
+    hint += (
+      "; preparing cifar10 encodes its images with TensorFlow, so that "
+      "one run needs `pip install tensorflow-cpu` (reading does not)"
+    )
   return hint
 
 
-def open_split(name: str, tfds_split: str, data_dir: Optional[str],
-               download: bool) -> Sequence[Any]:
+def open_split(
+  name: str, tfds_split: str, data_dir: str | None, download: bool
+) -> Sequence[Any]:
   """`builder.as_data_source(tfds_split)` with clear errors.
 
   Args:
@@ -66,19 +72,22 @@ def open_split(name: str, tfds_split: str, data_dir: Optional[str],
       builder.download_and_prepare(file_format="array_record")
     except ModuleNotFoundError as e:
       raise RuntimeError(
-          f"preparing TFDS dataset {name!r} failed: {e}. {hint}") from e
+        f"preparing TFDS dataset {name!r} failed: {e}. {hint}"
+      ) from e
   try:
     return builder.as_data_source(split=tfds_split)
   except Exception as e:  # pylint: disable=broad-except
     if not builder.is_prepared():
       raise FileNotFoundError(
-          f"TFDS dataset {name!r} is not prepared under {builder.data_dir} "
-          f"(TFDS data_dir {shown_dir}); {hint}") from e
+        f"TFDS dataset {name!r} is not prepared under {builder.data_dir} "
+        f"(TFDS data_dir {shown_dir}); {hint}"
+      ) from e
     raise RuntimeError(
-        f"TFDS dataset {name!r} at {builder.data_dir} cannot be read without "
-        f"TensorFlow ({type(e).__name__}: {e}). It is probably prepared as "
-        "TFRecord; prepare an array_record copy in another data dir and pass "
-        f"that dir: {prepare_hint(name, 'OTHER_DIR')}") from e
+      f"TFDS dataset {name!r} at {builder.data_dir} cannot be read without "
+      f"TensorFlow ({type(e).__name__}: {e}). It is probably prepared as "
+      "TFRecord; prepare an array_record copy in another data dir and pass "
+      f"that dir: {prepare_hint(name, 'OTHER_DIR')}"
+    ) from e
 
 
 def iterate(source: Sequence[Any], chunk: int = 1024) -> Iterator[Any]:

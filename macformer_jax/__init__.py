@@ -18,15 +18,21 @@ jax, flax, chex, numpy and scipy (the trainer needs the `[lra]` extra).
 __version__ = "0.1.0"
 
 # Loaded on first access (PEP 562), so that `import macformer_jax` stays free.
-_LAZY = ("AttentionFn", "MaskError", "check_mask_structure",
-         "make_attention_fn", "make_performer_attention_fn",
-         "make_spectral_attention_fn")
+_LAZY = (
+  "AttentionFn",
+  "MaskError",
+  "check_mask_structure",
+  "make_attention_fn",
+  "make_performer_attention_fn",
+  "make_spectral_attention_fn",
+)
 __all__ = list(_LAZY)
 
 
 def __getattr__(name):
   if name in _LAZY:
     from macformer_jax import attention_fn  # pylint: disable=g-import-not-at-top
+
     return getattr(attention_fn, name)
   raise AttributeError(f"module 'macformer_jax' has no attribute {name!r}")
 

@@ -24,7 +24,6 @@ encoder zeroes or ignores it).
 
 import functools
 import math
-from typing import Optional, Union
 import warnings
 
 import chex
@@ -45,15 +44,16 @@ RMFA_DENOMINATOR_EPS = 1e-2
 DEFAULT_BLOCK_SIZE = 256
 
 
-def _as_bool_mask(mask: Optional[jax.Array], batch: int, length: int):
+def _as_bool_mask(mask: jax.Array | None, batch: int, length: int):
   if mask is None:
     return None
   chex.assert_shape(mask, (batch, length))
   return mask.astype(bool)
 
 
-def _visible_keys(mask: Optional[jax.Array], length: int,
-                  causal: bool) -> jax.Array:
+def _visible_keys(
+  mask: jax.Array | None, length: int, causal: bool
+) -> jax.Array:
   """Which keys each query sees: bool [B or 1, 1, L, L] (query, key)."""
   visible = jnp.ones((1, 1, length, length), bool)
   if mask is not None:
@@ -63,10 +63,14 @@ def _visible_keys(mask: Optional[jax.Array], length: int,
   return visible
 
 
-def kernelized_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                         kernel: Union[str, kernels.Kernel],
-                         mask: Optional[jax.Array] = None,
-                         causal: bool = False) -> jax.Array:
+def kernelized_attention(
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  kernel: str | kernels.Kernel,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+) -> jax.Array:
   """Exact dot-product-kernel attention (the reference RMFA approximates).
 
   Args:
@@ -92,10 +96,16 @@ def kernelized_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
 
 
-def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                      mask: Optional[jax.Array] = None, causal: bool = False,
-                      *, dropout_rate: float = 0.0,
-                      dropout_rng: Optional[jax.Array] = None) -> jax.Array:
+def softmax_attention(
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+  *,
+  dropout_rate: float = 0.0,
+  dropout_rng: jax.Array | None = None,
+) -> jax.Array:
   """Exact softmax attention softmax(q k^T / sqrt(Dk)) v, einsum form.
 
   On CPU this is faster than `jax.nn.dot_product_attention`'s xla path
@@ -122,13 +132,12 @@ def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   logits = jnp.where(visible, logits, -1e10)
   weights = jax.nn.softmax(logits, axis=-1)
   if dropout_rng is not None and dropout_rate > 0.0:
-    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate,
-                                weights.shape)
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
     weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
   return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
 
 
-def _values_with_ones(v: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+def _values_with_ones(v: jax.Array, mask: jax.Array | None) -> jax.Array:
   """[B, L, H, Dv] -> [B, H, L, Dv+1]: v with a ones column, masked keys 0.
 
   The ones column turns the normaliser phi(K)^T 1 into one more output column
@@ -160,8 +169,9 @@ def _exclusive_cumsum(x: jax.Array, axis: int) -> jax.Array:
   """
   widths = [(0, 0)] * x.ndim
   widths[axis] = (1, 0)
-  shifted = jax.lax.slice_in_dim(jnp.pad(x, widths), 0, x.shape[axis],
-                                 axis=axis)
+  shifted = jax.lax.slice_in_dim(
+    jnp.pad(x, widths), 0, x.shape[axis], axis=axis
+  )
   return jnp.cumsum(shifted, axis=axis)
 
 
@@ -190,19 +200,28 @@ def _linear_causal(phi_q, phi_k, v1, constant, chunk_size):
   if constant:
     scores = scores + constant
   causal = jnp.tril(jnp.ones((c, c), bool))
-  out = out + jnp.einsum("bhncs,bhnse->bhnce",
-                         jnp.where(causal, scores, 0.0), v1)
+  out = out + jnp.einsum(
+    "bhncs,bhnse->bhnce", jnp.where(causal, scores, 0.0), v1
+  )
   if constant:  # the constant feature's share of the earlier chunks.
     earlier = _exclusive_cumsum(jnp.sum(v1, axis=3), axis=2)
     out = out + constant * earlier[:, :, :, None, :]
   return out.reshape(b, h, n * c, e)[:, :, :l]
 
 
-def linear_attention(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
-                     mask: Optional[jax.Array] = None, causal: bool = False,
-                     *, eps: float = 1e-6, eps_per_key: bool = False,
-                     chunk_size: int = 64, heads_first: bool = False,
-                     constant: float = 0.0) -> jax.Array:
+def linear_attention(
+  phi_q: jax.Array,
+  phi_k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+  *,
+  eps: float = 1e-6,
+  eps_per_key: bool = False,
+  chunk_size: int = 64,
+  heads_first: bool = False,
+  constant: float = 0.0,
+) -> jax.Array:
   """Linear attention out_i = phi(q_i) S / max(phi(q_i) z, floor).
 
   S = sum_j phi(k_j) v_j^T and z = sum_j phi(k_j) over the visible real keys
@@ -253,10 +272,16 @@ def _normalise(out, mask, causal, eps, eps_per_key):
   numerator, denominator = out[..., :-1], out[..., -1:]
   floor = eps
   if eps_per_key:
-    keys = jnp.ones((b, l), jnp.float32) if mask is None else mask.astype(
-        jnp.float32)
-    visible = jnp.cumsum(keys, axis=1) if causal else jnp.sum(
-        keys, axis=1, keepdims=True)
+    keys = (
+      jnp.ones((b, l), jnp.float32)
+      if mask is None
+      else mask.astype(jnp.float32)
+    )
+    visible = (
+      jnp.cumsum(keys, axis=1)
+      if causal
+      else jnp.sum(keys, axis=1, keepdims=True)
+    )
     floor = eps * jnp.maximum(visible, 1.0)[:, None, :, None]
   return jnp.swapaxes(numerator / jnp.maximum(denominator, floor), 1, 2)
 
@@ -288,8 +313,15 @@ def _rmf_block_features(plan, constant, x, projections):
   if constant:
     columns.insert(0, jnp.ones(x.shape[:-1] + (1,), x.dtype))
   if plan is not None:
-    columns.append(features.rmf(features.RMFParams(projections, None, plan),
-                                x, constant=False, head_axis=1, scaled=False))
+    columns.append(
+      features.rmf(
+        features.RMFParams(projections, None, plan),
+        x,
+        constant=False,
+        head_axis=1,
+        scaled=False,
+      )
+    )
   return jnp.concatenate(columns, axis=-1)
 
 
@@ -302,18 +334,20 @@ def _weigh_state(constant, state, linear, weights):
   dk = linear.shape[-1]
   start = 1 if constant else 0
   head = "" if linear.ndim == 2 else "h"
-  parts = [jnp.einsum(f"bhed,{head}df->bhef", state[..., start:start + dk],
-                      linear)]
+  parts = [
+    jnp.einsum(f"bhed,{head}df->bhef", state[..., start : start + dk], linear)
+  ]
   if constant:
     parts.insert(0, constant * state[..., :1])
   if state.shape[-1] > start + dk:
-    parts.append(state[..., start + dk:] * weights)
+    parts.append(state[..., start + dk :] * weights)
   return jnp.concatenate(parts, axis=-1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _rmf_linear_blocked(plan, size, constant, xq, xk, v1, projections,
-                        weights, linear):
+def _rmf_linear_blocked(
+  plan, size, constant, xq, xk, v1, projections, weights, linear
+):
   """Non-causal RMF linear attention, block by block, recomputed backward.
 
   Heads-first xq, xk [B, H, L, Dk] (scaled; L a multiple of `size`), v1
@@ -336,29 +370,37 @@ def _rmf_linear_blocked(plan, size, constant, xq, xk, v1, projections,
   (`rmf_linear_attention` stops their gradient, so that this is exact,
   not an omission).
   """
-  return _rmf_linear_blocked_fwd(plan, size, constant, xq, xk, v1,
-                                 projections, weights, linear)[0]
+  return _rmf_linear_blocked_fwd(
+    plan, size, constant, xq, xk, v1, projections, weights, linear
+  )[0]
 
 
-def _rmf_linear_blocked_fwd(plan, size, constant, xq, xk, v1, projections,
-                            weights, linear):
-  feats = functools.partial(_rmf_block_features, plan, constant,
-                            projections=projections)
+def _rmf_linear_blocked_fwd(
+  plan, size, constant, xq, xk, v1, projections, weights, linear
+):
+  feats = functools.partial(
+    _rmf_block_features, plan, constant, projections=projections
+  )
 
   def add_keys(state, block):
     xk_c, v1t_c = block
     return state + jnp.einsum("bhec,bhcm->bhem", v1t_c, feats(xk_c)), None
 
   b, h, _, e = v1.shape
-  width = (1 if constant else 0) + xq.shape[-1] + (
-      0 if plan is None else weights.shape[-1])
+  width = (
+    (1 if constant else 0)
+    + xq.shape[-1]
+    + (0 if plan is None else weights.shape[-1])
+  )
   state = jnp.zeros((b, h, e, width), jnp.float32)
-  state, _ = jax.lax.scan(add_keys, state, (_blocks(xk, size),
-                                            _blocks(v1, size, True)))
+  state, _ = jax.lax.scan(
+    add_keys, state, (_blocks(xk, size), _blocks(v1, size, True))
+  )
   state = _weigh_state(constant, state, linear, weights)
   out = jax.lax.map(
-      lambda xq_c: jnp.einsum("bhcm,bhem->bhce", feats(xq_c), state),
-      _blocks(xq, size))
+    lambda xq_c: jnp.einsum("bhcm,bhem->bhce", feats(xq_c), state),
+    _blocks(xq, size),
+  )
   return _unblock(out), (xq, xk, v1, projections, weights, linear, state)
 
 
@@ -367,7 +409,8 @@ def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
 
   def feats_vjp(x):  # the map's parameters are constants (see above)
     f, vjp = jax.vjp(
-        lambda x: _rmf_block_features(plan, constant, x, projections), x)
+      lambda x: _rmf_block_features(plan, constant, x, projections), x
+    )
     return f, lambda d: vjp(d)[0]
 
   def queries(d_state, block):  # dS^T += g^T F(q); dq via dF(q) = g T(S)
@@ -377,8 +420,10 @@ def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
     return d_state, vjp(jnp.einsum("bhce,bhem->bhcm", g_c, state))
 
   d_state, dxq = jax.lax.scan(
-      queries, jnp.zeros_like(state),
-      (_blocks(xq, size), _blocks(g, size), _blocks(g, size, True)))
+    queries,
+    jnp.zeros_like(state),
+    (_blocks(xq, size), _blocks(g, size), _blocks(g, size, True)),
+  )
   d_state = _weigh_state(constant, d_state, linear, weights)  # T is linear
 
   def keys(block):  # dv1 = F(k) dS; dk via dF(k) = v1 dS^T
@@ -389,16 +434,26 @@ def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
 
   dxk, dv1 = jax.lax.map(keys, (_blocks(xk, size), _blocks(v1, size)))
   zeros = lambda x: None if x is None else jnp.zeros_like(x)
-  return (_unblock(dxq), _unblock(dxk), _unblock(dv1), zeros(projections),
-          zeros(weights), jnp.zeros_like(linear))
+  return (
+    _unblock(dxq),
+    _unblock(dxk),
+    _unblock(dv1),
+    zeros(projections),
+    zeros(weights),
+    jnp.zeros_like(linear),
+  )
 
 
 _rmf_linear_blocked.defvjp(_rmf_linear_blocked_fwd, _rmf_linear_blocked_bwd)
 
 
-def rmf_linear_attention(params: features.RMFParams, q: jax.Array,
-                         k: jax.Array, v1: jax.Array,
-                         block_size: int = DEFAULT_BLOCK_SIZE) -> jax.Array:
+def rmf_linear_attention(
+  params: features.RMFParams,
+  q: jax.Array,
+  k: jax.Array,
+  v1: jax.Array,
+  block_size: int = DEFAULT_BLOCK_SIZE,
+) -> jax.Array:
   """Non-causal RMF attention numerator and denominator, blocked.
 
   phi(q_i) . sum_j phi(k_j) v1_j^T splits by degree (docs/METHOD.md §4.3):
@@ -424,25 +479,36 @@ def rmf_linear_attention(params: features.RMFParams, q: jax.Array,
   # backward pass skips their gradients; block_size=None differentiates
   # them).
   linear, rest = features.split_linear(jax.lax.stop_gradient(params))
-  plan, projections, weights = ((None, None, None) if rest is None else
-                                (rest.plan, rest.projections,
-                                 rest.scales**2))
+  plan, projections, weights = (
+    (None, None, None)
+    if rest is None
+    else (rest.plan, rest.projections, rest.scales**2)
+  )
   l = q.shape[2]
   size = min(block_size, l)
   pad = (-l) % size
   if pad:  # padded keys have v1 = 0; padded queries are dropped
     widths = ((0, 0), (0, 0), (0, pad), (0, 0))
     q, k, v1 = (jnp.pad(x, widths) for x in (q, k, v1))
-  out = _rmf_linear_blocked(plan, size, params.plan.sqrt_a0**2, q, k, v1,
-                            projections, weights, linear)
+  out = _rmf_linear_blocked(
+    plan, size, params.plan.sqrt_a0**2, q, k, v1, projections, weights, linear
+  )
   return out[:, :, :l]
 
 
-def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
-         mask: Optional[jax.Array] = None, causal: bool = False, *,
-         eps: float = RMFA_DENOMINATOR_EPS, eps_per_key: bool = True,
-         chunk_size: int = 64, heads_first: bool = False,
-         constant: float = 0.0) -> jax.Array:
+def rmfa(
+  phi_q: jax.Array,
+  phi_k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+  *,
+  eps: float = RMFA_DENOMINATOR_EPS,
+  eps_per_key: bool = True,
+  chunk_size: int = 64,
+  heads_first: bool = False,
+  constant: float = 0.0,
+) -> jax.Array:
   """Random Maclaurin feature attention (Macformer's RMFA, docs/METHOD.md §4).
 
   `linear_attention` on RMF features (`features.rmf`). Non-causal by default:
@@ -479,12 +545,21 @@ def rmfa(phi_q: jax.Array, phi_k: jax.Array, v: jax.Array,
   Returns:
     float32 [B, L, H, Dv].
   """
-  return linear_attention(phi_q, phi_k, v, mask, causal, eps=eps,
-                          eps_per_key=eps_per_key, chunk_size=chunk_size,
-                          heads_first=heads_first, constant=constant)
+  return linear_attention(
+    phi_q,
+    phi_k,
+    v,
+    mask,
+    causal,
+    eps=eps,
+    eps_per_key=eps_per_key,
+    chunk_size=chunk_size,
+    heads_first=heads_first,
+    constant=constant,
+  )
 
 
-def max_qk_scale(kernel: Union[str, kernels.Kernel]) -> float:
+def max_qk_scale(kernel: str | kernels.Kernel) -> float:
   """Largest q/k scale s with a well-behaved RMF estimate (PreSBN'd inputs).
 
   After PreSBN |q| = |k| = 1, so the scaled inputs have |q . k| <= s^2.
@@ -501,7 +576,7 @@ def max_qk_scale(kernel: Union[str, kernels.Kernel]) -> float:
   return math.sqrt(0.4 * radius) if math.isfinite(radius) else 1.0
 
 
-def check_qk_scale(qk_scale, kernel: Union[str, kernels.Kernel]) -> None:
+def check_qk_scale(qk_scale, kernel: str | kernels.Kernel) -> None:
   """Rejects a fixed scale whose |q . k| <= s^2 leaves the series' radius.
 
   For PreSBN'd inputs. A traced (learned) scale is not checked: the module
@@ -524,32 +599,39 @@ def check_qk_scale(qk_scale, kernel: Union[str, kernels.Kernel]) -> None:
     raise ValueError(f"qk_scale must be finite, got {s}")
   if math.isfinite(k.radius) and s * s >= k.radius:
     raise ValueError(
-        f"qk_scale={s:g} lets |q.k| reach s^2={s * s:.3g} on PreSBN'd "
-        f"inputs: outside the radius of convergence {k.radius:g} of the "
-        f"{k.name!r} kernel (or on it), where its Maclaurin series and the "
-        f"random features' estimate diverge; use qk_scale < "
-        f"{math.sqrt(k.radius):g} "
-        f"(well-behaved up to {max_qk_scale(k):.3g}; default Dh^-1/4), or "
-        "learn it (RMFAttention(learn_qk_scale=True))")
+      f"qk_scale={s:g} lets |q.k| reach s^2={s * s:.3g} on PreSBN'd "
+      f"inputs: outside the radius of convergence {k.radius:g} of the "
+      f"{k.name!r} kernel (or on it), where its Maclaurin series and the "
+      f"random features' estimate diverge; use qk_scale < "
+      f"{math.sqrt(k.radius):g} "
+      f"(well-behaved up to {max_qk_scale(k):.3g}; default Dh^-1/4), or "
+      "learn it (RMFAttention(learn_qk_scale=True))"
+    )
   if s > max_qk_scale(k):
     warnings.warn(
-        f"qk_scale={s:g} lets |q.k| reach {s * s:.3g} for the {k.name!r} "
-        f"kernel: above s={max_qk_scale(k):.3g} the variance of the random "
-        "Maclaurin estimate grows fast (see attention.max_qk_scale); expect "
-        "noisy attention",
-        stacklevel=3)
+      f"qk_scale={s:g} lets |q.k| reach {s * s:.3g} for the {k.name!r} "
+      f"kernel: above s={max_qk_scale(k):.3g} the variance of the random "
+      "Maclaurin estimate grows fast (see attention.max_qk_scale); expect "
+      "noisy attention",
+      stacklevel=3,
+    )
 
 
-def macformer_attention(params: features.RMFParams, q: jax.Array,
-                        k: jax.Array, v: jax.Array,
-                        mask: Optional[jax.Array] = None,
-                        causal: bool = False, qk_scale=None, *,
-                        pre_sbn: bool = True,
-                        eps: float = RMFA_DENOMINATOR_EPS,
-                        eps_per_key: bool = True,
-                        chunk_size: int = 64,
-                        block_size: Union[int, None, str] = "auto"
-                        ) -> jax.Array:
+def macformer_attention(
+  params: features.RMFParams,
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+  qk_scale=None,
+  *,
+  pre_sbn: bool = True,
+  eps: float = RMFA_DENOMINATOR_EPS,
+  eps_per_key: bool = True,
+  chunk_size: int = 64,
+  block_size: int | None | str = "auto",
+) -> jax.Array:
   """Macformer attention in one call: PreSBN -> scale -> RMF -> RMFA.
 
   Equal to `rmfa(rmf(params, pre_sbn(q) * s), rmf(params, pre_sbn(k) * s),
@@ -599,16 +681,25 @@ def macformer_attention(params: features.RMFParams, q: jax.Array,
     q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
   q, k = q * qk_scale, k * qk_scale
   if block_size == "auto":
-    block_size = (DEFAULT_BLOCK_SIZE if jax.default_backend() == "cpu"
-                  else None)
+    block_size = DEFAULT_BLOCK_SIZE if jax.default_backend() == "cpu" else None
   if not causal and block_size is not None:
     b, l = v.shape[:2]
     mask = _as_bool_mask(mask, b, l)
     v1 = _values_with_ones(v.astype(jnp.float32), mask)
     out = rmf_linear_attention(params, q, k, v1, block_size)
     return _normalise(out, mask, False, eps, eps_per_key)
-  phi_q, phi_k = (features.rmf(params, x, constant=False, head_axis=1)
-                  for x in (q, k))
-  return rmfa(phi_q, phi_k, v, mask, causal, eps=eps, eps_per_key=eps_per_key,
-              chunk_size=chunk_size, heads_first=True,
-              constant=params.plan.sqrt_a0**2)
+  phi_q, phi_k = (
+    features.rmf(params, x, constant=False, head_axis=1) for x in (q, k)
+  )
+  return rmfa(
+    phi_q,
+    phi_k,
+    v,
+    mask,
+    causal,
+    eps=eps,
+    eps_per_key=eps_per_key,
+    chunk_size=chunk_size,
+    heads_first=True,
+    constant=params.plan.sqrt_a0**2,
+  )

@@ -82,7 +82,8 @@ dims); key/value may have fewer heads (nnx's grouped-query attention,
 cross-attention and the autoregressive `decode` cache raise ValueError.
 """
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 import warnings
 
 import jax
@@ -115,8 +116,10 @@ def _mask_4d(mask, batch_shape, lq: int, lk: int, xp=jnp):
   mask = xp.asarray(mask).astype(bool)
   ndim = len(batch_shape) + 3
   if mask.ndim > ndim:
-    raise ValueError(f"mask of shape {mask.shape} has more dims than "
-                     f"[batch..., heads, {lq}, {lk}]")
+    raise ValueError(
+      f"mask of shape {mask.shape} has more dims than "
+      f"[batch..., heads, {lq}, {lk}]"
+    )
   mask = mask.reshape((1,) * (ndim - mask.ndim) + mask.shape)
   lead = mask.shape[:-3]
   if all(d == 1 for d in lead):
@@ -125,8 +128,10 @@ def _mask_4d(mask, batch_shape, lq: int, lk: int, xp=jnp):
     mask = xp.broadcast_to(mask, tuple(batch_shape) + mask.shape[-3:])
     mask = mask.reshape((-1,) + mask.shape[-3:])
   if mask.shape[-2] not in (1, lq) or mask.shape[-1] not in (1, lk):
-    raise ValueError(f"mask of shape {mask.shape} does not broadcast to "
-                     f"[batch..., heads, {lq}, {lk}]")
+    raise ValueError(
+      f"mask of shape {mask.shape} does not broadcast to "
+      f"[batch..., heads, {lq}, {lk}]"
+    )
   return mask
 
 
@@ -160,12 +165,13 @@ def _structure(mask, length: int, causal: bool, xp=jnp):
 def _mask_error(bad: np.ndarray) -> MaskError:
   examples = np.flatnonzero(bad)[:8].tolist()
   return MaskError(
-      f"attention mask of example(s) {examples} is neither key padding nor "
-      "causal (nor their AND): linear-time attention sums the keys once for "
-      "all queries, so it can only drop a key for every query or take "
-      "prefixes; pass a padding ([B, 1, 1, L] or make_attention_mask(valid, "
-      "valid)) and/or causal mask, or check_mask=False to attend with the "
-      "smallest padding mask that contains it")
+    f"attention mask of example(s) {examples} is neither key padding nor "
+    "causal (nor their AND): linear-time attention sums the keys once for "
+    "all queries, so it can only drop a key for every query or take "
+    "prefixes; pass a padding ([B, 1, 1, L] or make_attention_mask(valid, "
+    "valid)) and/or causal mask, or check_mask=False to attend with the "
+    "smallest padding mask that contains it"
+  )
 
 
 def check_mask_structure(mask: jax.Array, causal: bool = False) -> bool:
@@ -210,9 +216,18 @@ class AttentionFn:
     options: the factory arguments (what `redraw` reuses).
   """
 
-  def __init__(self, name: str, params: Any, core: Core,
-               draw: Callable[[jax.Array], Any], head_dim: int, *,
-               causal: bool, check_mask: bool, options: dict):
+  def __init__(
+    self,
+    name: str,
+    params: Any,
+    core: Core,
+    draw: Callable[[jax.Array], Any],
+    head_dim: int,
+    *,
+    causal: bool,
+    check_mask: bool,
+    options: dict,
+  ):
     self.name = name
     self.params = params
     self.head_dim = head_dim
@@ -234,27 +249,44 @@ class AttentionFn:
 
   def __repr__(self):
     opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-    return (f"AttentionFn({self.name}, head_dim={self.head_dim}, "
-            f"causal={self.causal}, check_mask={self.check_mask}, {opts})")
+    return (
+      f"AttentionFn({self.name}, head_dim={self.head_dim}, "
+      f"causal={self.causal}, check_mask={self.check_mask}, {opts})"
+    )
 
   def with_params(self, params: Any) -> "AttentionFn":
     """The same function with other features (a restored checkpoint)."""
-    return AttentionFn(self.name, params, self._core, self._draw,
-                       self.head_dim, causal=self.causal,
-                       check_mask=self.check_mask, options=self.options)
+    return AttentionFn(
+      self.name,
+      params,
+      self._core,
+      self._draw,
+      self.head_dim,
+      causal=self.causal,
+      check_mask=self.check_mask,
+      options=self.options,
+    )
 
   def redraw(self, key: jax.Array) -> "AttentionFn":
     """The same function with features drawn afresh from `key`."""
     return self.with_params(self._draw(key))
 
-  def __call__(self, query: jax.Array, key: jax.Array, value: jax.Array,
-               bias: Optional[jax.Array] = None,
-               mask: Optional[jax.Array] = None,
-               broadcast_dropout: bool = True,
-               dropout_rng: Optional[jax.Array] = None,
-               dropout_rate: float = 0.0, deterministic: bool = False,
-               dtype: Any = None, precision: Any = None,
-               module: Any = None, is_causal: bool = False) -> jax.Array:
+  def __call__(
+    self,
+    query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    bias: jax.Array | None = None,
+    mask: jax.Array | None = None,
+    broadcast_dropout: bool = True,
+    dropout_rng: jax.Array | None = None,
+    dropout_rate: float = 0.0,
+    deterministic: bool = False,
+    dtype: Any = None,
+    precision: Any = None,
+    module: Any = None,
+    is_causal: bool = False,
+  ) -> jax.Array:
     """Flax's `dot_product_attention` contract (module doc).
 
     Args:
@@ -275,31 +307,42 @@ class AttentionFn:
     """
     del broadcast_dropout, dropout_rng, precision
     if bias is not None:
-      raise ValueError("attention_fn: an additive `bias` needs the L x L "
-                       "logits, which linear attention never forms")
+      raise ValueError(
+        "attention_fn: an additive `bias` needs the L x L "
+        "logits, which linear attention never forms"
+      )
     if module is not None:
-      raise ValueError("attention_fn: sow_weights needs the attention "
-                       "weights, which linear attention never forms")
+      raise ValueError(
+        "attention_fn: sow_weights needs the attention "
+        "weights, which linear attention never forms"
+      )
     if dropout_rate > 0.0 and not deterministic:
       warnings.warn(
-          f"{self.name} attention_fn ignores dropout_rate={dropout_rate}: "
-          "attention dropout acts on the attention weights, which linear "
-          "attention never forms", stacklevel=2)
+        f"{self.name} attention_fn ignores dropout_rate={dropout_rate}: "
+        "attention dropout acts on the attention weights, which linear "
+        "attention never forms",
+        stacklevel=2,
+      )
     *batch, l, h, dh = query.shape
     if key.shape[-3] != l or value.shape[-3] != l:
       raise ValueError(
-          f"attention_fn: query length {l} != key/value length "
-          f"{key.shape[-3]}/{value.shape[-3]}: macformer_attention is "
-          "self-attention only (no cross-attention, no decode cache)")
+        f"attention_fn: query length {l} != key/value length "
+        f"{key.shape[-3]}/{value.shape[-3]}: macformer_attention is "
+        "self-attention only (no cross-attention, no decode cache)"
+      )
     if dh != self.head_dim:
-      raise ValueError(f"attention_fn: head dim {dh} != head_dim "
-                       f"{self.head_dim} the features were drawn for")
+      raise ValueError(
+        f"attention_fn: head dim {dh} != head_dim "
+        f"{self.head_dim} the features were drawn for"
+      )
     out_dtype = dtype or jnp.result_type(query, key, value)
     q, k, v = (x.reshape((-1,) + x.shape[-3:]) for x in (query, key, value))
     if k.shape[-2] != h or v.shape[-2] != h:  # grouped-query attention
       if h % k.shape[-2] or h % v.shape[-2]:
-        raise ValueError(f"attention_fn: {h} query heads are not a multiple "
-                         f"of {k.shape[-2]} key / {v.shape[-2]} value heads")
+        raise ValueError(
+          f"attention_fn: {h} query heads are not a multiple "
+          f"of {k.shape[-2]} key / {v.shape[-2]} value heads"
+        )
       k = jnp.repeat(k, h // k.shape[-2], axis=-2)
       v = jnp.repeat(v, h // v.shape[-2], axis=-2)
     b = q.shape[0]
@@ -315,31 +358,40 @@ class AttentionFn:
         raise _mask_error(~ok)
       key_mask = xp.broadcast_to(key_valid, (b, l))
       query_valid = xp.broadcast_to(query_valid, (b, l))
-      attend = lambda c: self._attend(self.params, q, k, v, key_mask,
-                                      query_valid, causal=c)
+      attend = lambda c: self._attend(
+        self.params, q, k, v, key_mask, query_valid, causal=c
+      )
       if concrete or isinstance(use_causal, bool):
         out = attend(bool(use_causal))
       else:  # traced: decided at run time, both branches compiled
-        out = jax.lax.cond(use_causal, lambda: attend(True),
-                           lambda: attend(False))
+        out = jax.lax.cond(
+          use_causal, lambda: attend(True), lambda: attend(False)
+        )
       if self.check_mask and not concrete:
         ok = jnp.broadcast_to(ok, (b,))
         out = jnp.where(ok[:, None, None, None], out, jnp.nan)
     return out.reshape(tuple(batch) + out.shape[1:]).astype(out_dtype)
 
 
-def make_attention_fn(key: jax.Array, head_dim: int, *, kernel: str = "exp",
-                      num_features: int = 128,
-                      qk_scale: Optional[float] = None,
-                      causal: bool = False,
-                      allocation: str = "stratified",
-                      projection: str = "chained", max_degree: int = 20,
-                      num_heads: Optional[int] = None,
-                      allocation_seed: Optional[int] = None,
-                      pre_sbn: bool = True,
-                      eps: float = attention.RMFA_DENOMINATOR_EPS,
-                      eps_per_key: bool = True, chunk_size: int = 64,
-                      check_mask: bool = True) -> AttentionFn:
+def make_attention_fn(
+  key: jax.Array,
+  head_dim: int,
+  *,
+  kernel: str = "exp",
+  num_features: int = 128,
+  qk_scale: float | None = None,
+  causal: bool = False,
+  allocation: str = "stratified",
+  projection: str = "chained",
+  max_degree: int = 20,
+  num_heads: int | None = None,
+  allocation_seed: int | None = None,
+  pre_sbn: bool = True,
+  eps: float = attention.RMFA_DENOMINATOR_EPS,
+  eps_per_key: bool = True,
+  chunk_size: int = 64,
+  check_mask: bool = True,
+) -> AttentionFn:
   """Macformer attention (RMFA) as a Flax `attention_fn` (module doc).
 
   Args:
@@ -364,27 +416,61 @@ def make_attention_fn(key: jax.Array, head_dim: int, *, kernel: str = "exp",
   """
   if qk_scale is not None and pre_sbn:
     attention.check_qk_scale(qk_scale, kernel)
-  options = dict(kernel=kernel, num_features=num_features, qk_scale=qk_scale,
-                 allocation=allocation, projection=projection,
-                 max_degree=max_degree, num_heads=num_heads,
-                 allocation_seed=allocation_seed, pre_sbn=pre_sbn, eps=eps,
-                 eps_per_key=eps_per_key, chunk_size=chunk_size)
+  options = dict(
+    kernel=kernel,
+    num_features=num_features,
+    qk_scale=qk_scale,
+    allocation=allocation,
+    projection=projection,
+    max_degree=max_degree,
+    num_heads=num_heads,
+    allocation_seed=allocation_seed,
+    pre_sbn=pre_sbn,
+    eps=eps,
+    eps_per_key=eps_per_key,
+    chunk_size=chunk_size,
+  )
 
   def draw(k):
-    return features.sample_rmf(k, head_dim, num_features, kernel, allocation,
-                               max_degree, projection=projection,
-                               num_heads=num_heads,
-                               allocation_seed=allocation_seed)
+    return features.sample_rmf(
+      k,
+      head_dim,
+      num_features,
+      kernel,
+      allocation,
+      max_degree,
+      projection=projection,
+      num_heads=num_heads,
+      allocation_seed=allocation_seed,
+    )
 
   def core(params, q, k, v, key_mask, c):
     with warnings.catch_warnings():  # the scale was checked (warned) above
       warnings.simplefilter("ignore", UserWarning)
       return attention.macformer_attention(
-          params, q, k, v, key_mask, c, qk_scale, pre_sbn=pre_sbn, eps=eps,
-          eps_per_key=eps_per_key, chunk_size=chunk_size)
+        params,
+        q,
+        k,
+        v,
+        key_mask,
+        c,
+        qk_scale,
+        pre_sbn=pre_sbn,
+        eps=eps,
+        eps_per_key=eps_per_key,
+        chunk_size=chunk_size,
+      )
 
-  return AttentionFn("macformer", draw(key), core, draw, head_dim,
-                     causal=causal, check_mask=check_mask, options=options)
+  return AttentionFn(
+    "macformer",
+    draw(key),
+    core,
+    draw,
+    head_dim,
+    causal=causal,
+    check_mask=check_mask,
+    options=options,
+  )
 
 
 def _linen_core(cls, **fields) -> Core:
@@ -397,11 +483,16 @@ def _linen_core(cls, **fields) -> Core:
   return core
 
 
-def make_performer_attention_fn(key: jax.Array, head_dim: int, *,
-                                num_features: int = 128,
-                                orthogonal: bool = True,
-                                causal: bool = False, chunk_size: int = 64,
-                                check_mask: bool = True) -> AttentionFn:
+def make_performer_attention_fn(
+  key: jax.Array,
+  head_dim: int,
+  *,
+  num_features: int = 128,
+  orthogonal: bool = True,
+  causal: bool = False,
+  chunk_size: int = 64,
+  check_mask: bool = True,
+) -> AttentionFn:
   """Performer FAVOR+ (Choromanski et al. 2021) as a Flax `attention_fn`.
 
   The `layers.PerformerAttention` core on q, k scaled by Dh^-1/4: positive
@@ -409,28 +500,46 @@ def make_performer_attention_fn(key: jax.Array, head_dim: int, *,
   after the feature map. Same masks, features and dropout rules as
   `make_attention_fn`; `fn.params = {'projections': [Dh, M]}`.
   """
-  options = dict(num_features=num_features, orthogonal=orthogonal,
-                 chunk_size=chunk_size)
+  options = dict(
+    num_features=num_features, orthogonal=orthogonal, chunk_size=chunk_size
+  )
 
   def draw(k):  # the draw of `layers.PerformerAttention`: posrf x orf
     weights = "orf" if orthogonal else "gaussian"
-    return {"projections": spectral.sample_weights(k, weights, head_dim,
-                                                   num_features)}
+    return {
+      "projections": spectral.sample_weights(k, weights, head_dim, num_features)
+    }
 
-  core = _linen_core(layers.PerformerAttention, num_features=num_features,
-                     orthogonal=orthogonal, chunk_size=chunk_size)
-  return AttentionFn("performer", draw(key), core, draw, head_dim,
-                     causal=causal, check_mask=check_mask, options=options)
+  core = _linen_core(
+    layers.PerformerAttention,
+    num_features=num_features,
+    orthogonal=orthogonal,
+    chunk_size=chunk_size,
+  )
+  return AttentionFn(
+    "performer",
+    draw(key),
+    core,
+    draw,
+    head_dim,
+    causal=causal,
+    check_mask=check_mask,
+    options=options,
+  )
 
 
-def make_spectral_attention_fn(key: jax.Array, head_dim: int, *,
-                               component: str = "posrf",
-                               weights: str = "orf",
-                               num_features: int = 128,
-                               causal: bool = False,
-                               eps: Optional[float] = None,
-                               chunk_size: int = 64,
-                               check_mask: bool = True) -> AttentionFn:
+def make_spectral_attention_fn(
+  key: jax.Array,
+  head_dim: int,
+  *,
+  component: str = "posrf",
+  weights: str = "orf",
+  num_features: int = 128,
+  causal: bool = False,
+  eps: float | None = None,
+  chunk_size: int = 64,
+  check_mask: bool = True,
+) -> AttentionFn:
   """One Spectraformer cell (Nguyen et al. 2024) as a Flax `attention_fn`.
 
   The `layers.SpectralAttention` core: component function x weight matrix
@@ -442,27 +551,50 @@ def make_spectral_attention_fn(key: jax.Array, head_dim: int, *,
   """
   spectral.check_cell(component, weights)
   if component == "gerf" or weights == "fastfood_learnable":
-    raise ValueError(f"the cell ({component!r}, {weights!r}) has trainable "
-                     "parameters: use layers.SpectralAttention (a module), "
-                     "or posrf / fastfood for the fixed cell")
+    raise ValueError(
+      f"the cell ({component!r}, {weights!r}) has trainable "
+      "parameters: use layers.SpectralAttention (a module), "
+      "or posrf / fastfood for the fixed cell"
+    )
   width = spectral.projection_width(component, num_features)
-  options = dict(component=component, weights=weights,
-                 num_features=num_features, eps=eps, chunk_size=chunk_size)
+  options = dict(
+    component=component,
+    weights=weights,
+    num_features=num_features,
+    eps=eps,
+    chunk_size=chunk_size,
+  )
 
   def draw(k):
-    return {"projections": spectral.sample_weights(k, weights, head_dim,
-                                                   width)}
+    return {"projections": spectral.sample_weights(k, weights, head_dim, width)}
 
-  core = _linen_core(layers.SpectralAttention, component=component,
-                     weights=weights, num_features=num_features, eps=eps,
-                     chunk_size=chunk_size)
+  core = _linen_core(
+    layers.SpectralAttention,
+    component=component,
+    weights=weights,
+    num_features=num_features,
+    eps=eps,
+    chunk_size=chunk_size,
+  )
   if causal and component in spectral.NOT_CAUSAL:
     raise ValueError(f"component {component!r} has no causal mode")
-  return AttentionFn("spectral", draw(key), core, draw, head_dim,
-                     causal=causal, check_mask=check_mask, options=options)
+  return AttentionFn(
+    "spectral",
+    draw(key),
+    core,
+    draw,
+    head_dim,
+    causal=causal,
+    check_mask=check_mask,
+    options=options,
+  )
 
 
-__all__ = ["AttentionFn", "MaskError", "check_mask_structure",
-           "make_attention_fn", "make_performer_attention_fn",
-           "make_spectral_attention_fn"]
-
+__all__ = [
+  "AttentionFn",
+  "MaskError",
+  "check_mask_structure",
+  "make_attention_fn",
+  "make_performer_attention_fn",
+  "make_spectral_attention_fn",
+]

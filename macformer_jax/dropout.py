@@ -19,7 +19,7 @@ computation (`exact_attention`) drop exactly the weights the whole einsum
 would.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -46,9 +46,12 @@ def _key_words(key: jax.Array) -> tuple:
   return data[0], data[-1] ^ jnp.uint32(0x9E3779B9)
 
 
-def random_bits(key: jax.Array, shape: Sequence[int],
-                offsets: Sequence = (), full_shape: Sequence[int] = ()
-                ) -> jax.Array:
+def random_bits(
+  key: jax.Array,
+  shape: Sequence[int],
+  offsets: Sequence = (),
+  full_shape: Sequence[int] = (),
+) -> jax.Array:
   """uint32 `shape`: the hash of each element's flat index and the key.
 
   Args:
@@ -70,15 +73,18 @@ def random_bits(key: jax.Array, shape: Sequence[int],
   shape = tuple(int(d) for d in shape)
   full_shape = tuple(int(d) for d in full_shape) or shape
   if len(full_shape) != len(shape):
-    raise ValueError(f"block shape {shape} and full shape {full_shape} have "
-                     "different ranks")
+    raise ValueError(
+      f"block shape {shape} and full shape {full_shape} have different ranks"
+    )
   if int(np.prod(full_shape, dtype=np.float64)) >= 2**32:
-    raise ValueError(f"dropout over {full_shape} ({np.prod(full_shape):.3g} "
-                     "elements): the 32-bit hash index would wrap")
+    raise ValueError(
+      f"dropout over {full_shape} ({np.prod(full_shape):.3g} "
+      "elements): the 32-bit hash index would wrap"
+    )
   offsets = tuple(offsets) or (0,) * len(shape)
   strides = np.cumprod((1,) + full_shape[:0:-1])[::-1]
   index = jnp.zeros(shape, jnp.uint32)
-  for axis, (stride, offset) in enumerate(zip(strides, offsets)):
+  for axis, (stride, offset) in enumerate(zip(strides, offsets, strict=True)):
     position = lax.broadcasted_iota(jnp.uint32, shape, axis)
     position = position + jnp.asarray(offset).astype(jnp.uint32)
     index = index + position * jnp.uint32(stride)
@@ -91,9 +97,13 @@ def keep_threshold(rate: float) -> np.uint32:
   return np.uint32(min(round((1.0 - rate) * 2.0**32), 2**32 - 1))
 
 
-def keep_mask(key: jax.Array, rate: float, shape: Sequence[int],
-              offsets: Sequence = (), full_shape: Sequence[int] = ()
-              ) -> jax.Array:
+def keep_mask(
+  key: jax.Array,
+  rate: float,
+  shape: Sequence[int],
+  offsets: Sequence = (),
+  full_shape: Sequence[int] = (),
+) -> jax.Array:
   """bool `shape`, True with probability 1 - rate (see `random_bits`)."""
   bits = random_bits(key, shape, offsets, full_shape)
   return bits < keep_threshold(rate)
@@ -106,8 +116,9 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
   if rate >= 1.0:
     return jnp.zeros_like(x)
   keep = keep_mask(key, rate, x.shape)
-  return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype),
-                   jnp.zeros_like(x))
+  return jnp.where(
+    keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros_like(x)
+  )
 
 
 class Dropout(nn.Module):
@@ -118,6 +129,7 @@ class Dropout(nn.Module):
   Attributes:
     rate: the probability of dropping a value.
   """
+
   rate: float
 
   @nn.compact

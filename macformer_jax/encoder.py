@@ -26,9 +26,10 @@ Where this differs from the original LRA code, on purpose:
     token's mask value.
 """
 
+from collections.abc import Callable, Sequence
 import dataclasses
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -54,11 +55,12 @@ def sinusoidal_table(length: int, dim: int) -> np.ndarray:
     [1, length, E] float32: sin on even channels, cos on odd channels.
   """
   position = np.arange(length, dtype=np.float32)[:, None]
-  div_term = np.exp(np.arange(0, dim, 2, dtype=np.float32) *
-                    -(np.log(10000.0) / dim))
+  div_term = np.exp(
+    np.arange(0, dim, 2, dtype=np.float32) * -(np.log(10000.0) / dim)
+  )
   table = np.zeros((length, dim), np.float32)
   table[:, 0::2] = np.sin(position * div_term)
-  table[:, 1::2] = np.cos(position * div_term)[:, :dim // 2]
+  table[:, 1::2] = np.cos(position * div_term)[:, : dim // 2]
   return table[None]
 
 
@@ -72,6 +74,7 @@ class AddPositionEmbs(nn.Module):
     init_std: standard deviation of the learned table (LRA and the authors:
       0.02).
   """
+
   kind: str = "sinusoidal"
   max_len: int = 2048
   init_std: float = 0.02
@@ -85,14 +88,20 @@ class AddPositionEmbs(nn.Module):
     if self.kind == "sinusoidal":
       return x + jnp.asarray(sinusoidal_table(length, dim), x.dtype)
     if self.kind != "learned":
-      raise ValueError(f"unknown position embedding {self.kind!r}; known: "
-                       f"{', '.join(POS_EMBS)}")
+      raise ValueError(
+        f"unknown position embedding {self.kind!r}; known: "
+        f"{', '.join(POS_EMBS)}"
+      )
     if length > self.max_len:
-      raise ValueError(f"sequence of length {length} is longer than the "
-                       f"learned position table ({self.max_len})")
-    table = self.param("pos_embedding",
-                       nn.initializers.normal(stddev=self.init_std),
-                       (1, self.max_len, dim))
+      raise ValueError(
+        f"sequence of length {length} is longer than the "
+        f"learned position table ({self.max_len})"
+      )
+    table = self.param(
+      "pos_embedding",
+      nn.initializers.normal(stddev=self.init_std),
+      (1, self.max_len, dim),
+    )
     return x + table[:, :length].astype(x.dtype)
 
 
@@ -104,6 +113,7 @@ class MlpBlock(nn.Module):
     dropout_rate: dropout after each Dense.
     dtype: compute dtype.
   """
+
   mlp_dim: int
   dropout_rate: float = 0.1
   dtype: Any = jnp.float32
@@ -112,15 +122,16 @@ class MlpBlock(nn.Module):
   def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
     """x: [B, L, E]. Returns [B, L, E]."""
     dense = functools.partial(
-        nn.Dense, dtype=self.dtype,
-        kernel_init=nn.initializers.xavier_uniform(),
-        bias_init=nn.initializers.normal(stddev=1e-6))
+      nn.Dense,
+      dtype=self.dtype,
+      kernel_init=nn.initializers.xavier_uniform(),
+      bias_init=nn.initializers.normal(stddev=1e-6),
+    )
     y = dense(self.mlp_dim, name="hidden")(x)
     y = nn.gelu(y)
     y = dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
     y = dense(x.shape[-1], name="output")(y)
-    return dropout.Dropout(self.dropout_rate)(
-        y, deterministic=deterministic)
+    return dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
 
 
 class EncoderBlock(nn.Module):
@@ -136,6 +147,7 @@ class EncoderBlock(nn.Module):
       authors' model: yes).
     dtype: compute dtype (the attention core itself runs in float32).
   """
+
   num_heads: int
   qkv_dim: int
   mlp_dim: int
@@ -145,19 +157,25 @@ class EncoderBlock(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array,
-               deterministic: bool = True) -> jax.Array:
+  def __call__(
+    self, x: jax.Array, mask: jax.Array, deterministic: bool = True
+  ) -> jax.Array:
     """x: [B, L, E]; mask: [B, L] bool, True = real token. Returns [B, L, E]."""
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="attention_norm")(x)
     y = layers.MultiHeadSelfAttention(
-        num_heads=self.num_heads, attention_cls=self.attention_cls,
-        qkv_dim=self.qkv_dim, use_bias=self.qkv_bias, dtype=self.dtype,
-        name="attention")(y, mask, deterministic)
+      num_heads=self.num_heads,
+      attention_cls=self.attention_cls,
+      qkv_dim=self.qkv_dim,
+      use_bias=self.qkv_bias,
+      dtype=self.dtype,
+      name="attention",
+    )(y, mask, deterministic)
     y = dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
     x = x + y
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="mlp_norm")(x)
     y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(
-        y, deterministic)
+      y, deterministic
+    )
     return x + y
 
 
@@ -181,6 +199,7 @@ class Encoder(nn.Module):
     qkv_bias: biases on the attention projections.
     dtype: compute dtype.
   """
+
   vocab_size: int
   emb_dim: int
   num_heads: int
@@ -197,8 +216,9 @@ class Encoder(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, inputs: jax.Array,
-               deterministic: bool = True) -> jax.Array:
+  def __call__(
+    self, inputs: jax.Array, deterministic: bool = True
+  ) -> jax.Array:
     """Encodes and pools.
 
     Args:
@@ -209,19 +229,26 @@ class Encoder(nn.Module):
       [B, E] pooled representation (float32).
     """
     if self.pooling not in POOLINGS:
-      raise ValueError(f"unknown pooling {self.pooling!r}; known: "
-                       f"{', '.join(POOLINGS)}")
+      raise ValueError(
+        f"unknown pooling {self.pooling!r}; known: {', '.join(POOLINGS)}"
+      )
     mask = inputs != 0  # [B, L]
-    x = nn.Embed(self.vocab_size, self.emb_dim,
-                 embedding_init=nn.initializers.normal(
-                     stddev=self.embed_init_std),
-                 name="embed")(inputs.astype(jnp.int32))
+    x = nn.Embed(
+      self.vocab_size,
+      self.emb_dim,
+      embedding_init=nn.initializers.normal(stddev=self.embed_init_std),
+      name="embed",
+    )(inputs.astype(jnp.int32))
     max_len = self.max_len
     if self.pooling == "CLS":
       cls = self.param("cls", nn.initializers.zeros, (1, 1, self.emb_dim))
       x = jnp.concatenate(
-          [jnp.broadcast_to(cls, (x.shape[0], 1, self.emb_dim)).astype(x.dtype),
-           x], axis=1)
+        [
+          jnp.broadcast_to(cls, (x.shape[0], 1, self.emb_dim)).astype(x.dtype),
+          x,
+        ],
+        axis=1,
+      )
       mask = jnp.concatenate([jnp.ones_like(mask[:, :1]), mask], axis=1)
       max_len += 1
     x = AddPositionEmbs(self.pos_emb, max_len, name="pos_embed")(x)
@@ -229,17 +256,23 @@ class Encoder(nn.Module):
     x = x.astype(self.dtype)
     for i in range(self.num_layers):
       x = EncoderBlock(
-          num_heads=self.num_heads, qkv_dim=self.qkv_dim,
-          mlp_dim=self.mlp_dim, attention_cls=self.attention_cls,
-          dropout_rate=self.dropout_rate, qkv_bias=self.qkv_bias,
-          dtype=self.dtype, name=f"block_{i}")(x, mask, deterministic)
+        num_heads=self.num_heads,
+        qkv_dim=self.qkv_dim,
+        mlp_dim=self.mlp_dim,
+        attention_cls=self.attention_cls,
+        dropout_rate=self.dropout_rate,
+        qkv_bias=self.qkv_bias,
+        dtype=self.dtype,
+        name=f"block_{i}",
+      )(x, mask, deterministic)
     x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="encoder_norm")(x)
     x = x.astype(jnp.float32)
     if self.pooling == "CLS":
       return x[:, 0]
     weights = mask.astype(jnp.float32)[..., None]
     return jnp.sum(x * weights, axis=1) / jnp.maximum(
-        jnp.sum(weights, axis=1), 1.0)
+      jnp.sum(weights, axis=1), 1.0
+    )
 
 
 class ClassifierHead(nn.Module):
@@ -253,6 +286,7 @@ class ClassifierHead(nn.Module):
     hidden_dims: widths of the hidden layers.
     dtype: compute dtype (logits are returned in float32).
   """
+
   num_classes: int
   hidden_dims: Sequence[int]
   dtype: Any = jnp.float32
@@ -262,8 +296,9 @@ class ClassifierHead(nn.Module):
     """x: [B, F]. Returns logits [B, C] float32."""
     for i, width in enumerate(self.hidden_dims):
       x = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(x))
-    return nn.Dense(self.num_classes, dtype=self.dtype,
-                    name="logits")(x).astype(jnp.float32)
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(
+      x
+    ).astype(jnp.float32)
 
 
 class Classifier(nn.Module):
@@ -273,12 +308,14 @@ class Classifier(nn.Module):
     encoder: an `Encoder` (adopted as the submodule `encoder`).
     head: a `ClassifierHead`.
   """
+
   encoder: Encoder
   head: ClassifierHead
 
   @nn.compact
-  def __call__(self, inputs: jax.Array,
-               deterministic: bool = True) -> jax.Array:
+  def __call__(
+    self, inputs: jax.Array, deterministic: bool = True
+  ) -> jax.Array:
     """inputs: [B, L] int. Returns logits [B, C] float32."""
     return self.head(self.encoder(inputs, deterministic))
 
@@ -294,12 +331,14 @@ class DualClassifier(nn.Module):
     encoder: an `Encoder`, applied to each document.
     head: a `ClassifierHead` on the [B, 4E] combination.
   """
+
   encoder: Encoder
   head: ClassifierHead
 
   @nn.compact
-  def __call__(self, inputs: jax.Array, inputs2: jax.Array,
-               deterministic: bool = True) -> jax.Array:
+  def __call__(
+    self, inputs: jax.Array, inputs2: jax.Array, deterministic: bool = True
+  ) -> jax.Array:
     """inputs, inputs2: [B, L] int. Returns logits [B, C] float32."""
     u = self.encoder(inputs, deterministic)
     v = self.encoder(inputs2, deterministic)
@@ -311,9 +350,9 @@ def head_dims(mlp_dim: int, num_layers: int) -> tuple:
   return tuple(max(mlp_dim // 2**i, 1) for i in range(num_layers))
 
 
-def attention_from_config(attention_config: Any,
-                          attention_dropout_rate: float = 0.0
-                          ) -> Callable[..., nn.Module]:
+def attention_from_config(
+  attention_config: Any, attention_dropout_rate: float = 0.0
+) -> Callable[..., nn.Module]:
   """The attention core class of `config.attention`.
 
   Args:
@@ -349,36 +388,45 @@ def build_model(config: Any, task_spec: Any) -> nn.Module:
   """
   model_config = config.model
   if model_config.dtype not in DTYPES:
-    raise ValueError(f"unknown model.dtype {model_config.dtype!r}; known: "
-                     f"{', '.join(DTYPES)}")
+    raise ValueError(
+      f"unknown model.dtype {model_config.dtype!r}; known: {', '.join(DTYPES)}"
+    )
   if model_config.pos_emb not in POS_EMBS:
-    raise ValueError(f"unknown model.pos_emb {model_config.pos_emb!r}; "
-                     f"known: {', '.join(POS_EMBS)}")
+    raise ValueError(
+      f"unknown model.pos_emb {model_config.pos_emb!r}; "
+      f"known: {', '.join(POS_EMBS)}"
+    )
   if model_config.pooling not in POOLINGS:
-    raise ValueError(f"unknown model.pooling {model_config.pooling!r}; "
-                     f"known: {', '.join(POOLINGS)}")
+    raise ValueError(
+      f"unknown model.pooling {model_config.pooling!r}; "
+      f"known: {', '.join(POOLINGS)}"
+    )
   dtype = DTYPES[model_config.dtype]
   encoder = Encoder(
-      vocab_size=task_spec.vocab_size,
-      emb_dim=model_config.emb_dim,
-      num_heads=model_config.num_heads,
-      num_layers=model_config.num_layers,
-      qkv_dim=model_config.qkv_dim,
-      mlp_dim=model_config.mlp_dim,
-      max_len=config.data.max_len,
-      attention_cls=attention_from_config(
-          config.attention, model_config.attention_dropout_rate),
-      dropout_rate=model_config.dropout_rate,
-      pos_emb=model_config.pos_emb,
-      embed_init_std=model_config.embed_init_std,
-      pooling=model_config.pooling,
-      qkv_bias=model_config.qkv_bias,
-      dtype=dtype)
+    vocab_size=task_spec.vocab_size,
+    emb_dim=model_config.emb_dim,
+    num_heads=model_config.num_heads,
+    num_layers=model_config.num_layers,
+    qkv_dim=model_config.qkv_dim,
+    mlp_dim=model_config.mlp_dim,
+    max_len=config.data.max_len,
+    attention_cls=attention_from_config(
+      config.attention, model_config.attention_dropout_rate
+    ),
+    dropout_rate=model_config.dropout_rate,
+    pos_emb=model_config.pos_emb,
+    embed_init_std=model_config.embed_init_std,
+    pooling=model_config.pooling,
+    qkv_bias=model_config.qkv_bias,
+    dtype=dtype,
+  )
   head = ClassifierHead(
-      num_classes=task_spec.num_classes,
-      hidden_dims=head_dims(model_config.mlp_dim,
-                            model_config.head_hidden_layers),
-      dtype=dtype)
+    num_classes=task_spec.num_classes,
+    hidden_dims=head_dims(
+      model_config.mlp_dim, model_config.head_hidden_layers
+    ),
+    dtype=dtype,
+  )
   if task_spec.dual_input:
     return DualClassifier(encoder=encoder, head=head)
   return Classifier(encoder=encoder, head=head)

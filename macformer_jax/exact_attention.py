@@ -16,8 +16,6 @@ computed for the training step:
   the dropout mask of a block is the slice of the whole mask.
 """
 
-from typing import Optional
-
 import chex
 import jax
 from jax import lax
@@ -27,8 +25,7 @@ import numpy as np
 from macformer_jax import dropout as dropout_lib
 
 
-def _attend(q, k, v, mask, causal, dropout_rate, dropout_key, first,
-            length):
+def _attend(q, k, v, mask, causal, dropout_rate, dropout_key, first, length):
   """Queries q [B, C, H, D] at rows first..first+C of the [L, L] weights."""
   b, c, h, dk = q.shape
   logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(dk)
@@ -44,18 +41,28 @@ def _attend(q, k, v, mask, causal, dropout_rate, dropout_key, first,
   logits = jnp.where(visible, logits, -1e10)
   weights = jax.nn.softmax(logits, axis=-1)
   if dropout_key is not None and dropout_rate > 0.0:
-    keep = dropout_lib.keep_mask(dropout_key, dropout_rate,
-                                 (b, h, c, length), offsets=(0, 0, first, 0),
-                                 full_shape=(b, h, length, length))
+    keep = dropout_lib.keep_mask(
+      dropout_key,
+      dropout_rate,
+      (b, h, c, length),
+      offsets=(0, 0, first, 0),
+      full_shape=(b, h, length, length),
+    )
     weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
   return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
 
 
-def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                      mask: Optional[jax.Array] = None, causal: bool = False,
-                      *, dropout_rate: float = 0.0,
-                      dropout_key: Optional[jax.Array] = None,
-                      block_size: int = 0) -> jax.Array:
+def softmax_attention(
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+  *,
+  dropout_rate: float = 0.0,
+  dropout_key: jax.Array | None = None,
+  block_size: int = 0,
+) -> jax.Array:
   """Exact softmax attention, in float32.
 
   Args:
@@ -76,15 +83,15 @@ def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
     chex.assert_shape(mask, (b, length))
     mask = mask.astype(bool)
   q, k, v = (x.astype(jnp.float32) for x in (q, k, v))
-  attend = lambda qb, first: _attend(qb, k, v, mask, causal, dropout_rate,
-                                     dropout_key, first, length)
+  attend = lambda qb, first: _attend(
+    qb, k, v, mask, causal, dropout_rate, dropout_key, first, length
+  )
   if not 0 < block_size < length:
     return attend(q, 0)
   pad = (-length) % block_size
   n = (length + pad) // block_size
   blocks = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
-  blocks = jnp.moveaxis(
-      blocks.reshape((b, n, block_size) + q.shape[2:]), 1, 0)
+  blocks = jnp.moveaxis(blocks.reshape((b, n, block_size) + q.shape[2:]), 1, 0)
   firsts = jnp.arange(n, dtype=jnp.int32) * block_size
   out = lax.map(lambda args: jax.checkpoint(attend)(*args), (blocks, firsts))
   out = jnp.moveaxis(out, 0, 1).reshape((b, n * block_size) + out.shape[3:])

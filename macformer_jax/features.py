@@ -61,7 +61,6 @@ with these functions.
 import dataclasses
 import functools
 import math
-from typing import Optional, Tuple
 
 import chex
 import jax
@@ -83,7 +82,7 @@ def degree_pmf(max_degree: int = 20) -> np.ndarray:
   docs/METHOD.md §2.1: the authors' `P_Measure(2., False, 20)`; P(1) =
   0.50000048.
   """
-  w = 2.0**-(np.arange(1, max_degree + 1) + 1.0)
+  w = 2.0 ** -(np.arange(1, max_degree + 1) + 1.0)
   return w / w.sum()
 
 
@@ -97,9 +96,10 @@ class FeaturePlan:
     counts: C_n, random features of degree n, for n = 1..len(counts).
     projection: 'chained' or 'independent'.
   """
+
   kernel: str
   sqrt_a0: float
-  counts: Tuple[int, ...]
+  counts: tuple[int, ...]
   projection: str
 
   @property
@@ -113,7 +113,7 @@ class FeaturePlan:
     return len(self.counts)
 
   @property
-  def widths(self) -> Tuple[int, ...]:
+  def widths(self) -> tuple[int, ...]:
     """Projection block widths, one block per (level or degree, factor)."""
     if self.projection == "chained":
       # B_n = max_{m >= n} C_m: the chains alive at level n.
@@ -129,9 +129,12 @@ class FeaturePlan:
     return np.repeat(np.arange(1, len(self.counts) + 1), self.counts)
 
 
-def allocate_degrees(num_random: int, allocation: str, max_degree: int = 20,
-                     rng: Optional[np.random.Generator] = None
-                     ) -> Tuple[Tuple[int, ...], np.ndarray]:
+def allocate_degrees(
+  num_random: int,
+  allocation: str,
+  max_degree: int = 20,
+  rng: np.random.Generator | None = None,
+) -> tuple[tuple[int, ...], np.ndarray]:
   """Counts C_n and per-degree weights w_n (s^2 = w_n) of the random features.
 
   Args:
@@ -146,11 +149,14 @@ def allocate_degrees(num_random: int, allocation: str, max_degree: int = 20,
     factor: the caller multiplies by a_n.
   """
   if allocation not in ALLOCATIONS:
-    raise ValueError(f"unknown allocation {allocation!r}; known: "
-                     f"{', '.join(ALLOCATIONS)}")
+    raise ValueError(
+      f"unknown allocation {allocation!r}; known: {', '.join(ALLOCATIONS)}"
+    )
   if num_random < 1:
-    raise ValueError(f"need at least 2 features (1 constant + 1 random), got "
-                     f"num_features={num_random + 1}")
+    raise ValueError(
+      f"need at least 2 features (1 constant + 1 random), got "
+      f"num_features={num_random + 1}"
+    )
   pmf = degree_pmf(max_degree)
   if allocation == "sampled":
     if rng is None:
@@ -164,19 +170,24 @@ def allocate_degrees(num_random: int, allocation: str, max_degree: int = 20,
     remainder = expected - counts
     # Largest remainder; ties broken towards low degrees (stable argsort).
     order = np.argsort(-remainder, kind="stable")
-    counts[order[:num_random - counts.sum()]] += 1
+    counts[order[: num_random - counts.sum()]] += 1
     weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
   last = int(np.max(np.nonzero(counts)[0])) + 1
-  counts, weights = counts[:last], np.where(counts[:last] > 0,
-                                            weights[:last], 0.0)
+  counts, weights = (
+    counts[:last],
+    np.where(counts[:last] > 0, weights[:last], 0.0),
+  )
   return tuple(int(c) for c in counts), weights
 
 
 # ----------------------------------------------------------------------------
 # Random Maclaurin features.
 # ----------------------------------------------------------------------------
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["projections", "scales"], meta_fields=["plan"])
+@functools.partial(
+  jax.tree_util.register_dataclass,
+  data_fields=["projections", "scales"],
+  meta_fields=["plan"],
+)
 @dataclasses.dataclass(frozen=True)
 class RMFParams:
   """A drawn RMF map (a pytree: arrays are leaves, the plan is static).
@@ -187,15 +198,20 @@ class RMFParams:
     scales: float32 [M-1], s_i of each random feature.
     plan: the static `FeaturePlan`.
   """
+
   projections: jax.Array
   scales: jax.Array
   plan: FeaturePlan
 
 
-def make_plan(num_features: int, kernel: str, allocation: str = "sampled",
-              max_degree: int = 20, projection: str = "chained",
-              allocation_seed: Optional[int] = None
-              ) -> Tuple[FeaturePlan, np.ndarray]:
+def make_plan(
+  num_features: int,
+  kernel: str,
+  allocation: str = "sampled",
+  max_degree: int = 20,
+  projection: str = "chained",
+  allocation_seed: int | None = None,
+) -> tuple[FeaturePlan, np.ndarray]:
   """The static plan and the float32 scales [M-1] of an RMF map (no JAX).
 
   The deterministic half of `sample_rmf` (which adds the random
@@ -204,13 +220,18 @@ def make_plan(num_features: int, kernel: str, allocation: str = "sampled",
   from, with the same arguments.
   """
   if projection not in PROJECTIONS:
-    raise ValueError(f"unknown projection {projection!r}; known: "
-                     f"{', '.join(PROJECTIONS)}")
+    raise ValueError(
+      f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}"
+    )
   k = kernels.get(kernel)
-  rng = (np.random.default_rng(allocation_seed)
-         if allocation_seed is not None else None)
-  counts, weights = allocate_degrees(num_features - 1, allocation, max_degree,
-                                     rng)
+  rng = (
+    np.random.default_rng(allocation_seed)
+    if allocation_seed is not None
+    else None
+  )
+  counts, weights = allocate_degrees(
+    num_features - 1, allocation, max_degree, rng
+  )
   a = kernels.coefficients(k.name, len(counts) + 1)
   plan = FeaturePlan(k.name, math.sqrt(a[0]), counts, projection)
   per_degree = np.sqrt(a[1:] * weights)
@@ -240,8 +261,9 @@ def seed_from_key(key) -> int:
   return int(data[0] << np.uint64(32) | data[-1])
 
 
-def sample_rademacher(key: jax.Array, in_dim: int, width: int,
-                      num_heads: Optional[int] = None) -> jax.Array:
+def sample_rademacher(
+  key: jax.Array, in_dim: int, width: int, num_heads: int | None = None
+) -> jax.Array:
   """i.i.d. +-1 projections: float32 [Dk, W], or [H, Dk, W] per head.
 
   The random part of an RMF map (`sample_rmf`) and the Spectraformer grid's
@@ -251,10 +273,18 @@ def sample_rademacher(key: jax.Array, in_dim: int, width: int,
   return jax.random.rademacher(key, shape, dtype=jnp.float32)
 
 
-def sample_rmf(key: jax.Array, in_dim: int, num_features: int, kernel: str,
-               allocation: str = "sampled", max_degree: int = 20, *,
-               projection: str = "chained", num_heads: Optional[int] = None,
-               allocation_seed: Optional[int] = None) -> RMFParams:
+def sample_rmf(
+  key: jax.Array,
+  in_dim: int,
+  num_features: int,
+  kernel: str,
+  allocation: str = "sampled",
+  max_degree: int = 20,
+  *,
+  projection: str = "chained",
+  num_heads: int | None = None,
+  allocation_seed: int | None = None,
+) -> RMFParams:
   """Draws a random Maclaurin feature map.
 
   Args:
@@ -278,14 +308,15 @@ def sample_rmf(key: jax.Array, in_dim: int, num_features: int, kernel: str,
       allocation_seed = seed_from_key(key)
     except jax.errors.TracerArrayConversionError as e:
       raise ValueError(
-          "allocation='sampled' draws the degree counts on the host, so it "
-          "needs a concrete key or an explicit allocation_seed; pass "
-          "allocation_seed=, call sample_rmf outside jax.jit, or use "
-          "allocation='stratified'") from e
-  plan, scales = make_plan(num_features, kernel, allocation, max_degree,
-                           projection, allocation_seed)
-  projections = sample_rademacher(key, in_dim, plan.projection_width,
-                                  num_heads)
+        "allocation='sampled' draws the degree counts on the host, so it "
+        "needs a concrete key or an explicit allocation_seed; pass "
+        "allocation_seed=, call sample_rmf outside jax.jit, or use "
+        "allocation='stratified'"
+      ) from e
+  plan, scales = make_plan(
+    num_features, kernel, allocation, max_degree, projection, allocation_seed
+  )
+  projections = sample_rademacher(key, in_dim, plan.projection_width, num_heads)
   return RMFParams(projections, jnp.asarray(scales), plan)
 
 
@@ -300,7 +331,7 @@ def _products(u: jax.Array, plan: FeaturePlan) -> jax.Array:
     prefix = blocks[0]
     for n, count in enumerate(plan.counts, 1):
       if n > 1:
-        prefix = prefix[..., :widths[n - 1]] * blocks[n - 1]
+        prefix = prefix[..., : widths[n - 1]] * blocks[n - 1]
       if count:
         features.append(prefix[..., :count])
   else:
@@ -315,8 +346,9 @@ def _products(u: jax.Array, plan: FeaturePlan) -> jax.Array:
   return jnp.concatenate(features, axis=-1)
 
 
-def _project(x: jax.Array, projection: jax.Array, head_axis: int = -2
-             ) -> jax.Array:
+def _project(
+  x: jax.Array, projection: jax.Array, head_axis: int = -2
+) -> jax.Array:
   """x @ projection in float32.
 
   Args:
@@ -335,8 +367,14 @@ def _project(x: jax.Array, projection: jax.Array, head_axis: int = -2
   return jnp.moveaxis(u, -2, head_axis)
 
 
-def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
-        head_axis: int = -2, scaled: bool = True) -> jax.Array:
+def rmf(
+  params: RMFParams,
+  x: jax.Array,
+  *,
+  constant: bool = True,
+  head_axis: int = -2,
+  scaled: bool = True,
+) -> jax.Array:
   """Applies a random Maclaurin feature map.
 
   Args:
@@ -365,7 +403,7 @@ def rmf(params: RMFParams, x: jax.Array, *, constant: bool = True,
   return jnp.concatenate([ones, random], axis=-1)
 
 
-def split_linear(params: RMFParams) -> Tuple[jax.Array, Optional[RMFParams]]:
+def split_linear(params: RMFParams) -> tuple[jax.Array, RMFParams | None]:
   """Splits a map into its degree-1 part, as a matrix, and the rest.
 
   A degree-1 feature is linear, s_i (w_i . x), so the degree-1 share of
@@ -391,22 +429,28 @@ def split_linear(params: RMFParams) -> Tuple[jax.Array, Optional[RMFParams]]:
   plan = params.plan
   c1 = plan.counts[0]
   w, s = params.projections, params.scales
-  linear = jnp.einsum("...dw,w,...ew->...de", w[..., :c1], s[:c1]**2,
-                      w[..., :c1])
+  linear = jnp.einsum(
+    "...dw,w,...ew->...de", w[..., :c1], s[:c1] ** 2, w[..., :c1]
+  )
   counts = (0,) + tuple(plan.counts[1:])
   if sum(counts) == 0:
     return linear, None
   if plan.projection == "chained":
     first = plan.widths[0]  # level 1: B_1 columns, B_2 of them continue
-    rest_w = jnp.concatenate([w[..., :max(counts)], w[..., first:]], axis=-1)
+    rest_w = jnp.concatenate([w[..., : max(counts)], w[..., first:]], axis=-1)
   else:
     rest_w = w[..., c1:]
   rest = RMFParams(rest_w, s[c1:], dataclasses.replace(plan, counts=counts))
   return linear, rest
 
 
-def rmf_variance(kernel: str, x: np.ndarray, y: np.ndarray, num_features: int,
-                 max_degree: int = 20) -> np.ndarray:
+def rmf_variance(
+  kernel: str,
+  x: np.ndarray,
+  y: np.ndarray,
+  num_features: int,
+  max_degree: int = 20,
+) -> np.ndarray:
   """Variance of phi(x).phi(y) for the `sampled`, `independent` map
   (docs/METHOD.md §2.2).
 
@@ -421,8 +465,11 @@ def rmf_variance(kernel: str, x: np.ndarray, y: np.ndarray, num_features: int,
   """
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   t = np.sum(x * y, -1)
-  q = (np.sum(x * x, -1) * np.sum(y * y, -1) + 2 * t**2
-       - 2 * np.sum(x**2 * y**2, -1))
+  q = (
+    np.sum(x * x, -1) * np.sum(y * y, -1)
+    + 2 * t**2
+    - 2 * np.sum(x**2 * y**2, -1)
+  )
   a = kernels.coefficients(kernel, max_degree + 1)
   pmf = degree_pmf(max_degree)
   n = np.arange(1, max_degree + 1)
@@ -434,8 +481,9 @@ def rmf_variance(kernel: str, x: np.ndarray, y: np.ndarray, num_features: int,
 # ----------------------------------------------------------------------------
 # Baselines: Performer FAVOR+, RFA, elu+1.
 # ----------------------------------------------------------------------------
-def sample_orthogonal_gaussian(key: jax.Array, in_dim: int,
-                               num_features: int) -> jax.Array:
+def sample_orthogonal_gaussian(
+  key: jax.Array, in_dim: int, num_features: int
+) -> jax.Array:
   """Performer's orthogonal Gaussian projections. Returns float32 [Dk, M].
 
   Blocks of Dk orthonormal directions (QR of a Gaussian matrix), each row
@@ -453,15 +501,22 @@ def sample_orthogonal_gaussian(key: jax.Array, in_dim: int,
   q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
   directions = jnp.swapaxes(q, 1, 2).reshape(-1, in_dim)[:num_features]
   norms = jnp.linalg.norm(
-      jax.random.normal(norm_key, (num_features, in_dim)), axis=-1)
+    jax.random.normal(norm_key, (num_features, in_dim)), axis=-1
+  )
   return (directions * norms[:, None]).T.astype(jnp.float32)
 
 
-def gerf_features(w: jax.Array, x: jax.Array, a: jax.Array = 0.0, *,
-                  stabilize: Optional[str] = None,
-                  key_mask: Optional[jax.Array] = None,
-                  causal: bool = False, key_max: str = "head",
-                  eps: float = 0.0) -> jax.Array:
+def gerf_features(
+  w: jax.Array,
+  x: jax.Array,
+  a: jax.Array = 0.0,
+  *,
+  stabilize: str | None = None,
+  key_mask: jax.Array | None = None,
+  causal: bool = False,
+  key_max: str = "head",
+  eps: float = 0.0,
+) -> jax.Array:
   """Positive random features of exp(x . y): the one implementation.
 
   Generalised exponential RFs (Likhosherstov et al. 2022, GERF with s = +1):
@@ -507,14 +562,19 @@ def gerf_features(w: jax.Array, x: jax.Array, a: jax.Array = 0.0, *,
   b = jnp.sqrt(1.0 - 4.0 * a)
   dk, m = w.shape
   w2 = jnp.sum(w * w, axis=0)  # [m]
-  u = (a * w2 + b * (x @ w) - 0.5 * jnp.sum(x * x, -1, keepdims=True)
-       + 0.25 * dk * jnp.log1p(-4.0 * a))
+  u = (
+    a * w2
+    + b * (x @ w)
+    - 0.5 * jnp.sum(x * x, -1, keepdims=True)
+    + 0.25 * dk * jnp.log1p(-4.0 * a)
+  )
   scale = 1.0 / math.sqrt(m)
   if stabilize is None:
     return jnp.exp(u) * scale
   if stabilize not in ("query", "key"):
-    raise ValueError(f"stabilize must be None, 'query' or 'key', got "
-                     f"{stabilize!r}")
+    raise ValueError(
+      f"stabilize must be None, 'query' or 'key', got {stabilize!r}"
+    )
   if key_max not in ("head", "example"):
     raise ValueError(f"key_max must be 'head' or 'example', got {key_max!r}")
   is_query = stabilize == "query"
@@ -526,8 +586,9 @@ def gerf_features(w: jax.Array, x: jax.Array, a: jax.Array = 0.0, *,
   if is_query:
     c = jnp.max(u, axis=-1, keepdims=True)
   else:
-    u_real = u if key_mask is None else jnp.where(key_mask[..., None], u,
-                                                  -jnp.inf)
+    u_real = (
+      u if key_mask is None else jnp.where(key_mask[..., None], u, -jnp.inf)
+    )
     axes = (-2, -1) if key_max == "head" else tuple(range(1, u.ndim))
     c = jnp.max(u_real, axis=axes, keepdims=True)
     c = jnp.where(jnp.isfinite(c), c, 0.0)  # an example without real keys
@@ -537,9 +598,14 @@ def gerf_features(w: jax.Array, x: jax.Array, a: jax.Array = 0.0, *,
   return phi * scale
 
 
-def favor_positive(projection: jax.Array, x: jax.Array, *, is_query: bool,
-                   key_mask: Optional[jax.Array] = None,
-                   causal: bool = False) -> jax.Array:
+def favor_positive(
+  projection: jax.Array,
+  x: jax.Array,
+  *,
+  is_query: bool,
+  key_mask: jax.Array | None = None,
+  causal: bool = False,
+) -> jax.Array:
   """FAVOR+ positive features of exp(x . y): `gerf_features` at A = 0 with
   Performer's stabiliser.
 
@@ -562,14 +628,21 @@ def favor_positive(projection: jax.Array, x: jax.Array, *, is_query: bool,
   Returns:
     float32 [B, ..., M], positive.
   """
-  return gerf_features(projection, x, 0.0,
-                       stabilize="query" if is_query else "key",
-                       key_mask=key_mask, causal=causal, key_max="example",
-                       eps=1e-6)
+  return gerf_features(
+    projection,
+    x,
+    0.0,
+    stabilize="query" if is_query else "key",
+    key_mask=key_mask,
+    causal=causal,
+    key_max="example",
+    eps=1e-6,
+  )
 
 
-def sample_gaussian(key: jax.Array, in_dim: int, num_frequencies: int
-                    ) -> jax.Array:
+def sample_gaussian(
+  key: jax.Array, in_dim: int, num_frequencies: int
+) -> jax.Array:
   """i.i.d. N(0, I) projections, float32 [Dk, W].
 
   RFA's frequencies (W = M/2) and the Spectraformer `gaussian` and `mm`

@@ -21,9 +21,9 @@ the radius of convergence |t| < radius.
 All kernels have a_0 = f(0) = 1.
 """
 
+from collections.abc import Callable
 import dataclasses
 import math
-from typing import Callable, Dict
 
 import jax.numpy as jnp
 import numpy as np
@@ -39,6 +39,7 @@ class Kernel:
     exact: t -> f(t), elementwise on arrays (jnp or np).
     radius: radius of convergence of the series (math.inf if entire).
   """
+
   name: str
   coefficient: Callable[[int], float]
   exact: Callable[..., jnp.ndarray]
@@ -52,21 +53,29 @@ def _sqrt_coefficient(n: int) -> float:
   return math.comb(2 * n, n) / ((2 * n - 1) * 4.0**n)
 
 
-
-_KERNELS: Dict[str, Kernel] = {
-    "exp": Kernel("exp", lambda n: math.exp(-math.lgamma(n + 1)), jnp.exp,
-                  math.inf),
-    # `trigh` = cosh t + sinh t, which equals e^t exactly (docs/METHOD.md §1):
-    # the same coefficients, hence bit-identical features for the same key. Kept
-    # because the paper and the authors' code list it as a separate kernel.
-    "trigh": Kernel("trigh", lambda n: math.exp(-math.lgamma(n + 1)),
-                    lambda t: jnp.cosh(t) + jnp.sinh(t), math.inf),
-    "inverse": Kernel("inverse", lambda n: 1.0, lambda t: 1.0 / (1.0 - t),
-                      1.0),
-    "log": Kernel("log", lambda n: 1.0 if n == 0 else 1.0 / n,
-                  lambda t: 1.0 - jnp.log1p(-t), 1.0),
-    "sqrt": Kernel("sqrt", _sqrt_coefficient,
-                   lambda t: 2.0 - jnp.sqrt(1.0 - t), 1.0),
+_KERNELS: dict[str, Kernel] = {
+  "exp": Kernel(
+    "exp", lambda n: math.exp(-math.lgamma(n + 1)), jnp.exp, math.inf
+  ),
+  # `trigh` = cosh t + sinh t, which equals e^t exactly (docs/METHOD.md §1):
+  # the same coefficients, hence bit-identical features for the same key. Kept
+  # because the paper and the authors' code list it as a separate kernel.
+  "trigh": Kernel(
+    "trigh",
+    lambda n: math.exp(-math.lgamma(n + 1)),
+    lambda t: jnp.cosh(t) + jnp.sinh(t),
+    math.inf,
+  ),
+  "inverse": Kernel("inverse", lambda n: 1.0, lambda t: 1.0 / (1.0 - t), 1.0),
+  "log": Kernel(
+    "log",
+    lambda n: 1.0 if n == 0 else 1.0 / n,
+    lambda t: 1.0 - jnp.log1p(-t),
+    1.0,
+  ),
+  "sqrt": Kernel(
+    "sqrt", _sqrt_coefficient, lambda t: 2.0 - jnp.sqrt(1.0 - t), 1.0
+  ),
 }
 
 # Names accepted for the authors' spellings (`logi` in their last commit,
@@ -75,15 +84,18 @@ _ALIASES = {"logi": "log"}
 
 
 def polynomial(degree: int) -> Kernel:
-  """The inhomogeneous polynomial kernel (1 + t)^degree (finitely many terms).
-  """
+  """The inhomogeneous polynomial kernel (1 + t)^degree (finite series)."""
   if degree < 1 or int(degree) != degree:
-    raise ValueError(f"polynomial degree must be a positive integer, got "
-                     f"{degree!r}")
+    raise ValueError(
+      f"polynomial degree must be a positive integer, got {degree!r}"
+    )
   degree = int(degree)
-  return Kernel(f"polynomial{degree}",
-                lambda n: float(math.comb(degree, n)) if n <= degree else 0.0,
-                lambda t: (1.0 + t)**degree, math.inf)
+  return Kernel(
+    f"polynomial{degree}",
+    lambda n: float(math.comb(degree, n)) if n <= degree else 0.0,
+    lambda t: (1.0 + t) ** degree,
+    math.inf,
+  )
 
 
 def names() -> list:
@@ -103,7 +115,7 @@ def get(name: str) -> Kernel:
   if name in _KERNELS:
     return _KERNELS[name]
   if name.startswith("polynomial"):
-    suffix = name[len("polynomial"):].lstrip("_") or "2"
+    suffix = name[len("polynomial") :].lstrip("_") or "2"
     if suffix.isdigit():
       return polynomial(int(suffix))
   raise ValueError(f"unknown kernel {name!r}; known: {', '.join(names())}")
@@ -120,8 +132,9 @@ def coefficients(name: str, num_terms: int) -> np.ndarray:
     float64 array [num_terms].
   """
   kernel = get(name)
-  return np.array([kernel.coefficient(n) for n in range(num_terms)],
-                  dtype=np.float64)
+  return np.array(
+    [kernel.coefficient(n) for n in range(num_terms)], dtype=np.float64
+  )
 
 
 def exact(name: str, t):

@@ -19,11 +19,12 @@ and RFA's always do.
 The attention core runs in float32 whatever the model's compute dtype.
 """
 
+from collections.abc import Callable
 import dataclasses
 import functools
 import math
+from typing import Any
 import zlib
-from typing import Any, Callable, Optional, Union
 
 import flax.linen as nn
 import jax
@@ -49,32 +50,40 @@ def attention_class(name: str, **options) -> Callable[..., nn.Module]:
       does not have (lists its options).
   """
   cls = ATTENTIONS.get(name)
-  fields = {f.name for f in dataclasses.fields(cls)
-            if f.init and f.name not in ("parent", "name")}
+  fields = {
+    f.name
+    for f in dataclasses.fields(cls)
+    if f.init and f.name not in ("parent", "name")
+  }
   unknown = sorted(set(options) - fields)
   if unknown:
-    raise ValueError(f"attention {name!r} has no option(s) {unknown}; its "
-                     f"options: {', '.join(sorted(fields))}")
+    raise ValueError(
+      f"attention {name!r} has no option(s) {unknown}; its "
+      f"options: {', '.join(sorted(fields))}"
+    )
   return functools.partial(cls, **options)
 
 
-def draw_random_features(model: nn.Module, key: jax.Array, *args,
-                         **kwargs) -> dict:
+def draw_random_features(
+  model: nn.Module, key: jax.Array, *args, **kwargs
+) -> dict:
   """Draws a fresh `random_features` collection for `model` from `key`.
 
   Runs `model.init` (cheap under `jax.jit`: the unused parameter
   initialisation is dead code); `args`/`kwargs` are the init inputs.
   Returns {} for a model without random features.
   """
-  variables = model.init({"params": key, "features": key, "dropout": key},
-                         *args, **kwargs)
+  variables = model.init(
+    {"params": key, "features": key, "dropout": key}, *args, **kwargs
+  )
   return variables.get(FEATURES, {})
 
 
 def _feature_variable(module: nn.Module, name: str, draw: Callable, *args):
   """A `random_features` variable drawn from the module's `features` rng."""
-  return module.variable(FEATURES, name,
-                         lambda: draw(module.make_rng("features"), *args)).value
+  return module.variable(
+    FEATURES, name, lambda: draw(module.make_rng("features"), *args)
+  ).value
 
 
 @ATTENTIONS.register("softmax")
@@ -88,6 +97,7 @@ class SoftmaxAttention(nn.Module):
       'xla' / 'cudnn' for `jax.nn.dot_product_attention` ('cudnn' runs in
       bfloat16 on SM80+ GPUs and assumes right-padded masks).
   """
+
   dropout_rate: float = 0.0
   causal: bool = False
   implementation: str = "einsum"
@@ -99,26 +109,41 @@ class SoftmaxAttention(nn.Module):
       if not deterministic and self.dropout_rate > 0.0:
         rng = self.make_rng("dropout")
       return exact_attention.softmax_attention(
-          q, k, v, mask, self.causal, dropout_rate=self.dropout_rate,
-          dropout_key=rng)
+        q,
+        k,
+        v,
+        mask,
+        self.causal,
+        dropout_rate=self.dropout_rate,
+        dropout_key=rng,
+      )
     if self.implementation not in ("xla", "cudnn"):
-      raise ValueError(f"unknown softmax implementation "
-                       f"{self.implementation!r}; known: einsum, xla, cudnn")
+      raise ValueError(
+        f"unknown softmax implementation "
+        f"{self.implementation!r}; known: einsum, xla, cudnn"
+      )
     if self.dropout_rate > 0.0 and not deterministic:
-      raise ValueError(f"implementation={self.implementation!r} has no "
-                       "attention dropout; set dropout_rate=0 or use 'einsum'")
+      raise ValueError(
+        f"implementation={self.implementation!r} has no "
+        "attention dropout; set dropout_rate=0 or use 'einsum'"
+      )
     dtype = jnp.bfloat16 if self.implementation == "cudnn" else jnp.float32
     q, k, v = (x.astype(dtype) for x in (q, k, v))
     if self.implementation == "cudnn":
       lengths = None if mask is None else jnp.sum(mask, -1).astype(jnp.int32)
       out = jax.nn.dot_product_attention(
-          q, k, v, is_causal=self.causal, key_value_seq_lengths=lengths,
-          implementation="cudnn")
+        q,
+        k,
+        v,
+        is_causal=self.causal,
+        key_value_seq_lengths=lengths,
+        implementation="cudnn",
+      )
     else:
       m = None if mask is None else mask.astype(bool)[:, None, None, :]
-      out = jax.nn.dot_product_attention(q, k, v, mask=m,
-                                         is_causal=self.causal,
-                                         implementation="xla")
+      out = jax.nn.dot_product_attention(
+        q, k, v, mask=m, is_causal=self.causal, implementation="xla"
+      )
     return out.astype(jnp.float32)
 
 
@@ -135,6 +160,7 @@ class PostSBN(nn.Module):
     power: use the sign-preserving power form.
     eps: keeps |x|^beta differentiable at 0 (power form only).
   """
+
   power: bool = False
   eps: float = 1e-6
 
@@ -182,6 +208,7 @@ class RMFAttention(nn.Module):
     allocation_seed: numpy seed of 'sampled' degree counts (mixed with the
       module path, so layers differ); the counts are static shapes.
   """
+
   kernel: str = "exp"
   num_features: int = 128
   allocation: str = "stratified"
@@ -192,59 +219,93 @@ class RMFAttention(nn.Module):
   pre_sbn: bool = True
   post_sbn: bool = True
   post_sbn_power: bool = False
-  qk_scale: Optional[float] = None
+  qk_scale: float | None = None
   learn_qk_scale: bool = False
   eps: float = attention.RMFA_DENOMINATOR_EPS
   eps_per_key: bool = True
   chunk_size: int = 64
-  block_size: Union[int, None, str] = "auto"
+  block_size: int | None | str = "auto"
   allocation_seed: int = 0
 
   def _learned_scale(self, head_dim: int) -> jax.Array:
     """s_max * sigmoid(logit), the logit a parameter (learn_qk_scale)."""
     scale = head_dim**-0.25 if self.qk_scale is None else self.qk_scale
     if not self.pre_sbn:
-      raise ValueError("learn_qk_scale bounds |q.k| only on PreSBN'd inputs; "
-                       "set pre_sbn=True")
+      raise ValueError(
+        "learn_qk_scale bounds |q.k| only on PreSBN'd inputs; set pre_sbn=True"
+      )
     s_max = attention.max_qk_scale(self.kernel)
     ratio = min(scale / s_max, 0.9)
-    logit = self.param("qk_scale_logit", nn.initializers.constant(
-        math.log(ratio / (1.0 - ratio))), (), jnp.float32)
+    logit = self.param(
+      "qk_scale_logit",
+      nn.initializers.constant(math.log(ratio / (1.0 - ratio))),
+      (),
+      jnp.float32,
+    )
     return s_max * jax.nn.sigmoid(logit)
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
     _, _, h, dh = q.shape
     path_seed = zlib.crc32("/".join(self.scope.path).encode())
-    options = dict(num_features=self.num_features, kernel=self.kernel,
-                   allocation=self.allocation, max_degree=self.max_degree,
-                   projection=self.projection,
-                   allocation_seed=(self.allocation_seed + path_seed) % 2**32)
+    options = dict(
+      num_features=self.num_features,
+      kernel=self.kernel,
+      allocation=self.allocation,
+      max_degree=self.max_degree,
+      projection=self.projection,
+      allocation_seed=(self.allocation_seed + path_seed) % 2**32,
+    )
     # Drawn by `features.sample_rmf`; only its projections are a variable,
     # the static plan and scales are rebuilt from the same options.
     projections = _feature_variable(
-        self, "projections", lambda key: features.sample_rmf(
-            key, dh, num_heads=None if self.share_heads else h,
-            **options).projections)
+      self,
+      "projections",
+      lambda key: (
+        features.sample_rmf(
+          key, dh, num_heads=None if self.share_heads else h, **options
+        ).projections
+      ),
+    )
     plan, scales = features.make_plan(**options)
     params = features.RMFParams(projections, jnp.asarray(scales), plan)
     # One implementation: the pure one-call function (its fast heads-first
     # path); a fixed qk_scale is checked against the kernel's radius there.
     scale = self._learned_scale(dh) if self.learn_qk_scale else self.qk_scale
     out = attention.macformer_attention(
-        params, q, k, v, mask, self.causal, scale, pre_sbn=self.pre_sbn,
-        eps=self.eps, eps_per_key=self.eps_per_key,
-        chunk_size=self.chunk_size, block_size=self.block_size)
+      params,
+      q,
+      k,
+      v,
+      mask,
+      self.causal,
+      scale,
+      pre_sbn=self.pre_sbn,
+      eps=self.eps,
+      eps_per_key=self.eps_per_key,
+      chunk_size=self.chunk_size,
+      block_size=self.block_size,
+    )
     if self.post_sbn:
       out = PostSBN(power=self.post_sbn_power, name="post_sbn")(out)
     return out
 
 
-def _feature_cell(module: nn.Module, component: str, weights: str,
-                  num_features: int, q: jax.Array, k: jax.Array, v: jax.Array,
-                  mask: Optional[jax.Array], *, causal: bool,
-                  eps: Optional[float], chunk_size: int,
-                  favor: bool = False) -> jax.Array:
+def _feature_cell(
+  module: nn.Module,
+  component: str,
+  weights: str,
+  num_features: int,
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array | None,
+  *,
+  causal: bool,
+  eps: float | None,
+  chunk_size: int,
+  favor: bool = False,
+) -> jax.Array:
   """The body of every random-feature baseline: one Spectraformer grid cell.
 
   Draws W [Dh, W] with `spectral.sample_weights` into the module's
@@ -273,39 +334,67 @@ def _feature_cell(module: nn.Module, component: str, weights: str,
   width = spectral.projection_width(component, num_features)
   if weights == "fastfood_learnable":
     factors = module.param(
-        "fastfood", lambda key: dict(zip(
-            "sgb", spectral.sample_fastfood(key, dh, width)[:3])))
+      "fastfood",
+      lambda key: dict(
+        zip("sgb", spectral.sample_fastfood(key, dh, width)[:3], strict=True)
+      ),
+    )
     perm = _feature_variable(
-        module, "permutation",
-        lambda key: spectral.sample_fastfood(key, dh, width)[3])
-    w = spectral.fastfood_matrix(factors["s"], factors["g"], factors["b"],
-                                 perm, dh, width)
+      module,
+      "permutation",
+      lambda key: spectral.sample_fastfood(key, dh, width)[3],
+    )
+    w = spectral.fastfood_matrix(
+      factors["s"], factors["g"], factors["b"], perm, dh, width
+    )
   else:
-    w = _feature_variable(module, "projections", spectral.sample_weights,
-                          weights, dh, width)
+    w = _feature_variable(
+      module, "projections", spectral.sample_weights, weights, dh, width
+    )
   if favor:
     if component != "posrf":
       raise ValueError(f"FAVOR+'s stabiliser is for posrf, not {component!r}")
     phi_q = features.favor_positive(w, q, is_query=True, causal=causal)
     phi_k = features.favor_positive(
-        w, k, is_query=False, causal=causal,
-        key_mask=None if mask is None else mask[:, None, :])
+      w,
+      k,
+      is_query=False,
+      causal=causal,
+      key_mask=None if mask is None else mask[:, None, :],
+    )
   else:
     logit = None
     if component == "gerf":
-      logit = module.param("gerf_logit", nn.initializers.zeros, (h,),
-                           jnp.float32)[:, None, None]
+      logit = module.param(
+        "gerf_logit", nn.initializers.zeros, (h,), jnp.float32
+      )[:, None, None]
     phi_q, phi_k = spectral.feature_pair(
-        component, w, q, k, num_features=num_features, gerf_logit=logit,
-        mask=mask, causal=causal)
+      component,
+      w,
+      q,
+      k,
+      num_features=num_features,
+      gerf_logit=logit,
+      mask=mask,
+      causal=causal,
+    )
   signed = component in spectral.SIGNED
   if eps is None:
-    eps = (attention.RMFA_DENOMINATOR_EPS if signed
-           else 1e-30 if causal else 1e-6)
+    eps = (
+      attention.RMFA_DENOMINATOR_EPS if signed else 1e-30 if causal else 1e-6
+    )
   return attention.linear_attention(
-      phi_q, phi_k, v, mask, causal, eps=eps, eps_per_key=signed,
-      chunk_size=chunk_size, heads_first=True,
-      constant=1.0 if component == "rmf" else 0.0)
+    phi_q,
+    phi_k,
+    v,
+    mask,
+    causal,
+    eps=eps,
+    eps_per_key=signed,
+    chunk_size=chunk_size,
+    heads_first=True,
+    constant=1.0 if component == "rmf" else 0.0,
+  )
 
 
 def _heads_first(x: jax.Array, scale: float) -> jax.Array:
@@ -331,6 +420,7 @@ class PerformerAttention(nn.Module):
     causal: prefix attention (chunked).
     chunk_size: causal chunk length.
   """
+
   num_features: int = 128
   orthogonal: bool = True
   causal: bool = False
@@ -338,14 +428,23 @@ class PerformerAttention(nn.Module):
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
-    scale = q.shape[-1]**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
+    scale = q.shape[-1] ** -0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
     # Positive features: the floor only guards an exact 0. Causal keys are
     # not max-normalised (see favor_positive), so it must be tiny there.
     return _feature_cell(
-        self, "posrf", "orf" if self.orthogonal else "gaussian",
-        self.num_features, _heads_first(q, scale), _heads_first(k, scale), v,
-        mask, causal=self.causal, eps=None, chunk_size=self.chunk_size,
-        favor=True)
+      self,
+      "posrf",
+      "orf" if self.orthogonal else "gaussian",
+      self.num_features,
+      _heads_first(q, scale),
+      _heads_first(k, scale),
+      v,
+      mask,
+      causal=self.causal,
+      eps=None,
+      chunk_size=self.chunk_size,
+      favor=True,
+    )
 
 
 @ATTENTIONS.register("rfa")
@@ -362,6 +461,7 @@ class RFAAttention(nn.Module):
     eps: denominator floor per visible key.
     chunk_size: causal chunk length.
   """
+
   num_features: int = 128
   causal: bool = False
   eps: float = attention.RMFA_DENOMINATOR_EPS
@@ -369,26 +469,43 @@ class RFAAttention(nn.Module):
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
-    scale = q.shape[-1]**-0.25
+    scale = q.shape[-1] ** -0.25
     return _feature_cell(
-        self, "trigrf", "gaussian", self.num_features,
-        _heads_first(q, scale), _heads_first(k, scale), v, mask,
-        causal=self.causal, eps=self.eps, chunk_size=self.chunk_size)
+      self,
+      "trigrf",
+      "gaussian",
+      self.num_features,
+      _heads_first(q, scale),
+      _heads_first(k, scale),
+      v,
+      mask,
+      causal=self.causal,
+      eps=self.eps,
+      chunk_size=self.chunk_size,
+    )
 
 
 @ATTENTIONS.register("linear")
 class LinearAttention(nn.Module):
   """Linear attention with phi = elu + 1 (Katharopoulos et al. 2020)."""
+
   causal: bool = False
   chunk_size: int = 64
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
-    phi_q, phi_k = (features.elu_plus_one(jnp.swapaxes(x, 1, 2))
-                    for x in (q, k))
-    return attention.linear_attention(phi_q, phi_k, v, mask, self.causal,
-                                      chunk_size=self.chunk_size,
-                                      heads_first=True)
+    phi_q, phi_k = (
+      features.elu_plus_one(jnp.swapaxes(x, 1, 2)) for x in (q, k)
+    )
+    return attention.linear_attention(
+      phi_q,
+      phi_k,
+      v,
+      mask,
+      self.causal,
+      chunk_size=self.chunk_size,
+      heads_first=True,
+    )
 
 
 @ATTENTIONS.register("spectral")
@@ -417,20 +534,31 @@ class SpectralAttention(nn.Module):
       rmf).
     chunk_size: causal chunk length.
   """
+
   component: str = "posrf"
   weights: str = "orf"
   num_features: int = 128
   causal: bool = False
-  eps: Optional[float] = None
+  eps: float | None = None
   chunk_size: int = 64
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
-    scale = q.shape[-1]**-0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
+    scale = q.shape[-1] ** -0.25  # exp(q.k / sqrt(Dh)) = exp(q' . k')
     q, k = (_heads_first(x.astype(jnp.float32), scale) for x in (q, k))
     return _feature_cell(
-        self, self.component, self.weights, self.num_features, q, k, v, mask,
-        causal=self.causal, eps=self.eps, chunk_size=self.chunk_size)
+      self,
+      self.component,
+      self.weights,
+      self.num_features,
+      q,
+      k,
+      v,
+      mask,
+      causal=self.causal,
+      eps=self.eps,
+      chunk_size=self.chunk_size,
+    )
 
 
 @ATTENTIONS.register("exact_kernel")
@@ -454,8 +582,9 @@ class ExactKernelAttention(nn.Module):
     post_sbn_power: PostSBN's optional sign-preserving power form.
     causal: prefix attention.
   """
+
   kernel: str = "exp"
-  qk_scale: Optional[float] = None
+  qk_scale: float | None = None
   pre_sbn: bool = True
   post_sbn: bool = True
   post_sbn_power: bool = False
@@ -467,15 +596,22 @@ class ExactKernelAttention(nn.Module):
     scale = dh**-0.25 if self.qk_scale is None else self.qk_scale
     radius = kernels.get(self.kernel).radius
     if self.pre_sbn and scale * scale >= radius:
-      raise ValueError(f"qk_scale={scale:g} lets |q.k| reach {scale**2:.3g}, "
-                       f"outside the {self.kernel!r} kernel's radius "
-                       f"{radius:g}")
+      raise ValueError(
+        f"qk_scale={scale:g} lets |q.k| reach {scale**2:.3g}, "
+        f"outside the {self.kernel!r} kernel's radius "
+        f"{radius:g}"
+      )
     q, k = (x.astype(jnp.float32) for x in (q, k))
     if self.pre_sbn:
       q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
     out = attention.kernelized_attention(
-        q * scale, k * scale, v.astype(jnp.float32), self.kernel, mask,
-        self.causal)
+      q * scale,
+      k * scale,
+      v.astype(jnp.float32),
+      self.kernel,
+      mask,
+      self.causal,
+    )
     if self.post_sbn:
       out = PostSBN(power=self.post_sbn_power, name="post_sbn")(out)
     return out
@@ -495,32 +631,45 @@ class MultiHeadSelfAttention(nn.Module):
     use_bias: biases on the projections (LRA: False).
     dtype: compute dtype of the projections (the core runs in float32).
   """
+
   num_heads: int
   attention_cls: Callable[..., nn.Module]
-  qkv_dim: Optional[int] = None
-  out_dim: Optional[int] = None
+  qkv_dim: int | None = None
+  out_dim: int | None = None
   use_bias: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: Optional[jax.Array] = None,
-               deterministic: bool = True) -> jax.Array:
+  def __call__(
+    self,
+    x: jax.Array,
+    mask: jax.Array | None = None,
+    deterministic: bool = True,
+  ) -> jax.Array:
     """x: [B, L, E], mask: [B, L] (True = real token). Returns [B, L, out]."""
     qkv_dim = self.qkv_dim or x.shape[-1]
     if qkv_dim % self.num_heads:
-      raise ValueError(f"qkv_dim={qkv_dim} is not divisible by "
-                       f"num_heads={self.num_heads}")
+      raise ValueError(
+        f"qkv_dim={qkv_dim} is not divisible by num_heads={self.num_heads}"
+      )
     dense = functools.partial(
-        nn.DenseGeneral, features=(self.num_heads, qkv_dim // self.num_heads),
-        use_bias=self.use_bias, dtype=self.dtype,
-        kernel_init=nn.initializers.xavier_uniform())
+      nn.DenseGeneral,
+      features=(self.num_heads, qkv_dim // self.num_heads),
+      use_bias=self.use_bias,
+      dtype=self.dtype,
+      kernel_init=nn.initializers.xavier_uniform(),
+    )
     q = dense(name="query")(x)
     k = dense(name="key")(x)
     v = dense(name="value")(x)
     out = self.attention_cls(name="attention")(
-        q, k, v, mask=mask, deterministic=deterministic)
+      q, k, v, mask=mask, deterministic=deterministic
+    )
     return nn.DenseGeneral(
-        features=self.out_dim or x.shape[-1], axis=(-2, -1),
-        use_bias=self.use_bias, dtype=self.dtype,
-        kernel_init=nn.initializers.xavier_uniform(),
-        name="out")(out.astype(self.dtype))
+      features=self.out_dim or x.shape[-1],
+      axis=(-2, -1),
+      use_bias=self.use_bias,
+      dtype=self.dtype,
+      kernel_init=nn.initializers.xavier_uniform(),
+      name="out",
+    )(out.astype(self.dtype))

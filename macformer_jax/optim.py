@@ -17,23 +17,33 @@ evaluated at the optimizer's step count *before* the update, as in LRA's flax
 optimizer and PyTorch's scheduler.
 """
 
-from typing import Any, Callable, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 import optax
 
 Schedule = Callable[[Any], Any]
 
-FACTORS = ("constant", "linear_warmup", "rsqrt_decay",
-           "rsqrt_normalized_decay", "decay_every", "cosine_decay")
+FACTORS = (
+  "constant",
+  "linear_warmup",
+  "rsqrt_decay",
+  "rsqrt_normalized_decay",
+  "decay_every",
+  "cosine_decay",
+)
 SCHEDULES = ("lra", "one_cycle")
 
 
-def create_learning_rate_schedule(factors: str, base_learning_rate: float,
-                                  warmup_steps: int = 1000,
-                                  decay_factor: float = 0.5,
-                                  steps_per_decay: int = 20000,
-                                  steps_per_cycle: int = 100000) -> Schedule:
+def create_learning_rate_schedule(
+  factors: str,
+  base_learning_rate: float,
+  warmup_steps: int = 1000,
+  decay_factor: float = 0.5,
+  steps_per_decay: int = 20000,
+  steps_per_cycle: int = 100000,
+) -> Schedule:
   """LRA's factor schedule: the product of the named factors.
 
   Args:
@@ -57,8 +67,9 @@ def create_learning_rate_schedule(factors: str, base_learning_rate: float,
   names = [n.strip() for n in factors.split("*") if n.strip()]
   unknown = [n for n in names if n not in FACTORS]
   if unknown:
-    raise ValueError(f"unknown learning-rate factor(s) {unknown}; known: "
-                     f"{', '.join(FACTORS)}")
+    raise ValueError(
+      f"unknown learning-rate factor(s) {unknown}; known: {', '.join(FACTORS)}"
+    )
 
   def schedule(step):
     step = jnp.asarray(step, jnp.float32)
@@ -72,20 +83,23 @@ def create_learning_rate_schedule(factors: str, base_learning_rate: float,
         ret /= jnp.sqrt(jnp.maximum(step, warmup_steps))
       elif name == "rsqrt_normalized_decay":
         ret *= jnp.sqrt(warmup_steps) / jnp.sqrt(
-            jnp.maximum(step, warmup_steps))
+          jnp.maximum(step, warmup_steps)
+        )
       elif name == "decay_every":
-        ret *= decay_factor**(step // steps_per_decay)
+        ret *= decay_factor ** (step // steps_per_decay)
       elif name == "cosine_decay":
         progress = jnp.maximum(0.0, (step - warmup_steps) / steps_per_cycle)
         ret *= jnp.maximum(
-            0.0, 0.5 * (1.0 + jnp.cos(jnp.pi * (progress % 1.0))))
+          0.0, 0.5 * (1.0 + jnp.cos(jnp.pi * (progress % 1.0)))
+        )
     return ret
 
   return schedule
 
 
-def _one_cycle(total_steps: int, warmup_steps: int, start: float, peak: float,
-               end: float) -> Schedule:
+def _one_cycle(
+  total_steps: int, warmup_steps: int, start: float, peak: float, end: float
+) -> Schedule:
   """Two linear phases as in torch OneCycleLR: start -> peak -> end.
 
   The phase boundary is at step `warmup_steps - 1` (PyTorch:
@@ -97,24 +111,33 @@ def _one_cycle(total_steps: int, warmup_steps: int, start: float, peak: float,
   mid = float(warmup_steps) - 1.0
   last = float(total_steps) - 1.0
   if not 0.0 < mid < last:
-    raise ValueError(f"one_cycle needs 1 < warmup_steps < num_train_steps, "
-                     f"got warmup_steps={warmup_steps}, "
-                     f"num_train_steps={total_steps}")
+    raise ValueError(
+      f"one_cycle needs 1 < warmup_steps < num_train_steps, "
+      f"got warmup_steps={warmup_steps}, "
+      f"num_train_steps={total_steps}"
+    )
 
   def schedule(step):
     step = jnp.asarray(step, jnp.float32)
     # a (1 - t) + b t rather than a + (b - a) t: exact at both ends in float32
     rise = step / mid
     fall = (step - mid) / (last - mid)
-    return jnp.where(step <= mid, start * (1.0 - rise) + peak * rise,
-                     peak * (1.0 - fall) + end * fall)
+    return jnp.where(
+      step <= mid,
+      start * (1.0 - rise) + peak * rise,
+      peak * (1.0 - fall) + end * fall,
+    )
 
   return schedule
 
 
-def one_cycle_schedule(num_train_steps: int, warmup_steps: int,
-                       peak_learning_rate: float, div_factor: float = 25.0,
-                       final_div_factor: float = 1e4) -> Schedule:
+def one_cycle_schedule(
+  num_train_steps: int,
+  warmup_steps: int,
+  peak_learning_rate: float,
+  div_factor: float = 25.0,
+  final_div_factor: float = 1e4,
+) -> Schedule:
   """PyTorch OneCycleLR (linear annealing, two phases) learning rate.
 
   Starts at peak / div_factor, rises linearly to the peak at step
@@ -131,13 +154,21 @@ def one_cycle_schedule(num_train_steps: int, warmup_steps: int,
     step -> learning rate.
   """
   initial = peak_learning_rate / div_factor
-  return _one_cycle(num_train_steps, warmup_steps, initial,
-                    peak_learning_rate, initial / final_div_factor)
+  return _one_cycle(
+    num_train_steps,
+    warmup_steps,
+    initial,
+    peak_learning_rate,
+    initial / final_div_factor,
+  )
 
 
-def one_cycle_b1_schedule(num_train_steps: int, warmup_steps: int,
-                          b1_max: float = 0.95,
-                          b1_min: float = 0.85) -> Schedule:
+def one_cycle_b1_schedule(
+  num_train_steps: int,
+  warmup_steps: int,
+  b1_max: float = 0.95,
+  b1_min: float = 0.85,
+) -> Schedule:
   """PyTorch OneCycleLR's momentum cycling, applied to Adam's beta1.
 
   b1_max -> b1_min while the learning rate rises, then back to b1_max.
@@ -145,8 +176,9 @@ def one_cycle_b1_schedule(num_train_steps: int, warmup_steps: int,
   return _one_cycle(num_train_steps, warmup_steps, b1_max, b1_min, b1_max)
 
 
-def create_optimizer(optimizer_config: Any, num_train_steps: int
-                     ) -> Tuple[optax.GradientTransformation, Schedule]:
+def create_optimizer(
+  optimizer_config: Any, num_train_steps: int
+) -> tuple[optax.GradientTransformation, Schedule]:
   """The optax optimizer and learning-rate schedule of `config.optimizer`.
 
   AdamW with the decay scaled by the learning rate and applied to every
@@ -167,25 +199,40 @@ def create_optimizer(optimizer_config: Any, num_train_steps: int
   o = optimizer_config
   if o.schedule == "lra":
     lr_fn = create_learning_rate_schedule(
-        o.factors, o.learning_rate, warmup_steps=o.warmup_steps,
-        decay_factor=o.decay_factor, steps_per_decay=o.steps_per_decay,
-        steps_per_cycle=o.steps_per_cycle)
+      o.factors,
+      o.learning_rate,
+      warmup_steps=o.warmup_steps,
+      decay_factor=o.decay_factor,
+      steps_per_decay=o.steps_per_decay,
+      steps_per_cycle=o.steps_per_cycle,
+    )
     b1 = o.b1
   elif o.schedule == "one_cycle":
-    lr_fn = one_cycle_schedule(num_train_steps, o.warmup_steps,
-                               o.learning_rate, o.div_factor,
-                               o.final_div_factor)
-    b1 = one_cycle_b1_schedule(num_train_steps, o.warmup_steps, o.b1,
-                               o.b1_min)
+    lr_fn = one_cycle_schedule(
+      num_train_steps,
+      o.warmup_steps,
+      o.learning_rate,
+      o.div_factor,
+      o.final_div_factor,
+    )
+    b1 = one_cycle_b1_schedule(num_train_steps, o.warmup_steps, o.b1, o.b1_min)
   else:
-    raise ValueError(f"unknown optimizer.schedule {o.schedule!r}; known: "
-                     f"{', '.join(SCHEDULES)}")
+    raise ValueError(
+      f"unknown optimizer.schedule {o.schedule!r}; known: "
+      f"{', '.join(SCHEDULES)}"
+    )
   chain = []
   if o.grad_clip_value:
     chain.append(optax.clip(o.grad_clip_value))
   if o.grad_clip_norm:
     chain.append(optax.clip_by_global_norm(o.grad_clip_norm))
-  chain.append(optax.inject_hyperparams(optax.adamw)(
-      learning_rate=lr_fn, b1=b1, b2=o.b2, eps=o.eps,
-      weight_decay=o.weight_decay))
+  chain.append(
+    optax.inject_hyperparams(optax.adamw)(
+      learning_rate=lr_fn,
+      b1=b1,
+      b2=o.b2,
+      eps=o.eps,
+      weight_decay=o.weight_decay,
+    )
+  )
   return optax.chain(*chain), lr_fn

@@ -1,6 +1,7 @@
 """A tiny name -> object registry with clear errors (one per kind of thing)."""
 
-from typing import Any, Callable, Dict, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -15,7 +16,7 @@ class Registry:
 
   def __init__(self, kind: str):
     self.kind = kind
-    self._entries: Dict[str, Any] = {}
+    self._entries: dict[str, Any] = {}
 
   def register(self, name: str) -> Callable[[T], T]:
     """Decorator: `@REGISTRY.register('name')` on a class or function."""
@@ -31,7 +32,8 @@ class Registry:
   def get(self, name: str) -> Any:
     if name not in self._entries:
       raise ValueError(
-          f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+        f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
+      )
     return self._entries[name]
 
   def names(self) -> list:

@@ -109,7 +109,6 @@ phi(x) . phi(y), so kernel estimates use `stabilize=None`.
 
 import math
 import warnings
-from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -120,8 +119,16 @@ from scipy.stats import qmc as scipy_qmc
 from macformer_jax import features
 
 COMPONENTS = ("trigrf", "posrf", "oprf", "gerf", "saderf", "rmf")
-WEIGHTS = ("gaussian", "orf", "sorf", "qmc", "mm", "fastfood",
-           "fastfood_learnable", "rademacher")
+WEIGHTS = (
+  "gaussian",
+  "orf",
+  "sorf",
+  "qmc",
+  "mm",
+  "fastfood",
+  "fastfood_learnable",
+  "rademacher",
+)
 # Columns marginally N(0, I): every component is unbiased with them.
 UNBIASED_WEIGHTS = ("gaussian", "orf", "qmc", "fastfood", "fastfood_learnable")
 SIGNED = ("trigrf", "rmf")
@@ -131,38 +138,49 @@ NOT_CAUSAL = ("oprf", "saderf")
 RMF_ALLOCATION, RMF_PROJECTION, RMF_MAX_DEGREE = "stratified", "chained", 20
 
 
-def grid() -> Tuple[Tuple[str, str], ...]:
+def grid() -> tuple[tuple[str, str], ...]:
   """Every valid (component, weights) cell: rmf only with rademacher."""
-  cells = tuple((c, w) for c in COMPONENTS if c != "rmf"
-                for w in WEIGHTS if w != "rademacher")
+  cells = tuple(
+    (c, w)
+    for c in COMPONENTS
+    if c != "rmf"
+    for w in WEIGHTS
+    if w != "rademacher"
+  )
   return cells + (("rmf", "rademacher"),)
 
 
 def check_cell(component: str, weights: str) -> None:
   """Raises ValueError for an unknown or invalid (component, weights)."""
   if component not in COMPONENTS:
-    raise ValueError(f"unknown component {component!r}; known: "
-                     f"{', '.join(COMPONENTS)}")
+    raise ValueError(
+      f"unknown component {component!r}; known: {', '.join(COMPONENTS)}"
+    )
   if weights not in WEIGHTS:
-    raise ValueError(f"unknown weights {weights!r}; known: "
-                     f"{', '.join(WEIGHTS)}")
+    raise ValueError(
+      f"unknown weights {weights!r}; known: {', '.join(WEIGHTS)}"
+    )
   if (component == "rmf") != (weights == "rademacher"):
-    raise ValueError(f"component {component!r} with weights {weights!r}: "
-                     "rmf takes exactly the Rademacher weights")
+    raise ValueError(
+      f"component {component!r} with weights {weights!r}: "
+      "rmf takes exactly the Rademacher weights"
+    )
 
 
 def rmf_plan(num_features: int):
   """(plan, scales) of the rmf component: `features.make_plan` for exp."""
-  return features.make_plan(num_features, "exp", RMF_ALLOCATION,
-                            RMF_MAX_DEGREE, RMF_PROJECTION)
+  return features.make_plan(
+    num_features, "exp", RMF_ALLOCATION, RMF_MAX_DEGREE, RMF_PROJECTION
+  )
 
 
 def projection_width(component: str, num_features: int) -> int:
   """Columns of W for an output width M (trigrf: M/2; rmf: its plan's)."""
   if component == "trigrf":
     if num_features % 2:
-      raise ValueError(f"trigrf needs an even num_features (sin and cos), "
-                       f"got {num_features}")
+      raise ValueError(
+        f"trigrf needs an even num_features (sin and cos), got {num_features}"
+      )
     return num_features // 2
   if component == "rmf":
     return rmf_plan(num_features)[0].projection_width
@@ -210,8 +228,9 @@ def sample_sorf(key: jax.Array, in_dim: int, width: int) -> jax.Array:
   return _stack_blocks(block * math.sqrt(p), in_dim, width)
 
 
-def sample_fastfood(key: jax.Array, in_dim: int, width: int
-                    ) -> Tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+def sample_fastfood(
+  key: jax.Array, in_dim: int, width: int
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """Fastfood factors (S, G, B, Pi), each [n, P] (Pi int32), n*P >= width.
 
   S = chi_P samples / |G| per block (the norm of an independent N(0, I_P)
@@ -225,12 +244,19 @@ def sample_fastfood(key: jax.Array, in_dim: int, width: int
   s = chi / jnp.linalg.norm(g, axis=-1, keepdims=True)
   b = jax.random.rademacher(kb, (n, p), jnp.float32)
   perm = jax.vmap(lambda k: jax.random.permutation(k, p))(
-      jax.random.split(kp, n)).astype(jnp.int32)
+    jax.random.split(kp, n)
+  ).astype(jnp.int32)
   return s, g, b, perm
 
 
-def fastfood_matrix(s: jax.Array, g: jax.Array, b: jax.Array,
-                    perm: jax.Array, in_dim: int, width: int) -> jax.Array:
+def fastfood_matrix(
+  s: jax.Array,
+  g: jax.Array,
+  b: jax.Array,
+  perm: jax.Array,
+  in_dim: int,
+  width: int,
+) -> jax.Array:
   """W [Dk, width] from fastfood factors: rows of S H G Pi H B / sqrt(P).
 
   Differentiable in s, g, b (fastfood_learnable).
@@ -244,14 +270,16 @@ def fastfood_matrix(s: jax.Array, g: jax.Array, b: jax.Array,
   return _stack_blocks(block, in_dim, width)
 
 
-def _sobol_gaussian(key_data: np.ndarray, in_dim: int,
-                    width: int) -> np.ndarray:
+def _sobol_gaussian(
+  key_data: np.ndarray, in_dim: int, width: int
+) -> np.ndarray:
   """Host side: scrambled Sobol [width, Dk] -> Gaussian, float32 [Dk, width]."""
   seed = features.seed_from_key(np.asarray(key_data))
   with warnings.catch_warnings():  # balance warning for non-powers of two
     warnings.simplefilter("ignore")
-    points = scipy_qmc.Sobol(in_dim, scramble=True,
-                             rng=np.random.default_rng(seed)).random(width)
+    points = scipy_qmc.Sobol(
+      in_dim, scramble=True, rng=np.random.default_rng(seed)
+    ).random(width)
   tiny = np.finfo(np.float32).tiny
   w = ndtri(np.clip(points, tiny, 1.0 - 2**-30))
   return np.ascontiguousarray(w.T, np.float32)
@@ -266,9 +294,11 @@ def sample_qmc(key: jax.Array, in_dim: int, width: int) -> jax.Array:
   """
   data = jax.random.key_data(key)
   return jax.pure_callback(
-      lambda d: _sobol_gaussian(d, in_dim, width),
-      jax.ShapeDtypeStruct((in_dim, width), jnp.float32), data,
-      vmap_method="sequential")
+    lambda d: _sobol_gaussian(d, in_dim, width),
+    jax.ShapeDtypeStruct((in_dim, width), jnp.float32),
+    data,
+    vmap_method="sequential",
+  )
 
 
 def moment_match(w: jax.Array) -> jax.Array:
@@ -286,8 +316,9 @@ def moment_match(w: jax.Array) -> jax.Array:
   return jax.scipy.linalg.solve_triangular(chol, w, lower=True)
 
 
-def sample_weights(key: jax.Array, name: str, in_dim: int,
-                   width: int) -> jax.Array:
+def sample_weights(
+  key: jax.Array, name: str, in_dim: int, width: int
+) -> jax.Array:
   """Draws the projection W of a weight matrix `name` (module docstring).
 
   Args:
@@ -310,8 +341,7 @@ def sample_weights(key: jax.Array, name: str, in_dim: int,
   if name == "mm":
     return moment_match(features.sample_gaussian(key, in_dim, width))
   if name in ("fastfood", "fastfood_learnable"):
-    return fastfood_matrix(*sample_fastfood(key, in_dim, width), in_dim,
-                           width)
+    return fastfood_matrix(*sample_fastfood(key, in_dim, width), in_dim, width)
   if name == "rademacher":
     return features.sample_rademacher(key, in_dim, width)
   raise ValueError(f"unknown weights {name!r}; known: {', '.join(WEIGHTS)}")
@@ -320,17 +350,19 @@ def sample_weights(key: jax.Array, name: str, in_dim: int,
 # ----------------------------------------------------------------------------
 # Data-dependent parameters (oprf, saderf).
 # ----------------------------------------------------------------------------
-def _masked_mean(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+def _masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
   """Mean over the token axis -2 of x [..., L, F], real tokens only."""
   if mask is None:
     return jnp.mean(x, axis=-2, keepdims=True)
   m = mask[..., None].astype(x.dtype)
-  return (jnp.sum(x * m, axis=-2, keepdims=True)
-          / jnp.maximum(jnp.sum(m, axis=-2, keepdims=True), 1.0))
+  return jnp.sum(x * m, axis=-2, keepdims=True) / jnp.maximum(
+    jnp.sum(m, axis=-2, keepdims=True), 1.0
+  )
 
 
-def oprf_a(q: jax.Array, k: jax.Array, mask: Optional[jax.Array] = None
-           ) -> jax.Array:
+def oprf_a(
+  q: jax.Array, k: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
   """OPRF's closed-form A* per example and head (module docstring).
 
   Args:
@@ -344,20 +376,22 @@ def oprf_a(q: jax.Array, k: jax.Array, mask: Optional[jax.Array] = None
   dk = q.shape[-1]
   sq = _masked_mean(jnp.sum(q * q, -1, keepdims=True), mask)
   sk = _masked_mean(jnp.sum(k * k, -1, keepdims=True), mask)
-  cross = jnp.sum(_masked_mean(q, mask) * _masked_mean(k, mask), -1,
-                  keepdims=True)
+  cross = jnp.sum(
+    _masked_mean(q, mask) * _masked_mean(k, mask), -1, keepdims=True
+  )
   rho = jnp.maximum(sq + sk + 2 * cross, 0.0) / dk
-  a = (1 - 2 * rho - jnp.sqrt((2 * rho + 1)**2 + 8 * rho)) / 16
+  a = (1 - 2 * rho - jnp.sqrt((2 * rho + 1) ** 2 + 8 * rho)) / 16
   return jax.lax.stop_gradient(a)
 
 
-def saderf_scale(q: jax.Array, k: jax.Array, mask: Optional[jax.Array] = None
-                 ) -> jax.Array:
+def saderf_scale(
+  q: jax.Array, k: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
   """SADERF's psi [..., 1, Dk]: queries * psi, keys / psi (docstring)."""
   q, k = q.astype(jnp.float32), k.astype(jnp.float32)
   eq = _masked_mean(q * q, mask)
   ek = _masked_mean(k * k, mask)
-  psi = ((ek + 1e-6) / (eq + 1e-6))**0.25
+  psi = ((ek + 1e-6) / (eq + 1e-6)) ** 0.25
   return jax.lax.stop_gradient(psi)
 
 
@@ -374,8 +408,13 @@ def gerf_a(logit: jax.Array) -> jax.Array:
 gerf_features = features.gerf_features
 
 
-def rmf_features(projections: jax.Array, x: jax.Array, num_features: int, *,
-                 constant: bool = True) -> jax.Array:
+def rmf_features(
+  projections: jax.Array,
+  x: jax.Array,
+  num_features: int,
+  *,
+  constant: bool = True,
+) -> jax.Array:
   """The rmf component: `features.rmf` with the exp kernel's stratified plan.
 
   Args:
@@ -393,11 +432,18 @@ def rmf_features(projections: jax.Array, x: jax.Array, num_features: int, *,
   return features.rmf(params, x, constant=constant)
 
 
-def feature_pair(component: str, w: jax.Array, q: jax.Array, k: jax.Array, *,
-                 num_features: Optional[int] = None,
-                 gerf_logit: Optional[jax.Array] = None,
-                 mask: Optional[jax.Array] = None, causal: bool = False,
-                 stabilize: bool = True) -> Tuple[jax.Array, jax.Array]:
+def feature_pair(
+  component: str,
+  w: jax.Array,
+  q: jax.Array,
+  k: jax.Array,
+  *,
+  num_features: int | None = None,
+  gerf_logit: jax.Array | None = None,
+  mask: jax.Array | None = None,
+  causal: bool = False,
+  stabilize: bool = True,
+) -> tuple[jax.Array, jax.Array]:
   """Features of queries and keys for one grid cell.
 
   Args:
@@ -420,16 +466,19 @@ def feature_pair(component: str, w: jax.Array, q: jax.Array, k: jax.Array, *,
     `constant`).
   """
   if causal and component in NOT_CAUSAL:
-    raise ValueError(f"component {component!r} fits its parameters to the "
-                     "whole sequence (future tokens included), so it has no "
-                     "causal mode; use posrf or gerf")
+    raise ValueError(
+      f"component {component!r} fits its parameters to the "
+      "whole sequence (future tokens included), so it has no "
+      "causal mode; use posrf or gerf"
+    )
   if component == "trigrf":
     return (features.fourier_features(w, q), features.fourier_features(w, k))
   if component == "rmf":
     if num_features is None:
       raise ValueError("the rmf component needs num_features")
-    return tuple(rmf_features(w, x, num_features, constant=not stabilize)
-                 for x in (q, k))
+    return tuple(
+      rmf_features(w, x, num_features, constant=not stabilize) for x in (q, k)
+    )
   # Token mask in the heads-first layout of the statistics: [B, 1, L].
   tokens = None if mask is None else mask.astype(bool)[..., None, :]
   if component == "posrf":
@@ -445,22 +494,37 @@ def feature_pair(component: str, w: jax.Array, q: jax.Array, k: jax.Array, *,
     q, k = q * psi, k / psi
     a = oprf_a(q, k, tokens)
   else:
-    raise ValueError(f"unknown component {component!r}; known: "
-                     f"{', '.join(COMPONENTS)}")
+    raise ValueError(
+      f"unknown component {component!r}; known: {', '.join(COMPONENTS)}"
+    )
   if not stabilize:
     return gerf_features(w, q, a), gerf_features(w, k, a)
-  return (gerf_features(w, q, a, stabilize="query", causal=causal),
-          gerf_features(w, k, a, stabilize="key", key_mask=tokens,
-                        causal=causal))
+  return (
+    gerf_features(w, q, a, stabilize="query", causal=causal),
+    gerf_features(w, k, a, stabilize="key", key_mask=tokens, causal=causal),
+  )
 
 
-def kernel_estimate(component: str, w: jax.Array, x: jax.Array, y: jax.Array,
-                    *, num_features: Optional[int] = None,
-                    gerf_logit: Optional[jax.Array] = None) -> jax.Array:
+def kernel_estimate(
+  component: str,
+  w: jax.Array,
+  x: jax.Array,
+  y: jax.Array,
+  *,
+  num_features: int | None = None,
+  gerf_logit: jax.Array | None = None,
+) -> jax.Array:
   """phi(x_i) . phi(y_j), the estimate of exp(x_i . y_j): [..., Lx, Ly].
 
   oprf and saderf fit A (and psi) on the given x and y as a batch.
   """
-  phi_x, phi_y = feature_pair(component, w, x, y, num_features=num_features,
-                              gerf_logit=gerf_logit, stabilize=False)
+  phi_x, phi_y = feature_pair(
+    component,
+    w,
+    x,
+    y,
+    num_features=num_features,
+    gerf_logit=gerf_logit,
+    stabilize=False,
+  )
   return jnp.einsum("...im,...jm->...ij", phi_x, phi_y)

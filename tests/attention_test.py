@@ -48,18 +48,25 @@ def _explicit_linear(phi_q, phi_k, v, mask, causal):
 @pytest.mark.parametrize("causal", [False, True])
 def test_linear_attention_equals_explicit_form_in_float64(causal):
   rng = np.random.default_rng(1)
-  phi_q, phi_k = (np.abs(rng.normal(size=(B, 12, H, 5))) + 0.1
-                  for _ in range(2))
+  phi_q, phi_k = (
+    np.abs(rng.normal(size=(B, 12, H, 5))) + 0.1 for _ in range(2)
+  )
   v = rng.normal(size=(B, 12, H, 3))
   mask = _mask((12, 7), 12)
   with jax.enable_x64(True):
     out = attention.linear_attention(
-        jnp.asarray(phi_q), jnp.asarray(phi_k), jnp.asarray(v),
-        jnp.asarray(mask), causal, eps=0.0, chunk_size=5)
+      jnp.asarray(phi_q),
+      jnp.asarray(phi_k),
+      jnp.asarray(v),
+      jnp.asarray(mask),
+      causal,
+      eps=0.0,
+      chunk_size=5,
+    )
     # float32 inside (the core's precision): compare at float32 tolerance.
     np.testing.assert_allclose(
-        out, _explicit_linear(phi_q, phi_k, v, mask, causal), rtol=2e-5,
-        atol=2e-6)
+      out, _explicit_linear(phi_q, phi_k, v, mask, causal), rtol=2e-5, atol=2e-6
+    )
 
 
 def _close(actual, expected, rtol=1e-5, atol_scale=1e-5):
@@ -67,36 +74,55 @@ def _close(actual, expected, rtol=1e-5, atol_scale=1e-5):
   expected value (entries near 0 after cancellation carry the absolute
   round-off of their terms, ~1e-7 * sqrt(#terms) * scale)."""
   expected = np.asarray(expected)
-  np.testing.assert_allclose(actual, expected, rtol=rtol,
-                             atol=atol_scale * np.max(np.abs(expected)))
+  np.testing.assert_allclose(
+    actual, expected, rtol=rtol, atol=atol_scale * np.max(np.abs(expected))
+  )
 
 
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("share_heads", [True, False])
 def test_macformer_attention_equals_composition_of_public_functions(
-    causal, share_heads):
+  causal, share_heads
+):
   """The one call == pre_sbn -> scale -> rmf -> rmfa in the public
   [B, L, H, M] layout (with the constant column, no analytic a_0)."""
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv())
-  params = features.sample_rmf(jax.random.key(0), D, 64, "log", "stratified",
-                               num_heads=None if share_heads else H)
+  params = features.sample_rmf(
+    jax.random.key(0),
+    D,
+    64,
+    "log",
+    "stratified",
+    num_heads=None if share_heads else H,
+  )
   mask = jnp.asarray(_mask())
   s = 0.6
   phi = lambda x: features.rmf(params, normalization.pre_sbn(x) * s)
   plain = attention.rmfa(phi(q), phi(k), v, mask, causal, chunk_size=16)
-  fast = attention.macformer_attention(params, q, k, v, mask, causal,
-                                       qk_scale=s, chunk_size=16)
+  fast = attention.macformer_attention(
+    params, q, k, v, mask, causal, qk_scale=s, chunk_size=16
+  )
   assert fast.shape == v.shape and fast.dtype == jnp.float32
   _close(fast, plain)
   # Default scale Dh^-1/4 and no PreSBN (the authors' ablation).
-  default = attention.macformer_attention(params, q, k, v, mask, causal,
-                                          chunk_size=16)
+  default = attention.macformer_attention(
+    params, q, k, v, mask, causal, chunk_size=16
+  )
   phi = lambda x: features.rmf(params, normalization.pre_sbn(x) * D**-0.25)
-  _close(default, attention.rmfa(phi(q), phi(k), v, mask, causal,
-                                 chunk_size=16))
-  raw = attention.macformer_attention(params, 0.3 * q, 0.3 * k, v, mask,
-                                      causal, qk_scale=0.5, pre_sbn=False,
-                                      chunk_size=16)
+  _close(
+    default, attention.rmfa(phi(q), phi(k), v, mask, causal, chunk_size=16)
+  )
+  raw = attention.macformer_attention(
+    params,
+    0.3 * q,
+    0.3 * k,
+    v,
+    mask,
+    causal,
+    qk_scale=0.5,
+    pre_sbn=False,
+    chunk_size=16,
+  )
   phi = lambda x: features.rmf(params, 0.15 * x)
   _close(raw, attention.rmfa(phi(q), phi(k), v, mask, causal, chunk_size=16))
 
@@ -104,28 +130,36 @@ def test_macformer_attention_equals_composition_of_public_functions(
 @pytest.mark.parametrize("share_heads", [True, False])
 @pytest.mark.parametrize("block_size", [16, 40, 64])
 def test_blocked_core_equals_materialised_features_values_and_gradients(
-    share_heads, block_size):
+  share_heads, block_size
+):
   """The default non-causal path (features per block, recomputed in a custom
   VJP) == the materialised path, in values and in the gradients w.r.t. q,
   k, v and the q/k scale; L = 40 with blocks of 16 pads the last block."""
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=5))
-  params = features.sample_rmf(jax.random.key(4), D, 48, "inverse",
-                               "stratified",
-                               num_heads=None if share_heads else H)
+  params = features.sample_rmf(
+    jax.random.key(4),
+    D,
+    48,
+    "inverse",
+    "stratified",
+    num_heads=None if share_heads else H,
+  )
   mask = jnp.asarray(_mask())
   w = jnp.asarray(np.random.default_rng(6).normal(size=v.shape), jnp.float32)
 
   def loss(q, k, v, s, block):
-    out = attention.macformer_attention(params, q, k, v, mask, qk_scale=s,
-                                        block_size=block)
+    out = attention.macformer_attention(
+      params, q, k, v, mask, qk_scale=s, block_size=block
+    )
     return jnp.sum(jnp.tanh(out) * w), out
 
   grad = jax.grad(loss, argnums=(0, 1, 2, 3), has_aux=True)
-  (g_blocked, blocked) = jax.jit(grad, static_argnums=4)(q, k, v, 0.6,
-                                                         block_size)
+  (g_blocked, blocked) = jax.jit(grad, static_argnums=4)(
+    q, k, v, 0.6, block_size
+  )
   (g_plain, plain) = grad(q, k, v, 0.6, None)
   _close(blocked, plain)
-  for a, b in zip(g_blocked, g_plain):
+  for a, b in zip(g_blocked, g_plain, strict=True):
     _close(a, b)
 
 
@@ -133,26 +167,41 @@ def test_blocked_core_equals_materialised_features_values_and_gradients(
 @pytest.mark.parametrize("allocation", ["stratified", "sampled"])
 @pytest.mark.parametrize("share_heads", [True, False])
 def test_split_linear_is_the_degree_one_share_of_the_map(
-    projection, allocation, share_heads):
+  projection, allocation, share_heads
+):
   """phi(x) . phi(y) == a_0 + x^T A y + rest(x) . rest(y), in float64 (an
   identity of the same random draw, so to round-off)."""
   with jax.enable_x64(True):
     params = features.sample_rmf(
-        jax.random.key(3), D, 40, "inverse", allocation,
-        projection=projection, num_heads=None if share_heads else H,
-        allocation_seed=7)
-    params = features.RMFParams(params.projections.astype(jnp.float64),
-                                params.scales.astype(jnp.float64),
-                                params.plan)
-    x, y = (jnp.asarray(a[0], jnp.float64) for a in _qkv(seed=8, scale=0.5)
-            [:2])  # [L, H, Dk]
+      jax.random.key(3),
+      D,
+      40,
+      "inverse",
+      allocation,
+      projection=projection,
+      num_heads=None if share_heads else H,
+      allocation_seed=7,
+    )
+    params = features.RMFParams(
+      params.projections.astype(jnp.float64),
+      params.scales.astype(jnp.float64),
+      params.plan,
+    )
+    x, y = (
+      jnp.asarray(a[0], jnp.float64) for a in _qkv(seed=8, scale=0.5)[:2]
+    )  # [L, H, Dk]
     linear, rest = features.split_linear(params)
     full = jnp.sum(features.rmf(params, x) * features.rmf(params, y), -1)
     heads = "" if share_heads else "h"
-    split = (params.plan.sqrt_a0**2
-             + jnp.einsum(f"lhd,{heads}de,lhe->lh", x, linear, y)
-             + jnp.sum(features.rmf(rest, x, constant=False)
-                       * features.rmf(rest, y, constant=False), -1))
+    split = (
+      params.plan.sqrt_a0**2
+      + jnp.einsum(f"lhd,{heads}de,lhe->lh", x, linear, y)
+      + jnp.sum(
+        features.rmf(rest, x, constant=False)
+        * features.rmf(rest, y, constant=False),
+        -1,
+      )
+    )
     np.testing.assert_allclose(split, full, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(linear, jnp.swapaxes(linear, -1, -2))
     assert rest.plan.counts[0] == 0
@@ -162,27 +211,39 @@ def test_split_linear_is_the_degree_one_share_of_the_map(
     assert features.split_linear(tiny)[1] is None
 
 
-@pytest.mark.parametrize("num_features,projection,allocation", [
+@pytest.mark.parametrize(
+  "num_features,projection,allocation",
+  [
     (2, "chained", "stratified"),  # degree 1 only: no blocked products
-    (40, "independent", "sampled")])
+    (40, "independent", "sampled"),
+  ],
+)
 def test_blocked_core_equals_materialised_features_for_other_maps(
-    num_features, projection, allocation):
+  num_features, projection, allocation
+):
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=9))
-  params = features.sample_rmf(jax.random.key(5), D, num_features, "log",
-                               allocation, projection=projection,
-                               allocation_seed=11)
+  params = features.sample_rmf(
+    jax.random.key(5),
+    D,
+    num_features,
+    "log",
+    allocation,
+    projection=projection,
+    allocation_seed=11,
+  )
   mask = jnp.asarray(_mask())
 
   def loss(q, k, v, block):
-    out = attention.macformer_attention(params, q, k, v, mask, qk_scale=0.6,
-                                        block_size=block)
+    out = attention.macformer_attention(
+      params, q, k, v, mask, qk_scale=0.6, block_size=block
+    )
     return jnp.sum(out**2), out
 
   grad = jax.grad(loss, argnums=(0, 1, 2), has_aux=True)
   g_blocked, blocked = jax.jit(grad, static_argnums=3)(q, k, v, 16)
   g_plain, plain = grad(q, k, v, None)
   _close(blocked, plain)
-  for a, b in zip(g_blocked, g_plain):
+  for a, b in zip(g_blocked, g_plain, strict=True):
     _close(a, b)
 
 
@@ -197,8 +258,7 @@ def test_macformer_attention_matches_exact_kernelized_attention(kernel):
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=3))
   mask = jnp.asarray(_mask())
   s = 0.6
-  params = features.sample_rmf(jax.random.key(2), D, 8192, kernel,
-                               "stratified")
+  params = features.sample_rmf(jax.random.key(2), D, 8192, kernel, "stratified")
   out = attention.macformer_attention(params, q, k, v, mask, qk_scale=s)
   qs, ks = (normalization.pre_sbn(x) * s for x in (q, k))
   exact = attention.kernelized_attention(qs, ks, v, kernel, mask)
@@ -207,18 +267,22 @@ def test_macformer_attention_matches_exact_kernelized_attention(kernel):
   assert error < 0.02, error
   uniform = attention.kernelized_attention(0 * qs, ks, v, kernel, mask)
   spread = np.linalg.norm((uniform - exact) * real) / np.linalg.norm(
-      exact * real)
+    exact * real
+  )
   assert spread > 10 * error, (spread, error)
 
 
 def test_qk_scale_outside_the_radius_is_an_error_or_a_warning():
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(length=8))
   for kernel in ("inverse", "log", "sqrt"):  # radius 1: s^2 >= 1 diverges
-    params = features.sample_rmf(jax.random.key(0), D, 16, kernel,
-                                 "stratified")
-    with pytest.raises(ValueError, match=(
+    params = features.sample_rmf(jax.random.key(0), D, 16, kernel, "stratified")
+    with pytest.raises(
+      ValueError,
+      match=(
         f"qk_scale=1.1 .* outside the radius of convergence 1 of the "
-        f"'{kernel}' kernel")):
+        f"'{kernel}' kernel"
+      ),
+    ):
       attention.macformer_attention(params, q, k, v, qk_scale=1.1)
     with pytest.warns(UserWarning, match="variance"):  # 0.4 < s^2 < 1
       attention.macformer_attention(params, q, k, v, qk_scale=0.8)
@@ -229,8 +293,9 @@ def test_qk_scale_outside_the_radius_is_an_error_or_a_warning():
     warnings.simplefilter("always")
     attention.macformer_attention(exp, q, k, v, qk_scale=0.9)
     # A traced (learned) scale is not checked; without PreSBN nothing is.
-    jax.jit(lambda s: attention.macformer_attention(
-        exp, q, k, v, qk_scale=s))(3.0)
+    jax.jit(lambda s: attention.macformer_attention(exp, q, k, v, qk_scale=s))(
+      3.0
+    )
     attention.macformer_attention(exp, q, k, v, qk_scale=3.0, pre_sbn=False)
   assert not [w for w in caught if "qk_scale" in str(w.message)]
   assert attention.max_qk_scale("inverse") ** 2 == pytest.approx(0.4)
@@ -240,7 +305,8 @@ def test_qk_scale_outside_the_radius_is_an_error_or_a_warning():
 @pytest.mark.parametrize("kernel", ["exp", "trigh", "inverse", "log", "sqrt"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_rmfa_with_many_features_matches_exact_kernelized_attention(
-    kernel, causal):
+  kernel, causal
+):
   """D = 8192: relative error < 2% (D^-1/2 scaling: ~0.3%).
 
   The inputs use |q.k| up to 0.5 (not the near-uniform PreSBN*d^-1/4
@@ -249,17 +315,18 @@ def test_rmfa_with_many_features_matches_exact_kernelized_attention(
   """
   q, k, v = _qkv(scale=0.5**0.5)
   mask = _mask()
-  params = features.sample_rmf(jax.random.key(1), D, 8192, kernel,
-                               "stratified")
-  out = attention.rmfa(features.rmf(params, q), features.rmf(params, k), v,
-                       mask, causal)
+  params = features.sample_rmf(jax.random.key(1), D, 8192, kernel, "stratified")
+  out = attention.rmfa(
+    features.rmf(params, q), features.rmf(params, k), v, mask, causal
+  )
   exact = attention.kernelized_attention(q, k, v, kernel, mask, causal)
   real = mask[:, :, None, None] * np.ones_like(v)
   error = np.linalg.norm((out - exact) * real) / np.linalg.norm(exact * real)
   assert error < 0.02, error
   uniform = attention.kernelized_attention(0 * q, k, v, kernel, mask, causal)
   spread = np.linalg.norm((uniform - exact) * real) / np.linalg.norm(
-      exact * real)
+    exact * real
+  )
   assert spread > 5 * error, (spread, error)
 
 
@@ -271,8 +338,11 @@ def test_exp_kernelized_attention_is_softmax_attention():
   soft = attention.softmax_attention(q, k, v, mask)
   np.testing.assert_allclose(exact, soft, rtol=1e-4, atol=1e-5)
   reference = jax.nn.dot_product_attention(
-      jnp.asarray(q, jnp.float32), jnp.asarray(k, jnp.float32),
-      jnp.asarray(v, jnp.float32), mask=jnp.asarray(mask)[:, None, None, :])
+    jnp.asarray(q, jnp.float32),
+    jnp.asarray(k, jnp.float32),
+    jnp.asarray(v, jnp.float32),
+    mask=jnp.asarray(mask)[:, None, None, :],
+  )
   np.testing.assert_allclose(soft, reference, rtol=1e-4, atol=1e-5)
 
 
@@ -280,7 +350,8 @@ def test_causal_softmax_matches_dot_product_attention():
   q, k, v = _qkv()
   soft = attention.softmax_attention(q, k, v, causal=True)
   reference = jax.nn.dot_product_attention(
-      *(jnp.asarray(x, jnp.float32) for x in (q, k, v)), is_causal=True)
+    *(jnp.asarray(x, jnp.float32) for x in (q, k, v)), is_causal=True
+  )
   np.testing.assert_allclose(soft, reference, rtol=1e-4, atol=1e-5)
 
 
@@ -297,8 +368,9 @@ def test_performer_approximates_softmax_attention(causal):
   w = features.sample_orthogonal_gaussian(jax.random.key(0), D, 16384)
   s = D**-0.25
   phi_q = features.favor_positive(w, q * s, is_query=True, causal=causal)
-  phi_k = features.favor_positive(w, k * s, is_query=False,
-                                  key_mask=mask[:, :, None], causal=causal)
+  phi_k = features.favor_positive(
+    w, k * s, is_query=False, key_mask=mask[:, :, None], causal=causal
+  )
   out = attention.linear_attention(phi_q, phi_k, v, mask, causal, eps=1e-30)
   exact = attention.softmax_attention(q, k, v, mask, causal)
   real = np.asarray(mask)[:, :, None, None]
@@ -310,23 +382,28 @@ def test_performer_approximates_softmax_attention(causal):
 def test_padding_keys_do_not_change_real_outputs(causal):
   q, k, v = (jnp.asarray(x) for x in _qkv(scale=D**-0.25))
   mask = jnp.asarray(_mask())
-  params = features.sample_rmf(jax.random.key(0), D, 128, "exp",
-                               "stratified")
+  params = features.sample_rmf(jax.random.key(0), D, 128, "exp", "stratified")
 
   def run(k, v):
-    return attention.rmfa(features.rmf(params, q), features.rmf(params, k),
-                          v, mask, causal, chunk_size=16)
+    return attention.rmfa(
+      features.rmf(params, q),
+      features.rmf(params, k),
+      v,
+      mask,
+      causal,
+      chunk_size=16,
+    )
 
   garbage = jax.random.normal(jax.random.key(7), k.shape) * 10
   pad = ~mask[:, :, None, None]
   out = run(k, v)
   out_changed = run(jnp.where(pad, garbage, k), jnp.where(pad, garbage, v))
   real = mask[:, :, None, None]
-  np.testing.assert_allclose(out * real, out_changed * real, rtol=1e-5,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    out * real, out_changed * real, rtol=1e-5, atol=1e-6
+  )
   # Padded keys and values get exactly zero gradient.
-  grads = jax.grad(lambda k, v: jnp.sum(run(k, v) * real), argnums=(0, 1))(
-      k, v)
+  grads = jax.grad(lambda k, v: jnp.sum(run(k, v) * real), argnums=(0, 1))(k, v)
   for g in grads:
     assert np.all(np.isfinite(g))
     np.testing.assert_array_equal(np.asarray(g) * pad, 0.0)
@@ -335,9 +412,13 @@ def test_padding_keys_do_not_change_real_outputs(causal):
 def test_causal_output_depends_only_on_the_past():
   q, k, v = (jnp.asarray(x) for x in _qkv(scale=D**-0.25))
   params = features.sample_rmf(jax.random.key(0), D, 64, "sqrt", "stratified")
-  run = lambda k, v: attention.rmfa(features.rmf(params, q),
-                                    features.rmf(params, k), v, causal=True,
-                                    chunk_size=8)
+  run = lambda k, v: attention.rmfa(
+    features.rmf(params, q),
+    features.rmf(params, k),
+    v,
+    causal=True,
+    chunk_size=8,
+  )
   out = run(k, v)
   changed = run(k.at[:, 25:].set(3.0), v.at[:, 25:].set(-2.0))
   np.testing.assert_allclose(out[:, :25], changed[:, :25], rtol=1e-5)
@@ -346,7 +427,7 @@ def test_causal_output_depends_only_on_the_past():
 
 def test_denominator_floor_keeps_outputs_finite():
   """Signed features with a negative normaliser: the floor is eps * #keys."""
-  phi_q = jnp.array([[[[1.0, 1.0]]]])            # [1, 1, 1, 2]
+  phi_q = jnp.array([[[[1.0, 1.0]]]])  # [1, 1, 1, 2]
   phi_k = jnp.array([[[[1.0, -3.0]]], [[[0.0, 0.0]]]]).reshape(1, 2, 1, 2)
   phi_q = jnp.concatenate([phi_q, phi_q], axis=1)
   v = jnp.ones((1, 2, 1, 1))
@@ -362,8 +443,9 @@ def test_fully_masked_example_gives_zeros_not_nan():
   mask = jnp.asarray(_mask((L, 0)))
   params = features.sample_rmf(jax.random.key(0), D, 32, "exp", "stratified")
   for causal in (False, True):
-    out = attention.rmfa(features.rmf(params, q), features.rmf(params, k), v,
-                         mask, causal)
+    out = attention.rmfa(
+      features.rmf(params, q), features.rmf(params, k), v, mask, causal
+    )
     assert np.all(np.isfinite(out))
     np.testing.assert_array_equal(out[1], 0.0)
 
@@ -374,11 +456,17 @@ def test_rmfa_under_vmap_equals_the_batched_call():
   params = features.sample_rmf(jax.random.key(0), D, 32, "exp", "stratified")
 
   def one(q, k, v, mask):  # a single example: add and drop a batch axis
-    out = attention.rmfa(features.rmf(params, q[None]),
-                         features.rmf(params, k[None]), v[None], mask[None])
+    out = attention.rmfa(
+      features.rmf(params, q[None]),
+      features.rmf(params, k[None]),
+      v[None],
+      mask[None],
+    )
     return out[0]
 
-  batched = attention.rmfa(features.rmf(params, q), features.rmf(params, k),
-                           v, mask)
-  np.testing.assert_allclose(jax.jit(jax.vmap(one))(q, k, v, mask), batched,
-                             rtol=1e-5, atol=1e-6)
+  batched = attention.rmfa(
+    features.rmf(params, q), features.rmf(params, k), v, mask
+  )
+  np.testing.assert_allclose(
+    jax.jit(jax.vmap(one))(q, k, v, mask), batched, rtol=1e-5, atol=1e-6
+  )

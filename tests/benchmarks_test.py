@@ -31,8 +31,10 @@ DATA = pathlib.Path(__file__).parent / "data"
 
 def _strict_json(path):
   """json.load that rejects NaN/Infinity tokens (not JSON)."""
+
   def reject(token):
     raise ValueError(f"non-standard JSON token {token} in {path}")
+
   with open(path) as f:
     return json.load(f, parse_constant=reject)
 
@@ -41,8 +43,9 @@ def _strict_json(path):
 def quick_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("kernel_error")
   json_path, png_path = out / "kernel_error.json", out / "kernel_error.png"
-  kernel_error.main(["--quick", "--out_json", str(json_path),
-                     "--out_png", str(png_path)])
+  kernel_error.main(
+    ["--quick", "--out_json", str(json_path), "--out_png", str(png_path)]
+  )
   return out, _strict_json(json_path)
 
 
@@ -51,19 +54,36 @@ def quick_run(tmp_path_factory):
 # ----------------------------------------------------------------------------
 def test_kernel_error_json_has_every_curve_and_key(quick_run):
   out, result = quick_run
-  for key in ("command", "date", "machine", "settings", "curves",
-              "variance", "fraction_outside_radius", "runtime_s"):
+  for key in (
+    "command",
+    "date",
+    "machine",
+    "settings",
+    "curves",
+    "variance",
+    "fraction_outside_radius",
+    "runtime_s",
+  ):
     assert key in result, key
   assert result["command"].startswith("python -m benchmarks.kernel_error")
   assert result["machine"]["device"].startswith("cpu")
   dims = result["settings"]["D"]
-  labels = {(c["method"], c["kernel"], c["allocation"], c["projection"],
-             c["inputs"]) for c in result["curves"]}
-  expected = {("rmf", k, a, p, i) for k in kernel_error.KERNELS
-              for a in kernel_error.ALLOCATIONS
-              for p in kernel_error.PROJECTIONS for i in kernel_error.INPUTS}
-  expected |= {(m, "exp", None, None, i) for m in kernel_error.BASELINES
-               for i in kernel_error.INPUTS}
+  labels = {
+    (c["method"], c["kernel"], c["allocation"], c["projection"], c["inputs"])
+    for c in result["curves"]
+  }
+  expected = {
+    ("rmf", k, a, p, i)
+    for k in kernel_error.KERNELS
+    for a in kernel_error.ALLOCATIONS
+    for p in kernel_error.PROJECTIONS
+    for i in kernel_error.INPUTS
+  }
+  expected |= {
+    (m, "exp", None, None, i)
+    for m in kernel_error.BASELINES
+    for i in kernel_error.INPUTS
+  }
   assert labels == expected
   for curve in result["curves"]:
     assert curve["D"] == dims
@@ -81,15 +101,22 @@ def test_kernel_error_slopes_and_presbn_errors(quick_run):
   small, exp/log/inverse within 5 % of each other (an earlier numpy
   measurement: 3 %)."""
   _, result = quick_run
-  curve = kernel_error.find_curve(result["curves"], kernel="exp",
-                                  allocation="stratified",
-                                  projection="chained")
+  curve = kernel_error.find_curve(
+    result["curves"],
+    kernel="exp",
+    allocation="stratified",
+    projection="chained",
+  )
   assert -0.65 <= curve["kernel_error"]["slope"] <= -0.35
   assert -0.65 <= curve["attention_error"]["slope"] <= -0.35
   at_256 = {}
   for kernel in ("exp", "inverse", "log"):
-    c = kernel_error.find_curve(result["curves"], kernel=kernel,
-                                allocation="stratified", projection="chained")
+    c = kernel_error.find_curve(
+      result["curves"],
+      kernel=kernel,
+      allocation="stratified",
+      projection="chained",
+    )
     assert c["attention_error"]["nonfinite"] == 0
     at_256[kernel] = c["attention_error"]["mean"][-1]
     assert 0.003 < at_256[kernel] < 0.05  # D = 256
@@ -101,14 +128,19 @@ def test_kernel_error_records_nonfinite_honestly(quick_run):
   NaN there, which the JSON records as the string 'nan'."""
   _, result = quick_run
   assert result["fraction_outside_radius"]["presbn"]["log"] == 0.0
-  c = kernel_error.find_curve(result["curves"], kernel="log",
-                              allocation="sampled", projection="independent",
-                              inputs="raw")
+  c = kernel_error.find_curve(
+    result["curves"],
+    kernel="log",
+    allocation="sampled",
+    projection="independent",
+    inputs="raw",
+  )
   if result["fraction_outside_radius"]["raw"]["log"] > 0:
     assert "nan" in c["attention_error"]["mean"]
     assert c["attention_error"]["slope"] is None
-  assert all(isinstance(x, float) for x in
-             c["attention_error_truncated"]["mean"])
+  assert all(
+    isinstance(x, float) for x in c["attention_error_truncated"]["mean"]
+  )
 
 
 def test_variance_table_matches_formulas(quick_run):
@@ -117,13 +149,14 @@ def test_variance_table_matches_formulas(quick_run):
   _, result = quick_run
   rows = result["variance"]["rows"]
   assert {(r["kernel"], r["pairs"]) for r in rows} == {
-      (k, p) for k in kernel_error.KERNELS for p in ("random", "near")}
+    (k, p) for k in kernel_error.KERNELS for p in ("random", "near")
+  }
   for r in rows:
     for empirical, formula in (
-        ("empirical_sampled_independent", "formula_sampled_independent"),
-        ("empirical_stratified_independent",
-         "formula_stratified_independent"),
-        ("empirical_stratified_chained", "formula_stratified_chained")):
+      ("empirical_sampled_independent", "formula_sampled_independent"),
+      ("empirical_stratified_independent", "formula_stratified_independent"),
+      ("empirical_stratified_chained", "formula_stratified_chained"),
+    ):
       assert r[empirical] == pytest.approx(r[formula], rel=0.25), (r, empirical)
 
 
@@ -134,21 +167,33 @@ def test_embed_reproduces_library_features(projection):
   d, num_features = 8, 40
   plans, draws = [], []
   for seed in range(3):
-    params = features.sample_rmf(jax.random.key(seed), d, num_features,
-                                 "inverse", "sampled", projection=projection,
-                                 allocation_seed=seed)
+    params = features.sample_rmf(
+      jax.random.key(seed),
+      d,
+      num_features,
+      "inverse",
+      "sampled",
+      projection=projection,
+      allocation_seed=seed,
+    )
     plans.append(params.plan)
     draws.append(params)
   sup = kernel_error.superset_plan(plans)
   x, y = 0.3 * jax.random.normal(jax.random.key(9), (2, 5, d))
   for params in draws:
-    proj, scales = kernel_error.embed(params.plan, params.projections,
-                                      params.scales, sup)
+    proj, scales = kernel_error.embed(
+      params.plan, params.projections, params.scales, sup
+    )
     embedded = features.RMFParams(proj, scales, sup)
-    want = np.sum(np.asarray(features.rmf(params, x)) *
-                  np.asarray(features.rmf(params, y)), -1)
-    got = np.sum(np.asarray(features.rmf(embedded, x)) *
-                 np.asarray(features.rmf(embedded, y)), -1)
+    want = np.sum(
+      np.asarray(features.rmf(params, x)) * np.asarray(features.rmf(params, y)),
+      -1,
+    )
+    got = np.sum(
+      np.asarray(features.rmf(embedded, x))
+      * np.asarray(features.rmf(embedded, y)),
+      -1,
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
@@ -167,11 +212,13 @@ def test_stratified_variance_formula_matches_monte_carlo():
     w = rng.choice([-1.0, 1.0], size=(len(counts), max(counts), d))
     u = (w @ x) * (w @ y)  # [levels, chains]
     prefix = np.cumprod(u, axis=0)
-    est[i] = sum(a[n + 1] / c * prefix[n, :c].sum()
-                 for n, c in enumerate(counts))
+    est[i] = sum(
+      a[n + 1] / c * prefix[n, :c].sum() for n, c in enumerate(counts)
+    )
   for projection, factor in (("chained", 1.0), ("independent", None)):
-    formula = kernel_error.stratified_variance("inverse", counts, projection,
-                                               x[None], y[None])[0]
+    formula = kernel_error.stratified_variance(
+      "inverse", counts, projection, x[None], y[None]
+    )[0]
     if factor:
       assert np.var(est) == pytest.approx(formula, rel=0.1)
     else:
@@ -183,7 +230,8 @@ def test_fit_slope():
   assert common.fit_slope(dims, [1.0, 0.5, 0.25]) == pytest.approx(-0.5)
   assert common.fit_slope(dims, ["nan", "inf", 0.2]) is None
   assert common.fit_slope(dims, [9.0, 0.5, 0.25], above=32) == pytest.approx(
-      -0.5)
+    -0.5
+  )
 
 
 def test_templates_are_the_sections_of_a_template_file():
@@ -196,10 +244,13 @@ def test_templates_are_the_sections_of_a_template_file():
 def test_read_run(tmp_path):
   assert common.read_run(str(tmp_path / "none")) == (None, [], [])
   (tmp_path / "results.json").write_text(json.dumps({"steps": 2}))
-  rows = ({"step": 1, "split": "train", "steps_per_sec": 3.0},
-          {"step": 2, "split": "eval", "accuracy": 0.5})
+  rows = (
+    {"step": 1, "split": "train", "steps_per_sec": 3.0},
+    {"step": 2, "split": "eval", "accuracy": 0.5},
+  )
   (tmp_path / "metrics.jsonl").write_text(
-      "".join(json.dumps(r) + "\n" for r in rows))
+    "".join(json.dumps(r) + "\n" for r in rows)
+  )
   assert common.read_run(str(tmp_path)) == ({"steps": 2}, [[2, 0.5]], [3.0])
 
 
@@ -207,15 +258,19 @@ def test_study_pages_regenerate_from_their_json(tmp_path):
   """docs/TEMPERATURE.md, DIAGNOSTIC.md and RESULTS.md are their renderers'
   output on the committed JSON, byte for byte."""
   docs = os.path.join(common.REPO, "docs")
-  page = lambda name: open(os.path.join(docs, name)).read()
+  page = lambda name: pathlib.Path(docs, name).read_text()
   data, _ = common.load_json(os.path.join(docs, "temperature.json"))
   assert temperature_study.render(data) == page("TEMPERATURE.md")
   data, _ = common.load_json(os.path.join(docs, "exact_kernel.json"))
   assert exact_kernel_diagnostic.render(data) == page("DIAGNOSTIC.md")
-  shutil.copytree(os.path.join(docs, "results"), tmp_path / "results",
-                  ignore=shutil.ignore_patterns("full_length*"))
-  reduced_results.main(["--from_docs", "--docs", str(tmp_path),
-                        "--runs", str(tmp_path / "none")])
+  shutil.copytree(
+    os.path.join(docs, "results"),
+    tmp_path / "results",
+    ignore=shutil.ignore_patterns("full_length*"),
+  )
+  reduced_results.main(
+    ["--from_docs", "--docs", str(tmp_path), "--runs", str(tmp_path / "none")]
+  )
   assert (tmp_path / "RESULTS.md").read_text() == page("RESULTS.md")
 
 
@@ -224,11 +279,17 @@ def test_study_pages_regenerate_from_their_json(tmp_path):
 # ----------------------------------------------------------------------------
 def _write_results(path, arg, last, best, **overrides):
   config = listops_config.get_config(arg)
-  data = {"task": "listops", "attention": config.attention.variant,
-          "preset": config.preset, "smoke": config.smoke,
-          "steps": config.train.num_train_steps, "test_accuracy": last,
-          "test_accuracy_best_eval": best, "best_eval_step": 500,
-          "config": json.loads(config.to_json_best_effort())}
+  data = {
+    "task": "listops",
+    "attention": config.attention.variant,
+    "preset": config.preset,
+    "smoke": config.smoke,
+    "steps": config.train.num_train_steps,
+    "test_accuracy": last,
+    "test_accuracy_best_eval": best,
+    "best_eval_step": 500,
+    "config": json.loads(config.to_json_best_effort()),
+  }
   data.update(overrides)
   path.mkdir(parents=True, exist_ok=True)
   with open(path / "results.json", "w") as f:
@@ -238,63 +299,75 @@ def _write_results(path, arg, last, best, **overrides):
 
 @pytest.fixture
 def two_runs(tmp_path):
-  full = _write_results(tmp_path / "runs" / "full",
-                        "macformer_exp,preset=macformer", 0.371, 0.375)
-  reduced = _write_results(tmp_path / "runs" / "reduced", "softmax,smoke",
-                           0.30, 0.3125)
+  full = _write_results(
+    tmp_path / "runs" / "full", "macformer_exp,preset=macformer", 0.371, 0.375
+  )
+  reduced = _write_results(
+    tmp_path / "runs" / "reduced", "softmax,smoke", 0.30, 0.3125
+  )
   return tmp_path, full, reduced
 
 
 def test_lra_table_renders_runs_beside_published(two_runs):
   tmp_path, _, _ = two_runs
   out = tmp_path / "lra_table.md"
-  text = lra_table.main([str(tmp_path / "runs" / "*" / "results.json"),
-                         "--out", str(out)])
+  text = lra_table.main(
+    [str(tmp_path / "runs" / "*" / "results.json"), "--out", str(out)]
+  )
   assert out.read_text() == text
   lines = text.splitlines()
   # Our runs: scale marker, last / best, the generated-data mark.
-  assert ("| macformer_exp (ours) | this repo | **full** | 37.10 / 37.50† "
-          "| – | – | – | – | – |") in lines
-  assert ("| softmax (ours) | this repo | *reduced* | 30.00 / 31.25† "
-          "| – | – | – | – | – |") in lines
+  assert (
+    "| macformer_exp (ours) | this repo | **full** | 37.10 / 37.50† "
+    "| – | – | – | – | – |"
+  ) in lines
+  assert (
+    "| softmax (ours) | this repo | *reduced* | 30.00 / 31.25† "
+    "| – | – | – | – | – |"
+  ) in lines
   # Published rows of both harness families, each in its own section.
-  assert ("| Transformer | [tay2021_table1](#sources) | published | 36.37 | "
-          "64.27 | 57.46 | 42.44 | 71.40 | 54.39 |") in lines
-  assert ("| Skyformer | [skyformer2021_table1](#sources) | published | "
-          "38.69 | 64.70 | 82.06 | 40.77 | 70.73 | 59.39 |") in lines
+  assert (
+    "| Transformer | [tay2021_table1](#sources) | published | 36.37 | "
+    "64.27 | 57.46 | 42.44 | 71.40 | 54.39 |"
+  ) in lines
+  assert (
+    "| Skyformer | [skyformer2021_table1](#sources) | published | "
+    "38.69 | 64.70 | 82.06 | 40.77 | 70.73 | 59.39 |"
+  ) in lines
   sky = text.index("## Skyformer-family")
-  assert text.index("macformer_exp (ours)") > sky > text.index(
-      "softmax (ours)")
+  assert text.index("macformer_exp (ours)") > sky > text.index("softmax (ours)")
   # The run list says why the smoke run is reduced.
   assert "smoke; data.max_len=256 (preset: 2000)" in text
   assert "matches the preset" in text
 
 
 def test_lra_table_full_scale_rule(tmp_path):
-  ok = lra_table.load_run(_write_results(
-      tmp_path / "a", "macformer_exp,preset=macformer", 0.4, 0.4))
+  ok = lra_table.load_run(
+    _write_results(tmp_path / "a", "macformer_exp,preset=macformer", 0.4, 0.4)
+  )
   assert ok.full_scale and ok.family == "skyformer_pytorch"
   config = listops_config.get_config("macformer_exp,preset=macformer")
   cfg = json.loads(config.to_json_best_effort())
   cfg["train"]["num_train_steps"] = 2000
-  short = lra_table.load_run(_write_results(
-      tmp_path / "b", "macformer_exp,preset=macformer", 0.4, 0.4,
-      config=cfg))
+  short = lra_table.load_run(
+    _write_results(
+      tmp_path / "b", "macformer_exp,preset=macformer", 0.4, 0.4, config=cfg
+    )
+  )
   assert short.full_scale is False
-  assert short.differences == [
-      "train.num_train_steps=2000 (preset: 10000)"]
+  assert short.differences == ["train.num_train_steps=2000 (preset: 10000)"]
 
 
 def test_lra_table_missing_file(tmp_path):
   missing = tmp_path / "nope" / "results.json"
-  with pytest.raises(lra_table.ResultsError,
-                     match=f"{missing}: no such file"):
+  with pytest.raises(lra_table.ResultsError, match=f"{missing}: no such file"):
     lra_table.find_results([str(missing)])
   with pytest.raises(lra_table.ResultsError, match="no file matches"):
     lra_table.find_results([str(tmp_path / "*" / "results.json")])
   (tmp_path / "empty_run").mkdir()
-  with pytest.raises(lra_table.ResultsError,
-                     match="empty_run: directory has no results.json"):
+  with pytest.raises(
+    lra_table.ResultsError, match="empty_run: directory has no results.json"
+  ):
     lra_table.find_results([str(tmp_path / "empty_run")])
 
 
@@ -304,8 +377,9 @@ def test_lra_table_missing_field(tmp_path, field):
   data = json.loads(path.read_text())
   del data[field]
   path.write_text(json.dumps(data))
-  with pytest.raises(lra_table.ResultsError,
-                     match=f"{path}: missing field '{field}'"):
+  with pytest.raises(
+    lra_table.ResultsError, match=f"{path}: missing field '{field}'"
+  ):
     lra_table.load_run(str(path))
 
 
@@ -314,12 +388,14 @@ def test_lra_table_missing_nested_field_and_bad_values(tmp_path):
   data = json.loads(path.read_text())
   del data["config"]["train"]["num_train_steps"]
   path.write_text(json.dumps(data))
-  with pytest.raises(lra_table.ResultsError,
-                     match="missing field 'config.train.num_train_steps'"):
+  with pytest.raises(
+    lra_table.ResultsError, match="missing field 'config.train.num_train_steps'"
+  ):
     lra_table.load_run(str(path))
   _write_results(tmp_path, "softmax,smoke", 37.1, 0.3)
-  with pytest.raises(lra_table.ResultsError,
-                     match="'test_accuracy' = 37.1 is not a fraction"):
+  with pytest.raises(
+    lra_table.ResultsError, match="'test_accuracy' = 37.1 is not a fraction"
+  ):
     lra_table.load_run(str(path))
   path.write_text("{not json")
   with pytest.raises(lra_table.ResultsError, match=f"{path}: not valid JSON"):
@@ -329,9 +405,13 @@ def test_lra_table_missing_nested_field_and_bad_values(tmp_path):
 def test_lra_table_command_line_error_is_one_line(tmp_path):
   missing = tmp_path / "missing.json"
   proc = subprocess.run(
-      [sys.executable, "-m", "benchmarks.lra_table", str(missing), "--out",
-       "-"], capture_output=True, text=True, cwd=common.REPO,
-      env={**os.environ, "PYTHONPATH": common.REPO}, check=False)
+    [sys.executable, "-m", "benchmarks.lra_table", str(missing), "--out", "-"],
+    capture_output=True,
+    text=True,
+    cwd=common.REPO,
+    env={**os.environ, "PYTHONPATH": common.REPO},
+    check=False,
+  )
   assert proc.returncode != 0
   assert proc.stderr.strip() == f"lra_table: {missing}: no such file"
 
@@ -355,29 +435,50 @@ def test_published_data_cites_sources():
 def test_report_without_inputs_says_not_run_yet(tmp_path):
   text = make_report.build(str(tmp_path))
   assert text.count("Not run yet") == 4
-  for command in (make_report.KERNEL_ERROR_CMD, make_report.SPEED_CMD,
-                  make_report.TRAIN_STEP_CMD, make_report.LRA_CMD):
+  for command in (
+    make_report.KERNEL_ERROR_CMD,
+    make_report.SPEED_CMD,
+    make_report.TRAIN_STEP_CMD,
+    make_report.LRA_CMD,
+  ):
     assert f"    {command}" in text
 
 
 def _speed_json(path):
   rows = []
-  for length, rmfa, perf, soft in ((128, 2.0, 1.5, 1.0), (256, 3.0, 2.5, 4.0),
-                                   (512, 5.0, 5.5, 16.0)):
-    rows.append({"length": length,
-                 "rmfa": {"median_ms": rmfa}, "performer": {"median_ms": perf},
-                 "softmax": {"median_ms": soft}})
-  path.write_text(json.dumps({
-      "device": "cpu:cpu", "host": "x86_64", "jax": "0.10.2",
-      "shapes": {"batch": 2, "heads": 2, "head_dim": 32, "num_features": 128},
-      "measure": "fwd+bwd", "rows": rows}))
+  for length, rmfa, perf, soft in (
+    (128, 2.0, 1.5, 1.0),
+    (256, 3.0, 2.5, 4.0),
+    (512, 5.0, 5.5, 16.0),
+  ):
+    rows.append(
+      {
+        "length": length,
+        "rmfa": {"median_ms": rmfa},
+        "performer": {"median_ms": perf},
+        "softmax": {"median_ms": soft},
+      }
+    )
+  path.write_text(
+    json.dumps(
+      {
+        "device": "cpu:cpu",
+        "host": "x86_64",
+        "jax": "0.10.2",
+        "shapes": {"batch": 2, "heads": 2, "head_dim": 32, "num_features": 128},
+        "measure": "fwd+bwd",
+        "rows": rows,
+      }
+    )
+  )
   return rows
 
 
 def test_crossover():
   rows = [
-      {"length": 128, "a": {"median_ms": 2.0}, "b": {"median_ms": 1.0}},
-      {"length": 512, "a": {"median_ms": 2.0}, "b": {"median_ms": 4.0}}]
+    {"length": 128, "a": {"median_ms": 2.0}, "b": {"median_ms": 1.0}},
+    {"length": 512, "a": {"median_ms": 2.0}, "b": {"median_ms": 4.0}},
+  ]
   length, text = make_report.crossover(rows, "a", "b")
   # log(a/b) goes from log 2 to -log 2: halfway in log L, L = 256.
   assert length == pytest.approx(256.0)
@@ -394,10 +495,12 @@ def test_report_with_inputs(quick_run, tmp_path):
   _speed_json(docs / "attention_speed.json")
   # Written by benchmarks.train_step_speed (tests/speed_reports_test.py).
   (docs / "train_step_speed.json").write_bytes(
-      (DATA / "train_step_speed.json").read_bytes())
+    (DATA / "train_step_speed.json").read_bytes()
+  )
   _write_results(tmp_path / "runs" / "a", "softmax,smoke", 0.3, 0.3)
-  lra_table.main([str(tmp_path / "runs" / "a"), "--out",
-                  str(docs / "lra_table.md")])
+  lra_table.main(
+    [str(tmp_path / "runs" / "a"), "--out", str(docs / "lra_table.md")]
+  )
   text = make_report.main(["--docs", str(docs)])
   assert (docs / "BENCHMARKS.md").read_text() == text
   assert "Not run yet" not in text

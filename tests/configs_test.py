@@ -24,23 +24,43 @@ from macformer_jax.training import validation
 # ml_collections' config_flags loads config files with the deprecated
 # `load_module`; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:the load_module:DeprecationWarning")
+  "ignore:the load_module:DeprecationWarning"
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
-VARIANTS = ("softmax", "macformer_exp", "macformer_inverse", "macformer_log",
-            "macformer_trigh", "macformer_sqrt", "performer", "rfa", "linear")
-VARIANTS += ("macformer_exp_tuned", "macformer_inverse_tuned",
-             "macformer_log_tuned", "macformer_sqrt_tuned")
+VARIANTS = (
+  "softmax",
+  "macformer_exp",
+  "macformer_inverse",
+  "macformer_log",
+  "macformer_trigh",
+  "macformer_sqrt",
+  "performer",
+  "rfa",
+  "linear",
+)
+VARIANTS += (
+  "macformer_exp_tuned",
+  "macformer_inverse_tuned",
+  "macformer_log_tuned",
+  "macformer_sqrt_tuned",
+)
 VARIANTS += ("macformer_exp_exact", "macformer_exp_exact_tuned")
 # Every Spectraformer grid cell (tests/spectral_test.py checks the table).
 VARIANTS += tuple(common.SPECTRA_PRESETS)
 # The code that reads configs (the trainer, the model, the optimizer, the CLI).
-TRAINER = tuple(sorted(
-    os.path.relpath(p, ROOT) for p in glob.glob(
-        os.path.join(ROOT, "macformer_jax", "training", "*.py"))))
-READERS = TRAINER + ("macformer_jax/encoder.py", "macformer_jax/optim.py",
-                     "run_lra.py")
+TRAINER = tuple(
+  sorted(
+    os.path.relpath(p, ROOT)
+    for p in glob.glob(os.path.join(ROOT, "macformer_jax", "training", "*.py"))
+  )
+)
+READERS = TRAINER + (
+  "macformer_jax/encoder.py",
+  "macformer_jax/optim.py",
+  "run_lra.py",
+)
 # Sub-dicts passed on whole (as keyword arguments) and checked separately.
 WHOLE = ("attention.options", "data.options", "data.offline")
 
@@ -107,18 +127,30 @@ def test_lra_and_macformer_values():
   lra = _get("listops", "softmax")
   m, o = lra.model, lra.optimizer
   assert (m.emb_dim, m.num_heads, m.num_layers, m.mlp_dim) == (512, 8, 4, 1024)
-  assert (lra.data.batch_size, o.learning_rate, o.warmup_steps) == (32, .05,
-                                                                   1000)
+  assert (lra.data.batch_size, o.learning_rate, o.warmup_steps) == (
+    32,
+    0.05,
+    1000,
+  )
   assert o.factors == "constant * linear_warmup * rsqrt_decay"
   assert (o.b1, o.b2, o.eps, o.weight_decay) == (0.9, 0.98, 1e-9, 0.1)
   assert lra.train.num_train_steps == 5000
   mac = _get("listops", "macformer_exp,preset=macformer")
   m, o = mac.model, mac.optimizer
   assert (m.emb_dim, m.num_heads, m.qkv_dim, m.mlp_dim, m.num_layers) == (
-      64, 2, 64, 128, 2)
+    64,
+    2,
+    64,
+    128,
+    2,
+  )
   assert mac.attention.options.num_features == 128
-  assert (o.schedule, o.grad_clip_value, o.b1, o.b1_min) == ("one_cycle", 1.0,
-                                                             0.95, 0.85)
+  assert (o.schedule, o.grad_clip_value, o.b1, o.b1_min) == (
+    "one_cycle",
+    1.0,
+    0.95,
+    0.85,
+  )
   assert _get("retrieval", "softmax").model.head_hidden_layers == 2
   mac_retrieval = _get("retrieval", "softmax,preset=macformer")
   assert mac_retrieval.model.head_hidden_layers == 1
@@ -129,12 +161,15 @@ def test_lra_and_macformer_values():
   assert smoke.data.max_len == 256 and smoke.data.offline.max_length == 250
 
 
-@pytest.mark.parametrize("arg,match", [
+@pytest.mark.parametrize(
+  "arg,match",
+  [
     ("softmx", "unknown config argument 'softmx'"),
     ("softmax,preset=big", "unknown preset 'big'"),
     ("softmax,size=2", "unknown config argument 'size'"),
     ("softmax,smoke=maybe", "smoke takes true/false"),
-])
+  ],
+)
 def test_parse_arg_rejects_unknown(arg, match):
   with pytest.raises(ValueError, match=match):
     common.parse_task_arg(arg)
@@ -142,8 +177,11 @@ def test_parse_arg_rejects_unknown(arg, match):
 
 def test_parse_arg_values():
   args = common.parse_task_arg(" performer , preset=macformer,smoke ")
-  assert (args.attention, args.preset, args.smoke) == ("performer",
-                                                       "macformer", True)
+  assert (args.attention, args.preset, args.smoke) == (
+    "performer",
+    "macformer",
+    True,
+  )
   args = common.parse_task_arg("attention=rfa,smoke=false")
   assert (args.attention, args.smoke) == ("rfa", False)
 
@@ -152,23 +190,26 @@ def _parse_flags(*argv):
   fv = flags.FlagValues()
   argv = ["run_lra.py", *argv]
   holder = config_flags.DEFINE_config_file(
-      "config", None, "config", flag_values=fv, lock_config=True,
-      sys_argv=argv)
+    "config", None, "config", flag_values=fv, lock_config=True, sys_argv=argv
+  )
   fv(argv)
   return holder.value
 
 
 def test_command_line_overrides():
   path = os.path.join(ROOT, "configs", "listops.py")
-  config = _parse_flags(f"--config={path}:softmax,smoke",
-                        "--config.train.num_train_steps=200",
-                        "--config.attention.options.implementation=xla",
-                        "--config.data.data_dir=/tmp/x")
+  config = _parse_flags(
+    f"--config={path}:softmax,smoke",
+    "--config.train.num_train_steps=200",
+    "--config.attention.options.implementation=xla",
+    "--config.data.data_dir=/tmp/x",
+  )
   assert config.train.num_train_steps == 200
   assert config.attention.options.implementation == "xla"
   assert config.data.data_dir == "/tmp/x"
-  config = _parse_flags(f"--config={path}:macformer_exp",
-                        "--config.attention.options.qk_scale=0.5")
+  config = _parse_flags(
+    f"--config={path}:macformer_exp", "--config.attention.options.qk_scale=0.5"
+  )
   assert config.attention.options.qk_scale == 0.5
 
 
@@ -178,12 +219,15 @@ def test_path_x_trains_on_every_pixel():
   path = os.path.join(ROOT, "configs", "pathfinder.py")
   for arg in ("softmax", "softmax,preset=macformer", "softmax,smoke"):
     assert _parse_flags(f"--config={path}:{arg}").data.max_len == 1024
-    config = _parse_flags(f"--config={path}:{arg}",
-                          "--config.data.options.resolution=128")
+    config = _parse_flags(
+      f"--config={path}:{arg}", "--config.data.options.resolution=128"
+    )
     assert config.data.max_len == 16384 == 128 * 128
-  config = _parse_flags(f"--config={path}:softmax",
-                        "--config.data.options.resolution=64",
-                        "--config.data.max_len=100")
+  config = _parse_flags(
+    f"--config={path}:softmax",
+    "--config.data.options.resolution=64",
+    "--config.data.max_len=100",
+  )
   assert config.data.max_len == 100
 
 
@@ -194,25 +238,38 @@ def test_a_warmup_longer_than_the_run_is_shortened(caplog):
   config.train.num_train_steps = 20
   validation.check_config(config)
   assert config.optimizer.warmup_steps == 2
-  assert "warmup_steps=1000 does not fit train.num_train_steps=20" in \
-      caplog.text
+  assert (
+    "warmup_steps=1000 does not fit train.num_train_steps=20" in caplog.text
+  )
   config.train.num_train_steps = 2
-  with pytest.raises(validation.ConfigError,
-                     match=r"train.num_train_steps=2: .* needs >= 3 steps"):
+  with pytest.raises(
+    validation.ConfigError,
+    match=r"train.num_train_steps=2: .* needs >= 3 steps",
+  ):
     validation.check_config(config)
 
 
-@pytest.mark.parametrize("key, value, match", [
+@pytest.mark.parametrize(
+  "key, value, match",
+  [
     ("train.num_train_steps", 0, "train.num_train_steps=0: must be >= 1"),
     ("data.batch_size", -1, "data.batch_size=-1: must be >= 1"),
     ("data.max_len", 0, "data.max_len=0: must be >= 1"),
     ("model.dropout_rate", 1.0, r"model.dropout_rate=1.0: must be in \[0, 1\)"),
-    ("model.qkv_dim", 30, "model.qkv_dim=30: must be a multiple of "
-     "model.num_heads=8"),
+    (
+      "model.qkv_dim",
+      30,
+      "model.qkv_dim=30: must be a multiple of model.num_heads=8",
+    ),
     ("optimizer.learning_rate", 0.0, "optimizer.learning_rate=0.0: must be"),
-    ("attention.options.qk_scale", 1.5, "attention.options.qk_scale=1.5: .*"
-     "radius of convergence 1 of the 'log' kernel.*macformer_log_tuned"),
-])
+    (
+      "attention.options.qk_scale",
+      1.5,
+      "attention.options.qk_scale=1.5: .*"
+      "radius of convergence 1 of the 'log' kernel.*macformer_log_tuned",
+    ),
+  ],
+)
 def test_out_of_range_values_name_the_key(key, value, match):
   config = _get("listops", "macformer_log")
   section, name = key.rsplit(".", 1)
@@ -225,28 +282,35 @@ def test_out_of_range_values_name_the_key(key, value, match):
   assert error.value.key == key
 
 
-@pytest.mark.parametrize("arg, expected", [
+@pytest.mark.parametrize(
+  "arg, expected",
+  [
     ("macformr_exp", "did you mean 'macformer_exp'"),
     ("softmax,preset=macformr", "did you mean 'macformer'"),
     ("softmax,smok", "did you mean 'smoke'"),
     ("softmax,prest=lra", "did you mean 'preset'"),
-])
+  ],
+)
 def test_config_string_mistakes_suggest_the_closest_names(arg, expected):
   with pytest.raises(ValueError, match=expected) as error:
     common.parse_task_arg(arg)
   assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("override", [
+@pytest.mark.parametrize(
+  "override",
+  [
     "--config.train.num_train_stepz=200",
     "--config.model.emb_dm=64",
     "--config.attention.options.num_featurs=64",
     "--config.train.num_train_steps=abc",
-])
+  ],
+)
 def test_unknown_or_bad_override_fails(override):
   path = os.path.join(ROOT, "configs", "listops.py")
-  with pytest.raises((flags.Error, AttributeError, KeyError, TypeError,
-                      ValueError)):
+  with pytest.raises(
+    (flags.Error, AttributeError, KeyError, TypeError, ValueError)
+  ):
     _parse_flags(f"--config={path}:macformer_exp", override)
 
 
@@ -263,8 +327,11 @@ def test_every_key_is_read_somewhere():
   config appears as `.key` or as a quoted "key" in the reading code; the
   whole-passed sub-dicts appear by name."""
   # validation.py names (nearly) every key to check its range: not a read.
-  source = "\n".join(text for reader, text in _sources().items()
-                     if not reader.endswith("validation.py"))
+  source = "\n".join(
+    text
+    for reader, text in _sources().items()
+    if not reader.endswith("validation.py")
+  )
   keys = set()
   for task in TASKS:
     for preset in common.PRESETS:
@@ -284,18 +351,21 @@ def test_every_key_is_read_somewhere():
 
 # Variables that hold a config section in the reading code.
 ALIASES = {
-    **{reader: {"config": "", "t": "train"} for reader in TRAINER},
-    "macformer_jax/encoder.py": {"config": "", "model_config": "model"},
-    "macformer_jax/optim.py": {"o": "optimizer"},
-    "run_lra.py": {"config": ""},
+  **{reader: {"config": "", "t": "train"} for reader in TRAINER},
+  "macformer_jax/encoder.py": {"config": "", "model_config": "model"},
+  "macformer_jax/optim.py": {"o": "optimizer"},
+  "run_lra.py": {"config": ""},
 }
 
 
 def _code_only(text):
   """`text` with strings and comments blanked (Python tokens)."""
   tokens = tokenize.generate_tokens(io.StringIO(text).readline)
-  return " ".join(tok.string for tok in tokens
-                  if tok.type not in (tokenize.STRING, tokenize.COMMENT))
+  return " ".join(
+    tok.string
+    for tok in tokens
+    if tok.type not in (tokenize.STRING, tokenize.COMMENT)
+  )
 
 
 def test_every_key_the_code_reads_exists():
@@ -312,7 +382,8 @@ def test_every_key_the_code_reads_exists():
           if isinstance(node, config_dict.ConfigDict) and name in node:
             node = node[name]
           elif isinstance(node, config_dict.ConfigDict) and hasattr(
-              config_dict.ConfigDict, name):
+            config_dict.ConfigDict, name
+          ):
             break  # a ConfigDict method such as .to_json_best_effort
           elif not isinstance(node, config_dict.ConfigDict):
             break  # an attribute of a value (e.g. a string method)
@@ -339,8 +410,9 @@ def test_tuned_presets_follow_the_temperature_study():
     config = _get("listops", f"macformer_{kernel}_tuned")
     assert config.attention.options.qk_scale == scale
     assert config.attention.options.kernel == kernel
-    assert _get("listops", f"macformer_{kernel}").attention.options.qk_scale \
-        is None  # the authors' Dh^-1/4
+    assert (
+      _get("listops", f"macformer_{kernel}").attention.options.qk_scale is None
+    )  # the authors' Dh^-1/4
     with warnings.catch_warnings():
       warnings.simplefilter("error")  # inside the well-behaved range
       attention.check_qk_scale(scale, kernel)

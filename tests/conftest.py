@@ -7,9 +7,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
   os.environ["XLA_FLAGS"] = (
-      _flags + " --xla_force_host_platform_device_count=2").strip()
-_cache = os.path.join(os.path.dirname(os.path.dirname(__file__)),
-                      ".jax_cache")
+    _flags + " --xla_force_host_platform_device_count=2"
+  ).strip()
+_cache = os.path.join(os.path.dirname(os.path.dirname(__file__)), ".jax_cache")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 

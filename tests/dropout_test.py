@@ -36,11 +36,15 @@ def test_a_block_is_the_same_slice_of_the_whole_mask():
   key = jax.random.fold_in(jax.random.key(3), 7)
   full = (2, 3, 40, 50)
   whole = dropout.random_bits(key, full)
-  block = dropout.random_bits(key, (2, 3, 8, 50), offsets=(0, 0, 16, 0),
-                              full_shape=full)
+  block = dropout.random_bits(
+    key, (2, 3, 8, 50), offsets=(0, 0, 16, 0), full_shape=full
+  )
   np.testing.assert_array_equal(block, whole[:, :, 16:24])
-  traced = jax.jit(lambda o: dropout.random_bits(
-      key, (2, 3, 8, 50), offsets=(0, 0, o, 0), full_shape=full))(16)
+  traced = jax.jit(
+    lambda o: dropout.random_bits(
+      key, (2, 3, 8, 50), offsets=(0, 0, o, 0), full_shape=full
+    )
+  )(16)
   np.testing.assert_array_equal(traced, whole[:, :, 16:24])
 
 
@@ -56,5 +60,4 @@ def test_module_matches_the_function_and_is_off_when_deterministic():
 
 def test_too_many_elements_raise():
   with pytest.raises(ValueError, match="wrap"):
-    dropout.random_bits(jax.random.key(0), (1, 1),
-                        full_shape=(2**16, 2**16))
+    dropout.random_bits(jax.random.key(0), (1, 1), full_shape=(2**16, 2**16))

@@ -23,14 +23,29 @@ def test_commands_use_the_exact_presets_and_the_temperature_setting():
 def _write_run(root, setting, seed, acc, curve):
   workdir = root / ekd.run_name(setting, seed)
   workdir.mkdir(parents=True)
-  (workdir / "results.json").write_text(json.dumps({
-      "steps": 500, "test_accuracy": acc, "test_accuracy_best_eval": acc,
-      "majority_class_accuracy": 0.17}))
+  (workdir / "results.json").write_text(
+    json.dumps(
+      {
+        "steps": 500,
+        "test_accuracy": acc,
+        "test_accuracy_best_eval": acc,
+        "majority_class_accuracy": 0.17,
+      }
+    )
+  )
   rows = [{"step": s, "split": "eval", "accuracy": a} for s, a in curve]
-  rows.append({"step": 500, "split": "train", "loss": 2.0,
-               "accuracy": 0.3, "steps_per_sec": 2.0})
+  rows.append(
+    {
+      "step": 500,
+      "split": "train",
+      "loss": 2.0,
+      "accuracy": 0.3,
+      "steps_per_sec": 2.0,
+    }
+  )
   (workdir / "metrics.jsonl").write_text(
-      "".join(json.dumps(r) + "\n" for r in rows))
+    "".join(json.dumps(r) + "\n" for r in rows)
+  )
   return str(workdir)
 
 
@@ -44,8 +59,9 @@ def _temperature(default, tuned, softmax):
 
 
 def test_record_escape_step_and_both_conclusions(tmp_path):
-  workdir = _write_run(tmp_path, "exact_default", 0, 0.25,
-                       [(100, 0.18), (200, 0.21), (300, 0.25)])
+  workdir = _write_run(
+    tmp_path, "exact_default", 0, 0.25, [(100, 0.18), (200, 0.21), (300, 0.25)]
+  )
   record = ekd.record(workdir, "exact_default", 0)
   assert record["escape_step"] == 300  # first val acc > 0.17 + 0.05
   assert record["median_train_steps_per_sec"] == 2.0
@@ -59,8 +75,15 @@ def test_record_escape_step_and_both_conclusions(tmp_path):
   assert "not random-feature noise" in text
   noise = ekd.conclusion(ekd.compare(runs, _temperature(0.17, 0.34, 0.26)))
   assert "the features' noise" in noise
-  page = ekd.render({"conclusion": text, "comparison": uniform,
-                     "runs": runs, "machine": "m", "nice": 10,
-                     "parallel": 2})
+  page = ekd.render(
+    {
+      "conclusion": text,
+      "comparison": uniform,
+      "runs": runs,
+      "machine": "m",
+      "nice": 10,
+      "parallel": 2,
+    }
+  )
   assert page.startswith("# Diagnostic")
   assert "| 0.42 | 25.0 ± 0.0 | 25.6 ± 0.0 | 33.7 ± 0.0 |" in page

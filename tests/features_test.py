@@ -45,15 +45,17 @@ def test_stratified_counts_and_weights():
 
 def test_sampled_counts_are_multinomial():
   counts, weights = features.allocate_degrees(
-      127, "sampled", 20, np.random.default_rng(0))
+    127, "sampled", 20, np.random.default_rng(0)
+  )
   assert sum(counts) == 127
-  pmf = features.degree_pmf(20)[:len(counts)]
+  pmf = features.degree_pmf(20)[: len(counts)]
   present = np.array(counts) > 0
   np.testing.assert_allclose(weights[present], 1.0 / (pmf[present] * 127))
 
 
-@pytest.mark.parametrize("projection,width", [("chained", 127),
-                                              ("independent", 247)])
+@pytest.mark.parametrize(
+  "projection,width", [("chained", 127), ("independent", 247)]
+)
 def test_plan_widths(projection, width):
   plan, scales = features.make_plan(128, "exp", "stratified", 20, projection)
   assert plan.num_features == 128 and scales.shape == (127,)
@@ -62,8 +64,9 @@ def test_plan_widths(projection, width):
 
 def test_same_key_same_features_and_static_shapes_under_jit():
   x = jnp.asarray(_sbn_pair())
-  sample = jax.jit(lambda key: features.sample_rmf(
-      key, D_IN, 64, "exp", "stratified"))
+  sample = jax.jit(
+    lambda key: features.sample_rmf(key, D_IN, 64, "exp", "stratified")
+  )
   a, b = sample(jax.random.key(3)), sample(jax.random.key(3))
   c = sample(jax.random.key(4))
   np.testing.assert_array_equal(a.projections, b.projections)
@@ -75,12 +78,17 @@ def test_same_key_same_features_and_static_shapes_under_jit():
 
 def test_sampled_under_jit_needs_a_concrete_seed():
   with pytest.raises(ValueError, match="allocation_seed"):
-    jax.jit(lambda key: features.sample_rmf(key, D_IN, 64, "exp",
-                                            "sampled"))(jax.random.key(0))
-  params = jax.jit(lambda key: features.sample_rmf(
-      key, D_IN, 64, "exp", "sampled", allocation_seed=7))(jax.random.key(0))
-  eager = features.sample_rmf(jax.random.key(0), D_IN, 64, "exp", "sampled",
-                              allocation_seed=7)
+    jax.jit(lambda key: features.sample_rmf(key, D_IN, 64, "exp", "sampled"))(
+      jax.random.key(0)
+    )
+  params = jax.jit(
+    lambda key: features.sample_rmf(
+      key, D_IN, 64, "exp", "sampled", allocation_seed=7
+    )
+  )(jax.random.key(0))
+  eager = features.sample_rmf(
+    jax.random.key(0), D_IN, 64, "exp", "sampled", allocation_seed=7
+  )
   assert params.plan == eager.plan
 
 
@@ -88,16 +96,16 @@ def test_bad_options_are_named():
   with pytest.raises(ValueError, match="unknown allocation 'random'"):
     features.sample_rmf(jax.random.key(0), 4, 8, "exp", "random")
   with pytest.raises(ValueError, match="unknown projection"):
-    features.sample_rmf(jax.random.key(0), 4, 8, "exp", "stratified",
-                        projection="tree")
+    features.sample_rmf(
+      jax.random.key(0), 4, 8, "exp", "stratified", projection="tree"
+    )
   with pytest.raises(ValueError, match="unknown kernel"):
     features.sample_rmf(jax.random.key(0), 4, 8, "gauss", "stratified")
 
 
 def test_bfloat16_inputs_are_computed_in_float32():
   x = jnp.asarray(_sbn_pair())
-  params = features.sample_rmf(jax.random.key(0), D_IN, 64, "exp",
-                               "stratified")
+  params = features.sample_rmf(jax.random.key(0), D_IN, 64, "exp", "stratified")
   phi32 = features.rmf(params, x)
   phi16 = features.rmf(params, x.astype(jnp.bfloat16))
   assert phi16.dtype == jnp.float32
@@ -109,6 +117,7 @@ def _dots(params_fn, keys, x):
   def one(key):
     phi = features.rmf(params_fn(key), x)
     return phi[0] @ phi[1]
+
   return np.asarray(jax.jit(jax.vmap(one))(keys), np.float64)
 
 
@@ -125,7 +134,7 @@ def _sampled_moments(kernel, x, y):
   pmf = features.degree_pmf(20)
   a = kernels.coefficients(kernel, 21)[1:]
   n = np.arange(1, 21)
-  raw = [np.sum(pmf * (a / pmf)**k * np.mean(u**k)**n) for k in range(5)]
+  raw = [np.sum(pmf * (a / pmf) ** k * np.mean(u**k) ** n) for k in range(5)]
   mean = raw[1]
   mu2 = raw[2] - mean**2
   mu4 = raw[4] - 4 * mean * raw[3] + 6 * mean**2 * raw[2] - 3 * mean**4
@@ -151,24 +160,32 @@ def test_sampled_allocation_is_unbiased(kernel):
   keys = jax.random.split(jax.random.key(2), num_draws)
   values, start = [], 0
   for seed_list in groups.values():
-    group_keys = keys[start:start + len(seed_list)]
+    group_keys = keys[start : start + len(seed_list)]
     start += len(seed_list)
-    values.append(_dots(lambda k, s=seed_list[0]: features.sample_rmf(
-        k, D_IN, 2, kernel, "sampled", allocation_seed=s), group_keys, x))
+    values.append(
+      _dots(
+        lambda k, s=seed_list[0]: features.sample_rmf(
+          k, D_IN, 2, kernel, "sampled", allocation_seed=s
+        ),
+        group_keys,
+        x,
+      )
+    )
   values = np.concatenate(values)
   t = float(x[0] @ x[1])
   target = float(kernels.truncated(kernel, np.float64(t), 20))
   sigma = np.sqrt(features.rmf_variance(kernel, x[0], x[1], 2) / num_draws)
-  assert abs(values.mean() - target) < 4 * sigma, (values.mean(), target,
-                                                   sigma)
+  assert abs(values.mean() - target) < 4 * sigma, (values.mean(), target, sigma)
   # The variance formula (docs/METHOD.md §2.2) equals the exact enumeration, and
   # the sample variance is within 4 of its standard errors, sqrt((kurtosis - 1)
   # / n) relative: 6 % for most kernels, 16 % for inverse (heavy tails).
   variance, kurtosis = _sampled_moments(kernel, x[0], x[1])
-  np.testing.assert_allclose(features.rmf_variance(kernel, x[0], x[1], 2),
-                             variance, rtol=1e-9)
-  np.testing.assert_allclose(values.var(), variance,
-                             rtol=4 * np.sqrt((kurtosis - 1) / num_draws))
+  np.testing.assert_allclose(
+    features.rmf_variance(kernel, x[0], x[1], 2), variance, rtol=1e-9
+  )
+  np.testing.assert_allclose(
+    values.var(), variance, rtol=4 * np.sqrt((kurtosis - 1) / num_draws)
+  )
 
 
 @pytest.mark.parametrize("projection", ["chained", "independent"])
@@ -182,14 +199,22 @@ def test_stratified_allocation_is_unbiased(kernel, projection):
   x = _sbn_pair() * D_IN**0.25 * 0.8  # |x| = 0.8, t ~ 0.4
   num_draws = 2000
   keys = jax.random.split(jax.random.key(5), num_draws)
-  values = _dots(lambda k: features.sample_rmf(
-      k, D_IN, 32, kernel, "stratified", projection=projection), keys, x)
+  values = _dots(
+    lambda k: features.sample_rmf(
+      k, D_IN, 32, kernel, "stratified", projection=projection
+    ),
+    keys,
+    x,
+  )
   plan, _ = features.make_plan(32, kernel, "stratified", projection=projection)
   t = float(x[0] @ x[1])
   target = float(kernels.truncated(kernel, np.float64(t), plan.max_degree))
   stderr = values.std() / np.sqrt(num_draws)
-  assert abs(values.mean() - target) < 4 * stderr, (values.mean(), target,
-                                                    stderr)
+  assert abs(values.mean() - target) < 4 * stderr, (
+    values.mean(),
+    target,
+    stderr,
+  )
   # Degree >= 2 terms are present: the target differs from a_0 + a_1 t.
   a = kernels.coefficients(kernel, 2)
   assert abs(target - (a[0] + a[1] * t)) > 10 * stderr or kernel == "sqrt"
@@ -205,10 +230,13 @@ def test_kernel_matrix_error_falls_like_one_over_sqrt_d():
   sizes = [64, 128, 256, 512, 1024, 2048]
   errors = []
   for m in sizes:
+
     def error(key, m=m):
-      phi = features.rmf(features.sample_rmf(key, D_IN, m, "exp",
-                                             "stratified"), x)
+      phi = features.rmf(
+        features.sample_rmf(key, D_IN, m, "exp", "stratified"), x
+      )
       return jnp.linalg.norm(phi @ phi.T - exact) / np.linalg.norm(exact)
+
     keys = jax.random.split(jax.random.key(m), 8)
     errors.append(float(jnp.mean(jax.jit(jax.vmap(error))(keys))))
   slope = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
@@ -225,21 +253,23 @@ def test_per_head_maps_are_independent():
   elementwise products and scales on both sides: at most one rounding per
   factor (degree <= 5 here), hence rtol = 8 float32 epsilons.
   """
-  params = features.sample_rmf(jax.random.key(0), D_IN, 32, "exp",
-                               "stratified", num_heads=3)
+  params = features.sample_rmf(
+    jax.random.key(0), D_IN, 32, "exp", "stratified", num_heads=3
+  )
   assert params.projections.shape == (3, D_IN, 31)
-  x = jnp.asarray(np.random.default_rng(0).integers(-3, 4, size=(5, 3, D_IN)),
-                  jnp.float32)
+  x = jnp.asarray(
+    np.random.default_rng(0).integers(-3, 4, size=(5, 3, D_IN)), jnp.float32
+  )
   rtol = 8 * np.finfo(np.float32).eps
   rmf = jax.jit(features.rmf, static_argnames=("constant", "head_axis"))
   phi = rmf(params, x)
   for h in range(3):
-    single = features.RMFParams(params.projections[h], params.scales,
-                                params.plan)
+    single = features.RMFParams(
+      params.projections[h], params.scales, params.plan
+    )
     np.testing.assert_allclose(phi[:, h], rmf(single, x[:, h]), rtol=rtol)
   heads_first = rmf(params, jnp.swapaxes(x[None], 1, 2), head_axis=1)
-  np.testing.assert_allclose(jnp.swapaxes(heads_first[0], 0, 1), phi,
-                             rtol=rtol)
+  np.testing.assert_allclose(jnp.swapaxes(heads_first[0], 0, 1), phi, rtol=rtol)
   # The heads' draws differ.
   assert not np.array_equal(params.projections[0], params.projections[1])
 
@@ -271,20 +301,20 @@ def test_seed_from_key_reads_the_key_words():
   expected = (words[0] << 32) | words[-1]
   assert features.seed_from_key(key) == expected
   assert features.seed_from_key(np.asarray(jax.random.key_data(key))) == (
-      expected)
+    expected
+  )
   # sample_rmf's 'sampled' counts come from it: same plan as the seed given.
   drawn = features.sample_rmf(key, D_IN, 64, "exp", "sampled")
-  seeded = features.sample_rmf(key, D_IN, 64, "exp", "sampled",
-                               allocation_seed=expected)
+  seeded = features.sample_rmf(
+    key, D_IN, 64, "exp", "sampled", allocation_seed=expected
+  )
   assert drawn.plan == seeded.plan
 
 
 def test_sample_rmf_projections_are_its_rademacher_draw():
   key = jax.random.key(4)
-  params = features.sample_rmf(key, D_IN, 32, "exp", "stratified",
-                               num_heads=3)
-  draw = features.sample_rademacher(key, D_IN,
-                                    params.plan.projection_width, 3)
+  params = features.sample_rmf(key, D_IN, 32, "exp", "stratified", num_heads=3)
+  draw = features.sample_rademacher(key, D_IN, params.plan.projection_width, 3)
   np.testing.assert_array_equal(params.projections, draw)
   assert set(np.unique(np.asarray(draw)).tolist()) == {-1.0, 1.0}
 
@@ -302,10 +332,12 @@ def test_favor_positive_is_the_gerf_map_at_a_zero(causal):
   unbiased = np.exp(x64 @ w64 - 0.5 * np.sum(x64**2, -1, keepdims=True))
   unbiased /= np.sqrt(m)
   eps = 0.0 if causal else 1e-6 / np.sqrt(m)
-  phi_q = np.asarray(features.favor_positive(w, x, is_query=True,
-                                             causal=causal), np.float64)
-  phi_k = np.asarray(features.favor_positive(w, x, is_query=False,
-                                             causal=causal), np.float64)
+  phi_q = np.asarray(
+    features.favor_positive(w, x, is_query=True, causal=causal), np.float64
+  )
+  phi_k = np.asarray(
+    features.favor_positive(w, x, is_query=False, causal=causal), np.float64
+  )
   ratio_q = (phi_q - eps) / unbiased
   if causal:
     ratio_q = ratio_q * np.exp(-0.5 * np.sum(w64**2, 0))

@@ -21,25 +21,34 @@ from benchmarks import make_report
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 TINY = {
-    "SUITE_REQUIRE_GPU": "0",
-    "SUITE_LENGTHS": "64",
-    "SUITE_DTYPES": "bfloat16",
-    "SUITE_VARIANTS": "linear,dpa_xla,dpa_cudnn",
-    "SUITE_REPEATS": "1",
-    "SUITE_ATTENTIONS": "softmax",
-    "SUITE_STEPS": "3",
-    "SUITE_TOTAL_S": "600",
-    "SUITE_DATA_SIZES": ("num_train=64,num_val=32,num_test=32,min_length=20,"
-                         "max_length=60,max_depth=4"),
-    "SUITE_FLAGS": ("--config.data.max_len=64 --config.train.eval_frequency=3"
-                    " --config.optimizer.warmup_steps=2"),
+  "SUITE_REQUIRE_GPU": "0",
+  "SUITE_LENGTHS": "64",
+  "SUITE_DTYPES": "bfloat16",
+  "SUITE_VARIANTS": "linear,dpa_xla,dpa_cudnn",
+  "SUITE_REPEATS": "1",
+  "SUITE_ATTENTIONS": "softmax",
+  "SUITE_STEPS": "3",
+  "SUITE_TOTAL_S": "600",
+  "SUITE_DATA_SIZES": (
+    "num_train=64,num_val=32,num_test=32,min_length=20,"
+    "max_length=60,max_depth=4"
+  ),
+  "SUITE_FLAGS": (
+    "--config.data.max_len=64 --config.train.eval_frequency=3"
+    " --config.optimizer.warmup_steps=2"
+  ),
 }
 
 
 def _env(tmp_path, **extra):
-  env = dict(os.environ, SUITE_OUT=str(tmp_path / "docs"),
-             SUITE_WORKDIR=str(tmp_path / "runs"), PYTHON=sys.executable,
-             JAX_PLATFORMS="cpu", XLA_FLAGS="")  # one CPU device
+  env = dict(
+    os.environ,
+    SUITE_OUT=str(tmp_path / "docs"),
+    SUITE_WORKDIR=str(tmp_path / "runs"),
+    PYTHON=sys.executable,
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS="",
+  )  # one CPU device
   env.update(extra)
   return env
 
@@ -47,9 +56,14 @@ def _env(tmp_path, **extra):
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
   tmp_path = tmp_path_factory.mktemp("gpu_suite")
-  proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh")],
-                        env=_env(tmp_path, **TINY), capture_output=True,
-                        text=True, timeout=300, check=False)
+  proc = subprocess.run(
+    ["bash", str(REPO / "benchmarks" / "gpu_suite.sh")],
+    env=_env(tmp_path, **TINY),
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   return tmp_path, proc
 
 
@@ -60,8 +74,11 @@ def test_suite_runs_every_stage_and_writes_json(suite):
   summary = json.loads((docs / "gpu_suite.json").read_text())
   assert summary["device"] == "cpu:cpu" and summary["status"] == 0
   stages = {s["stage"]: s for s in summary["stages"]}
-  assert list(stages) == ["attention_speed_bfloat16", "listops_data",
-                          "listops_softmax"]
+  assert list(stages) == [
+    "attention_speed_bfloat16",
+    "listops_data",
+    "listops_softmax",
+  ]
   assert all(s["rc"] == 0 for s in stages.values())
 
   speed = json.loads((docs / "gpu_attention_speed_bfloat16.json").read_text())
@@ -74,7 +91,8 @@ def test_suite_runs_every_stage_and_writes_json(suite):
   assert "dpa_cudnn" not in row and "dpa_cudnn" in row["errors"]
 
   progress = json.loads(
-      (docs / "results" / "gpu_listops_softmax.json").read_text())
+    (docs / "results" / "gpu_listops_softmax.json").read_text()
+  )
   assert progress["preset"] == "macformer"
   assert progress["tokenizer"] == "legacy_alnum"  # the preset's
   assert progress["preset_steps"] == 10000
@@ -89,9 +107,19 @@ def test_suite_runs_every_stage_and_writes_json(suite):
 def test_rerun_keeps_a_finished_run_and_its_sessions(suite):
   tmp_path, _ = suite
   out = tmp_path / "docs" / "results"
-  rc = full_length.main(["run", "--attentions", "softmax", "--workdir",
-                         str(tmp_path / "runs"), "--out", str(out),
-                         "--prefix", "gpu_listops_"])
+  rc = full_length.main(
+    [
+      "run",
+      "--attentions",
+      "softmax",
+      "--workdir",
+      str(tmp_path / "runs"),
+      "--out",
+      str(out),
+      "--prefix",
+      "gpu_listops_",
+    ]
+  )
   assert rc == 0
   progress = json.loads((out / "gpu_listops_softmax.json").read_text())
   assert progress["finished"] and len(progress["sessions"]) == 1
@@ -103,11 +131,15 @@ def test_reports_show_the_suite_and_the_progress(suite):
   lines = make_report.gpu_suite_section(str(docs))
   assert lines[0] == "## GPU suite"
   assert "| listops_softmax | 0 |" in "\n".join(lines)
-  text = lra_table.main(["--out", "-", "--progress",
-                         str(docs / "results" / "gpu_listops_*.json")])
+  text = lra_table.main(
+    ["--out", "-", "--progress", str(docs / "results" / "gpu_listops_*.json")]
+  )
   sky = text.index("## Skyformer-family")
-  row = next(line for line in text.splitlines()
-             if line.startswith("| softmax (ours) | ListOps | 3/10000 steps"))
+  row = next(
+    line
+    for line in text.splitlines()
+    if line.startswith("| softmax (ours) | ListOps | 3/10000 steps")
+  )
   assert text.index(row) > sky
   assert "38.37" in row  # Skyformer Table 1, Self-Attention, ListOps
   assert "after 3 steps" in row
@@ -117,8 +149,14 @@ def test_reports_show_the_suite_and_the_progress(suite):
   # Written to a file: the curves are drawn beside it and linked under the
   # progress table.
   table = tmp_path / "table" / "lra.md"
-  lra_table.main(["--out", str(table), "--progress",
-                  str(docs / "results" / "gpu_listops_*.json")])
+  lra_table.main(
+    [
+      "--out",
+      str(table),
+      "--progress",
+      str(docs / "results" / "gpu_listops_*.json"),
+    ]
+  )
   png = table.parent / "lra_progress.png"
   assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   text = table.read_text()
@@ -126,9 +164,14 @@ def test_reports_show_the_suite_and_the_progress(suite):
 
 
 def test_suite_fails_clearly_without_a_gpu(tmp_path):
-  proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh")],
-                        env=_env(tmp_path), capture_output=True, text=True,
-                        timeout=120, check=False)
+  proc = subprocess.run(
+    ["bash", str(REPO / "benchmarks" / "gpu_suite.sh")],
+    env=_env(tmp_path),
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert proc.returncode == 2
   assert "JAX sees no GPU" in proc.stderr
   assert "SUITE_REQUIRE_GPU=0" in proc.stderr
@@ -137,8 +180,9 @@ def test_suite_fails_clearly_without_a_gpu(tmp_path):
 
 def test_full_length_rejects_unknown_data_key(tmp_path):
   with pytest.raises(SystemExit):
-    full_length.main(["data", "--workdir", str(tmp_path),
-                      "--data_sizes", "num_trees=3"])
+    full_length.main(
+      ["data", "--workdir", str(tmp_path), "--data_sizes", "num_trees=3"]
+    )
 
 
 def test_a_new_checkout_resumes_from_the_resume_file(tmp_path):
@@ -147,24 +191,48 @@ def test_a_new_checkout_resumes_from_the_resume_file(tmp_path):
   # and the carried text instead of step 0.
   out = tmp_path / "docs" / "results"
   state_dir = tmp_path / "results" / "state"
-  common = ["--attentions", "softmax", "--out", str(out), "--prefix", "t_",
-            "--state_dir", str(state_dir), "--checkpoint_every", "1",
-            "--data_sizes", TINY["SUITE_DATA_SIZES"]]
+  common = [
+    "--attentions",
+    "softmax",
+    "--out",
+    str(out),
+    "--prefix",
+    "t_",
+    "--state_dir",
+    str(state_dir),
+    "--checkpoint_every",
+    "1",
+    "--data_sizes",
+    TINY["SUITE_DATA_SIZES"],
+  ]
   common += [f"--flag={f}" for f in TINY["SUITE_FLAGS"].split()]
-  assert full_length.main(["run", "--workdir", str(tmp_path / "a"),
-                           "--steps", "3"] + common) == 0
+  assert (
+    full_length.main(
+      ["run", "--workdir", str(tmp_path / "a"), "--steps", "3"] + common
+    )
+    == 0
+  )
   carry = out / "t_logs" / "softmax"
   state_file = state_dir / "t_softmax.msgpack.xz"
-  assert sorted(os.listdir(carry)) == ["config.json", "metrics.jsonl",
-                                       "results.json"]
+  assert sorted(os.listdir(carry)) == [
+    "config.json",
+    "metrics.jsonl",
+    "results.json",
+  ]
   assert not state_file.exists()  # finished: no resume file
   # As if the budget had cut the run at step 3: no results, a resume file.
   (carry / "results.json").unlink()
   from macformer_jax.training import resume_file  # pylint: disable=g-import-not-at-top
-  assert resume_file.export(str(tmp_path / "a" / "softmax"),
-                            str(state_file)) == 3
-  assert full_length.main(["run", "--workdir", str(tmp_path / "b"),
-                           "--steps", "6"] + common) == 0
+
+  assert (
+    resume_file.export(str(tmp_path / "a" / "softmax"), str(state_file)) == 3
+  )
+  assert (
+    full_length.main(
+      ["run", "--workdir", str(tmp_path / "b"), "--steps", "6"] + common
+    )
+    == 0
+  )
   log = (tmp_path / "b" / "softmax" / "log.txt").read_text()
   assert "resumed from" in log and "at step 3" in log
   progress = json.loads((out / "t_softmax.json").read_text())
@@ -175,11 +243,18 @@ def test_a_new_checkout_resumes_from_the_resume_file(tmp_path):
   assert not state_file.exists()  # deleted once the run finished
   assert (carry / "results.json").exists()
   # Nothing binary under docs: text only.
-  assert not [p for p in (tmp_path / "docs").rglob("*")
-              if p.is_file() and p.suffix not in (".json", ".jsonl")]
+  assert not [
+    p
+    for p in (tmp_path / "docs").rglob("*")
+    if p.is_file() and p.suffix not in (".json", ".jsonl")
+  ]
   # A third checkout reports the finished run from the text, no retraining.
-  assert full_length.main(["run", "--workdir", str(tmp_path / "c"),
-                           "--steps", "6"] + common) == 0
+  assert (
+    full_length.main(
+      ["run", "--workdir", str(tmp_path / "c"), "--steps", "6"] + common
+    )
+    == 0
+  )
   assert not (tmp_path / "c" / "softmax" / "log.txt").exists()
   progress = json.loads((out / "t_softmax.json").read_text())
   assert progress["finished"] and len(progress["sessions"]) == 2

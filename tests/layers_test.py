@@ -18,13 +18,13 @@ B, L, E, H = 2, 24, 16, 2
 PROJECTIONS = 4 * E * E  # q, k, v, out kernels without bias
 # name -> (extra trainable params, random-feature shapes)
 VARIANTS = {
-    "softmax": (0, {}),
-    "rmfa": (E // H, {"projections": (E // H, 127)}),  # PostSBN gamma
-    "performer": (0, {"projections": (E // H, 128)}),
-    "rfa": (0, {"projections": (E // H, 64)}),
-    "linear": (0, {}),
-    "exact_kernel": (E // H, {}),  # PostSBN gamma
-    "spectral": (0, {"projections": (E // H, 128)}),  # posrf x orf
+  "softmax": (0, {}),
+  "rmfa": (E // H, {"projections": (E // H, 127)}),  # PostSBN gamma
+  "performer": (0, {"projections": (E // H, 128)}),
+  "rfa": (0, {"projections": (E // H, 64)}),
+  "linear": (0, {}),
+  "exact_kernel": (E // H, {}),  # PostSBN gamma
+  "spectral": (0, {"projections": (E // H, 128)}),  # posrf x orf
 }
 
 
@@ -36,10 +36,12 @@ def _inputs():
 
 def _init(name, **options):
   model = layers.MultiHeadSelfAttention(
-      num_heads=H, attention_cls=layers.attention_class(name, **options))
+    num_heads=H, attention_cls=layers.attention_class(name, **options)
+  )
   x, mask = _inputs()
   variables = jax.jit(model.init)(
-      {"params": jax.random.key(1), "features": jax.random.key(2)}, x, mask)
+    {"params": jax.random.key(1), "features": jax.random.key(2)}, x, mask
+  )
   return model, variables
 
 
@@ -55,7 +57,8 @@ def test_shapes_parameter_counts_and_feature_state(name):
   assert count == PROJECTIONS + extra
   state = variables.get(layers.FEATURES, {})
   assert jax.tree.map(lambda a: a.shape, state) == (
-      {"attention": feature_shapes} if feature_shapes else {})
+    {"attention": feature_shapes} if feature_shapes else {}
+  )
   x, mask = _inputs()
   out = jax.jit(model.apply)(variables, x, mask)  # apply needs no rng
   assert out.shape == (B, L, E) and np.all(np.isfinite(out))
@@ -69,36 +72,46 @@ def test_padding_does_not_change_real_tokens(name):
   changed = jnp.where(mask[:, :, None], x, garbage)
   out, out_changed = (model.apply(variables, y, mask) for y in (x, changed))
   real = np.asarray(mask)[:, :, None]
-  np.testing.assert_allclose(out * real, out_changed * real, rtol=1e-4,
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    out * real, out_changed * real, rtol=1e-4, atol=1e-5
+  )
 
 
 def test_rmfa_module_equals_composition_of_pure_functions():
   """PreSBN -> scale -> rmf -> rmfa -> gamma, through the public API."""
   core = layers.attention_class("rmfa", kernel="log")()
   rng = np.random.default_rng(0)
-  q, k, v = (jnp.asarray(rng.normal(size=(B, L, H, 8)), jnp.float32)
-             for _ in range(3))
+  q, k, v = (
+    jnp.asarray(rng.normal(size=(B, L, H, 8)), jnp.float32) for _ in range(3)
+  )
   mask = jnp.asarray(_inputs()[1])
-  variables = core.init({"params": jax.random.key(0),
-                         "features": jax.random.key(1)}, q, k, v, mask=mask)
+  variables = core.init(
+    {"params": jax.random.key(0), "features": jax.random.key(1)},
+    q,
+    k,
+    v,
+    mask=mask,
+  )
   gamma = jnp.linspace(0.5, 2.0, 8)
   variables = {**variables, "params": {"post_sbn": {"gamma": gamma}}}
   out = core.apply(variables, q, k, v, mask=mask)
   plan, scales = features.make_plan(128, "log", "stratified")
   params = features.RMFParams(
-      variables[layers.FEATURES]["projections"], jnp.asarray(scales), plan)
+    variables[layers.FEATURES]["projections"], jnp.asarray(scales), plan
+  )
   s = 8**-0.25
   phi = lambda x: features.rmf(params, normalization.pre_sbn(x) * s)
   reference = attention.rmfa(phi(q), phi(k), v, mask) * gamma
   # Two float32 XLA paths (heads-first with analytic a_0 vs the public
   # layout): 1e-5 relative plus 1e-5 of the output scale.
-  np.testing.assert_allclose(out, reference, rtol=1e-5,
-                             atol=1e-5 * np.max(np.abs(reference)))
+  np.testing.assert_allclose(
+    out, reference, rtol=1e-5, atol=1e-5 * np.max(np.abs(reference))
+  )
   # The module is the one-call function plus PostSBN.
   one_call = attention.macformer_attention(params, q, k, v, mask) * gamma
-  np.testing.assert_allclose(out, one_call, rtol=1e-5,
-                             atol=1e-5 * np.max(np.abs(reference)))
+  np.testing.assert_allclose(
+    out, one_call, rtol=1e-5, atol=1e-5 * np.max(np.abs(reference))
+  )
 
 
 def test_fixed_qk_scale_outside_the_radius_is_rejected():
@@ -106,17 +119,23 @@ def test_fixed_qk_scale_outside_the_radius_is_rejected():
   x, mask = _inputs()
   for kernel, scale in (("inverse", 1.0), ("log", 1.2)):
     model = layers.MultiHeadSelfAttention(
-        num_heads=H, attention_cls=layers.attention_class(
-            "rmfa", kernel=kernel, qk_scale=scale))
+      num_heads=H,
+      attention_cls=layers.attention_class(
+        "rmfa", kernel=kernel, qk_scale=scale
+      ),
+    )
     with pytest.raises(ValueError, match="outside the radius of convergence"):
-      model.init({"params": jax.random.key(1),
-                  "features": jax.random.key(2)}, x, mask)
+      model.init(
+        {"params": jax.random.key(1), "features": jax.random.key(2)}, x, mask
+      )
   model = layers.MultiHeadSelfAttention(
-      num_heads=H, attention_cls=layers.attention_class(
-          "rmfa", kernel="exp", qk_scale=1.2))
+    num_heads=H,
+    attention_cls=layers.attention_class("rmfa", kernel="exp", qk_scale=1.2),
+  )
   with pytest.warns(UserWarning, match="variance"):
-    model.init({"params": jax.random.key(1), "features": jax.random.key(2)},
-               x, mask)
+    model.init(
+      {"params": jax.random.key(1), "features": jax.random.key(2)}, x, mask
+    )
 
 
 def test_features_redraw_checkpoint_and_layers_differ():
@@ -129,25 +148,33 @@ def test_features_redraw_checkpoint_and_layers_differ():
   assert not np.array_equal(new["attention"]["projections"], old_w)
   assert set(np.unique(old_w)) == {-1.0, 1.0}
   # Two layers get independent draws from one `features` key.
-  two = functools.partial(layers.MultiHeadSelfAttention, num_heads=H,
-                          attention_cls=layers.attention_class("rmfa"))
+  two = functools.partial(
+    layers.MultiHeadSelfAttention,
+    num_heads=H,
+    attention_cls=layers.attention_class("rmfa"),
+  )
 
   class Two(layers.nn.Module):
-
     @layers.nn.compact
     def __call__(self, x, mask):
       return two(name="b")(two(name="a")(x, mask), mask)
 
-  state = Two().init({"params": jax.random.key(0),
-                      "features": jax.random.key(1)}, x, mask)[layers.FEATURES]
-  assert not np.array_equal(state["a"]["attention"]["projections"],
-                            state["b"]["attention"]["projections"])
+  state = Two().init(
+    {"params": jax.random.key(0), "features": jax.random.key(1)}, x, mask
+  )[layers.FEATURES]
+  assert not np.array_equal(
+    state["a"]["attention"]["projections"],
+    state["b"]["attention"]["projections"],
+  )
 
 
 def test_per_head_features():
   _, variables = _init("rmfa", share_heads=False)
   assert variables[layers.FEATURES]["attention"]["projections"].shape == (
-      H, E // H, 127)
+    H,
+    E // H,
+    127,
+  )
 
 
 def test_learned_scale_stays_inside_radius():
@@ -157,60 +184,73 @@ def test_learned_scale_stays_inside_radius():
   s_max = attention.max_qk_scale("inverse")
   scale = s_max * jax.nn.sigmoid(logit)
   # Initialised at Dh^-1/4 unless that is within 10% of s_max.
-  np.testing.assert_allclose(scale, min((E // H)**-0.25, 0.9 * s_max),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    scale, min((E // H) ** -0.25, 0.9 * s_max), rtol=1e-5
+  )
   # Push the logit far up: the scale saturates at s_max (s_max^2 = 0.4 < 1).
   params = jax.tree.map(lambda a: a, params)
   params["attention"]["qk_scale_logit"] = jnp.asarray(50.0)
   x, mask = _inputs()
   out = jax.jit(model.apply)({**variables, "params": params}, x, mask)
   assert np.all(np.isfinite(out))
-  grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(
-      {**variables, "params": p}, x, mask)**2)))(variables["params"])
+  grads = jax.jit(
+    jax.grad(
+      lambda p: jnp.sum(model.apply({**variables, "params": p}, x, mask) ** 2)
+    )
+  )(variables["params"])
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
 
 
 def test_bfloat16_model_keeps_the_core_in_float32():
   model = layers.MultiHeadSelfAttention(
-      num_heads=H, attention_cls=layers.attention_class("rmfa"),
-      dtype=jnp.bfloat16)
+    num_heads=H,
+    attention_cls=layers.attention_class("rmfa"),
+    dtype=jnp.bfloat16,
+  )
   x, mask = _inputs()
-  variables = model.init({"params": jax.random.key(1),
-                          "features": jax.random.key(2)}, x, mask)
+  variables = model.init(
+    {"params": jax.random.key(1), "features": jax.random.key(2)}, x, mask
+  )
   out = model.apply(variables, x, mask)
-  assert out.dtype == jnp.bfloat16 and np.all(np.isfinite(
-      out.astype(jnp.float32)))
+  assert out.dtype == jnp.bfloat16 and np.all(
+    np.isfinite(out.astype(jnp.float32))
+  )
 
 
-@pytest.mark.parametrize("name", ["rmfa", "performer", "rfa", "linear",
-                                  "softmax"])
+@pytest.mark.parametrize(
+  "name", ["rmfa", "performer", "rfa", "linear", "softmax"]
+)
 def test_causal_cores_match_masked_references(name):
   """A causal core's output at i ignores tokens after i."""
   model, variables = _init(name, causal=True)
   x, _ = _inputs()
   out = model.apply(variables, x)
   changed = model.apply(variables, x.at[:, 15:].set(7.0))
-  np.testing.assert_allclose(out[:, :15], changed[:, :15], rtol=1e-4,
-                             atol=1e-5)
+  np.testing.assert_allclose(out[:, :15], changed[:, :15], rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_attention_and_option_errors():
-  with pytest.raises(ValueError, match="unknown attention 'rmf'; known: "
-                     "exact_kernel, linear, performer, rfa, rmfa, softmax"):
+  with pytest.raises(
+    ValueError,
+    match="unknown attention 'rmf'; known: "
+    "exact_kernel, linear, performer, rfa, rmfa, softmax",
+  ):
     layers.attention_class("rmf")
-  with pytest.raises(ValueError, match="no option.*'num_feature'.*"
-                     "num_features"):
+  with pytest.raises(
+    ValueError, match="no option.*'num_feature'.*num_features"
+  ):
     layers.attention_class("rmfa", num_feature=64)
   with pytest.raises(ValueError, match="not divisible"):
     layers.MultiHeadSelfAttention(
-        num_heads=3, attention_cls=layers.attention_class("softmax")).init(
-            jax.random.key(0), jnp.ones((1, 4, 16)))
+      num_heads=3, attention_cls=layers.attention_class("softmax")
+    ).init(jax.random.key(0), jnp.ones((1, 4, 16)))
 
 
 def _qkv_mask(dh=8):
   rng = np.random.default_rng(0)
-  q, k, v = (jnp.asarray(rng.normal(size=(B, L, H, dh)), jnp.float32)
-             for _ in range(3))
+  q, k, v = (
+    jnp.asarray(rng.normal(size=(B, L, H, dh)), jnp.float32) for _ in range(3)
+  )
   return q, k, v, jnp.asarray(_inputs()[1])
 
 
@@ -222,12 +262,16 @@ def test_exact_kernel_module_is_kernelized_attention(qk_scale):
   variables = core.init(jax.random.key(0), q, k, v, mask=mask)
   assert layers.FEATURES not in variables  # no random features
   gamma = jnp.linspace(0.5, 2.0, 8)
-  out = core.apply({"params": {"post_sbn": {"gamma": gamma}}}, q, k, v,
-                   mask=mask)
+  out = core.apply(
+    {"params": {"post_sbn": {"gamma": gamma}}}, q, k, v, mask=mask
+  )
   s = 8**-0.25 if qk_scale is None else qk_scale
-  reference = attention.kernelized_attention(
-      normalization.pre_sbn(q) * s, normalization.pre_sbn(k) * s, v, "exp",
-      mask) * gamma
+  reference = (
+    attention.kernelized_attention(
+      normalization.pre_sbn(q) * s, normalization.pre_sbn(k) * s, v, "exp", mask
+    )
+    * gamma
+  )
   np.testing.assert_allclose(out, reference, rtol=1e-6, atol=1e-6)
 
 
@@ -236,27 +280,38 @@ def test_rmfa_converges_to_the_exact_kernel(qk_scale):
   """RMFA estimates exact-kernel attention: its error falls with M."""
   q, k, v, mask = _qkv_mask()
   exact = layers.attention_class("exact_kernel", qk_scale=qk_scale)()
-  reference = exact.apply(exact.init(jax.random.key(0), q, k, v, mask=mask),
-                          q, k, v, mask=mask)
+  reference = exact.apply(
+    exact.init(jax.random.key(0), q, k, v, mask=mask), q, k, v, mask=mask
+  )
   real = np.asarray(mask)[:, :, None, None]
   errors = []
   for m in (16, 256, 8192):
-    core = layers.attention_class("rmfa", num_features=m,
-                                  qk_scale=qk_scale)()
-    variables = core.init({"params": jax.random.key(0),
-                           "features": jax.random.key(3)}, q, k, v,
-                          mask=mask)
+    core = layers.attention_class("rmfa", num_features=m, qk_scale=qk_scale)()
+    variables = core.init(
+      {"params": jax.random.key(0), "features": jax.random.key(3)},
+      q,
+      k,
+      v,
+      mask=mask,
+    )
     out = core.apply(variables, q, k, v, mask=mask)
-    errors.append(float(np.sqrt(np.sum(((out - reference) * real)**2) /
-                                np.sum((reference * real)**2))))
+    errors.append(
+      float(
+        np.sqrt(
+          np.sum(((out - reference) * real) ** 2)
+          / np.sum((reference * real) ** 2)
+        )
+      )
+    )
   assert errors[0] > errors[1] > errors[2], errors
   assert errors[2] < 0.01, errors
 
 
 def test_exact_kernel_rejects_a_scale_outside_a_finite_radius():
   q, k, v, mask = _qkv_mask()
-  core = layers.attention_class("exact_kernel", kernel="inverse",
-                                qk_scale=1.0)()
+  core = layers.attention_class(
+    "exact_kernel", kernel="inverse", qk_scale=1.0
+  )()
   with pytest.raises(ValueError, match="radius"):
     core.init(jax.random.key(0), q, k, v, mask=mask)
 
@@ -269,16 +324,21 @@ def test_performer_and_rfa_are_cells_of_the_spectral_grid(causal):
   performer keeps FAVOR+'s stabiliser (one key max per example over all
   heads, eps 1e-6 inside the features; `features.favor_positive`), so its
   output differs from the cell's by the eps's share only (within 1e-3)."""
-  cells = (("performer", {}, "posrf", "orf"),
-           ("performer", {"orthogonal": False}, "posrf", "gaussian"),
-           ("rfa", {}, "trigrf", "gaussian"))
+  cells = (
+    ("performer", {}, "posrf", "orf"),
+    ("performer", {"orthogonal": False}, "posrf", "gaussian"),
+    ("rfa", {}, "trigrf", "gaussian"),
+  )
   x, mask = _inputs()
   for name, options, component, weights in cells:
     model, variables = _init(name, causal=causal, **options)
-    cell, cell_variables = _init("spectral", causal=causal,
-                                 component=component, weights=weights)
-    draw, cell_draw = (v[layers.FEATURES]["attention"]["projections"]
-                       for v in (variables, cell_variables))
+    cell, cell_variables = _init(
+      "spectral", causal=causal, component=component, weights=weights
+    )
+    draw, cell_draw = (
+      v[layers.FEATURES]["attention"]["projections"]
+      for v in (variables, cell_variables)
+    )
     np.testing.assert_array_equal(draw, cell_draw)
     out = model.apply(variables, x, mask)
     out_cell = cell.apply(variables, x, mask)
@@ -295,7 +355,12 @@ def test_performer_example_without_real_keys_is_finite():
   q, k, v, _ = _qkv_mask()
   mask = jnp.array([[True] * L, [False] * L])
   core = layers.attention_class("performer", num_features=16)()
-  variables = core.init({"params": jax.random.key(0),
-                         "features": jax.random.key(1)}, q, k, v, mask=mask)
+  variables = core.init(
+    {"params": jax.random.key(0), "features": jax.random.key(1)},
+    q,
+    k,
+    v,
+    mask=mask,
+  )
   out = core.apply(variables, q, k, v, mask=mask)
   assert np.all(np.isfinite(out))

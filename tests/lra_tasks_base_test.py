@@ -14,11 +14,11 @@ from lra_tasks import base
 # Every registered task and its spec (docs/METHOD.md §8.1; ids shifted for
 # pixels).
 EXPECTED_SPECS = {
-    "listops": (10, 17, 2000, False),
-    "text": (2, 257, 1000, False),
-    "retrieval": (2, 257, 4000, True),
-    "image": (10, 257, 1024, False),
-    "pathfinder": (2, 257, 1024, False),
+  "listops": (10, 17, 2000, False),
+  "text": (2, 257, 1000, False),
+  "retrieval": (2, 257, 4000, True),
+  "image": (10, 257, 1024, False),
+  "pathfinder": (2, 257, 1024, False),
 }
 
 
@@ -63,13 +63,16 @@ def test_taskspec_is_frozen():
 
 
 def test_import_pulls_in_no_tensorflow_jax_flax_or_macformer():
-  code = ("import sys, lra_tasks\n"
-          "for n in lra_tasks.TASKS: lra_tasks.get_task(n).spec\n"
-          "bad = [m for m in ('tensorflow', 'jax', 'flax', "
-          "'tensorflow_datasets', 'macformer_jax') if m in sys.modules]\n"
-          "print(bad)")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                       text=True, check=True)
+  code = (
+    "import sys, lra_tasks\n"
+    "for n in lra_tasks.TASKS: lra_tasks.get_task(n).spec\n"
+    "bad = [m for m in ('tensorflow', 'jax', 'flax', "
+    "'tensorflow_datasets', 'macformer_jax') if m in sys.modules]\n"
+    "print(bad)"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+  )
   assert out.stdout.strip() == "[]"
 
 
@@ -103,7 +106,7 @@ def test_train_batches_each_epoch_is_a_permutation_from_seed_and_epoch():
   stream = sum((_rows(next(it)) for _ in range(10)), [])  # 40 = 4 epochs
   for e in range(4):
     expected = np.random.default_rng([7, e]).permutation(n).tolist()
-    assert stream[e * n:(e + 1) * n] == expected
+    assert stream[e * n : (e + 1) * n] == expected
 
 
 def test_train_batches_resume_reproduces_the_stream():
@@ -122,7 +125,9 @@ def test_train_batches_resume_reproduces_the_stream():
 def test_eval_batches_cover_the_split_in_order_and_pad_the_last():
   batches = list(base.eval_batches(ToySource(10, dual=True), 4))
   assert len(batches) == 3
-  rows = [r for b in batches for r, w in zip(_rows(b), b["weights"]) if w]
+  rows = [
+    r for b in batches for r, w in zip(_rows(b), b["weights"], strict=True) if w
+  ]
   assert rows == list(range(10))
   last = batches[-1]
   np.testing.assert_array_equal(last["weights"], [1, 1, 0, 0])
@@ -133,10 +138,13 @@ def test_eval_batches_cover_the_split_in_order_and_pad_the_last():
   assert len(full) == 2 and all(b["weights"].all() for b in full)
 
 
-@pytest.mark.parametrize("kwargs, msg", [
+@pytest.mark.parametrize(
+  "kwargs, msg",
+  [
     ({"batch_size": 0, "seed": 0}, "batch_size must be positive"),
     ({"batch_size": 2, "seed": -1}, "seed must be a non-negative int"),
-])
+  ],
+)
 def test_train_batches_bad_arguments(kwargs, msg):
   with pytest.raises(ValueError, match=msg):
     next(base.train_batches(ToySource(3), **kwargs))
@@ -149,8 +157,12 @@ def test_empty_source_is_an_error():
 
 def test_token_source_pads_truncates_and_offsets():
   rows = base.RaggedArray.from_rows(
-      [np.array([1, 2, 3], np.uint8), np.array([], np.uint8),
-       np.arange(10, dtype=np.uint8)])
+    [
+      np.array([1, 2, 3], np.uint8),
+      np.array([], np.uint8),
+      np.arange(10, dtype=np.uint8),
+    ]
+  )
   src = base.TokenSource(np.array([0, 1, 2]), 4, rows, offset=1)
   assert len(src) == 3
   np.testing.assert_array_equal(src[0]["inputs"], [2, 3, 4, 0])
@@ -176,19 +188,22 @@ def test_host_rows_split_the_global_batches():
   src = ToySource(14, dual=True)
   halves = (np.arange(3), np.arange(3, 6))
   full = base.train_batches(src, 6, seed=1, start_step=2)
-  parts = [base.train_batches(src, 6, seed=1, start_step=2, rows=r)
-           for r in halves]
+  parts = [
+    base.train_batches(src, 6, seed=1, start_step=2, rows=r) for r in halves
+  ]
   for _ in range(4):
     whole = next(full)
     pieces = [next(p) for p in parts]
     for k in whole:
       np.testing.assert_array_equal(
-          np.concatenate([p[k] for p in pieces]), whole[k])
+        np.concatenate([p[k] for p in pieces]), whole[k]
+      )
   evals = [list(base.eval_batches(src, 6, rows=r)) for r in halves]
-  for whole, *pieces in zip(base.eval_batches(src, 6), *evals):
+  for whole, *pieces in zip(base.eval_batches(src, 6), *evals, strict=True):
     for k in whole:
       np.testing.assert_array_equal(
-          np.concatenate([p[k] for p in pieces]), whole[k])
+        np.concatenate([p[k] for p in pieces]), whole[k]
+      )
   assert len(evals[0]) == len(evals[1]) == 3
   with pytest.raises(ValueError, match="rows must index"):
     next(base.train_batches(src, 6, seed=1, rows=np.array([6])))
@@ -196,14 +211,23 @@ def test_host_rows_split_the_global_batches():
 
 # Small offline data per task, in `generate` arguments (configs use larger).
 OFFLINE = {
-    "listops": {"num_train": 20, "num_val": 5, "num_test": 5,
-                "min_length": 4, "max_length": 30, "max_depth": 3},
-    "text": {"num_train": 20, "num_test": 10, "review_words": 20},
-    "retrieval": {"num_train": 20, "num_val": 5, "num_test": 5,
-                  "mean_bytes": 200},
-    "image": {"num_train": 20, "num_test": 10},
-    "pathfinder": {"num_images": 20, "resolution": 32,
-                   "difficulties": "hard"},
+  "listops": {
+    "num_train": 20,
+    "num_val": 5,
+    "num_test": 5,
+    "min_length": 4,
+    "max_length": 30,
+    "max_depth": 3,
+  },
+  "text": {"num_train": 20, "num_test": 10, "review_words": 20},
+  "retrieval": {
+    "num_train": 20,
+    "num_val": 5,
+    "num_test": 5,
+    "mean_bytes": 200,
+  },
+  "image": {"num_train": 20, "num_test": 10},
+  "pathfinder": {"num_images": 20, "resolution": 32, "difficulties": "hard"},
 }
 
 
@@ -225,12 +249,14 @@ def test_generate_then_load_through_the_registry(name, tmp_path):
     batch = next(lra_tasks.eval_batches(src, 4))
     keys = ["inputs", "targets", "weights"]
     assert sorted(batch) == sorted(keys + ["inputs2"] * spec.dual_input)
-    for k in ("inputs", "inputs2")[:1 + spec.dual_input]:
+    for k in ("inputs", "inputs2")[: 1 + spec.dual_input]:
       assert batch[k].shape == (4, 64) and batch[k].dtype == np.int32
-      assert 0 <= batch[k].min() and batch[k].max() < spec.vocab_size
+      assert batch[k].min() >= 0 and batch[k].max() < spec.vocab_size
       assert batch[k][batch["weights"] > 0].any(axis=1).all()  # not padding
-    assert ((0 <= batch["targets"]) &
-            (batch["targets"] < spec.num_classes)).all()
+    assert (
+      (batch["targets"] >= 0) & (batch["targets"] < spec.num_classes)
+    ).all()
   with pytest.raises(TypeError):
-    task.generate(str(tmp_path / "x"), seed=0, no_such_option=1,
-                  **OFFLINE[name])
+    task.generate(
+      str(tmp_path / "x"), seed=0, no_such_option=1, **OFFLINE[name]
+    )

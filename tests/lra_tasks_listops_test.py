@@ -4,6 +4,7 @@ errors."""
 import csv
 import logging
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -52,9 +53,12 @@ def lra_to_value(t):
     return (left, [right])
   if right == "]":
     op, args = left
-    return {"[MIN": min, "[MAX": max,
-            "[MED": lambda a: int(np.median(a)),
-            "[SM": lambda a: int(np.sum(a)) % 10}[op](args)
+    return {
+      "[MIN": min,
+      "[MAX": max,
+      "[MED": lambda a: int(np.median(a)),
+      "[SM": lambda a: int(np.sum(a)) % 10,
+    }[op](args)
   return (left[0], left[1] + [right])
 
 
@@ -85,8 +89,23 @@ def generated(tmp_path_factory):
 
 
 def test_fixed_vocabulary_layout():
-  assert listops.VOCAB == ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
-                           "[MAX", "[MED", "[MIN", "[SM", "]")
+  assert listops.VOCAB == (
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "[MAX",
+    "[MED",
+    "[MIN",
+    "[SM",
+    "]",
+  )
   assert listops.OOV_ID == 16
   assert listops.SPEC.vocab_size == 17 == len(listops.VOCAB) + 2
 
@@ -99,8 +118,10 @@ def test_golden_tokenization(source):
 
 def test_golden_file_round_trip(tmp_path):
   path = tmp_path / "basic_train.tsv"
-  path.write_bytes(b"Source\tTarget\r\n" + GOLDEN_SOURCE.encode() + b"\t4\r\n"
-                   b"( ( [SM 7 ) ] )\t7\r\n")
+  path.write_bytes(
+    b"Source\tTarget\r\n" + GOLDEN_SOURCE.encode() + b"\t4\r\n"
+    b"( ( [SM 7 ) ] )\t7\r\n"
+  )
   for name in ("basic_val.tsv", "basic_test.tsv"):
     (tmp_path / name).write_bytes(path.read_bytes())
   src = lra_tasks.get_task("listops").load(str(tmp_path), "train")
@@ -110,19 +131,20 @@ def test_golden_file_round_trip(tmp_path):
   assert ex["inputs"][:8].tolist() == GOLDEN_IDS and not ex["inputs"][8:].any()
   assert ex["targets"] == 4 and ex["targets"].dtype == np.int32
   assert src[1]["inputs"][:3].tolist() == [14, 8, 15]
-  legacy = lra_tasks.get_task("listops").load(str(tmp_path), "train",
-                                              tokenizer="legacy_alnum")
+  legacy = lra_tasks.get_task("listops").load(
+    str(tmp_path), "train", tokenizer="legacy_alnum"
+  )
   assert legacy[0]["inputs"][:7].tolist() == GOLDEN_LEGACY_IDS + [0]
 
 
 TRICKY_ROWS = [
-    "( ( [MAX 4 ) ] )",
-    "  [MIN   3\x0b 4 ]  ",       # extra and odd whitespace
-    "4)5 [FOO 12 ]] X",           # deleted parens join '45'; OOV tokens
-    "(( [SM_ 9 ) ]",              # '[SM_' is OOV for lra, 'SM_' for legacy
-    "[MED,2,3]",                  # legacy splits on punctuation
-    "",                            # empty Source
-    "[MAX 1 caf\u00e9 \u00a02 ]",  # non-ASCII row: per-row fallback
+  "( ( [MAX 4 ) ] )",
+  "  [MIN   3\x0b 4 ]  ",  # extra and odd whitespace
+  "4)5 [FOO 12 ]] X",  # deleted parens join '45'; OOV tokens
+  "(( [SM_ 9 ) ]",  # '[SM_' is OOV for lra, 'SM_' for legacy
+  "[MED,2,3]",  # legacy splits on punctuation
+  "",  # empty Source
+  "[MAX 1 caf\u00e9 \u00a02 ]",  # non-ASCII row: per-row fallback
 ]
 
 
@@ -145,8 +167,10 @@ def test_truncation_keeps_the_first_ids_and_is_logged(generated, caplog):
   src = lra_tasks.get_task("listops").load(generated, "val", max_len=10)
   rows = read_rows(os.path.join(generated, "basic_val.tsv"))
   assert src[0]["inputs"].tolist() == listops.tokenize(rows[0][0])[:10]
-  assert f"listops/val: {len(rows)} of {len(rows)} sequences truncated to " \
-         "max_len=10" in caplog.text
+  assert (
+    f"listops/val: {len(rows)} of {len(rows)} sequences truncated to "
+    "max_len=10" in caplog.text
+  )
 
 
 def test_finds_files_in_the_release_layout(tmp_path, generated):
@@ -181,8 +205,18 @@ def test_generator_labels_format_and_lengths(generated):
 
 
 def test_generator_small_settings_and_operator_mix(tmp_path):
-  listops.generate(str(tmp_path), 300, 10, 10, seed=0, task_name="mini",
-                   min_length=10, max_length=60, max_depth=5, max_args=4)
+  listops.generate(
+    str(tmp_path),
+    300,
+    10,
+    10,
+    seed=0,
+    task_name="mini",
+    min_length=10,
+    max_length=60,
+    max_depth=5,
+    max_args=4,
+  )
   rows = read_rows(str(tmp_path / "mini_train.tsv"))
   ops = {op: 0 for op in OPS}
   for source, target in rows:
@@ -192,8 +226,9 @@ def test_generator_small_settings_and_operator_mix(tmp_path):
     for op in OPS:
       ops[op] += source.count(op + " ")
   assert min(ops.values()) > 0.15 * sum(ops.values())  # all four, ~uniform
-  src = lra_tasks.get_task("listops").load(str(tmp_path), "train",
-                                           task_name="mini", max_len=64)
+  src = lra_tasks.get_task("listops").load(
+    str(tmp_path), "train", task_name="mini", max_len=64
+  )
   assert len(src) == 300 and src[0]["inputs"].shape == (64,)
 
 
@@ -203,8 +238,9 @@ def lra_tree_length(rng, depth, max_depth, max_args):
   if r > 0.25:
     return 1
   k = int(rng.integers(2, max_args + 1))
-  return 2 + sum(lra_tree_length(rng, depth + 1, max_depth, max_args)
-                 for _ in range(k))
+  return 2 + sum(
+    lra_tree_length(rng, depth + 1, max_depth, max_args) for _ in range(k)
+  )
 
 
 def test_breadth_first_draws_match_lra_recursion_in_distribution():
@@ -215,8 +251,9 @@ def test_breadth_first_draws_match_lra_recursion_in_distribution():
   for the leaf-only fraction, whose exact value is 1 - VALUE_P = 0.75.
   """
   n, depth, args = 20000, 6, 5
-  _, bfs, _ = listops._draw_trees(np.random.default_rng(0), n, depth, args,
-                                  max_length=10**9)
+  _, bfs, _ = listops._draw_trees(
+    np.random.default_rng(0), n, depth, args, max_length=10**9
+  )
   rng = np.random.default_rng(1)
   rec = np.array([lra_tree_length(rng, 1, depth, args) for _ in range(n)])
   se = np.sqrt(bfs.var() / n + rec.var() / n)
@@ -231,7 +268,7 @@ def test_generator_is_deterministic(tmp_path, generated):
   listops.generate(str(tmp_path / "b"), 40, 8, 8, seed=12)
   for name in listops.expected_files():
     a = (tmp_path / "a" / name).read_bytes()
-    assert a == open(os.path.join(generated, name), "rb").read()
+    assert a == pathlib.Path(generated, name).read_bytes()
     assert a != (tmp_path / "b" / name).read_bytes()
 
 
@@ -240,16 +277,43 @@ def test_max_tree_length_and_impossible_settings(tmp_path):
   assert listops.max_tree_length(2, 10) == 12
   assert listops.max_tree_length(3, 2) == 10  # 2 + 2 * (2 + 2 * 1)
   with pytest.raises(ValueError, match="no tree can satisfy"):
-    listops.generate(str(tmp_path), 1, 1, 1, seed=0, min_length=20,
-                     max_length=100, max_depth=3, max_args=3)
+    listops.generate(
+      str(tmp_path),
+      1,
+      1,
+      1,
+      seed=0,
+      min_length=20,
+      max_length=100,
+      max_depth=3,
+      max_args=3,
+    )
   with pytest.raises(ValueError, match="num_val"):
     listops.generate(str(tmp_path), 1, -1, 1, seed=0)
 
 
 def test_cli(tmp_path):
-  assert listops.main(["--output_dir", str(tmp_path), "--num_train", "3",
-                       "--num_val", "2", "--num_test", "1", "--seed", "5",
-                       "--min_length", "20", "--max_length", "80"]) == 0
+  assert (
+    listops.main(
+      [
+        "--output_dir",
+        str(tmp_path),
+        "--num_train",
+        "3",
+        "--num_val",
+        "2",
+        "--num_test",
+        "1",
+        "--seed",
+        "5",
+        "--min_length",
+        "20",
+        "--max_length",
+        "80",
+      ]
+    )
+    == 0
+  )
   assert len(read_rows(str(tmp_path / "basic_test.tsv"))) == 1
 
 
@@ -260,10 +324,14 @@ def test_missing_directory_names_files_release_and_generator(tmp_path):
   with pytest.raises(FileNotFoundError) as e:
     lra_tasks.get_task("listops").load(str(tmp_path / "nope"), "train")
   msg = str(e.value)
-  for expected in ("basic_train.tsv", "basic_val.tsv", "basic_test.tsv",
-                   "https://storage.googleapis.com/long-range-arena/"
-                   "lra_release.gz", "python -m lra_tasks.listops",
-                   str(tmp_path / "nope")):
+  for expected in (
+    "basic_train.tsv",
+    "basic_val.tsv",
+    "basic_test.tsv",
+    "https://storage.googleapis.com/long-range-arena/lra_release.gz",
+    "python -m lra_tasks.listops",
+    str(tmp_path / "nope"),
+  ):
     assert expected in msg
 
 
@@ -273,21 +341,36 @@ def _write_split(tmp_path, body, name="basic_train.tsv"):
   return str(path)
 
 
-@pytest.mark.parametrize("body, match", [
-    (b"Source\tTarget\n( [MAX 1 ] )\t1\n[MIN 2 ]\t2\textra\n",
-     r"basic_train.tsv:3: malformed row: expected 2 tab-separated fields"),
-    (b"Source\tTarget\n( [MAX 1 ] )\n",
-     r"basic_train.tsv:2: malformed row: expected 2 tab-separated fields"),
-    (b"Source\tTarget\n[MAX 1 ]\tone\n",
-     r"basic_train.tsv:2: malformed row: Target b'one' is not an integer"),
-    (b"Source\tTarget\n[MAX 1 ]\t1\n\n[SM 9 9 ]\t10\n",
-     r"basic_train.tsv:4: Target 10 is outside the class range \[0, 10\)"),
-    (b"Source\tTarget\n[MAX 1 ]\t-1\n",
-     r"basic_train.tsv:2: Target -1 is outside the class range"),
-    (b"src\tlabel\n[MAX 1 ]\t1\n",
-     r"basic_train.tsv:1: expected the header 'Source<TAB>Target'"),
+@pytest.mark.parametrize(
+  "body, match",
+  [
+    (
+      b"Source\tTarget\n( [MAX 1 ] )\t1\n[MIN 2 ]\t2\textra\n",
+      r"basic_train.tsv:3: malformed row: expected 2 tab-separated fields",
+    ),
+    (
+      b"Source\tTarget\n( [MAX 1 ] )\n",
+      r"basic_train.tsv:2: malformed row: expected 2 tab-separated fields",
+    ),
+    (
+      b"Source\tTarget\n[MAX 1 ]\tone\n",
+      r"basic_train.tsv:2: malformed row: Target b'one' is not an integer",
+    ),
+    (
+      b"Source\tTarget\n[MAX 1 ]\t1\n\n[SM 9 9 ]\t10\n",
+      r"basic_train.tsv:4: Target 10 is outside the class range \[0, 10\)",
+    ),
+    (
+      b"Source\tTarget\n[MAX 1 ]\t-1\n",
+      r"basic_train.tsv:2: Target -1 is outside the class range",
+    ),
+    (
+      b"src\tlabel\n[MAX 1 ]\t1\n",
+      r"basic_train.tsv:1: expected the header 'Source<TAB>Target'",
+    ),
     (b"", r"basic_train.tsv: the file is empty"),
-])
+  ],
+)
 def test_malformed_files_name_file_and_line(tmp_path, body, match):
   _write_split(tmp_path, body)
   with pytest.raises(ValueError, match=match):
@@ -304,8 +387,10 @@ def test_the_first_bad_line_is_reported_with_the_count_of_more(tmp_path):
   with pytest.raises(ValueError) as error:
     lra_tasks.get_task("listops").load(str(tmp_path), "train")
   message = str(error.value)
-  assert message.startswith(f"{tmp_path / 'basic_train.tsv'}:7: malformed "
-                            "row: Target b'seven' is not an integer"), message
+  assert message.startswith(
+    f"{tmp_path / 'basic_train.tsv'}:7: malformed "
+    "row: Target b'seven' is not an integer"
+  ), message
   assert message.endswith("(and 1 more bad line in this file)"), message
 
 

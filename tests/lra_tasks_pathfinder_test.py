@@ -5,8 +5,8 @@ import logging
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 import lra_tasks
 from lra_tasks import pathfinder
@@ -16,10 +16,12 @@ from lra_tasks import pathfinder
 def generated(tmp_path_factory):
   """20 'hard' and 10 'easy' 32x32 images, 8 per imgs/<k> folder (k = 0..2)."""
   out = tmp_path_factory.mktemp("pf")
-  pathfinder.generate(str(out), 20, seed=5, difficulties=("hard",),
-                      images_per_dir=8)
-  pathfinder.generate(str(out), 10, seed=5, difficulties=("easy",),
-                      images_per_dir=8)
+  pathfinder.generate(
+    str(out), 20, seed=5, difficulties=("hard",), images_per_dir=8
+  )
+  pathfinder.generate(
+    str(out), 10, seed=5, difficulties=("easy",), images_per_dir=8
+  )
   return out
 
 
@@ -47,8 +49,9 @@ def test_generated_layout_matches_the_release(generated):
   assert pixels.max() > 200 and (pixels == 0).mean() > 0.5  # ink on black
 
 
-@pytest.mark.parametrize("split, start, end", [
-    ("train", 0, 16), ("val", 16, 18), ("test", 18, 20)])
+@pytest.mark.parametrize(
+  "split, start, end", [("train", 0, 16), ("val", 16, 18), ("test", 18, 20)]
+)
 def test_splits_pixels_and_labels(generated, split, start, end):
   src = lra_tasks.get_task("pathfinder").load(str(generated), split)
   root = generated / "pathfinder32" / "curv_contour_length_14"
@@ -76,21 +79,25 @@ def test_difficulty_lra_ids_and_max_len(generated):
 
 
 def test_generator_is_deterministic(tmp_path, generated):
-  pathfinder.generate(str(tmp_path), 4, seed=5, difficulties=("hard",),
-                      images_per_dir=8)
+  pathfinder.generate(
+    str(tmp_path), 4, seed=5, difficulties=("hard",), images_per_dir=8
+  )
   for n in range(4):
-    rel = os.path.join("pathfinder32", "curv_contour_length_14", "imgs", "0",
-                       f"sample_{n}.png")
+    rel = os.path.join(
+      "pathfinder32", "curv_contour_length_14", "imgs", "0", f"sample_{n}.png"
+    )
     a = np.asarray(Image.open(tmp_path / rel))
     b = np.asarray(Image.open(generated / rel))
     np.testing.assert_array_equal(a, b)
 
 
 def test_path_x_resolution(tmp_path):
-  pathfinder.generate(str(tmp_path), 10, seed=0, resolution=128,
-                      difficulties=("hard",))
-  src = lra_tasks.get_task("pathfinder").load(str(tmp_path), "test",
-                                              resolution=128)
+  pathfinder.generate(
+    str(tmp_path), 10, seed=0, resolution=128, difficulties=("hard",)
+  )
+  src = lra_tasks.get_task("pathfinder").load(
+    str(tmp_path), "test", resolution=128
+  )
   assert len(src) == 1 and src[0]["inputs"].shape == (128 * 128,)
 
 
@@ -99,16 +106,24 @@ def _copy_tree(src_root, dst_root):
     rel = os.path.relpath(dirpath, src_root)
     os.makedirs(os.path.join(dst_root, rel), exist_ok=True)
     for f in files:
-      with open(os.path.join(dirpath, f), "rb") as a, open(
-          os.path.join(dst_root, rel, f), "wb") as b:
+      with (
+        open(os.path.join(dirpath, f), "rb") as a,
+        open(os.path.join(dst_root, rel, f), "wb") as b,
+      ):
         b.write(a.read())
 
 
-def test_release_layout_numeric_order_and_empty_files(tmp_path, generated,
-                                                      caplog):
+def test_release_layout_numeric_order_and_empty_files(
+  tmp_path, generated, caplog
+):
   caplog.set_level(logging.INFO, logger="lra_tasks")
-  root = tmp_path / "lra_release" / "lra_release" / "pathfinder32" / \
-      "curv_contour_length_14"
+  root = (
+    tmp_path
+    / "lra_release"
+    / "lra_release"
+    / "pathfinder32"
+    / "curv_contour_length_14"
+  )
   _copy_tree(generated / "pathfinder32" / "curv_contour_length_14", root)
   # metadata/10.npy must sort after 2.npy; its one image is empty (as
   # pathfinder32/curv_baseline/imgs/0/sample_172.png in the release).
@@ -125,14 +140,15 @@ def test_release_layout_numeric_order_and_empty_files(tmp_path, generated,
 
 def test_missing_directory_names_layout_release_and_generator(tmp_path):
   with pytest.raises(FileNotFoundError) as e:
-    lra_tasks.get_task("pathfinder").load(str(tmp_path), "train",
-                                          resolution=64)
+    lra_tasks.get_task("pathfinder").load(str(tmp_path), "train", resolution=64)
   msg = str(e.value)
-  for expected in ("pathfinder64/curv_contour_length_14/metadata",
-                   "imgs/<k>/sample_<n>.png",
-                   "https://storage.googleapis.com/long-range-arena/"
-                   "lra_release.gz",
-                   "python -m lra_tasks.pathfinder", "--resolution 64"):
+  for expected in (
+    "pathfinder64/curv_contour_length_14/metadata",
+    "imgs/<k>/sample_<n>.png",
+    "https://storage.googleapis.com/long-range-arena/lra_release.gz",
+    "python -m lra_tasks.pathfinder",
+    "--resolution 64",
+  ):
     assert expected in msg
 
 
@@ -142,22 +158,36 @@ def _one_dir(tmp_path, metadata, make_png=True):
   (root / "imgs" / "0").mkdir(parents=True)
   if make_png:
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(
-        root / "imgs" / "0" / "sample_0.png")
+      root / "imgs" / "0" / "sample_0.png"
+    )
   (root / "metadata" / "0.npy").write_text(metadata)
   return root
 
 
-@pytest.mark.parametrize("metadata, match", [
-    ("imgs/0 sample_0.png 0 1\nimgs/0 sample_0.png 1\n",
-     r"0.npy:2: malformed metadata line: expected at least 4"),
-    ("imgs/0 sample_0.png 0 2\n", r"0.npy:1: label 2 is outside the class "
-     r"range \[0, 2\)"),
-    ("imgs/0 sample_0.png 0 x\n", r"0.npy:1: malformed metadata line: label "
-     r"'x' is not an integer"),
-    ("imgs/0 sample_0.png 0 1\nimgs/0 sample_0.png 0 3\nimgs/0 x.png\n",
-     r"0.npy:2: label 3 is outside the class range \[0, 2\) \(and 1 more bad "
-     r"line in this file\)$"),
-])
+@pytest.mark.parametrize(
+  "metadata, match",
+  [
+    (
+      "imgs/0 sample_0.png 0 1\nimgs/0 sample_0.png 1\n",
+      r"0.npy:2: malformed metadata line: expected at least 4",
+    ),
+    (
+      "imgs/0 sample_0.png 0 2\n",
+      r"0.npy:1: label 2 is outside the class "
+      r"range \[0, 2\)",
+    ),
+    (
+      "imgs/0 sample_0.png 0 x\n",
+      r"0.npy:1: malformed metadata line: label "
+      r"'x' is not an integer",
+    ),
+    (
+      "imgs/0 sample_0.png 0 1\nimgs/0 sample_0.png 0 3\nimgs/0 x.png\n",
+      r"0.npy:2: label 3 is outside the class range \[0, 2\) \(and 1 more bad "
+      r"line in this file\)$",
+    ),
+  ],
+)
 def test_malformed_metadata_names_file_and_line(tmp_path, metadata, match):
   _one_dir(tmp_path, metadata)
   with pytest.raises(ValueError, match=match):
@@ -166,15 +196,19 @@ def test_malformed_metadata_names_file_and_line(tmp_path, metadata, match):
 
 def test_missing_image_names_the_metadata_line(tmp_path):
   _one_dir(tmp_path, "imgs/0 sample_0.png 0 1\nimgs/0 sample_9.png 1 0\n")
-  with pytest.raises(FileNotFoundError, match=r"sample_9.png, listed at .*"
-                     r"0.npy:2, does not exist"):
+  with pytest.raises(
+    FileNotFoundError,
+    match=r"sample_9.png, listed at .*"
+    r"0.npy:2, does not exist",
+  ):
     lra_tasks.get_task("pathfinder").load(str(tmp_path), "train")
 
 
 def test_wrong_size_image_is_an_error(tmp_path):
   root = _one_dir(tmp_path, "imgs/0 sample_0.png 0 1\n", make_png=False)
   Image.fromarray(np.zeros((16, 16), np.uint8)).save(
-      root / "imgs" / "0" / "sample_0.png")
+    root / "imgs" / "0" / "sample_0.png"
+  )
   src = lra_tasks.get_task("pathfinder").load(str(tmp_path), "train")
   with pytest.raises(ValueError, match="is 16x16, expected 32x32"):
     src[0]

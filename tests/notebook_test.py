@@ -18,8 +18,8 @@ import pathlib
 import subprocess
 import sys
 
-import nbformat
 from nbclient import NotebookClient
+import nbformat
 from package_sources import copy_package_sources
 import pytest
 
@@ -48,20 +48,30 @@ def test_install_url_is_named_once():
 
 def test_notebook_runs_top_to_bottom(monkeypatch, tmp_path):
   monkeypatch.setenv("MACFORMER_NOTEBOOK_SMOKE", "1")
-  monkeypatch.setenv("MACFORMER_INSTALL_FROM",
-                     str(copy_package_sources(tmp_path / "checkout")))
+  monkeypatch.setenv(
+    "MACFORMER_INSTALL_FROM", str(copy_package_sources(tmp_path / "checkout"))
+  )
   monkeypatch.delenv("PYTHONPATH", raising=False)  # only the installed copy
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
   monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline one
   nb = _execute(tmp_path)
-  text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                   for o in c.outputs if o.output_type == "stream")
+  text = "\n".join(
+    o.get("text", "")
+    for c in nb.cells
+    if c.cell_type == "code"
+    for o in c.outputs
+    if o.output_type == "stream"
+  )
   assert "(smoke settings)" in text
   installed_at = text.split("installed at ", 1)[1].split()[0]
   assert not pathlib.Path(installed_at).resolve().is_relative_to(REPO)
   assert "task=listops attention=macformer_exp" in text  # trained and tested
-  images = sum("image/png" in o.get("data", {}) for c in nb.cells
-               if c.cell_type == "code" for o in c.outputs)
+  images = sum(
+    "image/png" in o.get("data", {})
+    for c in nb.cells
+    if c.cell_type == "code"
+    for o in c.outputs
+  )
   assert images == 3  # training curve, error vs D, speed vs L
   for cell in nb.cells:
     for output in cell.get("outputs", []):
@@ -73,14 +83,33 @@ def _execute(tmp_path):
   """The notebook, run top to bottom in notebooks/ (fails on a cell error)."""
   if importlib.util.find_spec("nbconvert") is None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={
-        "metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+      nb,
+      timeout=120,
+      kernel_name="python3",
+      resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     return nb
   result = subprocess.run(
-      [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
-       "--ExecutePreprocessor.timeout=120",
-       "--ExecutePreprocessor.kernel_name=python3", "--output-dir",
-       str(tmp_path), "--output", "executed", str(NOTEBOOK)],
-      env=os.environ, capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      "-m",
+      "nbconvert",
+      "--to",
+      "notebook",
+      "--execute",
+      "--ExecutePreprocessor.timeout=120",
+      "--ExecutePreprocessor.kernel_name=python3",
+      "--output-dir",
+      str(tmp_path),
+      "--output",
+      "executed",
+      str(NOTEBOOK),
+    ],
+    env=os.environ,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert result.returncode == 0, result.stderr[-5000:]
   return nbformat.read(tmp_path / "executed.ipynb", as_version=4)

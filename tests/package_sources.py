@@ -16,6 +16,9 @@ def copy_package_sources(dest: pathlib.Path) -> pathlib.Path:
   for name in ("pyproject.toml", "README.md"):
     shutil.copy(REPO / name, dest / name)
   for package in ("macformer_jax", "lra_tasks", "configs"):
-    shutil.copytree(REPO / package, dest / package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+      REPO / package,
+      dest / package,
+      ignore=shutil.ignore_patterns("__pycache__"),
+    )
   return dest

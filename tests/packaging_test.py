@@ -17,12 +17,28 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The library's public modules; what they import from macformer_jax is the
 # core too. The rest of macformer_jax/ is the trainer (extra [lra]).
-CORE = ("kernels", "features", "attention", "normalization", "layers",
-        "encoder")
+CORE = (
+  "kernels",
+  "features",
+  "attention",
+  "normalization",
+  "layers",
+  "encoder",
+)
 # Dependencies of the harness only: the core must not import them.
-HARNESS_MODULES = ("optax", "orbax", "tensorboardX", "tqdm",
-                   "tensorflow_datasets", "tensorflow", "ml_collections",
-                   "matplotlib", "PIL", "lra_tasks", "configs")
+HARNESS_MODULES = (
+  "optax",
+  "orbax",
+  "tensorboardX",
+  "tqdm",
+  "tensorflow_datasets",
+  "tensorflow",
+  "ml_collections",
+  "matplotlib",
+  "PIL",
+  "lra_tasks",
+  "configs",
+)
 
 _CHECK_CORE = f"""
 import sys
@@ -35,7 +51,9 @@ core_files = sorted(m.__file__ for name, m in list(sys.modules.items())
 
 # Run in the clean venv: the wheel's core, a forward pass of the one-call
 # function and of the module, and a harness import that needs the extras.
-_CLEAN_VENV = _CHECK_CORE + """
+_CLEAN_VENV = (
+  _CHECK_CORE
+  + """
 import importlib, os
 import jax, jax.numpy as jnp
 import macformer_jax
@@ -65,6 +83,7 @@ else:
   raise AssertionError(f"a top-level configs package: {configs.__file__}")
 print("clean venv ok", macformer_jax.__version__)
 """
+)
 
 
 def _pyproject():
@@ -74,8 +93,10 @@ def _pyproject():
 
 def _names(requirements):
   """Normalised distribution names of requirement strings."""
-  return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("_", "-")
-          for r in requirements}
+  return {
+    re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("_", "-")
+    for r in requirements
+  }
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +104,12 @@ def core_files():
   """Files of the macformer_jax modules the core imports (in a subprocess,
   which also asserts that no harness dependency gets imported)."""
   result = subprocess.run(
-      [sys.executable, "-c", _CHECK_CORE + "print(*core_files, sep='\\n')"],
-      cwd=REPO, capture_output=True, text=True, timeout=120)
+    [sys.executable, "-c", _CHECK_CORE + "print(*core_files, sep='\\n')"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode == 0, result.stderr
   return {pathlib.Path(p).resolve() for p in result.stdout.split()}
 
@@ -117,32 +142,46 @@ def test_every_third_party_import_is_declared(core_files):
   lra = core | _names(project["optional-dependencies"]["lra"])
   test = lra | _names(project["optional-dependencies"]["test"])
   local = {"macformer_jax", "lra_tasks", "configs", "run_lra", "benchmarks"} | {
-      p.stem for p in [*REPO.glob("benchmarks/*.py"), *REPO.glob("tests/*.py")]}
+    p.stem for p in [*REPO.glob("benchmarks/*.py"), *REPO.glob("tests/*.py")]
+  }
   distributions = importlib.metadata.packages_distributions()
-  groups = [(sorted(core_files), core),
-            ([p for p in REPO.glob("macformer_jax/**/*.py")
-              if p.resolve() not in core_files]
-             + list(REPO.glob("lra_tasks/*.py"))
-             + list(REPO.glob("configs/*.py")) + [REPO / "run_lra.py"]
-             + list(REPO.glob("benchmarks/*.py")), lra),
-            (list(REPO.glob("tests/*.py")), test)]
+  groups = [
+    (sorted(core_files), core),
+    (
+      [
+        p
+        for p in REPO.glob("macformer_jax/**/*.py")
+        if p.resolve() not in core_files
+      ]
+      + list(REPO.glob("lra_tasks/*.py"))
+      + list(REPO.glob("configs/*.py"))
+      + [REPO / "run_lra.py"]
+      + list(REPO.glob("benchmarks/*.py")),
+      lra,
+    ),
+    (list(REPO.glob("tests/*.py")), test),
+  ]
   missing = []
   for paths, allowed in groups:
     for path in paths:
       for top in set(_third_party_imports(path)) - local - {"tensorflow"}:
-        dists = {d.lower().replace("_", "-")
-                 for d in distributions.get(top, [top])}
+        dists = {
+          d.lower().replace("_", "-") for d in distributions.get(top, [top])
+        }
         if not dists & allowed:
           missing.append(f"{path.relative_to(REPO)}: {top} ({dists})")
   assert not missing, "imports not declared in pyproject.toml:\n" + "\n".join(
-      missing)
+    missing
+  )
 
 
 def test_requirements_install_the_package_with_its_extras():
   """requirements.txt (the README's and CI's install) is the package itself
   with both extras, so the two lists cannot drift apart."""
-  lines = [line.split("#")[0].strip()
-           for line in (REPO / "requirements.txt").read_text().splitlines()]
+  lines = [
+    line.split("#")[0].strip()
+    for line in (REPO / "requirements.txt").read_text().splitlines()
+  ]
   assert [line for line in lines if line] == ["-e .[lra,test]"]
   assert set(_pyproject()["optional-dependencies"]) == {"lra", "test"}
 
@@ -158,19 +197,35 @@ def test_wheel_installs_and_runs_in_a_clean_venv(tmp_path):
   pip_env.pop("PYTHONPATH", None)
 
   def run(*command, cwd=tmp_path):
-    result = subprocess.run(command, cwd=cwd, env=pip_env, capture_output=True,
-                            text=True, timeout=900)
-    assert result.returncode == 0, (command, result.stdout[-3000:],
-                                    result.stderr[-3000:])
+    result = subprocess.run(
+      command, cwd=cwd, env=pip_env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, (
+      command,
+      result.stdout[-3000:],
+      result.stderr[-3000:],
+    )
     return result.stdout
 
-  run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
-      str(dist), str(src))
+  run(
+    sys.executable,
+    "-m",
+    "pip",
+    "wheel",
+    "--quiet",
+    "--no-deps",
+    "-w",
+    str(dist),
+    str(src),
+  )
   wheels = list(dist.glob("macformer_jax-*.whl"))
   assert len(wheels) == 1, wheels
   listing = run(sys.executable, "-m", "zipfile", "-l", str(wheels[0]))
-  for path in ("macformer_jax/attention.py", "lra_tasks/listops.py",
-               "macformer_jax/training/configs/common.py"):
+  for path in (
+    "macformer_jax/attention.py",
+    "lra_tasks/listops.py",
+    "macformer_jax/training/configs/common.py",
+  ):
     assert path in listing
   assert "tests/" not in listing and "benchmarks/" not in listing
   names = [line.split()[0] for line in listing.splitlines()[1:]]
@@ -194,13 +249,17 @@ def test_packages_are_listed_and_configs_installs_in_the_namespace():
     setuptools = tomllib.load(f)["tool"]["setuptools"]
   packages = set(setuptools["packages"])
   assert "configs" not in packages
-  assert setuptools["package-dir"] == {"macformer_jax.training.configs":
-                                       "configs"}
+  assert setuptools["package-dir"] == {
+    "macformer_jax.training.configs": "configs"
+  }
   directories = {
-      str(p.parent.relative_to(REPO)).replace(os.sep, ".")
-      for top in ("macformer_jax", "lra_tasks", "configs")
-      for p in (REPO / top).rglob("__init__.py")}
-  installed = {setuptools["package-dir"].get(p, p.replace(".", "/")).replace(
-      "/", ".") for p in packages}
+    str(p.parent.relative_to(REPO)).replace(os.sep, ".")
+    for top in ("macformer_jax", "lra_tasks", "configs")
+    for p in (REPO / top).rglob("__init__.py")
+  }
+  installed = {
+    setuptools["package-dir"].get(p, p.replace(".", "/")).replace("/", ".")
+    for p in packages
+  }
   assert installed == directories
   assert "/build/" in (REPO / ".gitignore").read_text().split()

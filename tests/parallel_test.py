@@ -14,17 +14,23 @@ import os
 import jax
 import numpy as np
 import pytest
+from tiny_config import tiny_config
 
 from macformer_jax import training
-from tiny_config import tiny_config
 
 pytestmark = pytest.mark.usefixtures("compile_fast")
 
 
 def _run(tmp_path, parallelism, num_devices):
-  config = tiny_config("macformer_exp", num_train_steps=4, log_every=1,
-                       eval_frequency=4, checkpoint_every=4,
-                       num_devices=num_devices, parallelism=parallelism)
+  config = tiny_config(
+    "macformer_exp",
+    num_train_steps=4,
+    log_every=1,
+    eval_frequency=4,
+    checkpoint_every=4,
+    num_devices=num_devices,
+    parallelism=parallelism,
+  )
   assert config.model.dropout_rate > 0
   workdir = str(tmp_path / f"{parallelism}{num_devices}")
   results, state = training.run(config, workdir)
@@ -42,9 +48,11 @@ def test_one_and_two_devices_give_the_same_run(tmp_path, parallelism):
   assert r2["parallelism"] == parallelism
   assert len(losses1) == 4
   np.testing.assert_allclose(losses2, losses1, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
-                                                       atol=1e-6),
-               params2, params1)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+    params2,
+    params1,
+  )
   assert r2["test_loss"] == pytest.approx(r1["test_loss"], rel=1e-5)
   assert r2["test_accuracy"] == r1["test_accuracy"]
   assert r2["best_eval_accuracy"] == r1["best_eval_accuracy"]

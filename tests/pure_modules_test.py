@@ -35,7 +35,12 @@ print("ok")
 
 
 def test_maths_modules_import_and_run_without_flax():
-  result = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+  result = subprocess.run(
+    [sys.executable, "-c", _SCRIPT],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip().endswith("ok"), result.stdout

@@ -17,9 +17,14 @@ def _readme():
 def test_readme_python_example_runs():
   blocks = re.findall(r"```python\n(.*?)```", _readme(), re.S)
   assert blocks, "README has no python example"
-  result = subprocess.run([sys.executable, "-c", blocks[0]], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": ROOT})
+  result = subprocess.run(
+    [sys.executable, "-c", blocks[0]],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**os.environ, "PYTHONPATH": ROOT},
+  )
   assert result.returncode == 0, result.stderr
   shape, error = result.stdout.split(") ")
   assert shape == "(2, 1024, 4, 32"

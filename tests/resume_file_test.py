@@ -4,16 +4,16 @@ import json
 import os
 import shutil
 
+from batch_hooks import on_batch
 import jax
-import lra_tasks
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from tiny_config import tiny_config
 
+import lra_tasks
 from macformer_jax import training
 from macformer_jax.training import resume_file
-from batch_hooks import on_batch
-from tiny_config import tiny_config
 
 pytestmark = pytest.mark.usefixtures("compile_fast")
 
@@ -23,8 +23,13 @@ class _Stop(Exception):
 
 
 def _config():
-  c = tiny_config("macformer_exp", num_train_steps=10, eval_frequency=5,
-                  checkpoint_every=4, log_every=2)
+  c = tiny_config(
+    "macformer_exp",
+    num_train_steps=10,
+    eval_frequency=5,
+    checkpoint_every=4,
+    log_every=2,
+  )
   with c.attention.unlocked():
     c.attention.redraw_every = 3  # random features change during the run
   return c
@@ -32,8 +37,10 @@ def _config():
 
 def _stop_before(monkeypatch, step):
   """The train iterator raises when asked for batch `step` (0-based)."""
+
   def stop():
     raise _Stop(f"stopped before step {step + 1}")
+
   on_batch(monkeypatch, step, stop)
 
 
@@ -44,12 +51,15 @@ def _final(workdir, step=10):
 
 def _metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [{k: v for k, v in json.loads(line).items()
-             if k != "steps_per_sec"} for line in f]
+    return [
+      {k: v for k, v in json.loads(line).items() if k != "steps_per_sec"}
+      for line in f
+    ]
 
 
 def test_resume_from_the_file_in_an_empty_workdir_is_the_same_run(
-    tmp_path, monkeypatch):
+  tmp_path, monkeypatch
+):
   straight = str(tmp_path / "straight")
   expected = training.train_and_evaluate(_config(), straight)
 
@@ -79,35 +89,46 @@ def test_resume_from_the_file_in_an_empty_workdir_is_the_same_run(
   def recorded(*args, start_step=0, **kwargs):
     starts.append(start_step)
     return real(*args, start_step=start_step, **kwargs)
+
   with monkeypatch.context() as patch:
     patch.setattr(lra_tasks, "train_batches", recorded)
     results = training.train_and_evaluate(_config(), second)
   assert starts == [8]  # resumed from the file, not trained from step 0
 
-  jax.tree.map(np.testing.assert_array_equal, _final(straight),
-               _final(second))
-  for key in ("test_accuracy", "test_accuracy_best_eval", "best_eval_step",
-              "best_eval_accuracy", "test_loss"):
+  jax.tree.map(np.testing.assert_array_equal, _final(straight), _final(second))
+  for key in (
+    "test_accuracy",
+    "test_accuracy_best_eval",
+    "best_eval_step",
+    "best_eval_accuracy",
+    "test_loss",
+  ):
     assert results[key] == expected[key], key
   assert _metrics(second) == _metrics(straight)
 
 
 def test_export_without_a_checkpoint_and_a_foreign_file(tmp_path):
   assert resume_file.export(str(tmp_path / "empty"), str(tmp_path / "f")) is (
-      None)
+    None
+  )
   assert not os.path.exists(tmp_path / "f")
   import lzma  # pylint: disable=g-import-not-at-top
+
   import msgpack  # pylint: disable=g-import-not-at-top
+
   (tmp_path / "g").write_bytes(lzma.compress(msgpack.packb({"format": "x"})))
   with pytest.raises(ValueError, match="not a resume file"):
     resume_file.load(str(tmp_path / "g"))
 
 
 def test_arrays_round_trip_byte_shuffled():
-  tree = {"a": np.arange(7, dtype=np.float32) / 3,
-          "b": [np.array(3, np.int32), np.zeros((2, 0, 3), np.float32)],
-          "c": np.array([1, 2], np.uint32), "d": None,
-          "e": np.array(8, np.int32)}
+  tree = {
+    "a": np.arange(7, dtype=np.float32) / 3,
+    "b": [np.array(3, np.int32), np.zeros((2, 0, 3), np.float32)],
+    "c": np.array([1, 2], np.uint32),
+    "d": None,
+    "e": np.array(8, np.int32),
+  }
   back = resume_file._decode(resume_file._encode(tree))  # pylint: disable=protected-access
   jax.tree.map(np.testing.assert_array_equal, back, tree)
   assert back["a"].dtype == np.float32 and back["b"][1].shape == (2, 0, 3)

@@ -60,9 +60,14 @@ print(json.dumps(results))
 
 
 def _run_each(argvs):
-  result = subprocess.run([sys.executable, "-c", _FORK_DRIVER,
-                           json.dumps(argvs)], cwd=ROOT, env=_ENV,
-                          capture_output=True, text=True, timeout=300)
+  result = subprocess.run(
+    [sys.executable, "-c", _FORK_DRIVER, json.dumps(argvs)],
+    cwd=ROOT,
+    env=_ENV,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout)
 
@@ -76,8 +81,9 @@ def _malformed_listops(directory):
   good = "( ( [MAX 1 ) 2 ) ]\t2\r\n"
   for split in ("train", "val", "test"):
     rows = [good] * 3 + (["[MAX 1 2 ]\tseven\r\n"] if split == "train" else [])
-    (directory / f"basic_{split}.tsv").write_text("Source\tTarget\r\n" +
-                                                  "".join(rows))
+    (directory / f"basic_{split}.tsv").write_text(
+      "Source\tTarget\r\n" + "".join(rows)
+    )
 
 
 def test_every_mistake_is_one_error_line_with_status_2(tmp_path):
@@ -90,66 +96,153 @@ def test_every_mistake_is_one_error_line_with_status_2(tmp_path):
   _malformed_listops(listops_dir)
   # (argv, words the error line must contain, only line on stderr)
   cases = [
-      # Config strings: a typo, an unknown preset, argument, flag value.
-      (["--config=configs/listops.py:macformr_exp"],
-       ["'macformr_exp'", "did you mean 'macformer_exp'",
-        "ATTENTION_PRESETS in configs/common.py"], True),
-      (["--config=configs/listops.py:softmax,preset=foo"],
-       ["unknown preset 'foo'", "lra, macformer", "configs/common.py"], True),
-      (["--config=configs/listops.py:softmx"],
-       ["unknown config argument 'softmx'", "did you mean 'softmax'"], True),
-      (["--config=configs/listops.py:softmax,preset=big"],
-       ["unknown preset 'big'"], True),
-      (["--config=configs/listops.py:softmax,size=2"],
-       ["unknown config argument 'size'"], True),
-      (["--config=configs/listops.py:softmax,smoke=maybe"],
-       ["smoke takes true/false"], True),
-      (["--config=configs/nothere.py:softmax"],
-       ["configs/nothere.py", "No such file"], True),
-      # Unknown keys and bad values of --config.<key>.
-      ([_LISTOPS, "--config.attention.options.num_features=128"],
-       ["--config.attention.options.num_features: the config has no such "
-        "key (num_features)"], True),
-      ([_LISTOPS, "--config.model.emb_dm=3"],
-       ["--config.model.emb_dm", 'Did you mean "emb_dim"'], True),
-      ([_LISTOPS, "--config.train.num_train_stepz=200"],
-       ["--config.train.num_train_stepz", "num_train_steps"], True),
-      (["--config=configs/listops.py:macformer_exp",
-        "--config.attention.options.num_featurs=64"],
-       ["--config.attention.options.num_featurs", "num_features"], True),
-      ([_LISTOPS, "--config.train.num_train_steps=abc"],
-       ["--config.train.num_train_steps=abc", "int"], True),
-      # Out-of-range values, checked before any data is generated.
-      ([_LISTOPS, "--config.train.num_train_steps=-5"],
-       ["--config.train.num_train_steps=-5: must be >= 1"], True),
-      ([_LISTOPS, "--config.data.batch_size=0"],
-       ["--config.data.batch_size=0: must be >= 1"], True),
-      ([_LISTOPS, "--config.data.max_len=0"], ["--config.data.max_len=0"],
-       True),
-      ([_LISTOPS, "--config.model.dropout_rate=1.5"],
-       ["--config.model.dropout_rate=1.5: must be in [0, 1)"], True),
-      (["--config=configs/listops.py:macformer_exp,smoke",
-        "--config.attention.options.num_features=0"],
-       ["--config.attention.options.num_features=0"], True),
-      (["--config=configs/listops.py:macformer_inverse",
-        "--config.attention.options.qk_scale=2.0"],
-       ["--config.attention.options.qk_scale=2.0", "radius of convergence",
-        "macformer_inverse_tuned"], True),
-      (["--config=configs/listops.py:softmax", "extra"],
-       ["unexpected arguments: extra"], True),
-      # Missing and malformed data.
-      (["--config=configs/retrieval.py:linear,smoke",
-        f"--config.data.data_dir={empty}", f"--workdir={tmp_path / 'r1'}"],
-       ["data for task 'retrieval': retrieval: new_aan_pairs.train.tsv not "
-        f"found; looked in: {empty}", "lra_release"], False),
-      ([_LISTOPS, f"--config.data.data_dir={listops_dir}",
-        f"--workdir={tmp_path / 'r2'}"],
-       [f"data for task 'listops': {listops_dir / 'basic_train.tsv'}:5:"],
-       False),
+    # Config strings: a typo, an unknown preset, argument, flag value.
+    (
+      ["--config=configs/listops.py:macformr_exp"],
+      [
+        "'macformr_exp'",
+        "did you mean 'macformer_exp'",
+        "ATTENTION_PRESETS in configs/common.py",
+      ],
+      True,
+    ),
+    (
+      ["--config=configs/listops.py:softmax,preset=foo"],
+      ["unknown preset 'foo'", "lra, macformer", "configs/common.py"],
+      True,
+    ),
+    (
+      ["--config=configs/listops.py:softmx"],
+      ["unknown config argument 'softmx'", "did you mean 'softmax'"],
+      True,
+    ),
+    (
+      ["--config=configs/listops.py:softmax,preset=big"],
+      ["unknown preset 'big'"],
+      True,
+    ),
+    (
+      ["--config=configs/listops.py:softmax,size=2"],
+      ["unknown config argument 'size'"],
+      True,
+    ),
+    (
+      ["--config=configs/listops.py:softmax,smoke=maybe"],
+      ["smoke takes true/false"],
+      True,
+    ),
+    (
+      ["--config=configs/nothere.py:softmax"],
+      ["configs/nothere.py", "No such file"],
+      True,
+    ),
+    # Unknown keys and bad values of --config.<key>.
+    (
+      [_LISTOPS, "--config.attention.options.num_features=128"],
+      [
+        "--config.attention.options.num_features: the config has no such "
+        "key (num_features)"
+      ],
+      True,
+    ),
+    (
+      [_LISTOPS, "--config.model.emb_dm=3"],
+      ["--config.model.emb_dm", 'Did you mean "emb_dim"'],
+      True,
+    ),
+    (
+      [_LISTOPS, "--config.train.num_train_stepz=200"],
+      ["--config.train.num_train_stepz", "num_train_steps"],
+      True,
+    ),
+    (
+      [
+        "--config=configs/listops.py:macformer_exp",
+        "--config.attention.options.num_featurs=64",
+      ],
+      ["--config.attention.options.num_featurs", "num_features"],
+      True,
+    ),
+    (
+      [_LISTOPS, "--config.train.num_train_steps=abc"],
+      ["--config.train.num_train_steps=abc", "int"],
+      True,
+    ),
+    # Out-of-range values, checked before any data is generated.
+    (
+      [_LISTOPS, "--config.train.num_train_steps=-5"],
+      ["--config.train.num_train_steps=-5: must be >= 1"],
+      True,
+    ),
+    (
+      [_LISTOPS, "--config.data.batch_size=0"],
+      ["--config.data.batch_size=0: must be >= 1"],
+      True,
+    ),
+    ([_LISTOPS, "--config.data.max_len=0"], ["--config.data.max_len=0"], True),
+    (
+      [_LISTOPS, "--config.model.dropout_rate=1.5"],
+      ["--config.model.dropout_rate=1.5: must be in [0, 1)"],
+      True,
+    ),
+    (
+      [
+        "--config=configs/listops.py:macformer_exp,smoke",
+        "--config.attention.options.num_features=0",
+      ],
+      ["--config.attention.options.num_features=0"],
+      True,
+    ),
+    (
+      [
+        "--config=configs/listops.py:macformer_inverse",
+        "--config.attention.options.qk_scale=2.0",
+      ],
+      [
+        "--config.attention.options.qk_scale=2.0",
+        "radius of convergence",
+        "macformer_inverse_tuned",
+      ],
+      True,
+    ),
+    (
+      ["--config=configs/listops.py:softmax", "extra"],
+      ["unexpected arguments: extra"],
+      True,
+    ),
+    # Missing and malformed data.
+    (
+      [
+        "--config=configs/retrieval.py:linear,smoke",
+        f"--config.data.data_dir={empty}",
+        f"--workdir={tmp_path / 'r1'}",
+      ],
+      [
+        "data for task 'retrieval': retrieval: new_aan_pairs.train.tsv not "
+        f"found; looked in: {empty}",
+        "lra_release",
+      ],
+      False,
+    ),
+    (
+      [
+        _LISTOPS,
+        f"--config.data.data_dir={listops_dir}",
+        f"--workdir={tmp_path / 'r2'}",
+      ],
+      [f"data for task 'listops': {listops_dir / 'basic_train.tsv'}:5:"],
+      False,
+    ),
   ]
-  results = _run_each([argv if any(a.startswith("--workdir") for a in argv)
-                       else argv + [_NO_WORKDIR] for argv, _, _ in cases])
-  for (argv, words, only), (status, stderr) in zip(cases, results):
+  results = _run_each(
+    [
+      argv
+      if any(a.startswith("--workdir") for a in argv)
+      else argv + [_NO_WORKDIR]
+      for argv, _, _ in cases
+    ]
+  )
+  for (argv, words, only), (status, stderr) in zip(cases, results, strict=True):
     lines = stderr.strip().splitlines()
     assert status == 2, (argv, status, stderr[-3000:])
     assert "Traceback" not in stderr, (argv, stderr[-3000:])
@@ -178,16 +271,25 @@ def test_a_second_ctrl_c_stops_at_once():
 
 
 _TINY = [
-    "--config=configs/listops.py:softmax,smoke",
-    "--config.model.emb_dim=16", "--config.model.qkv_dim=16",
-    "--config.model.mlp_dim=32", "--config.model.num_layers=1",
-    "--config.data.max_len=64", "--config.data.batch_size=8",
-    "--config.data.offline.num_train=400", "--config.data.offline.num_val=40",
-    "--config.data.offline.num_test=36", "--config.data.offline.min_length=4",
-    "--config.data.offline.max_length=60", "--config.data.offline.max_depth=4",
-    "--config.optimizer.warmup_steps=10", "--config.train.num_devices=1",
-    "--config.train.num_train_steps=60", "--config.train.log_every=1",
-    "--config.train.eval_frequency=60", "--config.train.checkpoint_every=0",
+  "--config=configs/listops.py:softmax,smoke",
+  "--config.model.emb_dim=16",
+  "--config.model.qkv_dim=16",
+  "--config.model.mlp_dim=32",
+  "--config.model.num_layers=1",
+  "--config.data.max_len=64",
+  "--config.data.batch_size=8",
+  "--config.data.offline.num_train=400",
+  "--config.data.offline.num_val=40",
+  "--config.data.offline.num_test=36",
+  "--config.data.offline.min_length=4",
+  "--config.data.offline.max_length=60",
+  "--config.data.offline.max_depth=4",
+  "--config.optimizer.warmup_steps=10",
+  "--config.train.num_devices=1",
+  "--config.train.num_train_steps=60",
+  "--config.train.log_every=1",
+  "--config.train.eval_frequency=60",
+  "--config.train.checkpoint_every=0",
 ]
 
 
@@ -196,10 +298,20 @@ def test_ctrl_c_checkpoints_and_the_same_command_resumes_there(tmp_path):
   line saying so; the same command resumes there. The rerun (with JAX's
   platform probe on) also shows that the logs hold neither the backend probe
   nor the config dump nor a TFDS "Downloading" line."""
-  command = [sys.executable, "run_lra.py", *_TINY,
-             f"--workdir={tmp_path / 'run'}"]
-  run = subprocess.Popen(command, cwd=ROOT, env=_ENV, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+  command = [
+    sys.executable,
+    "run_lra.py",
+    *_TINY,
+    f"--workdir={tmp_path / 'run'}",
+  ]
+  run = subprocess.Popen(
+    command,
+    cwd=ROOT,
+    env=_ENV,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   try:
     lines = []
     for line in run.stderr:  # no terminal: a log line per step
@@ -221,22 +333,25 @@ def test_ctrl_c_checkpoints_and_the_same_command_resumes_there(tmp_path):
   assert os.path.isdir(tmp_path / "run" / "checkpoints" / "latest" / str(step))
 
   env = {k: v for k, v in _ENV.items() if k != "JAX_PLATFORMS"}
-  rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
+  rerun = subprocess.run(
+    command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+  )
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert f"at step {step}\n" in rerun.stderr, rerun.stderr[-3000:]
   assert f"step {step + 1}/60: train loss" in rerun.stderr
   assert f"step {step}/60: train loss" not in rerun.stderr
-  assert "task=listops attention=softmax preset=lra,smoke steps=60" in \
-      rerun.stdout
+  assert (
+    "task=listops attention=softmax preset=lra,smoke steps=60" in rerun.stdout
+  )
   assert "Unable to initialize backend" not in rerun.stderr
   assert "emb_dim" not in rerun.stderr  # no config dump
   assert f"config in {tmp_path / 'run' / 'config.json'}" in rerun.stderr
   assert "Downloading" not in rerun.stderr + rerun.stdout
 
 
-def test_without_a_terminal_a_line_after_each_silent_interval(monkeypatch,
-                                                              caplog):
+def test_without_a_terminal_a_line_after_each_silent_interval(
+  monkeypatch, caplog
+):
   monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
   caplog.set_level(logging.INFO)
   heartbeat = metrics.Heartbeat(interval=0.1)
@@ -247,8 +362,11 @@ def test_without_a_terminal_a_line_after_each_silent_interval(monkeypatch,
     time.sleep(0.25)
   finally:
     heartbeat.close()
-  lines = [r.getMessage() for r in caplog.records
-           if r.getMessage().startswith("still ")]
+  lines = [
+    r.getMessage()
+    for r in caplog.records
+    if r.getMessage().startswith("still ")
+  ]
   assert any("still preparing the data and the model" in x for x in lines)
   assert any("still compiling and running step 1/10" in x for x in lines)
   assert progress.bar is None

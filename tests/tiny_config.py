@@ -14,9 +14,16 @@ def tiny_config(attention="softmax", **train):
     config.attention.options.num_features = 16
   config.data.max_len = 64
   config.data.batch_size = 8
-  config.data.offline.update({"num_train": 400, "num_val": 40,
-                              "num_test": 36, "min_length": 4,
-                              "max_length": 60, "max_depth": 4})
+  config.data.offline.update(
+    {
+      "num_train": 400,
+      "num_val": 40,
+      "num_test": 36,
+      "min_length": 4,
+      "max_length": 60,
+      "max_depth": 4,
+    }
+  )
   config.optimizer.warmup_steps = 10
   config.optimizer.learning_rate = 0.02
   t = config.train

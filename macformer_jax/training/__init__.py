@@ -38,7 +38,20 @@ from macformer_jax.training.steps import train_step
 from macformer_jax.training.validation import check_config
 from macformer_jax.training.validation import ConfigError
 
-__all__ = ["ConfigError", "DataError", "Engine", "Preempted", "TrainState",
-           "check_config", "create_train_state", "eval_step", "evaluate",
-           "make_engine", "named_keys", "run", "summary_line",
-           "train_and_evaluate", "train_step"]
+__all__ = [
+  "ConfigError",
+  "DataError",
+  "Engine",
+  "Preempted",
+  "TrainState",
+  "check_config",
+  "create_train_state",
+  "eval_step",
+  "evaluate",
+  "make_engine",
+  "named_keys",
+  "run",
+  "summary_line",
+  "train_and_evaluate",
+  "train_step",
+]

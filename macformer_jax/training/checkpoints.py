@@ -9,7 +9,7 @@ hosts every process takes part in each save and restore.
 
 import functools
 import os
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -20,24 +20,36 @@ class Checkpoints:
 
   def __init__(self, workdir: str, keep: int):
     root = os.path.join(os.path.abspath(workdir), "checkpoints")
-    options = functools.partial(ocp.CheckpointManagerOptions,
-                                enable_async_checkpointing=False, create=True)
+    options = functools.partial(
+      ocp.CheckpointManagerOptions,
+      enable_async_checkpointing=False,
+      create=True,
+    )
     self.latest_dir = os.path.join(root, "latest")
     self.latest = ocp.CheckpointManager(
-        self.latest_dir, item_names=("state", "meta"),
-        options=options(preservation_policy=ocp.checkpoint_managers.LatestN(
-            n=max(keep, 1))))
+      self.latest_dir,
+      item_names=("state", "meta"),
+      options=options(
+        preservation_policy=ocp.checkpoint_managers.LatestN(n=max(keep, 1))
+      ),
+    )
     self.best = ocp.CheckpointManager(
-        os.path.join(root, "best"), item_names=("state", "meta"),
-        options=options(preservation_policy=ocp.checkpoint_managers.LatestN(
-            n=1)))
+      os.path.join(root, "best"),
+      item_names=("state", "meta"),
+      options=options(preservation_policy=ocp.checkpoint_managers.LatestN(n=1)),
+    )
 
   @staticmethod
-  def _save(manager: ocp.CheckpointManager, step: int, state: Any,
-            meta: dict) -> None:
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-                 force=True)
+  def _save(
+    manager: ocp.CheckpointManager, step: int, state: Any, meta: dict
+  ) -> None:
+    manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+      ),
+      force=True,
+    )
     manager.wait_until_finished()
 
   def save_latest(self, step: int, state: Any, meta: dict) -> None:
@@ -51,19 +63,26 @@ class Checkpoints:
   def last_good(self) -> str:
     """The latest checkpoint, in words (for error messages)."""
     step = self.latest.latest_step()
-    return ("none (no checkpoint yet)" if step is None else
-            f"step {step} in {self.latest_dir}")
+    return (
+      "none (no checkpoint yet)"
+      if step is None
+      else f"step {step} in {self.latest_dir}"
+    )
 
   @staticmethod
-  def _restore(manager: ocp.CheckpointManager, step: int,
-               target: Any) -> Tuple[Any, dict]:
+  def _restore(
+    manager: ocp.CheckpointManager, step: int, target: Any
+  ) -> tuple[Any, dict]:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract),
-        meta=ocp.args.JsonRestore()))
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+      ),
+    )
     return restored["state"], restored["meta"]
 
-  def restore_latest(self, target: Any) -> Tuple[Any, Optional[dict]]:
+  def restore_latest(self, target: Any) -> tuple[Any, dict | None]:
     """(state, meta) of the latest checkpoint, or (target, None).
 
     `target` gives the tree, shapes, dtypes and shardings to restore into.
@@ -79,7 +98,7 @@ class Checkpoints:
         self.best.delete(best_step)
     return state, meta
 
-  def restore_best(self, target: Any) -> Tuple[Optional[Any], Optional[dict]]:
+  def restore_best(self, target: Any) -> tuple[Any | None, dict | None]:
     """(state, meta) of the best-eval checkpoint, or (None, None)."""
     step = self.best.latest_step()
     if step is None:

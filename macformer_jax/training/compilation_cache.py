@@ -18,7 +18,6 @@ trusted code: keep it in a directory only you can write to.
 """
 
 import os
-from typing import Optional
 
 import jax
 from jax.experimental.compilation_cache import compilation_cache
@@ -27,12 +26,12 @@ ENV_VAR = "MACFORMER_COMPILATION_CACHE"
 SUBDIR = "compilation_cache"
 
 
-def _current_dir() -> Optional[str]:
+def _current_dir() -> str | None:
   """The directory JAX's persistent compilation cache is set to, if any."""
-  return getattr(jax.config, "jax_compilation_cache_dir")
+  return jax.config.jax_compilation_cache_dir
 
 
-def cache_dir(workdir: str) -> Optional[str]:
+def cache_dir(workdir: str) -> str | None:
   """The cache directory of a run in `workdir` (see the module docstring);
   None when $MACFORMER_COMPILATION_CACHE is 'off'."""
   chosen = os.environ.get(ENV_VAR, "").strip()
@@ -42,7 +41,7 @@ def cache_dir(workdir: str) -> Optional[str]:
   return existing or os.path.join(workdir, SUBDIR)
 
 
-def enable(directory: Optional[str]) -> Optional[str]:
+def enable(directory: str | None) -> str | None:
   """Makes JAX read and write compiled programs in `directory` (None: leave
   the cache as it is). Returns `directory`."""
   if directory is None:
@@ -53,6 +52,6 @@ def enable(directory: Optional[str]) -> Optional[str]:
   return directory
 
 
-def enable_for_run(workdir: str) -> Optional[str]:
+def enable_for_run(workdir: str) -> str | None:
   """`enable(cache_dir(workdir))`: one call at the start of a run."""
   return enable(cache_dir(workdir))

@@ -10,14 +10,16 @@ Missing or malformed data surface as `DataError`, one line that names the
 file (and line) and the fix; `run_lra.py` prints it without a traceback.
 """
 
+from collections.abc import Iterator
 import hashlib
 import json
 import os
 import shutil
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any
 
 from absl import logging
 import jax
+
 import lra_tasks
 
 # What the loaders raise for missing files (FileNotFoundError), malformed
@@ -41,14 +43,20 @@ def offline_data_dir(config: Any, workdir: str, task: Any) -> str:
   temporary folder and renames it; the first rename wins.
   """
   args = config.data.offline.to_dict()
-  tag = hashlib.sha1(json.dumps([config.task, config.seed, args],
-                                sort_keys=True).encode()).hexdigest()[:8]
+  tag = hashlib.sha1(
+    json.dumps([config.task, config.seed, args], sort_keys=True).encode()
+  ).hexdigest()[:8]
   path = os.path.join(workdir, "data", f"{config.task}-{tag}")
   done = os.path.join(path, "DONE")
   if os.path.exists(done):
     return path
-  logging.info("data.data_dir is unset: generating %s data (%s) in %s (%s)",
-               config.task, task.offline_data.kind, path, args)
+  logging.info(
+    "data.data_dir is unset: generating %s data (%s) in %s (%s)",
+    config.task,
+    task.offline_data.kind,
+    path,
+    args,
+  )
   tmp = f"{path}.tmp{jax.process_index()}"
   if os.path.exists(tmp):
     shutil.rmtree(tmp)  # an interrupted generation
@@ -64,8 +72,9 @@ def offline_data_dir(config: Any, workdir: str, task: Any) -> str:
   return path
 
 
-def load_sources(config: Any, workdir: str
-                 ) -> Tuple[Any, Dict[str, Any], Dict[str, str]]:
+def load_sources(
+  config: Any, workdir: str
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
   """The task, its train/val/test sources, and what the data are.
 
   Returns:
@@ -79,27 +88,41 @@ def load_sources(config: Any, workdir: str
   data_dir = config.data.data_dir
   try:
     if data_dir:
-      info = {"kind": "files", "description": f"{config.task} files in "
-                                              f"{data_dir}", "dir": data_dir}
+      info = {
+        "kind": "files",
+        "description": f"{config.task} files in {data_dir}",
+        "dir": data_dir,
+      }
     elif config.data.offline:
       data_dir = offline_data_dir(config, workdir, task)
-      info = {"kind": task.offline_data.kind,
-              "description": task.offline_data.description, "dir": data_dir}
+      info = {
+        "kind": task.offline_data.kind,
+        "description": task.offline_data.description,
+        "dir": data_dir,
+      }
     else:
-      info = {"kind": "tfds", "description": "TFDS's default data dir",
-              "dir": ""}
+      info = {
+        "kind": "tfds",
+        "description": "TFDS's default data dir",
+        "dir": "",
+      }
     options = config.data.options.to_dict()
-    sources = {split: task.load(data_dir, split, max_len=config.data.max_len,
-                                **options)
-               for split in ("train", "val", "test")}
+    sources = {
+      split: task.load(data_dir, split, max_len=config.data.max_len, **options)
+      for split in ("train", "val", "test")
+    }
   except _DATA_ERRORS as e:
     raise DataError(_one_line(e)) from e
-  logging.info("data: %s (%s); %s", info["kind"], info["description"],
-               {k: len(v) for k, v in sources.items()})
+  logging.info(
+    "data: %s (%s); %s",
+    info["kind"],
+    info["description"],
+    {k: len(v) for k, v in sources.items()},
+  )
   return task, sources, info
 
 
-def checked(batches: Iterator[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
+def checked(batches: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
   """`batches`, with read errors of lazily decoded examples (a corrupt
   Pathfinder PNG, say) raised as DataError."""
   while True:

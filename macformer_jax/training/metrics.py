@@ -5,6 +5,8 @@ Steps return metric *sums* over the global batch plus a 'denominator'
 sums. `TrainWindow` collects them between log lines as plain state.
 """
 
+from collections.abc import Callable
+import contextlib
 import dataclasses
 import json
 import math
@@ -12,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 from absl import logging
 import jax
@@ -21,11 +23,13 @@ import tensorboardX
 import tqdm
 
 
-def means(sums: Dict[str, float]) -> Dict[str, float]:
+def means(sums: dict[str, float]) -> dict[str, float]:
   """Per-example means of metric sums (`loss`, `accuracy`)."""
   denominator = max(float(sums["denominator"]), 1.0)
-  return {"loss": float(sums["loss"]) / denominator,
-          "accuracy": float(sums["accuracy"]) / denominator}
+  return {
+    "loss": float(sums["loss"]) / denominator,
+    "accuracy": float(sums["accuracy"]) / denominator,
+  }
 
 
 @dataclasses.dataclass
@@ -36,14 +40,15 @@ class TrainWindow:
   does not wait for every step; `pause`/`resume` keep eval and checkpoint
   time out of steps/s.
   """
+
   loss: float = 0.0
   accuracy: float = 0.0
   denominator: float = 0.0
   steps: int = 0
   learning_rate: float = math.nan
   seconds: float = 0.0  # training time of the steps summed so far
-  pending: List[Tuple[int, Any]] = dataclasses.field(default_factory=list)
-  running_since: Optional[float] = None
+  pending: list[tuple[int, Any]] = dataclasses.field(default_factory=list)
+  running_since: float | None = None
 
   def add(self, step: int, device_metrics: Any) -> None:
     """Queues the (not yet fetched) metrics of the update that made `step`."""
@@ -57,14 +62,15 @@ class TrainWindow:
         (the last good checkpoint).
     """
     fetched = to_host([m for _, m in self.pending])
-    for (step, _), metrics in zip(self.pending, fetched):
+    for (step, _), metrics in zip(self.pending, fetched, strict=True):
       if not np.isfinite(metrics["loss"]):
         self.pending.clear()
         raise FloatingPointError(
-            f"non-finite training loss ({metrics['loss']}) at step {step}; "
-            f"last good checkpoint: {last_good}. Lower the learning rate, "
-            "clip gradients (optimizer.grad_clip_*) or use "
-            "model.dtype=float32.")
+          f"non-finite training loss ({metrics['loss']}) at step {step}; "
+          f"last good checkpoint: {last_good}. Lower the learning rate, "
+          "clip gradients (optimizer.grad_clip_*) or use "
+          "model.dtype=float32."
+        )
       self.loss += float(metrics["loss"])
       self.accuracy += float(metrics["accuracy"])
       self.denominator += float(metrics["denominator"])
@@ -80,13 +86,18 @@ class TrainWindow:
       self.seconds += time.time() - self.running_since
       self.running_since = None
 
-  def summary(self) -> Dict[str, float]:
+  def summary(self) -> dict[str, float]:
     """Means of the checked steps, the learning rate and steps/s."""
     seconds = self.seconds
     if self.running_since is not None:
       seconds += time.time() - self.running_since
-    scalars = means({"loss": self.loss, "accuracy": self.accuracy,
-                     "denominator": self.denominator})
+    scalars = means(
+      {
+        "loss": self.loss,
+        "accuracy": self.accuracy,
+        "denominator": self.denominator,
+      }
+    )
     scalars["learning_rate"] = self.learning_rate
     scalars["steps_per_sec"] = self.steps / max(seconds, 1e-9)
     return scalars
@@ -116,23 +127,25 @@ class MetricWriter:
       records = []
       with open(self.path) as f:
         for line in f:
-          try:
+          # A line cut short when the job was killed is dropped.
+          with contextlib.suppress(ValueError):
             records.append(json.loads(line))
-          except ValueError:
-            pass  # a line cut short when the job was killed
       with open(self.path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records
-                     if r["step"] <= start_step and r["split"] != "test")
-    self.tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"),
-                                         purge_step=start_step + 1)
+        f.writelines(
+          json.dumps(r) + "\n"
+          for r in records
+          if r["step"] <= start_step and r["split"] != "test"
+        )
+    self.tb = tensorboardX.SummaryWriter(
+      os.path.join(workdir, "tensorboard"), purge_step=start_step + 1
+    )
 
-  def write(self, step: int, split: str, scalars: Dict[str, float]) -> None:
+  def write(self, step: int, split: str, scalars: dict[str, float]) -> None:
     if not self.active:
       return
     scalars = {k: float(v) for k, v in scalars.items()}
     with open(self.path, "a") as f:
-      f.write(json.dumps({"step": int(step), "split": split, **scalars}) +
-              "\n")
+      f.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
     for name, value in scalars.items():
       self.tb.add_scalar(f"{split}/{name}", value, int(step))
 
@@ -157,8 +170,9 @@ class Heartbeat:
     self._stop = threading.Event()
     self._thread = None
     if jax.process_index() == 0 and not sys.stderr.isatty():
-      self._thread = threading.Thread(target=self._run, daemon=True,
-                                      name="heartbeat")
+      self._thread = threading.Thread(
+        target=self._run, daemon=True, name="heartbeat"
+      )
       self._thread.start()
 
   def phase(self, what: str) -> None:
@@ -169,11 +183,11 @@ class Heartbeat:
     self._last = time.time()
 
   def _run(self) -> None:
-    while not self._stop.wait(max(0.1, self._last + self.interval -
-                                  time.time())):
+    while not self._stop.wait(
+      max(0.1, self._last + self.interval - time.time())
+    ):
       if time.time() - self._last >= self.interval:
-        logging.info("still %s (%.0f s)", self._what,
-                     time.time() - self._since)
+        logging.info("still %s (%.0f s)", self._what, time.time() - self._since)
         self._last = time.time()
 
   def close(self) -> None:
@@ -190,22 +204,25 @@ class Progress:
   line was printed for a while.
   """
 
-  def __init__(self, start: int, total: int,
-               heartbeat: Optional[Heartbeat] = None):
+  def __init__(
+    self, start: int, total: int, heartbeat: Heartbeat | None = None
+  ):
     self.bar = None
     self.start, self.done, self.total = start, start, total
     self.heartbeat = heartbeat
     if jax.process_index() == 0 and sys.stderr.isatty():
-      self.bar = tqdm.tqdm(total=total, initial=start, unit="step",
-                           dynamic_ncols=True)
+      self.bar = tqdm.tqdm(
+        total=total, initial=start, unit="step", dynamic_ncols=True
+      )
     self._set_phase()
 
   def _set_phase(self) -> None:
     if self.heartbeat is not None:
       self.heartbeat.phase(
-          f"compiling and running step {self.done + 1}/{self.total}"
-          if self.done == self.start else
-          f"training, {self.done}/{self.total} steps queued")
+        f"compiling and running step {self.done + 1}/{self.total}"
+        if self.done == self.start
+        else f"training, {self.done}/{self.total} steps queued"
+      )
 
   def phase(self, what: str) -> None:
     """What the run does now, for the heartbeat (e.g. evaluating)."""

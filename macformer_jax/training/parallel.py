@@ -19,8 +19,9 @@ each host the same global batch rows, and run the same pure steps, so they
 compute the same updates.
 """
 
+from collections.abc import Callable
 import functools
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any
 
 import jax
 from jax.sharding import Mesh
@@ -35,7 +36,7 @@ MESH_AXES = ("data", "model")  # batch over 'data'; 'model' size 1 for now
 PMAP_AXIS = "batch"
 
 
-def select_devices(num_devices: int) -> List[jax.Device]:
+def select_devices(num_devices: int) -> list[jax.Device]:
   """`num_devices` devices of every host (0 = all), ordered by host, then id.
 
   Raises:
@@ -44,15 +45,17 @@ def select_devices(num_devices: int) -> List[jax.Device]:
   local = jax.local_device_count()
   n = local if num_devices == 0 else num_devices
   if not 0 < n <= local:
-    raise ValueError(f"train.num_devices={num_devices} but this host has "
-                     f"{local} devices: {jax.local_devices()}")
-  by_host: Dict[int, List[jax.Device]] = {}
+    raise ValueError(
+      f"train.num_devices={num_devices} but this host has "
+      f"{local} devices: {jax.local_devices()}"
+    )
+  by_host: dict[int, list[jax.Device]] = {}
   for d in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
     by_host.setdefault(d.process_index, []).append(d)
   return [d for host in sorted(by_host) for d in by_host[host][:n]]
 
 
-def make_mesh(devices: List[jax.Device], all_devices: bool) -> Mesh:
+def make_mesh(devices: list[jax.Device], all_devices: bool) -> Mesh:
   """A ('data', 'model') mesh of shape [len(devices), 1].
 
   With every device of the job, `jax.make_mesh` orders them for the
@@ -64,16 +67,18 @@ def make_mesh(devices: List[jax.Device], all_devices: bool) -> Mesh:
   auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
   if all_devices:
     return jax.make_mesh(shape, MESH_AXES, axis_types=auto, devices=devices)
-  return Mesh(np.asarray(devices, dtype=object).reshape(shape), MESH_AXES,
-              axis_types=auto)
+  return Mesh(
+    np.asarray(devices, dtype=object).reshape(shape), MESH_AXES, axis_types=auto
+  )
 
 
 def _host_rows_of(sharding: NamedSharding, batch_size: int) -> np.ndarray:
   """Global batch rows held by this host's devices, in the order
   `make_array_from_process_local_data` expects them (by position)."""
   index_map = sharding.addressable_devices_indices_map((batch_size,))
-  slices = sorted({(s[0].start or 0, s[0].stop or batch_size)
-                   for s in index_map.values()})
+  slices = sorted(
+    {(s[0].start or 0, s[0].stop or batch_size) for s in index_map.values()}
+  )
   return np.concatenate([np.arange(a, b) for a, b in slices])
 
 
@@ -93,8 +98,14 @@ class Engine:
       loads (`lra_tasks.train_batches(..., rows=host_rows)`).
   """
 
-  def __init__(self, parallelism: str, num_devices: int, batch_size: int,
-               learning_rate_fn: Callable, dual_input: bool):
+  def __init__(
+    self,
+    parallelism: str,
+    num_devices: int,
+    batch_size: int,
+    learning_rate_fn: Callable,
+    dual_input: bool,
+  ):
     """Builds the engine.
 
     Args:
@@ -109,51 +120,64 @@ class Engine:
         does not split evenly over the devices.
     """
     if parallelism not in PARALLELISMS:
-      raise ValueError(f"train.parallelism={parallelism!r}; expected one of "
-                       f"{', '.join(PARALLELISMS)}")
+      raise ValueError(
+        f"train.parallelism={parallelism!r}; expected one of "
+        f"{', '.join(PARALLELISMS)}"
+      )
     self.parallelism = parallelism
     self.devices = select_devices(num_devices)
     self.num_devices = len(self.devices)
     hosts = jax.process_count()
     if batch_size % self.num_devices:
       raise ValueError(
-          f"data.batch_size={batch_size} cannot be split evenly over "
-          f"{self.num_devices} devices ({hosts} host(s) x "
-          f"{self.num_devices // hosts}); use a multiple of "
-          f"{self.num_devices}, or fewer devices (train.num_devices)")
+        f"data.batch_size={batch_size} cannot be split evenly over "
+        f"{self.num_devices} devices ({hosts} host(s) x "
+        f"{self.num_devices // hosts}); use a multiple of "
+        f"{self.num_devices}, or fewer devices (train.num_devices)"
+      )
     self.batch_size = batch_size
     self.mesh = make_mesh(self.devices, all_devices=num_devices == 0)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
-    train = functools.partial(steps.train_step,
-                              learning_rate_fn=learning_rate_fn,
-                              dual_input=dual_input)
+    train = functools.partial(
+      steps.train_step, learning_rate_fn=learning_rate_fn, dual_input=dual_input
+    )
     evaluate = functools.partial(steps.eval_step, dual_input=dual_input)
     if parallelism == "sharding":
       self._train = jax.jit(
-          train, in_shardings=(self.replicated, self.batch_sharding),
-          out_shardings=(self.replicated, self.replicated),
-          donate_argnums=(0,))
+        train,
+        in_shardings=(self.replicated, self.batch_sharding),
+        out_shardings=(self.replicated, self.replicated),
+        donate_argnums=(0,),
+      )
       self._eval = jax.jit(
-          evaluate, in_shardings=(self.replicated, self.batch_sharding),
-          out_shardings=self.replicated)
+        evaluate,
+        in_shardings=(self.replicated, self.batch_sharding),
+        out_shardings=self.replicated,
+      )
       self.host_rows = _host_rows_of(self.batch_sharding, batch_size)
     else:
       per_device = batch_size // self.num_devices
       here = jax.process_index()
-      self._local = [i for i, d in enumerate(self.devices)
-                     if d.process_index == here]
+      self._local = [
+        i for i, d in enumerate(self.devices) if d.process_index == here
+      ]
       self.host_rows = np.concatenate(
-          [np.arange(i * per_device, (i + 1) * per_device)
-           for i in self._local])
-      pmap = functools.partial(jax.pmap, axis_name=PMAP_AXIS,
-                               in_axes=(None, 0), devices=self.devices)
-      self._train = pmap(functools.partial(train, axis_name=PMAP_AXIS),
-                         out_axes=(None, None), donate_argnums=(0,))
-      self._eval = pmap(functools.partial(evaluate, axis_name=PMAP_AXIS),
-                        out_axes=None)
+        [np.arange(i * per_device, (i + 1) * per_device) for i in self._local]
+      )
+      pmap = functools.partial(
+        jax.pmap, axis_name=PMAP_AXIS, in_axes=(None, 0), devices=self.devices
+      )
+      self._train = pmap(
+        functools.partial(train, axis_name=PMAP_AXIS),
+        out_axes=(None, None),
+        donate_argnums=(0,),
+      )
+      self._eval = pmap(
+        functools.partial(evaluate, axis_name=PMAP_AXIS), out_axes=None
+      )
 
-  def put_batch(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
+  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
     """This host's rows (`host_rows`) of a global batch, onto the devices.
 
     Returns:
@@ -161,9 +185,12 @@ class Engine:
       'pmap': [local devices, B / devices, ...] numpy arrays.
     """
     if self.parallelism == "sharding":
-      return {k: jax.make_array_from_process_local_data(
-          self.batch_sharding, v, (self.batch_size,) + v.shape[1:])
-              for k, v in batch.items()}
+      return {
+        k: jax.make_array_from_process_local_data(
+          self.batch_sharding, v, (self.batch_size,) + v.shape[1:]
+        )
+        for k, v in batch.items()
+      }
     n = len(self._local)
     return {k: v.reshape((n, -1) + v.shape[1:]) for k, v in batch.items()}
 
@@ -173,24 +200,26 @@ class Engine:
     Every host passes the same values; the result is what checkpoints save
     and both engines take.
     """
+
     def put(x):
-      if (isinstance(x, jax.Array) and
-          x.sharding.is_equivalent_to(self.replicated, x.ndim)):
+      if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(
+        self.replicated, x.ndim
+      ):
         return x
       if jax.process_count() == 1:
         return jax.device_put(x, self.replicated)
       x = np.asarray(x)
-      return jax.make_array_from_process_local_data(self.replicated, x,
-                                                    x.shape)
+      return jax.make_array_from_process_local_data(self.replicated, x, x.shape)
 
     return jax.tree.map(put, state)
 
-  def train(self, state: Any, batch: Dict[str, Any]
-            ) -> Tuple[Any, Dict[str, jax.Array]]:
+  def train(
+    self, state: Any, batch: dict[str, Any]
+  ) -> tuple[Any, dict[str, jax.Array]]:
     """One update: (new state, metric sums over the global batch)."""
     return self._train(state, batch)
 
-  def eval(self, state: Any, batch: Dict[str, Any]) -> Dict[str, jax.Array]:
+  def eval(self, state: Any, batch: dict[str, Any]) -> dict[str, jax.Array]:
     """Metric sums of one global eval batch (`steps.eval_step`)."""
     return self._eval(state, batch)
 
@@ -205,8 +234,14 @@ class Engine:
     return jax.tree.map(np.asarray, tree)
 
 
-def make_engine(config: Any, learning_rate_fn: Callable,
-                dual_input: bool) -> Engine:
+def make_engine(
+  config: Any, learning_rate_fn: Callable, dual_input: bool
+) -> Engine:
   """The Engine of `config.train` (parallelism, num_devices) and the batch."""
-  return Engine(config.train.parallelism, config.train.num_devices,
-                config.data.batch_size, learning_rate_fn, dual_input)
+  return Engine(
+    config.train.parallelism,
+    config.train.num_devices,
+    config.data.batch_size,
+    learning_rate_fn,
+    dual_input,
+  )

@@ -28,12 +28,14 @@ from jax.experimental import multihost_utils
 class Preempted(Exception):
   """The run stopped after a signal; `step` is checkpointed."""
 
-  def __init__(self, step: int, checkpoint_dir: str,
-               signal_name: str = "SIGTERM"):
+  def __init__(
+    self, step: int, checkpoint_dir: str, signal_name: str = "SIGTERM"
+  ):
     what = "interrupted" if signal_name == "SIGINT" else "preempted"
     super().__init__(
-        f"{what} ({signal_name}): stopped after step {step}, checkpoint in "
-        f"{checkpoint_dir}; run the same command again to resume")
+      f"{what} ({signal_name}): stopped after step {step}, checkpoint in "
+      f"{checkpoint_dir}; run the same command again to resume"
+    )
     self.step = step
     self.checkpoint_dir = checkpoint_dir
     self.signal_name = signal_name
@@ -59,8 +61,10 @@ class PreemptionNotice:
   def install(self) -> None:
     """Starts listening (signal handlers on one host)."""
     self._multi_host = jax.process_count() > 1
-    if (not self._multi_host and
-        threading.current_thread() is threading.main_thread()):
+    if (
+      not self._multi_host
+      and threading.current_thread() is threading.main_thread()
+    ):
       for signum in self._signums:
         self._previous[signum] = signal.signal(signum, self._handle)
 
@@ -78,9 +82,12 @@ class PreemptionNotice:
     if signum == signal.SIGINT:
       # The next Ctrl-C terminates the process at once (no traceback).
       signal.signal(signal.SIGINT, signal.SIG_DFL)
-      print("interrupted (SIGINT): finishing the step in flight and "
-            "checkpointing it; press Ctrl-C again to stop at once",
-            file=sys.stderr, flush=True)
+      print(
+        "interrupted (SIGINT): finishing the step in flight and "
+        "checkpointing it; press Ctrl-C again to stop at once",
+        file=sys.stderr,
+        flush=True,
+      )
 
   def reached(self, step: int) -> bool:
     if not self._multi_host:

@@ -21,7 +21,7 @@ the rest of the latest state.
 
 import lzma
 import os
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import msgpack
@@ -43,11 +43,16 @@ def _steps(directory: str) -> list:
 def _read(directory: str, step: int) -> tuple:
   """(state tree, meta) of one orbax checkpoint, without a target."""
   path = os.path.abspath(os.path.join(directory, str(step)))
-  manager = ocp.CheckpointManager(path.rsplit(os.sep, 1)[0],
-                                  item_names=("state", "meta"))
+  manager = ocp.CheckpointManager(
+    path.rsplit(os.sep, 1)[0], item_names=("state", "meta")
+  )
   try:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()
+      ),
+    )
   finally:
     manager.close()
   return restored["state"], dict(restored["meta"])
@@ -62,17 +67,24 @@ def _encode(tree: Any) -> Any:
   if tree is None or isinstance(tree, (bool, int, float, str)):
     return tree
   x = np.asarray(tree)
-  planes = np.ascontiguousarray(x.reshape(-1)).view(np.uint8).reshape(
-      -1, x.dtype.itemsize).T
-  return {"__array__": True, "dtype": x.dtype.str, "shape": list(x.shape),
-          "bytes": np.ascontiguousarray(planes).tobytes()}
+  planes = (
+    np.ascontiguousarray(x.reshape(-1))
+    .view(np.uint8)
+    .reshape(-1, x.dtype.itemsize)
+    .T
+  )
+  return {
+    "__array__": True,
+    "dtype": x.dtype.str,
+    "shape": list(x.shape),
+    "bytes": np.ascontiguousarray(planes).tobytes(),
+  }
 
 
 def _decode(tree: Any) -> Any:
   if isinstance(tree, dict) and tree.get("__array__"):
     dtype = np.dtype(tree["dtype"])
-    planes = np.frombuffer(tree["bytes"], np.uint8).reshape(
-        dtype.itemsize, -1)
+    planes = np.frombuffer(tree["bytes"], np.uint8).reshape(dtype.itemsize, -1)
     return np.ascontiguousarray(planes.T).view(dtype).reshape(tree["shape"])
   if isinstance(tree, dict):
     return {k: _decode(v) for k, v in tree.items()}
@@ -81,13 +93,13 @@ def _decode(tree: Any) -> Any:
   return tree
 
 
-def latest_step(workdir: str) -> Optional[int]:
+def latest_step(workdir: str) -> int | None:
   """The workdir's latest checkpoint step, or None."""
   steps = _steps(os.path.join(workdir, "checkpoints", "latest"))
   return steps[-1] if steps else None
 
 
-def export(workdir: str, path: str) -> Optional[int]:
+def export(workdir: str, path: str) -> int | None:
   """Writes the resume file of `workdir`'s latest checkpoint to `path`.
 
   Replaces `path` atomically. Returns the step written, or None when the
@@ -98,14 +110,23 @@ def export(workdir: str, path: str) -> Optional[int]:
     return None
   root = os.path.join(workdir, "checkpoints")
   state, meta = _read(os.path.join(root, "latest"), step)
-  payload = {"format": FORMAT, "step": step, "meta": meta,
-             "latest": _encode(state), "best_step": None, "best_meta": None,
-             "best": None}
+  payload = {
+    "format": FORMAT,
+    "step": step,
+    "meta": meta,
+    "latest": _encode(state),
+    "best_step": None,
+    "best_meta": None,
+    "best": None,
+  }
   best_steps = [s for s in _steps(os.path.join(root, "best")) if s <= step]
   if best_steps:
     best, best_meta = _read(os.path.join(root, "best"), best_steps[-1])
-    payload.update(best_step=best_steps[-1], best_meta=best_meta,
-                   best=_encode({k: best[k] for k in BEST_KEYS}))
+    payload.update(
+      best_step=best_steps[-1],
+      best_meta=best_meta,
+      best=_encode({k: best[k] for k in BEST_KEYS}),
+    )
   data = lzma.compress(msgpack.packb(payload, use_bin_type=True), preset=9)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp"
@@ -120,8 +141,10 @@ def load(path: str) -> dict:
   with open(path, "rb") as f:
     payload = msgpack.unpackb(lzma.decompress(f.read()), raw=False)
   if payload.get("format") != FORMAT:
-    raise ValueError(f"{path}: not a resume file of format {FORMAT!r} "
-                     f"(found {payload.get('format')!r})")
+    raise ValueError(
+      f"{path}: not a resume file of format {FORMAT!r} "
+      f"(found {payload.get('format')!r})"
+    )
   for key in ("latest", "best"):
     payload[key] = _decode(payload[key])
   return payload
@@ -136,16 +159,19 @@ def restore(path: str, workdir: str, keep: int = 2) -> int:
       resume file.
   """
   if latest_step(workdir) is not None:
-    raise ValueError(f"{workdir} already holds checkpoints; restore a resume "
-                     "file only into an empty workdir")
+    raise ValueError(
+      f"{workdir} already holds checkpoints; restore a resume "
+      "file only into an empty workdir"
+    )
   payload = load(path)
   manager = checkpoints_lib.Checkpoints(workdir, keep)
   try:
     latest = jax.tree.map(np.asarray, payload["latest"])
     if payload["best"] is not None:
       best = dict(latest, **payload["best"])
-      best["step"] = np.asarray(payload["best_step"],
-                                np.asarray(latest["step"]).dtype)
+      best["step"] = np.asarray(
+        payload["best_step"], np.asarray(latest["step"]).dtype
+      )
       manager.save_best(payload["best_step"], best, payload["best_meta"])
     manager.save_latest(payload["step"], latest, payload["meta"])
   finally:

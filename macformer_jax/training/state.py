@@ -1,6 +1,6 @@
 """The train state of a run and its initialisation (named keys, under jit)."""
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from flax.training import train_state
 import jax
@@ -22,21 +22,25 @@ class TrainState(train_state.TrainState):
       `fold_in(key, s)` (per example under pmap, `steps`), so they depend
       on neither device nor host.
   """
+
   random_features: Any = None
   rng: Any = None
 
 
-def named_keys(seed: int) -> Dict[str, jax.Array]:
+def named_keys(seed: int) -> dict[str, jax.Array]:
   """One typed key per name in RNG_NAMES, split from `config.seed`."""
   keys = jax.random.split(jax.random.key(seed), len(RNG_NAMES))
-  return dict(zip(RNG_NAMES, keys))
+  return dict(zip(RNG_NAMES, keys, strict=True))
 
 
-def create_train_state(config: Any, model: Any, dual_input: bool,
-                       tx: optax.GradientTransformation,
-                       keys: Dict[str, jax.Array],
-                       sharding: Optional[jax.sharding.Sharding] = None
-                       ) -> TrainState:
+def create_train_state(
+  config: Any,
+  model: Any,
+  dual_input: bool,
+  tx: optax.GradientTransformation,
+  keys: dict[str, jax.Array],
+  sharding: jax.sharding.Sharding | None = None,
+) -> TrainState:
   """Initialises params, random features and the optimizer, in one jit.
 
   Args:
@@ -54,14 +58,22 @@ def create_train_state(config: Any, model: Any, dual_input: bool,
   inputs = encoder.init_inputs(1, config.data.max_len, dual_input)
 
   def init():
-    variables = model.init({"params": keys["params"],
-                            "features": keys["features"],
-                            "dropout": keys["dropout"]}, *inputs,
-                           deterministic=True)
+    variables = model.init(
+      {
+        "params": keys["params"],
+        "features": keys["features"],
+        "dropout": keys["dropout"],
+      },
+      *inputs,
+      deterministic=True,
+    )
     return TrainState.create(
-        apply_fn=model.apply, params=variables["params"], tx=tx,
-        random_features=variables.get(layers.FEATURES, {}),
-        rng=jax.random.key_data(keys["dropout"]))
+      apply_fn=model.apply,
+      params=variables["params"],
+      tx=tx,
+      random_features=variables.get(layers.FEATURES, {}),
+      rng=jax.random.key_data(keys["dropout"]),
+    )
 
   return jax.jit(init, out_shardings=sharding)()
 

@@ -16,7 +16,8 @@ the losses and updates are the same on 1, 2 or N devices and hosts, up to the
 order of float summation; the two engines draw different masks.
 """
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from jax import lax
@@ -26,21 +27,21 @@ import optax
 from macformer_jax import encoder
 from macformer_jax import layers
 
-Batch = Dict[str, jax.Array]
+Batch = dict[str, jax.Array]
 
 
-def _variables(state: Any, params: Any) -> Dict[str, Any]:
+def _variables(state: Any, params: Any) -> dict[str, Any]:
   variables = {"params": params}
   if state.random_features:
     variables[layers.FEATURES] = state.random_features
   return variables
 
 
-def _psum(x: Any, axis_name: Optional[str]) -> Any:
+def _psum(x: Any, axis_name: str | None) -> Any:
   return x if axis_name is None else lax.psum(x, axis_name)
 
 
-def global_indices(batch_size: int, axis_name: Optional[str]) -> jax.Array:
+def global_indices(batch_size: int, axis_name: str | None) -> jax.Array:
   """int32[b]: positions of this step's examples in the global batch.
 
   Under pmap, device d of the axis holds rows [d * b, (d + 1) * b) (the
@@ -50,8 +51,9 @@ def global_indices(batch_size: int, axis_name: Optional[str]) -> jax.Array:
   return first + jnp.arange(batch_size, dtype=jnp.int32)
 
 
-def example_keys(rng: jax.Array, step: jax.Array,
-                 indices: jax.Array) -> jax.Array:
+def example_keys(
+  rng: jax.Array, step: jax.Array, indices: jax.Array
+) -> jax.Array:
   """Typed keys [b]: fold_in(fold_in(wrap(rng), step), index) per example.
 
   Args:
@@ -63,8 +65,9 @@ def example_keys(rng: jax.Array, step: jax.Array,
   return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(indices)
 
 
-def classification_sums(logits: jax.Array, targets: jax.Array,
-                        weights: jax.Array) -> Dict[str, jax.Array]:
+def classification_sums(
+  logits: jax.Array, targets: jax.Array, weights: jax.Array
+) -> dict[str, jax.Array]:
   """Weighted sums of the cross-entropy and of correct predictions.
 
   Args:
@@ -78,27 +81,36 @@ def classification_sums(logits: jax.Array, targets: jax.Array,
   """
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
   correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-  return {"loss": jnp.sum(ce * weights),
-          "accuracy": jnp.sum(correct * weights),
-          "denominator": jnp.sum(weights)}
+  return {
+    "loss": jnp.sum(ce * weights),
+    "accuracy": jnp.sum(correct * weights),
+    "denominator": jnp.sum(weights),
+  }
 
 
-def _logits_with_dropout(state: Any, params: Any, inputs: Tuple[jax.Array, ...],
-                         keys: jax.Array) -> jax.Array:
+def _logits_with_dropout(
+  state: Any, params: Any, inputs: tuple[jax.Array, ...], keys: jax.Array
+) -> jax.Array:
   """[b, C] logits, example i run with dropout key keys[i] (vmap)."""
   variables = _variables(state, params)
 
   def one(key, *example):
     batch_of_one = [x[None] for x in example]
-    return state.apply_fn(variables, *batch_of_one, deterministic=False,
-                          rngs={"dropout": key})[0]
+    return state.apply_fn(
+      variables, *batch_of_one, deterministic=False, rngs={"dropout": key}
+    )[0]
 
   return jax.vmap(one)(keys, *inputs)
 
 
-def train_step(state: Any, batch: Batch, *, learning_rate_fn: Callable,
-               dual_input: bool, axis_name: Optional[str] = None
-               ) -> Tuple[Any, Dict[str, jax.Array]]:
+def train_step(
+  state: Any,
+  batch: Batch,
+  *,
+  learning_rate_fn: Callable,
+  dual_input: bool,
+  axis_name: str | None = None,
+) -> tuple[Any, dict[str, jax.Array]]:
   """One optimizer update.
 
   The loss is sum(w * CE) over the step's examples divided by the global
@@ -124,11 +136,15 @@ def train_step(state: Any, batch: Batch, *, learning_rate_fn: Callable,
   if axis_name is None:  # the global batch: one key (module docstring)
     step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), step)
     forward = lambda params: state.apply_fn(
-        _variables(state, params), *inputs, deterministic=False,
-        rngs={"dropout": step_key})
+      _variables(state, params),
+      *inputs,
+      deterministic=False,
+      rngs={"dropout": step_key},
+    )
   else:  # a device's rows: a key per example
-    keys = example_keys(state.rng, step,
-                        global_indices(weights.shape[0], axis_name))
+    keys = example_keys(
+      state.rng, step, global_indices(weights.shape[0], axis_name)
+    )
     forward = lambda params: _logits_with_dropout(state, params, inputs, keys)
 
   def loss_fn(params):
@@ -139,15 +155,18 @@ def train_step(state: Any, batch: Batch, *, learning_rate_fn: Callable,
   grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
   grads = _psum(grads, axis_name)
   new_state = state.apply_gradients(grads=grads)
-  metrics = {"loss": _psum(sums["loss"], axis_name),
-             "accuracy": _psum(sums["accuracy"], axis_name),
-             "denominator": denominator,
-             "learning_rate": learning_rate_fn(step)}
+  metrics = {
+    "loss": _psum(sums["loss"], axis_name),
+    "accuracy": _psum(sums["accuracy"], axis_name),
+    "denominator": denominator,
+    "learning_rate": learning_rate_fn(step),
+  }
   return new_state, metrics
 
 
-def eval_step(state: Any, batch: Batch, *, dual_input: bool,
-              axis_name: Optional[str] = None) -> Dict[str, jax.Array]:
+def eval_step(
+  state: Any, batch: Batch, *, dual_input: bool, axis_name: str | None = None
+) -> dict[str, jax.Array]:
   """Metric sums of one eval batch (psummed under pmap).
 
   Args:
@@ -161,11 +180,14 @@ def eval_step(state: Any, batch: Batch, *, dual_input: bool,
     'class_counts': [C] float32, the weight of each target class (for the
     majority-class baseline).
   """
-  logits = state.apply_fn(_variables(state, state.params),
-                          *encoder.model_inputs(batch, dual_input),
-                          deterministic=True)
+  logits = state.apply_fn(
+    _variables(state, state.params),
+    *encoder.model_inputs(batch, dual_input),
+    deterministic=True,
+  )
   weights = batch["weights"].astype(jnp.float32)
   sums = classification_sums(logits, batch["targets"], weights)
-  sums["class_counts"] = jnp.zeros(logits.shape[-1], jnp.float32).at[
-      batch["targets"]].add(weights)
+  sums["class_counts"] = (
+    jnp.zeros(logits.shape[-1], jnp.float32).at[batch["targets"]].add(weights)
+  )
   return jax.tree.map(lambda x: _psum(x, axis_name), sums)
