@@ -54,9 +54,11 @@ def _visible(mask, causal, first, rows, length):
   return visible
 
 
-def _logits(q, k, visible):
-  """q [b, C, H, D], k [b, L, H, D] -> masked logits [b, H, C, L]."""
-  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.float32(
+def _logits(q, k, visible, heads_first=False):
+  """q [b, C, H, D], k [b, L, H, D] (heads_first: [b, H, C|L, D]) ->
+  masked logits [b, H, C, L]."""
+  spec = "bhqd,bhkd->bhqk" if heads_first else "bqhd,bkhd->bhqk"
+  logits = jnp.einsum(spec, q, k) / np.float32(
       np.sqrt(q.shape[-1]))
   if visible is not None:
     logits = jnp.where(visible, logits, _MASKED)
@@ -96,6 +98,8 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
 
   q, k [B, L, H, Dk], v [B, L, H, Dv] float32; mask bool [B, L] or None;
   key_data uint32 key data or None (no dropout). Returns [B, L, H, Dv].
+  Inside, q, k, v are heads-first ([B, H, L, D], transposed once), so that
+  each block's products are plain batched matmuls.
   """
   batch, length, heads, _ = q.shape
   bb = _largest_divisor(batch, batch_block)
@@ -109,20 +113,20 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
   def examples(x):  # [B, ...] -> [nb, bb, ...]
     return x.reshape((nb, bb) + x.shape[1:])
 
-  def queries(x):  # [bb, L, ...] -> [nq, bb, c, ...] (padded rows at the end)
-    x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-    return jnp.moveaxis(x.reshape((x.shape[0], nq, c) + x.shape[2:]), 1, 0)
+  def queries(x):  # [bb, H, L, D] -> [nq, bb, H, c, D] (padded rows last)
+    x = jnp.pad(x, ((0, 0), (0, 0), (0, pad), (0, 0)))
+    return jnp.moveaxis(x.reshape(x.shape[:2] + (nq, c, x.shape[-1])), 2, 0)
 
-  def unqueries(x):  # [nq, bb, c, ...] -> [bb, L, ...]
-    x = jnp.moveaxis(x, 0, 1)
-    return x.reshape((x.shape[0], nq * c) + x.shape[3:])[:, :length]
+  def unqueries(x):  # [nq, bb, H, c, D] -> [bb, H, L, D]
+    x = jnp.moveaxis(x, 0, 2)
+    return x.reshape(x.shape[:2] + (nq * c, x.shape[-1]))[:, :, :length]
 
   def block_keep(key_data, i, j):
     return _keep(key_data, dropout_rate, (bb, heads, c, length),
                  (i * bb, 0, j * c, 0), full)
 
   def forward(q, k, v, mask, key_data):
-    """Outputs [B, L, H, Dv] and each row's log-sum-exp as (max logit,
+    """Outputs [B, H, L, Dv] and each row's log-sum-exp as (max logit,
     log of the sum of exp(logit - max)), each [nb, nq, bb, H, c]: a row
     with every key masked has max -1e10, and -1e10 + log(L) would round
     to -1e10 in float32."""
@@ -131,7 +135,8 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
 
       def block(_, args):
         j, qb = args
-        logits = _logits(qb, kc, _visible(mc, causal, j * c, c, length))
+        logits = _logits(qb, kc, _visible(mc, causal, j * c, c, length),
+                         heads_first=True)
         top = jnp.max(logits, -1, keepdims=True)
         e = jnp.exp(logits - top)
         total = jnp.sum(e, -1, keepdims=True)
@@ -139,7 +144,7 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
         if has_dropout:
           weights = jnp.where(block_keep(key_data, i, j),
                               weights / (1.0 - dropout_rate), 0.0)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, vc)
+        out = jnp.einsum("bhqk,bhkd->bhqd", weights, vc)
         return None, (out, (top[..., 0], jnp.log(total[..., 0])))
 
       _, (out, lse) = lax.scan(block, None, (jnp.arange(nq), queries(qc)))
@@ -148,7 +153,7 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
     out, lse = lax.map(chunk, (jnp.arange(nb), examples(q), examples(k),
                                examples(v),
                                examples(mask) if has_mask else None))
-    return out.reshape((batch, length) + out.shape[3:]), lse
+    return out.reshape((batch,) + out.shape[2:]), lse
 
   def backward(q, k, v, mask, key_data, lse, d_out, delta):
     """(dq, dk, dv) from the saved log-sum-exps."""
@@ -162,9 +167,9 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
         dk_sum, dv_sum = carry
         j, qb, (top, log_total), db, deltab = args
         visible = _visible(mc, causal, j * c, c, length)
-        p = jnp.exp((_logits(qb, kc, visible) - top[..., None]) -
+        p = jnp.exp((_logits(qb, kc, visible, True) - top[..., None]) -
                     log_total[..., None])
-        dp = jnp.einsum("bqhd,bkhd->bhqk", db, vc)
+        dp = jnp.einsum("bhqd,bhkd->bhqk", db, vc)
         pz = p
         if has_dropout:
           keep = block_keep(key_data, i, j)
@@ -175,9 +180,9 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
         if visible is not None:
           ds = jnp.where(visible, ds, 0.0)
         ds = ds / np.float32(np.sqrt(q.shape[-1]))
-        dq = jnp.einsum("bhqk,bkhd->bqhd", ds, kc)
-        dk_sum = dk_sum + jnp.einsum("bhqk,bqhd->bkhd", ds, qb)
-        dv_sum = dv_sum + jnp.einsum("bhqk,bqhd->bkhd", pz, db)
+        dq = jnp.einsum("bhqk,bhkd->bhqd", ds, kc)
+        dk_sum = dk_sum + jnp.einsum("bhqk,bhqd->bhkd", ds, qb)
+        dv_sum = dv_sum + jnp.einsum("bhqk,bhqd->bhkd", pz, db)
         return (dk_sum, dv_sum), dq
 
       (dkc, dvc), dq = lax.scan(
@@ -189,7 +194,7 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
                             examples(v),
                             examples(mask) if has_mask else None, lse,
                             examples(d_out), examples(delta)))
-    return tuple(g.reshape((batch, length) + g.shape[3:]) for g in grads)
+    return tuple(g.reshape((batch,) + g.shape[2:]) for g in grads)
 
   @jax.custom_vjp
   def attend(q, k, v, mask, key_data):
@@ -201,12 +206,13 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
 
   def attend_bwd(residuals, d_out):
     q, k, v, mask, key_data, out, lse = residuals
-    delta = jnp.einsum("bqhd,bqhd->bhq", d_out, out)  # rowsum(P dP)
+    delta = jnp.einsum("bhqd,bhqd->bhq", d_out, out)  # rowsum(P dP)
     dq, dk, dv = backward(q, k, v, mask, key_data, lse, d_out, delta)
     return dq, dk, dv, None, None
 
   attend.defvjp(attend_fwd, attend_bwd)
-  return attend(q, k, v, mask, key_data)
+  q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))
+  return jnp.swapaxes(attend(q, k, v, mask, key_data), 1, 2)
 
 
 def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
