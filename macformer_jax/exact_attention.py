@@ -55,11 +55,15 @@ def _visible(mask, causal, first, rows, length):
 
 
 def _logits(q, k, visible, heads_first=False):
-  """q [b, C, H, D], k [b, L, H, D] (heads_first: [b, H, C|L, D]) ->
-  masked logits [b, H, C, L]."""
-  spec = "bhqd,bhkd->bhqk" if heads_first else "bqhd,bkhd->bhqk"
-  logits = jnp.einsum(spec, q, k) / np.float32(
-      np.sqrt(q.shape[-1]))
+  """q [b, C, H, D], k [b, L, H, D] -> masked logits [b, H, C, L].
+
+  heads_first: q [b, H, C, D] already scaled by 1 / sqrt(D), k [b, H, L, D].
+  """
+  if heads_first:
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k)
+  else:
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.float32(
+        np.sqrt(q.shape[-1]))
   if visible is not None:
     logits = jnp.where(visible, logits, _MASKED)
   return logits
@@ -109,6 +113,7 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
   pad = nq * c - length
   full = (batch, heads, length, length)
   has_mask, has_dropout = mask is not None, key_data is not None
+  inv_sqrt = np.float32(1.0 / np.sqrt(q.shape[-1]))
 
   def examples(x):  # [B, ...] -> [nb, bb, ...]
     return x.reshape((nb, bb) + x.shape[1:])
@@ -140,11 +145,11 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
         top = jnp.max(logits, -1, keepdims=True)
         e = jnp.exp(logits - top)
         total = jnp.sum(e, -1, keepdims=True)
-        weights = e / total
+        norm = total  # the row's 1 / total and 1 / (1 - rate) on [c, Dv]
         if has_dropout:
-          weights = jnp.where(block_keep(key_data, i, j),
-                              weights / (1.0 - dropout_rate), 0.0)
-        out = jnp.einsum("bhqk,bhkd->bhqd", weights, vc)
+          e = jnp.where(block_keep(key_data, i, j), e, 0.0)
+          norm = total * (1.0 - dropout_rate)
+        out = jnp.einsum("bhqk,bhkd->bhqd", e, vc) / norm
         return None, (out, (top[..., 0], jnp.log(total[..., 0])))
 
       _, (out, lse) = lax.scan(block, None, (jnp.arange(nq), queries(qc)))
@@ -169,17 +174,18 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
         visible = _visible(mc, causal, j * c, c, length)
         p = jnp.exp((_logits(qb, kc, visible, True) - top[..., None]) -
                     log_total[..., None])
-        dp = jnp.einsum("bhqd,bhkd->bhqk", db, vc)
         pz = p
-        if has_dropout:
+        if has_dropout:  # 1 / (1 - rate) on db [c, Dv], not on [c, L]
           keep = block_keep(key_data, i, j)
-          scale = 1.0 / (1.0 - dropout_rate)
-          pz = jnp.where(keep, p * scale, 0.0)
-          dp = jnp.where(keep, dp * scale, 0.0)
+          db = db / (1.0 - dropout_rate)
+          pz = jnp.where(keep, p, 0.0)
+        dp = jnp.einsum("bhqd,bhkd->bhqk", db, vc)
+        if has_dropout:
+          dp = jnp.where(keep, dp, 0.0)
         ds = p * (dp - deltab[..., None])
         if visible is not None:
           ds = jnp.where(visible, ds, 0.0)
-        ds = ds / np.float32(np.sqrt(q.shape[-1]))
+        # The cotangent of the scaled q; autodiff applies 1 / sqrt(Dk).
         dq = jnp.einsum("bhqk,bhkd->bhqd", ds, kc)
         dk_sum = dk_sum + jnp.einsum("bhqk,bhqd->bhkd", ds, qb)
         dv_sum = dv_sum + jnp.einsum("bhqk,bhqd->bhkd", pz, db)
@@ -212,7 +218,8 @@ def _blocked(q, k, v, mask, key_data, *, causal, dropout_rate, block_size,
 
   attend.defvjp(attend_fwd, attend_bwd)
   q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))
-  return jnp.swapaxes(attend(q, k, v, mask, key_data), 1, 2)
+  # q scaled once here ([B, H, L, Dk]), not each block's logits [c, L].
+  return jnp.swapaxes(attend(q * inv_sqrt, k, v, mask, key_data), 1, 2)
 
 
 def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
