@@ -14,7 +14,7 @@ computed for the training step:
   recomputes a block's weights from them (the backward pass of
   FlashAttention, Dao et al. 2022, Algorithm 2 with the key loop of length
   one: each block sees every key, so no online rescaling is needed and
-  the forward is the einsum's, row for row). A block of a few hundred
+  each row is the einsum's, to float32 round-off). A block of a few hundred
   kilobytes stays in the CPU's cache across the softmax, the dropout and
   both products, where the einsum's autodiff reads and writes [B, H, L, L]
   arrays in memory several times over; the dropout mask of a block is the
