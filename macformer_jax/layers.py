@@ -96,11 +96,29 @@ class SoftmaxAttention(nn.Module):
     implementation: 'einsum' (default: fastest on CPU, supports dropout), or
       'xla' / 'cudnn' for `jax.nn.dot_product_attention` ('cudnn' runs in
       bfloat16 on SM80+ GPUs and assumes right-padded masks).
+    block_size, batch_block: 'einsum' only: compute the weights
+      `block_size` queries of `batch_block` examples at a time, with
+      `exact_attention`'s own VJP (equal to the einsum to float32 round-off,
+      the same dropout masks); 0, 0: one einsum, autodiff. block_size
+      'auto': blocks of 64 queries of one example on CPU when the
+      [B, H, L, L] weights exceed 16 MiB (faster there: the blocks stay in
+      cache), one einsum otherwise and on accelerators.
   """
 
   dropout_rate: float = 0.0
   causal: bool = False
   implementation: str = "einsum"
+  block_size: int | str = "auto"
+  batch_block: int = 1
+
+  def _blocks(self, q) -> tuple:
+    """(block_size, batch_block) for `exact_attention.softmax_attention`."""
+    if self.block_size != "auto":
+      return int(self.block_size), self.batch_block
+    b, length, h, _ = q.shape
+    if jax.default_backend() == "cpu" and b * h * length * length >= 2**22:
+      return 64, self.batch_block
+    return 0, 0
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
@@ -108,6 +126,7 @@ class SoftmaxAttention(nn.Module):
       rng = None
       if not deterministic and self.dropout_rate > 0.0:
         rng = self.make_rng("dropout")
+      block_size, batch_block = self._blocks(q)
       return exact_attention.softmax_attention(
         q,
         k,
@@ -116,6 +135,8 @@ class SoftmaxAttention(nn.Module):
         self.causal,
         dropout_rate=self.dropout_rate,
         dropout_key=rng,
+        block_size=block_size,
+        batch_block=batch_block,
       )
     if self.implementation not in ("xla", "cudnn"):
       raise ValueError(

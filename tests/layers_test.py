@@ -364,3 +364,42 @@ def test_performer_example_without_real_keys_is_finite():
   )
   out = core.apply(variables, q, k, v, mask=mask)
   assert np.all(np.isfinite(out))
+
+
+def test_softmax_blocks_equal_the_einsum_with_dropout():
+  # The module's blocked path (its own VJP) and the single einsum: the same
+  # outputs and input gradients, dropout masks included, and 'auto' picks
+  # the blocks for large weights on CPU only.
+  r = np.random.default_rng(0)
+  q, k, v, d_out = (
+    jnp.asarray(r.normal(size=(2, 21, 2, 4)), jnp.float32) for _ in range(4)
+  )
+  mask = jnp.asarray(np.arange(21)[None] < np.array([[15], [21]]))
+
+  def run(**options):
+    core = layers.attention_class("softmax", dropout_rate=0.3, **options)()
+
+    def loss(q, k, v):
+      out = core.apply(
+        {},
+        q,
+        k,
+        v,
+        mask=mask,
+        deterministic=False,
+        rngs={"dropout": jax.random.key(5)},
+      )
+      return jnp.vdot(out, d_out)
+
+    return jax.value_and_grad(loss, argnums=(0, 1, 2))(q, k, v)
+
+  ref_value, ref_grads = run(block_size=0, batch_block=0)
+  value, grads = run(block_size=8, batch_block=1)
+  np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+  for g, ref in zip(grads, ref_grads, strict=True):
+    np.testing.assert_allclose(g, ref, atol=1e-5)
+  auto = layers.SoftmaxAttention()
+  assert auto._blocks(q) == (0, 0)  # pylint: disable=protected-access
+  big = jnp.zeros((32, 2001, 2, 32))
+  expected = (64, 1) if jax.default_backend() == "cpu" else (0, 0)
+  assert auto._blocks(big) == expected  # pylint: disable=protected-access
