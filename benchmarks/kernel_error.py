@@ -67,7 +67,7 @@ def _move(x, src, dst) -> np.ndarray:
   """Block b of x (widths `src`) to the start of block b (widths `dst`)."""
   out = np.zeros(np.shape(x)[:-1] + (sum(dst),), np.float32)
   for i, j, n in zip(
-    np.cumsum([0, *src]), np.cumsum([0, *dst]), src, strict=True
+    np.cumsum([0, *src]), np.cumsum([0, *dst]), src, strict=False
   ):
     out[..., j : j + n] = np.asarray(x)[..., i : i + n]
   return out
