@@ -37,11 +37,10 @@ from macformer_jax import normalization
 
 # Default lower bound of the RMFA denominator, per visible real key (see rmfa).
 RMFA_DENOMINATOR_EPS = 1e-2
-# Positions per block of the non-causal RMFA core on CPU: 4 x 256 rows of
-# 96 float32 block features (B = H = 2, M = 128: [1, q, degree >= 2
-# products], rmf_linear_attention), 384 KiB, stay in a core's 512 KiB L2;
-# measured against 128 and 384-1024 (docs/RMFA_CORE.md).
-DEFAULT_BLOCK_SIZE = 256
+# Positions per block of the non-causal RMFA core on CPU: measured against
+# 128-2048 on the 2-core machine with both cores free, 512 was fastest at
+# L = 4K-16K (256 was, when other jobs shared the cores; docs/RMFA_CORE.md).
+DEFAULT_BLOCK_SIZE = 512
 
 
 def _as_bool_mask(mask: jax.Array | None, batch: int, length: int):
