@@ -124,7 +124,13 @@ def find_results(patterns: Sequence[str]) -> list[str]:
   for pattern in patterns:
     matches = [pattern]
     if any(ch in pattern for ch in "*?["):
-      matches = sorted(glob.glob(pattern, recursive=True))
+      # A pattern skips an unfinished run's progress record (reduced_results
+      # keeps it beside the results as <run>.progress.json).
+      matches = sorted(
+        p
+        for p in glob.glob(pattern, recursive=True)
+        if not p.endswith(".progress.json")
+      )
       if not matches:
         raise ResultsError(f"{pattern}: no file matches this pattern")
     for path in matches:
