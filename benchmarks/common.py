@@ -160,6 +160,27 @@ def pyplot():
   return plt
 
 
+def machine_line(m: dict) -> str:
+  """A `machine()` record in words: 'cpu:cpu, host x86_64, cores 2, jax 0.4'."""
+  keys = (("host", "host"), ("cpu_count", "cores"), ("jax", "jax"))
+  parts = [f"{k} {m[key]}" for key, k in keys if m.get(key) is not None]
+  return ", ".join([str(m.get("device", "?")), *parts])
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+  """A fraction in [0, 1] in percent; '–' for None."""
+  return "–" if x is None else f"{100 * x:.{digits}f}"
+
+
+def format_table(spec: str, items: Sequence[Any], **fields) -> list[str]:
+  """A Markdown table from a template of two lines (see `templates`): the
+  header row, formatted with `fields`, and a row of `str.format` cells,
+  filled from each item (a mapping)."""
+  head, row = (line[2:-2].split(" | ") for line in spec.splitlines())
+  cells = [[cell.format_map(item) for cell in row] for item in items]
+  return table([h.format(**fields) for h in head], cells)
+
+
 # --- bench_b ---
 def shown(cmd: str) -> str:
   """A recorded command as it runs today (`python benchmarks/x.py ...` was

@@ -6,17 +6,17 @@ Each input is optional: a missing one gives a "not run yet" section naming
 its command (the grid, temperature and GPU sections are left out instead).
 It draws docs/attention_speed.png and docs/attention_pareto.png from their
 JSON. Every number is read from those files, except an earlier independent
-numpy measurement that the kernel-error section is checked against.
+numpy measurement that the kernel-error section is checked against. The
+prose and the fixed tables are in benchmarks/templates/report.md.
 """
 
 import argparse
+import collections
+import functools
 import math
 import os
 
 from benchmarks import common
-from benchmarks.common import as_float
-from benchmarks.common import fmt
-from benchmarks.common import pm
 from benchmarks.common import table
 
 KERNEL_ERROR_CMD = "python -m benchmarks.kernel_error"
@@ -25,12 +25,6 @@ LRA_CMD = (
   "python -m benchmarks.lra_table 'runs/*/results.json' "
   "--progress 'docs/results/full_length_listops_*.json'"
 )
-TEMPERATURE_CMD = (
-  "python -m benchmarks.temperature_study run && "
-  "python -m benchmarks.temperature_study report"
-)
-GPU_SUITE_CMD = "bash benchmarks/gpu_suite.sh   # on a machine with one GPU"
-REPORT_CMD = "python -m benchmarks.make_report"
 TRAIN_STEP_CMD = (
   "python -m benchmarks.train_step_speed "
   "--baseline=<old checkout> --profile=/tmp/profile"
@@ -39,266 +33,108 @@ TRAIN_STEP_CMD = (
 # exp kernel, D = 128, L = 1024, d = 32, PreSBN, non-causal, sampled degrees.
 HARNESS_B_EXP_D128 = 0.026
 KERNELS = ("exp", "trigh", "inverse", "log", "sqrt")
+BASELINES = {"performer": "Performer FAVOR+", "rfa": "RFA (Fourier)"}
 REPORT_DIMS = (128, 1024)
 GRID_M, GRID_SPEED_L = 128, 8192
 LEVELS = (0.1, 0.07, 0.05, 0.03, 0.02, 0.015, 0.01, 0.007, 0.005, 0.003)
+T = common.templates("report")
 
 
-def _machine(m: dict) -> str:
-  return ", ".join(
-    [str(m.get("device", "?"))]
-    + [
-      f"{label} {m[key]}"
-      for key, label in (
-        ("host", "host"),
-        ("cpu_count", "cores"),
-        ("jax", "jax"),
-      )
-      if m.get(key) is not None
-    ]
-  )
+def _say(key: str, **fields) -> list[str]:
+  """The lines of a template section, then a blank line."""
+  return T[key].format(**fields).splitlines() + [""]
 
 
-def _not_run(command: str, path: str, why: str) -> list[str]:
-  return [
-    f"Not run yet (`{path}` is {why}). Produce it with:",
-    "",
-    f"    {command}",
-    "",
-  ]
+def _slope(x: float | None, spec: str) -> str:
+  return "n/a" if x is None else format(x, spec)
 
 
-def _input(docs: str, name: str, title: str, command: str | None):
-  """(data, lines): the section's title, plus 'not run yet' if no data
-  (no lines at all when `command` is None: the section is optional)."""
-  path = os.path.join(docs, name)
-  data, why = common.load_json(path)
-  if data is None:
-    return None, (
-      []
-      if command is None
-      else [f"## {title}", ""] + _not_run(command, path, why)
-    )
-  return data, [f"## {title}", ""]
+def _maybe(d: dict) -> collections.defaultdict:
+  """`d` where a missing key reads as None (for `str.format`)."""
+  return collections.defaultdict(lambda: None, d)
 
 
 # ----------------------------------------------------------------------------
 # Kernel error (benchmarks.kernel_error).
 # ----------------------------------------------------------------------------
-def _curve(
-  curves,
-  method="rmf",
-  kernel="exp",
-  allocation=None,
-  projection=None,
-  inputs="presbn",
-) -> dict | None:
-  key = (method, kernel, allocation, projection, inputs)
-  return next(
-    (
-      c
-      for c in curves
-      if tuple(
-        c.get(k)
-        for k in ("method", "kernel", "allocation", "projection", "inputs")
-      )
-      == key
-    ),
-    None,
-  )
-
-
-def _row(curve: dict, name: str, label: str, metrics, slope_metrics):
-  slopes = [curve[m]["slope"] for m in slope_metrics]
+def _row(c: dict, name: str, label: str, metrics, slopes) -> list[str]:
+  """name, label, the fitted slopes, then mean ± std per D and metric."""
+  at = lambda m, i: common.pm(c[m]["mean"][i], c[m]["std"][i])
   return (
     [name, label]
-    + ["n/a" if x is None else f"{x:+.3f}" for x in slopes]
+    + [_slope(c[m]["slope"], "+.3f") for m in slopes]
     + [
-      pm(
-        curve[m]["mean"][curve["D"].index(d)],
-        curve[m]["std"][curve["D"].index(d)],
-      )
-      if d in curve["D"]
-      else "–"
+      at(m, c["D"].index(d)) if d in c["D"] else "–"
       for d in REPORT_DIMS
       for m in metrics
     ]
   )
 
 
-def kernel_error_section(docs: str, rel_png: str) -> list[str]:
-  data, lines = _input(
-    docs,
-    "kernel_error.json",
-    "Approximation error of random Maclaurin features",
-    KERNEL_ERROR_CMD,
+def _kernel_error(data: dict, docs: str) -> list[str]:
+  s, both = data["settings"], ("kernel_error", "attention_error")
+  keys = ("method", "kernel", "allocation", "projection", "inputs")
+  index = {tuple(map(c.get, keys)): c for c in reversed(data["curves"])}
+  curve = lambda m="rmf", k="exp", a=None, p=None, i="presbn": index.get(
+    (m, k, a, p, i)
   )
-  if data is None:
-    return lines
-  s, curves = data["settings"], data["curves"]
-  lines += [
-    f"Command: `{common.shown(data.get('command', KERNEL_ERROR_CMD))}` "
-    f"({data.get('date', '?')}, {data.get('runtime_s', {}).get('total', '?')}"
-    f" s). Machine: {_machine(data.get('machine', {}))}.",
-    "",
-    f"Relative Frobenius error of the kernel matrix "
-    f"({s['kernel_length']}×{s['kernel_length']}, K_ij = f(q_i·k_j)) and "
-    f"of the non-causal attention output (L = {s['length']}, "
-    f"d = {s['head_dim']}, v ~ N(0, 1)) against exact kernelized "
-    f"attention, mean ± std over {s['seeds']} seeds, D = "
-    f"{', '.join(str(d) for d in s['D'])}. Inputs: "
-    f"{s['inputs']['presbn']} (Macformer) or {s['inputs']['raw']} (the "
-    "authors' no-ppSBN ablation). Slopes are least-squares fits of "
-    "log(mean error) vs log(D) over all D; Monte Carlo error falls as "
-    "D^-1/2, i.e. slope -0.5.",
-    "",
-  ]
-  if os.path.exists(os.path.join(docs, os.path.basename(rel_png))):
-    lines += [f"![kernel and attention error vs D]({rel_png})", ""]
-  both, raw = (
-    ("kernel_error", "attention_error"),
-    ("attention_error", "attention_error_truncated"),
+  lines = _say(
+    "kernel_error",
+    cmd=common.shown(data.get("command", KERNEL_ERROR_CMD)),
+    date=data.get("date", "?"),
+    total=data.get("runtime_s", {}).get("total", "?"),
+    machine=common.machine_line(data.get("machine", {})),
+    s=s,
+    dims=", ".join(str(d) for d in s["D"]),
   )
-  tags = {
-    ("stratified", "chained"): " (default)",
-    ("sampled", "independent"): " (paper)",
-  }
+  if os.path.exists(os.path.join(docs, "kernel_error.png")):
+    lines += ["![kernel and attention error vs D](kernel_error.png)", ""]
+  tags = {"stratified/chained": " (default)", "sampled/independent": " (paper)"}
   rows = [
-    _row(c, f"RMF {kernel}", f"{a}/{p}{tags.get((a, p), '')}", both, both)
-    for kernel in KERNELS
+    _row(c, f"RMF {k}", f"{a}/{p}{tags.get(f'{a}/{p}', '')}", both, both)
+    for k in KERNELS
     for a in ("stratified", "sampled")
     for p in ("chained", "independent")
-    for c in [_curve(curves, kernel=kernel, allocation=a, projection=p)]
-    if c is not None
-  ]
-  names = {"performer": "Performer FAVOR+", "rfa": "RFA (Fourier)"}
-  rows += [
-    _row(c, name, "softmax = exp kernel", both, both)
-    for method, name in names.items()
-    for c in [_curve(curves, method=method)]
-    if c is not None
-  ]
-  header = ["method", "allocation/projection", "slope K", "slope attn"] + [
-    f"{m} D={d}" for d in REPORT_DIMS for m in ("K err", "attn err")
-  ]
-  lines += ["### With PreSBN", ""] + table(header, rows) + [""]
-  ref = _curve(
-    curves, kernel="exp", allocation="sampled", projection="independent"
-  )
-  if ref is not None and 128 in ref["D"]:
-    value = as_float(ref["attention_error"]["mean"][ref["D"].index(128)])
-    lines += [
-      "Check against an earlier independent numpy measurement "
-      "(exp, D = 128, L = 1024, d = 32, PreSBN, non-causal, sampled "
-      f"degrees): {fmt(value)} here vs {HARNESS_B_EXP_D128} there "
-      f"(ratio {value / HARNESS_B_EXP_D128:.2f}; that measurement "
-      "did not record its v distribution, on which the relative "
-      "attention error depends).",
-      "",
-    ]
-  outside = data.get("fraction_outside_radius", {}).get("raw", {})
-  nonfinite = lambda c: str(
-    sum(
-      v["nonfinite"]
-      for v in c.values()
-      if isinstance(v, dict) and "nonfinite" in v
-    )
-  )
-  raw_curves = [
-    (
-      k,
-      k,
-      math.nan,
-      _curve(
-        curves,
-        kernel=k,
-        allocation="sampled",
-        projection="independent",
-        inputs="raw",
-      ),
-    )
-    for k in KERNELS
+    if (c := curve(k=k, a=a, p=p))
   ] + [
-    (f"{m} (softmax)", "exp", 0.0, _curve(curves, method=m, inputs="raw"))
-    for m in names
+    _row(c, name, "softmax = exp kernel", both, both)
+    for m, name in BASELINES.items()
+    if (c := curve(m=m))
   ]
+  header = ["method", "allocation/projection", "slope K", "slope attn"]
+  header += [f"{m} D={d}" for d in REPORT_DIMS for m in ("K err", "attn err")]
+  lines += ["### With PreSBN", ""] + table(header, rows) + [""]
+  ref = curve(a="sampled", p="independent")
+  if ref is not None and 128 in ref["D"]:
+    value = common.as_float(ref["attention_error"]["mean"][ref["D"].index(128)])
+    ratio, ref = value / HARNESS_B_EXP_D128, HARNESS_B_EXP_D128
+    lines += _say("kernel_check", value=common.fmt(value), ref=ref, ratio=ratio)
+  outside = data.get("fraction_outside_radius", {}).get("raw", {})
+  raw = ("attention_error", "attention_error_truncated")
+  bad = lambda c: sum(
+    v.get("nonfinite", 0) for v in c.values() if isinstance(v, dict)
+  )
   rows = [
-    _row(c, name, fmt(outside.get(k, default)), raw, raw[1:]) + [nonfinite(c)]
-    for name, k, default, c in raw_curves
+    _row(c, name, common.fmt(outside.get(k, default)), raw, raw[1:])
+    + [str(bad(c))]
+    for name, k, default, c in [
+      (k, k, math.nan, curve(k=k, a="sampled", p="independent", i="raw"))
+      for k in KERNELS
+    ]
+    + [(f"{m} (softmax)", "exp", 0.0, curve(m=m, i="raw")) for m in BASELINES]
     if c
   ]
-  header = (
-    ["kernel", "pairs with abs(t) ≥ radius", "slope (vs f≤20)"]
-    + [f"attn err D={d} {t}" for d in REPORT_DIMS for t in ("vs f", "vs f≤20")]
-    + [f"non-finite values (of {4 * len(s['D']) * s['seeds']})"]
-  )
-  lines += (
-    [
-      "### Without PreSBN (paper's sampled/independent map)",
-      "",
-      f"Raw inputs {s['inputs']['raw']}. Where |q·k| reaches the radius of "
-      "convergence (1 for inverse, log, sqrt) f itself is undefined or not "
-      "its series, so the error is also given against f truncated at degree "
-      f"{s['max_degree']} (what RMF estimates without bias); nan/inf are "
-      "reported as such.",
-      "",
-    ]
-    + table(header, rows)
-    + [""]
-  )
+  header = ["kernel", "pairs with abs(t) ≥ radius", "slope (vs f≤20)"]
+  header += [
+    f"attn err D={d} {t}" for d in REPORT_DIMS for t in ("vs f", "vs f≤20")
+  ]
+  header += [f"non-finite values (of {4 * len(s['D']) * s['seeds']})"]
+  lines += _say("kernel_raw", s=s) + table(header, rows) + [""]
   var = data.get("variance")
   if var:
-    keys = (
-      "empirical_sampled_independent",
-      "formula_sampled_independent",
-      "empirical_sampled_chained",
-      "empirical_stratified_independent",
-      "formula_stratified_independent",
-      "empirical_stratified_chained",
-      "formula_stratified_chained",
-    )
-    ratios = (
-      "chained_over_independent_sampled",
-      "chained_over_independent_stratified",
-      "stratified_over_sampled_chained",
-    )
-    lines += (
-      [
-        f"### Variance of φ(x)·φ(y) at D = {var['num_features']}, "
-        f"d = {var['head_dim']}",
-        "",
-        f"Empirical variance over {var['num_draws']} independent draws, mean "
-        f"over {var['num_pairs']} pairs per pair set ({var['inputs']}), "
-        "beside the exact formulas. The chained layout (features share the "
-        "factors of a chain) costs the ratio in the chained ÷ independent "
-        "columns; its width is ≈ D instead of ≈ 2D.",
-        "",
-      ]
-      + table(
-        [
-          "kernel",
-          "pairs",
-          "mean abs t",
-          "sampled/indep.",
-          "formula (METHOD.md §2.2)",
-          "sampled/chained",
-          "stratified/indep.",
-          "formula",
-          "stratified/chained",
-          "formula",
-          "chained ÷ indep. (sampled)",
-          "chained ÷ indep. (stratified)",
-          "stratified ÷ sampled (chained)",
-        ],
-        [
-          [r["kernel"], r["pairs"], fmt(r["mean_abs_t"], 2)]
-          + [f"{r[k]:.2e}" for k in keys]
-          + [f"{r[k]:.3f}" for k in ratios]
-          for r in var["rows"]
-        ],
-      )
-      + [""]
-    )
+    items = [dict(r, t=common.fmt(r["mean_abs_t"], 2)) for r in var["rows"]]
+    lines += _say("variance", **var)
+    lines += common.format_table(T["variance_table"], items) + [""]
   return lines
 
 
@@ -306,6 +142,7 @@ def kernel_error_section(docs: str, rel_png: str) -> list[str]:
 # Attention speed (benchmarks.attention_speed), also the Spectraformer grid's.
 # ----------------------------------------------------------------------------
 def _variants(rows: list[dict]) -> list[str]:
+  """The timed variants of the rows, in their order of appearance."""
   return list(
     dict.fromkeys(
       k
@@ -314,6 +151,17 @@ def _variants(rows: list[dict]) -> list[str]:
       if isinstance(v, dict) and "median_ms" in v
     )
   )
+
+
+def _by_length(rows, variants, key, div=1, oom="–") -> list[str]:
+  """A table of `key` per length (rows) and variant (columns)."""
+  cell = lambda r, v: (
+    f"{r[v][key] / div:.1f}"
+    if r.get(v, {}).get(key) is not None
+    else (oom if v in r.get("oom", []) else "–")
+  )
+  body = [[str(r["length"])] + [cell(r, v) for v in variants] for r in rows]
+  return table(["L", *variants], body) + [""]
 
 
 def crossover(
@@ -345,8 +193,7 @@ def crossover(
   if not slower:
     return length, (
       f"{fast} is faster than {slow} at every measured length "
-      f"(L = {faster}); the crossover lies below L = "
-      f"{pts[0][0]}"
+      f"(L = {faster}); the crossover lies below L = {pts[0][0]}"
     )
   if not faster:
     return length, (
@@ -364,39 +211,26 @@ def speed_plot(data: dict, path: str) -> None:
   rows = sorted(data["rows"], key=lambda r: r["length"])
   variants = _variants(rows)
   fig, ax = plt.subplots(figsize=(7.5, 5))
-  for name in variants:
-    pts = [(r["length"], r[name]["median_ms"]) for r in rows if name in r]
-    ax.plot(
-      *zip(*pts, strict=True),
-      marker="o",
-      label=name,
-      lw=2.5 if name == "rmfa" else 1.5,
-    )
+  for v in variants:
+    pts = [(r["length"], r[v]["median_ms"]) for r in rows if v in r]
+    lw = 2.5 if v == "rmfa" else 1.5
+    ax.plot(*zip(*pts, strict=True), marker="o", label=v, lw=lw)
   for slow, color in (("softmax", "C3"), ("performer", "C1")):
-    length = (
-      crossover(rows, "rmfa", slow)[0]
-      if "rmfa" in variants and slow in variants
-      else None
-    )
+    length = None
+    if "rmfa" in variants and slow in variants:
+      length = crossover(rows, "rmfa", slow)[0]
     if length is not None:
       ax.axvline(length, color=color, ls=":", lw=1)
-      ax.text(
-        length,
-        ax.get_ylim()[1],
-        f" rmfa < {slow}\n L≈{length:.0f}",
-        va="top",
-        fontsize=8,
-        color=color,
-      )
+      label = f" rmfa < {slow}\n L≈{length:.0f}"
+      top = ax.get_ylim()[1]
+      ax.text(length, top, label, va="top", fontsize=8, color=color)
   ax.set_xscale("log", base=2)
-  ax.set(
-    yscale="log", xlabel="sequence length L", ylabel="fwd+bwd time (ms, median)"
-  )
-  shapes = data.get("shapes", {})
+  ax.set(yscale="log", xlabel="sequence length L")
+  ax.set_ylabel("fwd+bwd time (ms, median)")
+  sh = _maybe(data.get("shapes", {}))
   ax.set_title(
-    f"Attention core speed on {data.get('device', '?')} "
-    f"(B={shapes.get('batch')}, H={shapes.get('heads')}, "
-    f"Dh={shapes.get('head_dim')}, M={shapes.get('num_features')})",
+    f"Attention core speed on {data.get('device', '?')} (B={sh['batch']}, "
+    f"H={sh['heads']}, Dh={sh['head_dim']}, M={sh['num_features']})",
     fontsize=10,
   )
   ax.grid(True, which="both", alpha=0.3)
@@ -406,175 +240,90 @@ def speed_plot(data: dict, path: str) -> None:
   plt.close(fig)
 
 
-def _by_length(rows, variants, cell) -> list[str]:
-  return table(
-    ["L"] + variants,
-    [
-      [str(r["length"])] + [cell(r, v) if v in r else "–" for v in variants]
-      for r in rows
-    ],
-  ) + [""]
-
-
-def speed_section(docs: str, png_name: str, draw: bool = True) -> list[str]:
-  data, lines = _input(
-    docs,
-    "attention_speed.json",
-    "Attention speed vs sequence length",
-    SPEED_CMD,
-  )
-  if data is not None and not data.get("rows"):
-    data, lines = (
-      None,
-      lines
-      + _not_run(
-        SPEED_CMD, os.path.join(docs, "attention_speed.json"), "without rows"
-      ),
-    )
-  if data is None:
-    return lines
+def _speed(data: dict, docs: str) -> list[str] | str:
+  if not data.get("rows"):
+    return "without rows"
   rows = sorted(data["rows"], key=lambda r: r["length"])
   variants = _variants(rows)
-  lines += [
-    f"Command: `{common.shown(data.get('command', SPEED_CMD))}`. "
-    f"Machine: {_machine(data)}. Measure: "
-    f"{data.get('measure', '?')}.",
-    "",
-  ]
+  cmd = common.shown(data.get("command", SPEED_CMD))
+  machine, measure = common.machine_line(data), data.get("measure", "?")
+  lines = _say("speed", cmd=cmd, machine=machine, measure=measure)
   # Speed-ups of every variant against softmax, and of rmfa vs Performer.
-  ratios = [
-    (v, "softmax") for v in variants if "softmax" in variants and v != "softmax"
-  ]
-  ratios += [
-    ("rmfa", base)
-    for base in ("performer", "performer_peer")
-    if "rmfa" in variants and base in variants
-  ]
+  ratios = [(v, "softmax") for v in variants if v != "softmax"]
+  ratios = ratios if "softmax" in variants else []
+  if "rmfa" in variants:
+    ratios += [("rmfa", b) for b in ("performer", "performer_peer")]
+  ratios = [(v, b) for v, b in ratios if b in variants]
+  ms = lambda r, v: f"{r[v]['median_ms']:.1f}" if v in r else "–"
+  gain = lambda r, v, b: (
+    f"{r[b]['median_ms'] / r[v]['median_ms']:.2f}×"
+    if v in r and b in r
+    else "–"
+  )
+  header = ["L"] + [f"{v} ms" for v in variants]
+  header += [f"{v} speed-up vs {b}" for v, b in ratios]
   lines += table(
-    ["L"]
-    + [f"{v} ms" for v in variants]
-    + [f"{v} speed-up vs {base}" for v, base in ratios],
+    header,
     [
       [str(r["length"])]
-      + [f"{r[v]['median_ms']:.1f}" if v in r else "–" for v in variants]
-      + [
-        f"{r[b]['median_ms'] / r[v]['median_ms']:.2f}×"
-        if v in r and b in r
-        else "–"
-        for v, b in ratios
-      ]
+      + [ms(r, v) for v in variants]
+      + [gain(r, v, b) for v, b in ratios]
       for r in rows
     ],
   ) + [""]
   has = lambda key: any(key in r.get(v, {}) for r in rows for v in variants)
   if has("fwd_median_ms"):
-    lines += ["Forward only (ms, median):", ""] + _by_length(
-      rows, variants, lambda r, v: f"{r[v]['fwd_median_ms']:.1f}"
-    )
+    lines += ["Forward only (ms, median):", ""]
+    lines += _by_length(rows, variants, "fwd_median_ms")
   if has("fwd_bwd_temp_bytes"):
-    lines += (
-      [
-        "Memory: XLA scratch of the compiled fwd+bwd (MiB; "
-        "`memory_analysis().temp_size_in_bytes`; on a GPU the device "
-        "peak is in the JSON):",
-        "",
-      ]
-      + table(
-        ["L"] + variants,
-        [
-          [str(r["length"])]
-          + [
-            f"{r[v]['fwd_bwd_temp_bytes'] / 2**20:.1f}"
-            if r.get(v, {}).get("fwd_bwd_temp_bytes") is not None
-            else ("OOM" if v in r.get("oom", []) else "–")
-            for v in variants
-          ]
-          for r in rows
-        ],
-      )
-      + [""]
-    )
+    lines += _say("speed_memory")
+    lines += _by_length(rows, variants, "fwd_bwd_temp_bytes", 2**20, "OOM")
   if any("fraction_of_matmul" in r.get("rmfa", {}) for r in rows):
+    share = [
+      f"L={r['length']}: {100 * r['rmfa']['fraction_of_matmul']:.0f}%"
+      for r in rows
+      if "rmfa" in r
+    ]
     lines += [
       "RMFA's matmul FLOPs per second as a fraction of this machine's "
-      "float32 matmul throughput: "
-      + ", ".join(
-        f"L={r['length']}: {100 * r['rmfa']['fraction_of_matmul']:.0f}%"
-        for r in rows
-        if "rmfa" in r
-      )
-      + ".",
+      f"float32 matmul throughput: {', '.join(share)}.",
       "",
     ]
   if "rmfa" in variants:
-    lines += [
-      f"* {crossover(rows, 'rmfa', slow)[1]}."
-      for slow in ("softmax", "performer")
-      if slow in variants
-    ] + [""]
-  if draw:
-    speed_plot(data, os.path.join(docs, png_name))
-    lines += [f"![attention time vs L]({png_name})", ""]
-  return lines
+    slow = [s for s in ("softmax", "performer") if s in variants]
+    lines += [f"* {crossover(rows, 'rmfa', s)[1]}." for s in slow] + [""]
+  speed_plot(data, os.path.join(docs, "attention_speed.png"))
+  return lines + ["![attention time vs L](attention_speed.png)", ""]
 
 
-def grid_speed_section(docs: str) -> list[str]:
-  data, lines = _input(
-    docs,
-    "attention_speed_spectral.json",
-    "Spectraformer grid: attention speed",
-    None,
-  )
-  if data is None or not data.get("rows"):
-    return []
+def _grid_speed(data: dict, docs: str) -> list[str] | str:
+  if not data.get("rows"):
+    return "without rows"
   rows = sorted(data["rows"], key=lambda r: r["length"])
-  variants, shapes = _variants(rows), data.get("shapes", {})
-  lines += [
-    f"Command: `{common.shown(data.get('command', '?'))}`. Machine: "
-    f"{data.get('device')}, {data.get('host')}, jax {data.get('jax')}. "
-    f"Measure: {data.get('measure')}; B = {shapes.get('batch')}, H = "
-    f"{shapes.get('heads')}, Dh = {shapes.get('head_dim')}, M = "
-    f"{shapes.get('num_features')}. All variants ran in one process, "
-    "alternating within each repeat; on a shared machine compare ratios "
-    "within this table, not absolute times across runs.",
-    "",
-    "fwd+bwd time (ms, median):",
-    "",
-  ] + _by_length(rows, variants, lambda r, v: f"{r[v]['median_ms']:.1f}")
-  at = [r for r in rows if r["length"] == GRID_SPEED_L]
-  timed = (
-    sorted(
-      (at[0][v]["median_ms"], v)
-      for v in variants
-      if v.startswith("spectra_") and v in at[0]
-    )
-    if at
-    else []
+  variants, sh = _variants(rows), _maybe(data.get("shapes", {}))
+  cmd = common.shown(data.get("command", "?"))
+  lines = _say("grid_speed", cmd=cmd, d=_maybe(data), sh=sh)
+  lines += _by_length(rows, variants, "median_ms")
+  at = next((r for r in rows if r["length"] == GRID_SPEED_L), {})
+  timed = sorted(
+    (at[v]["median_ms"], v)
+    for v in variants
+    if v.startswith("spectra_") and v in at
   )
   if timed:
-    r, bases = at[0], ("rmfa", "performer", "softmax")
+    bases = ("rmfa", "performer", "softmax")
     body = [
       [v, f"{ms:.1f}"]
-      + [f"{ms / r[b]['median_ms']:.2f}×" if b in r else "–" for b in bases]
+      + [f"{ms / at[b]['median_ms']:.2f}×" if b in at else "–" for b in bases]
       for ms, v in (timed[0], timed[-1])
     ]
     body += [
-      [b, f"{r[b]['median_ms']:.1f}", "", "", ""] for b in bases if b in r
+      [b, f"{at[b]['median_ms']:.1f}", "", "", ""] for b in bases if b in at
     ]
-    lines += (
-      [f"At L = {GRID_SPEED_L} (one run):", ""]
-      + table(
-        [
-          "variant",
-          "fwd+bwd ms",
-          "time / rmfa",
-          "time / performer",
-          "time / softmax",
-        ],
-        body,
-      )
-      + ["", f"Fastest grid cell: {timed[0][1]}; slowest: {timed[-1][1]}.", ""]
-    )
+    header = ["variant", "fwd+bwd ms"] + [f"time / {b}" for b in bases]
+    lines += [f"At L = {GRID_SPEED_L} (one run):", ""] + table(header, body)
+    extremes = f"Fastest grid cell: {timed[0][1]}; slowest: {timed[-1][1]}."
+    lines += ["", extremes, ""]
   return lines
 
 
@@ -604,36 +353,33 @@ def time_to_reach(points, level) -> float | None:
   return math.exp(math.log(t0) + f * math.log(t1 / t0))
 
 
+def _curves(data: dict, length: int, s: float) -> dict[str, list]:
+  """{method: [(ms, error at scale s)]} at one length."""
+  pts = {r["method"]: [] for r in data["results"]}
+  for r in data["results"]:
+    if r["length"] == length:
+      pts[r["method"]].append((r["ms"], r["errors"][f"{s:g}"]))
+  return pts
+
+
 def pareto_plot(data: dict, path: str) -> None:
   """Error vs fwd+bwd time, a curve per method, a panel per (scale, L)."""
-  plt, res, scales = common.pyplot(), data["results"], data["scales"]
-  lengths = sorted({r["length"] for r in res})
+  plt, scales = common.pyplot(), data["scales"]
+  lengths = sorted({r["length"] for r in data["results"]})
+  size = (4.5 * len(lengths), 3.8 * len(scales))
   fig, axes = plt.subplots(
-    len(scales),
-    len(lengths),
-    squeeze=False,
-    figsize=(4.5 * len(lengths), 3.8 * len(scales)),
+    len(scales), len(lengths), squeeze=False, figsize=size
   )
   for i, s in enumerate(scales):
     for j, length in enumerate(lengths):
       ax = axes[i][j]
-      for n in dict.fromkeys(r["method"] for r in res):
-        pts = sorted(
-          (r["ms"], r["errors"][f"{s:g}"])
-          for r in res
-          if r["method"] == n and r["length"] == length
-        )
-        ax.plot(
-          *zip(*pts, strict=True),
-          "-" if n.startswith("rmfa") else "--",
-          marker="o",
-          ms=3,
-          label=n,
-          lw=2.2 if n in ("rmfa", "performer_peer") else 1,
-        )
-      ax.set(
-        xscale="log", yscale="log", xlabel="fwd+bwd ms", ylabel="relative error"
-      )
+      for n, pts in _curves(data, length, s).items():
+        style = "-" if n.startswith("rmfa") else "--"
+        lw = 2.2 if n in ("rmfa", "performer_peer") else 1
+        xy = zip(*sorted(pts), strict=True)
+        ax.plot(*xy, style, marker="o", ms=3, label=n, lw=lw)
+      ax.set(xscale="log", yscale="log", xlabel="fwd+bwd ms")
+      ax.set_ylabel("relative error")
       ax.set_title(f"L = {length}, s = {s:.3g}", fontsize=9)
       ax.grid(True, which="both", alpha=0.3)
   axes[0][-1].legend(fontsize=6)
@@ -642,119 +388,58 @@ def pareto_plot(data: dict, path: str) -> None:
   plt.close(fig)
 
 
-def pareto_section(docs: str, png_name: str) -> list[str]:
-  data, lines = _input(
-    docs, "attention_pareto.json", "Time against error (Pareto)", None
-  )
-  if data is None:
-    return lines
-  res, sh = data["results"], data["shapes"]
-  methods = list(dict.fromkeys(r["method"] for r in res))
+def _pareto(data: dict, docs: str) -> list[str]:
+  res, png = data["results"], "attention_pareto.png"
   lengths = sorted({r["length"] for r in res})
-  pareto_plot(data, os.path.join(docs, png_name))
-  lines += [
-    f"Command: `{common.shown(data['command'])}`. Machine: "
-    f"{data['device']}, {data['host']}, {data['cpus']} CPUs, jax "
-    f"{data['jax']}; matmul {data['matmul_gflops']:.0f} GFLOP/s. "
-    f"Measure: {data['measure']} ({data['rows']} rows, "
-    f"{data['draws']} draws). B = {sh['batch']}, H = {sh['heads']}, "
-    f"Dh = {sh['head_dim']}; q, k PreSBN'd and scaled by s. All runs "
-    "in one process: compare ratios, not absolute times across "
-    f"runs.",
-    "",
-    f"![time vs error]({png_name})",
-    "",
-  ]
-  peer = "performer_peer" if "performer_peer" in methods else "favor"
+  pareto_plot(data, os.path.join(docs, png))
+  cmd, sh = common.shown(data["command"]), data["shapes"]
+  lines = _say("pareto", cmd=cmd, d=data, sh=sh, png=png)
+  peer = (
+    "performer_peer"
+    if any(r["method"] == "performer_peer" for r in res)
+    else "favor"
+  )
   for length in lengths:
     for s in data["scales"]:
-      pts = {
-        n: [
-          (r["ms"], r["errors"][f"{s:g}"])
-          for r in res
-          if r["method"] == n and r["length"] == length
-        ]
-        for n in methods
+      reach = {
+        n: [time_to_reach(p, e) for e in LEVELS]
+        for n, p in _curves(data, length, s).items()
       }
-      lines += [
-        f"L = {length}, s = {s:.3g}: fwd+bwd ms to reach error <= e "
-        "(log-log interpolation between feature counts; - not "
-        "reached)",
-        "",
-      ] + table(
+      lines += _say("pareto_level", length=length, s=s) + table(
         ["method"] + [f"{e:g}" for e in LEVELS],
         [
-          [n]
-          + [
-            "-" if t is None else f"{t:.1f}"
-            for t in (time_to_reach(pts[n], e) for e in LEVELS)
-          ]
-          for n in methods
+          [n] + ["-" if t is None else f"{t:.1f}" for t in times]
+          for n, times in reach.items()
         ],
       )
-      if "rmfa" in pts and peer in pts:
+      if "rmfa" in reach and peer in reach:
         ratios = [
           f"{e:g}: " + (f"{tp / tr:.2f}x" if tp else "rmfa only")
-          for e in LEVELS
-          for tp, tr in [
-            (time_to_reach(pts[peer], e), time_to_reach(pts["rmfa"], e))
-          ]
+          for e, tp, tr in zip(LEVELS, reach[peer], reach["rmfa"], strict=True)
           if tr
         ]
-        lines += [
-          "",
-          f"{peer} time / rmfa time at equal error: "
-          + (", ".join(ratios) or "no common level"),
-        ]
+        same = ", ".join(ratios) or "no common level"
+        lines += ["", f"{peer} time / rmfa time at equal error: {same}"]
       lines.append("")
   by = {(r["method"], r["length"], r["num_features"]): r for r in res}
-  mib = lambda r: f"{r['temp_bytes'] / 2**20:.1f}"
-  return (
-    lines
-    + [
-      "Equal M (fwd+bwd ms, temp MiB of the compiled fwd+bwd; "
-      f"ratio = {peer} / rmfa):",
-      "",
-    ]
-    + table(
-      [
-        "L",
-        "M",
-        "rmfa ms",
-        f"{peer} ms",
-        "ratio",
-        "rmfa MiB",
-        f"{peer} MiB",
-        "rmfa % of matmul",
-      ],
-      [
-        [
-          length,
-          m,
-          f"{a['ms']:.1f}",
-          f"{p['ms']:.1f}",
-          f"{p['ms'] / a['ms']:.2f}x",
-          mib(a),
-          mib(p),
-          f"{100 * a['fraction_of_matmul']:.0f}%",
-        ]
-        for length in lengths
-        for m in sorted({r["num_features"] for r in res})
-        for a, p in [(by.get(("rmfa", length, m)), by.get((peer, length, m)))]
-        if a and p
-      ],
-    )
-    + [""]
-  )
+  items = [
+    dict(L=length, M=m, a=a, p=p, ratio=p["ms"] / a["ms"])
+    | dict(a_mib=a["temp_bytes"] / 2**20, p_mib=p["temp_bytes"] / 2**20)
+    | dict(share=100 * a["fraction_of_matmul"])
+    for length in lengths
+    for m in sorted({r["num_features"] for r in res})
+    for a, p in [(by.get(("rmfa", length, m)), by.get((peer, length, m)))]
+    if a and p
+  ]
+  lines += _say("pareto_equal", peer=peer)
+  return lines + common.format_table(T["pareto_table"], items, peer=peer) + [""]
 
 
 # ----------------------------------------------------------------------------
 # Training step (benchmarks.train_step_speed).
 # ----------------------------------------------------------------------------
-def train_step_section(docs: str) -> list[str]:
+def _train_step(data: dict, docs: str) -> list[str] | str:
   """Before/after table per attention, first steps, the profiles' top ops."""
-  title = "One LRA training step per attention"
-  data, lines = _input(docs, "train_step_speed.json", title, TRAIN_STEP_CMD)
   results = data.get("results") if isinstance(data, dict) else None
   base = bool(isinstance(data, dict) and data.get("baseline"))
   label = {"baseline": "before", "this": "after" if base else "this"}
@@ -764,344 +449,197 @@ def train_step_section(docs: str) -> list[str]:
     if isinstance(r, dict)
     for k in (("baseline", "this") if "this" in r else ("this",))
   ]
-  if data is not None and not (
-    rows
-    and len(rows) >= len(results)
-    and all(
-      isinstance(row, dict) and "matmul_share" in row for _, _, row in rows
+  ok = lambda row: isinstance(row, dict) and "matmul_share" in row
+  if not (rows and len(rows) >= len(results) and all(ok(x) for *_, x in rows)):
+    return (
+      "in an older format: no XLA cost analysis, compile time or memory "
+      "per attention"
     )
-  ):
-    return [f"## {title}", ""] + _not_run(
-      TRAIN_STEP_CMD,
-      os.path.join(docs, "train_step_speed.json"),
-      "in an older format: no XLA cost analysis, compile time or "
-      "memory per attention",
-    )
-  if data is None:
-    return lines
-  lines += (
-    [
-      f"Command: `{common.shown(data['command'])}` (commit "
-      f"{data.get('commit', '?')}"
-      + (
-        f"; baseline `{data['baseline']}`, {data['rounds']} round(s), "
-        "interleaved"
-        if base
-        else ""
-      )
-      + f"). Machine: {data['device']}, "
-      f"{data.get('host', {}).get('cpus')} cores, jax {data['jax']}. Task "
-      f"{data['task']}, preset {data['preset']}, {data['dtype']}, "
-      f"{data.get('num_devices', 1)} device(s). The real `Engine.train` step "
-      "(forward, backward, AdamW update) on random tokens; s/step: median "
-      f"of {data['steps']} steps after the first; GFLOP: XLA's cost "
-      "analysis; % of matmul: the achieved GFLOP/s over a float32 2048³ "
-      "matmul timed in the same process; memory: XLA's temp buffers and the "
-      "process's peak RSS."
-      + (
-        " before = the baseline checkout's library, after = this one, one "
-        "process each, alternating; speed-up = median of the per-round "
-        "ratios."
-        if base
-        else ""
-      ),
-      "",
-    ]
-    + table(
-      [
-        "attention",
-        "checkout",
-        "batch",
-        "L",
-        "s/step",
-        "steps/s",
-        "speed-up",
-        "GFLOP/step",
-        "GFLOP/s",
-        "% of matmul",
-        "compile (s)",
-        "XLA temp (GiB)",
-        "peak RSS (GiB)",
-      ],
-      [
-        [
-          row["attention"],
-          lab,
-          row["batch_size"],
-          row["max_len"],
-          f"{row['s_per_step']:.3f}",
-          f"{row['steps_per_sec']:.3f}",
-          f"{r['speedup']:.2f}x" if lab == "after" else "–",
-          f"{row['gflop_per_step']:.1f}",
-          f"{row['gflops']:.1f}",
-          f"{100 * row['matmul_share']:.1f}%",
-          f"{row['compile_s']:.1f}",
-          fmt(row.get("xla_temp_gib")),
-          f"{row['peak_rss_gib']:.2f}",
-        ]
-        for r, lab, row in rows
-      ],
-    )
-    + [""]
+  lines = _say(
+    "train_step",
+    cmd=common.shown(data["command"]),
+    commit=data.get("commit", "?"),
+    baseline=T["train_step_baseline"].format(**data) if base else "",
+    d=data,
+    cpus=data.get("host", {}).get("cpus"),
+    devices=data.get("num_devices", 1),
+    rule=" " + T["train_step_rule"] if base else "",
   )
+  items = [
+    dict(row, label=lab, share=100 * row["matmul_share"])
+    | dict(temp=common.fmt(row.get("xla_temp_gib")))
+    | dict(gain=f"{r['speedup']:.2f}x" if lab == "after" else "–")
+    for r, lab, row in rows
+  ]
+  lines += common.format_table(T["train_step_table"], items) + [""]
   first = data.get("first_step", {})
   if first:
-    lines += [
-      "First step of a new process (compile included), and of the "
-      "next one sharing its persistent compilation cache:",
-      "",
+    items = [
+      dict(f, attention=a, label=label[k], cached="yes" if f["cache"] else "no")
+      for a, by in first.items()
+      for k, f in by.items()
     ]
-    lines += table(
-      ["attention", "checkout", "new process (s)", "next process (s)", "cache"],
-      [
-        [
-          a,
-          label[k],
-          f"{f['cold_s']:.1f}",
-          f"{f['warm_s']:.1f}",
-          "yes" if f["cache"] else "no",
-        ]
-        for a, by in first.items()
-        for k, f in by.items()
-      ],
-    ) + [""]
+    lines += _say("first_step")
+    lines += common.format_table(T["first_step_table"], items) + [""]
   for _, lab, row in rows:
     prof = row.get("profile")
     if prof:
-      lines += (
-        [
-          f"Top XLA ops of one step: {row['attention']}, {lab} "
-          f"({prof['ops_ms']:.0f} ms of ops):",
-          "",
-        ]
-        + table(
-          ["ms", "share", "op", "model op"],
-          [
-            [
-              f"{op['ms']:.1f}",
-              f"{100 * op['share']:.1f}%",
-              op["op"],
-              f"`{op['op_name']}`",
-            ]
-            for op in prof["top_ops"]
-          ],
-        )
-        + [""]
-      )
+      name, ms = row["attention"], prof["ops_ms"]
+      lines += _say("profile", attention=name, label=lab, ms=ms)
+      items = [dict(op, pct=100 * op["share"]) for op in prof["top_ops"]]
+      lines += common.format_table(T["profile_table"], items) + [""]
   return lines
 
 
 # ----------------------------------------------------------------------------
 # LRA table, temperature, GPU suite, Spectraformer grid error.
 # ----------------------------------------------------------------------------
-def lra_section(docs: str) -> list[str]:
+def _lra(text: str, docs: str) -> list[str]:
   """docs/lra_table.md, one heading level down."""
-  path = os.path.join(docs, "lra_table.md")
-  lines = ["## LRA accuracy", ""]
-  if not os.path.exists(path):
-    return lines + _not_run(LRA_CMD, path, "missing")
-  with open(path) as f:
-    return (
-      lines
-      + [
-        ("#" + line if line.startswith("#") else line)
-        for line in f.read().splitlines()
-        if not line.startswith("# ")
-      ]
-      + [""]
-    )
+  lines = [l for l in text.splitlines() if not l.startswith("# ")]
+  return [("#" + l if l.startswith("#") else l) for l in lines] + [""]
 
 
-def temperature_section(docs: str) -> list[str]:
+def _temperature(data: dict, docs: str) -> list[str]:
   """Accuracy vs q/k scale per kernel (docs/temperature.json), in short."""
-  data, lines = _input(
-    docs, "temperature.json", "The q/k scale (temperature) of Macformer", None
-  )
-  if data is None:
-    return lines
-  lines += [
-    f"`{TEMPERATURE_CMD}`; details, variance cost and plot: "
-    "[TEMPERATURE.md](TEMPERATURE.md). Reduced ListOps (L = 256), "
-    f"{data['setup']['steps']} steps; test accuracy (%), mean ± std "
-    "over seeds; paired difference to the authors' default Dh^-1/4 "
-    "with the same seed (95% t-interval).",
-    "",
-  ]
-  rows = []
+  items = []
   for r in data["summary"]:
-    scale = (
-      "learned"
-      if r["setting"] == "learn"
-      else "-"
-      if r["kernel"] == "softmax"
-      else f"{r['scale']:.2f}"
-    )
+    s = "learned" if r["setting"] == "learn" else "-"
+    if s == "-" and r["kernel"] != "softmax":
+      s = f"{r['scale']:.2f}"
     if "learned_scale_mean" in r:
-      scale = f"learned ({r['learned_scale_mean']:.2f})"
+      s = f"learned ({r['learned_scale_mean']:.2f})"
     d = r.get("paired_diff")
-    diff = (
-      "-"
-      if d is None
-      else (
-        f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, "
-        f"{100 * d['ci95'][1]:+.1f}]"
-      )
-    )
+    diff = "-"
+    if d is not None:
+      lo, hi = (100 * x for x in d["ci95"])
+      diff = f"{100 * d['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
     std = None if r["test_std"] is None else 100 * r["test_std"]
-    rows.append(
-      [
-        r["kernel"],
-        r["setting"],
-        scale,
-        str(len(r["seeds"])),
-        pm(100 * r["test_mean"], std),
-        diff,
-      ]
-    )
-  return (
-    lines
-    + table(
-      ["kernel", "setting", "s", "seeds", "test acc.", "vs default"], rows
-    )
-    + [""]
-  )
+    acc = common.pm(100 * r["test_mean"], std)
+    items.append(dict(r, s=s, n=len(r["seeds"]), acc=acc, diff=diff))
+  lines = _say("temperature", steps=data["setup"]["steps"])
+  return lines + common.format_table(T["temperature_table"], items) + [""]
 
 
-def gpu_suite_section(docs: str) -> list[str]:
+def _gpu_suite(data: dict, docs: str) -> list[str]:
   """What benchmarks/gpu_suite.sh produced (docs/gpu_suite.json)."""
-  data, lines = _input(docs, "gpu_suite.json", "GPU suite", None)
-  if data is None:
-    return lines
-  lines += [
-    f"`{GPU_SUITE_CMD}` on {data['device']}, {data['date']} (commit "
-    f"{data['commit']}): {data['total_s']} s of a {data['budget_s']}"
-    f" s budget, exit status {data['status']}.",
-    "",
+  items = [
+    dict(st, output=st.get("json", st.get("skipped", "")))
+    for st in data["stages"]
   ]
-  return (
-    lines
-    + table(
-      ["stage", "exit", "seconds", "output"],
-      [
-        [
-          st["stage"],
-          str(st["rc"]),
-          str(st["seconds"]),
-          st.get("json", st.get("skipped", "")),
-        ]
-        for st in data["stages"]
-      ],
-    )
-    + [""]
-  )
+  lines = _say("gpu_suite", **data)
+  return lines + common.format_table(T["gpu_suite_table"], items) + [""]
 
 
-def grid_error_section(docs: str) -> list[str]:
-  data, lines = _input(
-    docs, "spectral_error.json", "Spectraformer grid: approximation error", None
+def _grid_error(data: dict, docs: str) -> list[str]:
+  s = data["settings"]
+  lines = _say(
+    "grid_error",
+    cmd=common.shown(data["command"]),
+    d=data,
+    m=_maybe(data.get("machine", {})),
+    s=s,
+    M=GRID_M,
+    unbiased=", ".join(s["unbiased_weights"]),
   )
-  if data is None:
-    return lines
-  s, m = data["settings"], data.get("machine", {})
-  lines += [
-    f"Command: `{common.shown(data['command'])}` "
-    f"({data['date']}, {data['runtime_s']} s;"
-    f" {m.get('device')}, {m.get('cpu_count')} cores, jax {m.get('jax')}).",
-    "",
-    "Relative Frobenius error against the exact softmax kernel "
-    f"exp(q·k/√d) (d = {s['head_dim']}): the kernel matrix "
-    f"({s['kernel_length']}×{s['kernel_length']}, the unbiased estimator "
-    f"phi(x)·phi(y)) and the attention output (L = {s['length']}, the "
-    "stabilised features `layers.SpectralAttention` runs), mean ± std over "
-    f"{s['seeds']} seeds, at M = {GRID_M} features. Inputs: presbn = "
-    f"{s['regimes']['presbn']}; gauss = {s['regimes']['gauss']}. gerf is "
-    "at its initial A = 0 (= posrf in distribution) and "
-    "fastfood_learnable at its initial S, G, B (= fastfood); training "
-    "moves both. Weight matrices with Gaussian marginals (unbiased with "
-    f"every component): {', '.join(s['unbiased_weights'])}. Slope: "
-    "least-squares slope of log(mean attention error) vs log(M) over "
-    f"M > d = {s['head_dim']}, presbn (Monte Carlo: -0.5; below M = d the "
-    "block-structured matrices are in another regime).",
-    "",
-  ]
   if os.path.exists(os.path.join(docs, "spectral_error.png")):
     lines += ["![grid error vs M](spectral_error.png)", ""]
   cells = {}
   for c in data["curves"]:
     cells.setdefault((c["component"], c["weights"]), {})[c["regime"]] = c
-  mean = lambda c, metric: as_float(c[metric]["mean"][c["M"].index(GRID_M)])
+  at = lambda c, key, metric: c[metric][key][c["M"].index(GRID_M)]
+  mean = lambda c, metric: common.as_float(at(c, "mean", metric))
 
   def err(c, metric):
     if c is None or GRID_M not in c["M"]:
       return "–"
-    sd = c[metric]["std"][c["M"].index(GRID_M)]
-    return (
-      str(c[metric]["mean"][c["M"].index(GRID_M)])
-      if math.isnan(mean(c, metric))
-      else f"{mean(c, metric):.4f} ± {as_float(sd):.4f}"
-    )
+    if math.isnan(mean(c, metric)):
+      return str(at(c, "mean", metric))
+    sd = common.as_float(at(c, "std", metric))
+    return f"{mean(c, metric):.4f} ± {sd:.4f}"
 
   rows = []
   for (component, weights), regimes in cells.items():
     p, g = regimes.get("presbn"), regimes.get("gauss")
-    slope = (
-      None
-      if p is None
-      else common.fit_slope(
-        p["M"], p["attention_error"]["mean"], above=s["head_dim"]
-      )
-    )
+    slope = None
+    if p is not None:
+      fit = p["M"], p["attention_error"]["mean"]
+      slope = common.fit_slope(*fit, above=s["head_dim"])
     rows.append(
       [component, weights]
       + [err(c, k) for c in (p, g) for k in ("attention_error", "kernel_error")]
-      + ["n/a" if slope is None else f"{slope:+.2f}"]
+      + [_slope(slope, "+.2f")]
     )
-  lines += table(
-    [
-      "component",
-      "weights",
-      "attention err. presbn",
-      "kernel err. presbn",
-      "attention err. gauss",
-      "kernel err. gauss",
-      "slope",
-    ],
-    rows,
-  ) + [""]
+  header = ["component", "weights"] + [
+    f"{m} err. {r}"
+    for r in ("presbn", "gauss")
+    for m in ("attention", "kernel")
+  ]
+  lines += table(header + ["slope"], rows) + [""]
   for regime in ("presbn", "gauss"):
     ranked = sorted(
       (mean(c, "attention_error"), f"{cell[0]}-{cell[1]}")
       for cell, regimes in cells.items()
-      for c in [regimes.get(regime)]
-      if c and GRID_M in c["M"]
+      if (c := regimes.get(regime)) and GRID_M in c["M"]
     )
     ranked = [r for r in ranked if not math.isnan(r[0])]
     if ranked:
+      (lo, low), (hi, high) = ranked[0], ranked[-1]
       lines.append(
-        f"* {regime}, M = {GRID_M}: lowest attention error "
-        f"{ranked[0][1]} ({ranked[0][0]:.4f}), highest {ranked[-1][1]} "
-        f"({ranked[-1][0]:.4f})."
+        f"* {regime}, M = {GRID_M}: lowest attention error {low} ({lo:.4f}), "
+        f"highest {high} ({hi:.4f})."
       )
   return lines + [""]
 
 
-def build(docs: str, draw_speed_png: bool = True) -> str:
+# ----------------------------------------------------------------------------
+# The page: its sections in order.
+# ----------------------------------------------------------------------------
+# The sections in order: input file in docs/ -> (command, None for an
+# optional section left out without its input; renderer(data, docs) ->
+# lines, or why the input is unusable). Titles: templates/report.md.
+SECTIONS = {
+  "kernel_error.json": (KERNEL_ERROR_CMD, _kernel_error),
+  "attention_speed.json": (SPEED_CMD, _speed),
+  "attention_pareto.json": (None, _pareto),
+  "train_step_speed.json": (TRAIN_STEP_CMD, _train_step),
+  "lra_table.md": (LRA_CMD, _lra),
+  "spectral_error.json": (None, _grid_error),
+  "attention_speed_spectral.json": (None, _grid_speed),
+  "temperature.json": (None, _temperature),
+  "gpu_suite.json": (None, _gpu_suite),
+}
+TITLES = dict(line.split(": ", 1) for line in T["titles"].splitlines())
+
+
+def section(docs: str, file: str) -> list[str]:
+  """The section of docs/<file> as lines: its title and body, or 'not run
+  yet' with its command (nothing for an optional section)."""
+  (command, render), title = SECTIONS[file], TITLES[file]
+  path = os.path.join(docs, file)
+  data, why = common.load_json(path)
+  if file.endswith(".md") and os.path.exists(path):
+    with open(path) as f:
+      data, why = f.read(), None
+  lines = why or render(data, docs)
+  if isinstance(lines, str):
+    if command is None:
+      return []
+    lines = _say("not_run", path=path, why=lines, command=command)
+  return [f"## {title}", "", *lines]
+
+
+pareto_section = functools.partial(section, file="attention_pareto.json")
+train_step_section = functools.partial(section, file="train_step_speed.json")
+temperature_section = functools.partial(section, file="temperature.json")
+gpu_suite_section = functools.partial(section, file="gpu_suite.json")
+
+
+def build(docs: str) -> str:
   """The whole BENCHMARKS.md text."""
-  lines = [
-    "# Benchmarks",
-    "",
-    f"Generated by `{REPORT_CMD}` from the JSON, PNG and Markdown "
-    "files in docs/ that the benchmark scripts write; do not edit by "
-    "hand. Each section names the command and the machine that "
-    "produced it.",
-    "",
-  ]
-  lines += kernel_error_section(docs, "kernel_error.png")
-  lines += speed_section(docs, "attention_speed.png", draw_speed_png)
-  lines += pareto_section(docs, "attention_pareto.png")
-  lines += train_step_section(docs) + lra_section(docs)
-  lines += grid_error_section(docs) + grid_speed_section(docs)
-  lines += temperature_section(docs) + gpu_suite_section(docs)
+  lines = [T["page"], ""]
+  for name in SECTIONS:
+    lines += section(docs, name)
   return "\n".join(lines).rstrip() + "\n"
 
 

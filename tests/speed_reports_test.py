@@ -93,9 +93,7 @@ def test_time_to_reach():
 
 def test_pareto_section_renders_the_json(pareto):
   docs, out = pareto
-  text = "\n".join(
-    make_report.pareto_section(str(docs), "attention_pareto.png")
-  )
+  text = "\n".join(make_report.pareto_section(str(docs)))
   assert (docs / "attention_pareto.png").read_bytes()[:4] == b"\x89PNG"
   assert "Command: `python -m benchmarks.attention_pareto --lengths 64" in text
   assert "![time vs error](attention_pareto.png)" in text
