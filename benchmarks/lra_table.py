@@ -14,7 +14,8 @@ harness Macformer used; never in one table (docs/METHOD.md §8.6). A run is
 `last / best`: test accuracy (%) of the last checkpoint (as LRA reported)
 and of the best-validation one (as the Skyformer family reported), mean over
 runs. `--progress` adds runs in progress (benchmarks.full_length's JSON) in
-a table of their own and draws their curves to `--curves`.
+a table of their own and draws their curves to `--curves`. The prose is in
+benchmarks/templates/lra_table.md.
 """
 
 import argparse
@@ -29,16 +30,11 @@ import sys
 from typing import Any
 
 from benchmarks import common
+from benchmarks.common import pct
 
 PUBLISHED = os.path.join(common.REPO, "benchmarks", "lra_published.json")
 TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
-TASK_TITLES = {
-  "listops": "ListOps",
-  "text": "Text",
-  "retrieval": "Retrieval",
-  "image": "Image",
-  "pathfinder": "Pathfinder",
-}
+TASK_TITLES = {t: "ListOps" if t == "listops" else t.title() for t in TASKS}
 FAMILY_OF_PRESET = {"lra": "lra_original", "macformer": "skyformer_pytorch"}
 FAMILY_TITLES = {
   "lra_original": "Original LRA harness (Tay et al. 2021)",
@@ -90,6 +86,7 @@ PROGRESS_FIELDS = (
   "preset_steps",
   "eval_curve",
 )
+T = common.templates("lra_table")
 
 
 class ResultsError(ValueError):
@@ -126,11 +123,8 @@ def find_results(patterns: Sequence[str]) -> list[str]:
     if any(ch in pattern for ch in "*?["):
       # A pattern skips an unfinished run's progress record (reduced_results
       # keeps it beside the results as <run>.progress.json).
-      matches = sorted(
-        p
-        for p in glob.glob(pattern, recursive=True)
-        if not p.endswith(".progress.json")
-      )
+      matches = sorted(glob.glob(pattern, recursive=True))
+      matches = [p for p in matches if not p.endswith(".progress.json")]
       if not matches:
         raise ResultsError(f"{pattern}: no file matches this pattern")
     for path in matches:
@@ -138,9 +132,8 @@ def find_results(patterns: Sequence[str]) -> list[str]:
         path = os.path.join(path, "results.json")
         if not os.path.isfile(path):
           raise ResultsError(
-            f"{os.path.dirname(path)}: directory has no "
-            "results.json (the run did not finish, or this "
-            "is not a workdir)"
+            f"{os.path.dirname(path)}: directory has no results.json (the "
+            "run did not finish, or this is not a workdir)"
           )
       elif not os.path.exists(path):
         raise ResultsError(f"{path}: no such file")
@@ -174,9 +167,7 @@ class Run:
     return {None: "unknown", True: "full", False: "reduced"}[self.full_scale]
 
 
-def reference_config(
-  task: str, attention: str, preset: str
-) -> dict[str, Any] | None:
+def reference_config(task: str, attention: str, preset: str) -> dict | None:
   """What configs/<task>.py builds for this preset (None: no such module);
   an attention it does not know falls back to the default one."""
   try:
@@ -189,9 +180,7 @@ def reference_config(
     return module.get_config(f"preset={preset}").to_dict()
 
 
-def scale_differences(
-  config: dict[str, Any], reference: dict[str, Any]
-) -> list[str]:
+def scale_differences(config: dict, reference: dict) -> list[str]:
   """'key value (preset: ref)' for every scale key that differs."""
   out = []
   for key in SCALE_KEYS:
@@ -204,14 +193,11 @@ def scale_differences(
   return out
 
 
-def load_run(path: str) -> Run:
-  """Reads and checks one results.json (ResultsError naming the file and
-  the field on any problem)."""
-  data = _read_json(path)
+def _check(path: str, data: Any) -> None:
+  """ResultsError naming the file and field if `data` is no results.json."""
   if not isinstance(data, dict):
-    raise ResultsError(
-      f"{path}: expected a JSON object, got {type(data).__name__}"
-    )
+    kind = type(data).__name__
+    raise ResultsError(f"{path}: expected a JSON object, got {kind}")
   for field in REQUIRED:
     try:
       _get(data, field)
@@ -222,16 +208,22 @@ def load_run(path: str) -> Run:
       ) from None
   for field in ("test_accuracy", "test_accuracy_best_eval"):
     value = data[field]
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, int | float) or isinstance(value, bool):
       raise ResultsError(
         f"{path}: field '{field}' must be a number, got {value!r}"
       )
     if not 0.0 <= value <= 1.0:
       raise ResultsError(
-        f"{path}: field '{field}' = {value} is not a "
-        "fraction in [0, 1] (results.json stores "
-        "accuracies as fractions)"
+        f"{path}: field '{field}' = {value} is not a fraction in [0, 1] "
+        "(results.json stores accuracies as fractions)"
       )
+
+
+def load_run(path: str) -> Run:
+  """Reads and checks one results.json (ResultsError naming the file and
+  the field on any problem)."""
+  data = _read_json(path)
+  _check(path, data)
   config = data["config"]
   preset = data.get("preset", config.get("preset"))
   if preset is None:
@@ -240,9 +232,8 @@ def load_run(path: str) -> Run:
   if reference is None:
     full, diffs = None, [f"no configs/{data['task']}.py to compare with"]
   else:
-    diffs = (
-      ["smoke"] if data.get("smoke", config.get("smoke", False)) else []
-    ) + scale_differences(config, reference)
+    diffs = ["smoke"] if data.get("smoke", config.get("smoke")) else []
+    diffs += scale_differences(config, reference)
     full = not diffs
   return Run(
     path=path,
@@ -284,41 +275,46 @@ def load_progress(path: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------
 # Rendering.
 # ----------------------------------------------------------------------------
-def _pct(x: float | None, digits: int = 2) -> str:
-  return "–" if x is None else f"{100 * x:.{digits}f}"
+def _scale(scale: str) -> str:
+  return "**full**" if scale == "full" else f"*{scale}*"
+
+
+def _cell(group: list[Run]) -> str:
+  """`last / best` (mean over the runs), marks and the number of runs."""
+  mean = lambda key: pct(sum(getattr(r, key) for r in group) / len(group))
+  mark = any(r.data == "generated" for r in group) * GENERATED_MARK
+  n = f" (n={len(group)})" if len(group) > 1 else ""
+  return f"{mean('last')} / {mean('best')}{mark}{n}" if group else "–"
 
 
 def _ours_rows(runs: list[Run]) -> list[list[str]]:
   """One row per (attention, scale): `last / best` per task (mean of runs)."""
   groups: dict[tuple[str, str], dict[str, list[Run]]] = {}
   for run in runs:
-    groups.setdefault((run.attention, run.scale), {}).setdefault(
-      run.task, []
-    ).append(run)
+    by_task = groups.setdefault((run.attention, run.scale), {})
+    by_task.setdefault(run.task, []).append(run)
   rows = []
   for (attention, scale), by_task in sorted(groups.items()):
-    cells, lasts = [], []
-    for group in (by_task.get(task, []) for task in TASKS):
-      mean = lambda key, g=group: sum(getattr(r, key) for r in g) / len(g)
-      lasts += [mean("last")] if group else []
-      cells.append(
-        "–"
-        if not group
-        else f"{_pct(mean('last'))} / {_pct(mean('best'))}"
-        + (GENERATED_MARK if any(r.data == "generated" for r in group) else "")
-        + (f" (n={len(group)})" if len(group) > 1 else "")
-      )
-    avg = _pct(sum(lasts) / len(lasts)) if len(lasts) == len(TASKS) else "–"
-    extra = sorted(t for t in by_task if t not in TASKS)
-    rows.append(
-      [
-        f"{attention} (ours)" + (f" +{','.join(extra)}" if extra else ""),
-        "this repo",
-        "**full**" if scale == "full" else f"*{scale}*",
-      ]
-      + cells
-      + [avg]
-    )
+    lasts = [
+      sum(r.last for r in g) / len(g) for g in map(by_task.get, TASKS) if g
+    ]
+    avg = pct(sum(lasts) / len(lasts)) if len(lasts) == len(TASKS) else "–"
+    extra = ",".join(sorted(t for t in by_task if t not in TASKS))
+    name = f"{attention} (ours)" + (f" +{extra}" if extra else "")
+    cells = [_cell(by_task.get(task, [])) for task in TASKS]
+    rows.append([name, "this repo", _scale(scale), *cells, avg])
+  return rows
+
+
+def _published_rows(published: dict, tables: list[dict]) -> list[list[str]]:
+  rows = []
+  for t in tables:
+    for name, values in t["rows"].items():
+      value = dict(zip(published["columns"], values, strict=False))
+      cells = [value.get(c) for c in TASKS + ("avg",)]
+      title = DISPLAY.get(name, name.replace("_", " ").title())
+      rows.append([title, f"[{t['id']}](#sources)", "published"])
+      rows[-1] += ["–" if v is None else f"{v:.2f}" for v in cells]
   return rows
 
 
@@ -330,20 +326,16 @@ def _published_twin(
   for table in published["tables"]:
     for name in PUBLISHED_ROW.get(p["attention"], ()):
       if table.get("harness") == family and name in table["rows"]:
-        value = dict(
-          zip(published["columns"], table["rows"][name], strict=False)
-        ).get(p["task"])
+        row = zip(published["columns"], table["rows"][name], strict=False)
+        value = dict(row).get(p["task"])
         twin = twin if value is None else (float(value), table["id"])
   return twin
 
 
 def _train_curve(p: dict[str, Any]) -> list[tuple[int, float, float]]:
   """(step, loss, accuracy) rows of a progress file, complete ones only."""
-  return [
-    tuple(row)
-    for row in p.get("train_curve", [])
-    if row[1] is not None and row[2] is not None
-  ]
+  rows = p.get("train_curve", [])
+  return [tuple(row) for row in rows if None not in row[1:3]]
 
 
 def plot_progress(
@@ -356,36 +348,23 @@ def plot_progress(
   runs = sorted(progress, key=lambda p: (p["task"], p["attention"]))
   one_task = len({p["task"] for p in runs}) == 1
   for i, p in enumerate(runs):
-    color, name = (
-      f"C{i}",
-      p["attention"] + ("" if one_task else f" {p['task']}"),
-    )
+    color = f"C{i}"
+    name = p["attention"] + ("" if one_task else f" {p['task']}")
     train = _train_curve(p)
     if train:
       steps, losses, accs = zip(*train, strict=False)
-      ax_loss.plot(
-        steps,
-        losses,
-        color=color,
-        label=f"{name} ({p['steps_done']}/{p['preset_steps']} steps)",
-      )
+      label = f"{name} ({p['steps_done']}/{p['preset_steps']} steps)"
+      ax_loss.plot(steps, losses, color=color, label=label)
       ax_acc.plot(steps, [100 * a for a in accs], color=color, alpha=0.35, lw=1)
     if p["eval_curve"]:
       steps, accs = zip(*p["eval_curve"], strict=False)
-      ax_acc.plot(
-        steps, [100 * a for a in accs], "o-", color=color, label=f"{name}: val"
-      )
-    twin = _published_twin(
-      p, published, FAMILY_OF_PRESET.get(p["preset"], p["preset"])
-    )
+      acc = [100 * a for a in accs]
+      ax_acc.plot(steps, acc, "o-", color=color, label=f"{name}: val")
+    family = FAMILY_OF_PRESET.get(p["preset"], p["preset"])
+    twin = _published_twin(p, published, family)
     if twin:
-      ax_acc.axhline(
-        twin[0],
-        color=color,
-        ls="--",
-        lw=1,
-        label=f"{name}: published test ({twin[1]})",
-      )
+      label = f"{name}: published test ({twin[1]})"
+      ax_acc.axhline(twin[0], color=color, ls="--", lw=1, label=label)
   note = ", ".join(
     f"preset {n}: {s} steps"
     for n, s in sorted({(p["preset"], p["preset_steps"]) for p in runs})
@@ -398,47 +377,69 @@ def plot_progress(
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-  ax_acc.set_title(
-    "train (faint), val (dots), published test (dashed)", fontsize=9
-  )
+  title = "train (faint), val (dots), published test (dashed)"
+  ax_acc.set_title(title, fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
 
-def _progress_rows(
-  progress: list[dict[str, Any]], published: dict[str, Any], family: str
-) -> list[list[str]]:
-  """One row per in-progress run: steps done, val curve, published twin."""
-  rows = []
-  for p in sorted(progress, key=lambda p: (p["task"], p["attention"])):
-    done, total, curve = p["steps_done"], p["preset_steps"], p["eval_curve"]
-    best = max(curve, key=lambda c: c[1]) if curve else None
-    test = "–"
-    if p.get("finished") and "test_accuracy" in p:
-      test = (
-        f"{_pct(p['test_accuracy'])} / "
-        f"{_pct(p.get('test_accuracy_best_eval'))}"
-        + (f" (after {done} steps)" if done < total else "")
-      )
-    twin, train = _published_twin(p, published, family), _train_curve(p)
-    rows.append(
-      [
-        f"{p['attention']} (ours)",
-        TASK_TITLES.get(p["task"], p["task"]),
-        f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)"
-        + (f", L={p['max_len']}" if p.get("max_len") else ""),
-        f"{train[-1][1]:.3f} / {_pct(train[-1][2], 1)} (step {train[-1][0]})"
-        if train
-        else "–",
-        f"{_pct(curve[-1][1], 1)} (step {curve[-1][0]})" if curve else "–",
-        f"{_pct(best[1], 1)} (step {best[0]})" if best else "–",
-        test,
-        "–" if twin is None else f"{twin[0]:.2f} ([{twin[1]}](#sources))",
-        " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–",
-      ]
-    )
-  return rows
+def _progress_item(p: dict[str, Any], published: dict, family: str) -> dict:
+  """The cells of one run in progress: steps done, val curve, published
+  twin."""
+  done, total, curve = p["steps_done"], p["preset_steps"], p["eval_curve"]
+  at = lambda c: f"{pct(c[1], 1)} (step {c[0]})" if c else "–"
+  test = "–"
+  if p.get("finished") and "test_accuracy" in p:
+    test = f"{pct(p['test_accuracy'])} / "
+    test += pct(p.get("test_accuracy_best_eval"))
+    test += f" (after {done} steps)" if done < total else ""
+  scale = f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)"
+  scale += f", L={p['max_len']}" if p.get("max_len") else ""
+  train, twin = _train_curve(p), _published_twin(p, published, family)
+  step, loss, acc = train[-1] if train else (None, None, None)
+  return dict(
+    p,
+    task=TASK_TITLES.get(p["task"], p["task"]),
+    scale=scale,
+    train=f"{loss:.3f} / {pct(acc, 1)} (step {step})" if train else "–",
+    last=at(curve[-1] if curve else None),
+    best=at(max(curve, key=lambda c: c[1]) if curve else None),
+    test=test,
+    twin="–" if twin is None else f"{twin[0]:.2f} ([{twin[1]}](#sources))",
+    curve=" ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–",
+  )
+
+
+def _family(family, runs, published, progress, curves) -> list[str]:
+  """The section of one harness family: our runs beside its published
+  tables, then its runs in progress."""
+  ours = [r for r in runs if r.family == family]
+  tables = [t for t in published["tables"] if t.get("harness") == family]
+  if not ours and not tables:
+    return []
+  presets = [p for p, f in FAMILY_OF_PRESET.items() if f == family]
+  preset = presets[0] if presets else family.replace("preset_", "")
+  title = f"Preset {preset} (no published harness family)"
+  lines = [f"## {FAMILY_TITLES.get(family, title)}: our preset `{preset}`", ""]
+  families = published.get("harness_families", {})
+  description = families.get(family, {}).get("description")
+  lines += [description, ""] if description else []
+  mine = [p for p in progress if FAMILY_OF_PRESET.get(p["preset"]) == family]
+  if not ours:
+    more = "; the runs in progress are below the table." if mine else "."
+    lines += [T["no_runs"].format(preset=preset, more=more), ""]
+  header = ["model", "source", "scale", *TASK_TITLES.values(), "Avg"]
+  rows = _ours_rows(ours) + _published_rows(published, tables)
+  lines += common.table(header, rows) + [""]
+  if mine:
+    mine.sort(key=lambda p: (p["task"], p["attention"]))
+    items = [_progress_item(p, published, family) for p in mine]
+    lines += [T["progress"].format(preset=preset), ""]
+    lines += common.format_table(T["progress_table"], items) + [""]
+    if curves:
+      lines += [f"![training curves of the runs in progress]({curves})", ""]
+  return lines
 
 
 def render(
@@ -450,158 +451,31 @@ def render(
 ) -> str:
   """The Markdown document: one table per harness family, then every run;
   `curves` is the progress plot's path relative to the document."""
-  header = (
-    ["model", "source", "scale"] + [TASK_TITLES[t] for t in TASKS] + ["Avg"]
-  )
-  lines = ["# LRA results beside the published numbers", ""]
+  lines = [T["page"], ""]
   if command:
-    lines += [
-      f"Generated by `{command}` on {datetime.date.today().isoformat()}.",
-      "",
-    ]
-  lines += [
-    "Test accuracy in %. Our cells are `last / best`: the last checkpoint "
-    "(as LRA reported) / the best-validation checkpoint (as the "
-    "Skyformer-family harness reported). **full** = the run's config "
-    "equals its preset's published scale (max_len, batch size, steps, "
-    "model size, features) and is not a smoke run; *reduced* = anything "
-    "else (see the run list for what differs). "
-    f"{GENERATED_MARK} = test split generated offline (ListOps: the "
-    "release's distribution, not its test set). Numbers from the two "
-    "harness families are not comparable with each other.",
-    "",
-  ]
-  for family in list(FAMILY_TITLES) + sorted(
-    {r.family for r in runs} - set(FAMILY_TITLES)
-  ):
-    ours = [r for r in runs if r.family == family]
-    tables = [t for t in published["tables"] if t.get("harness") == family]
-    if not ours and not tables:
-      continue
-    preset = next(
-      (p for p, f in FAMILY_OF_PRESET.items() if f == family),
-      family.replace("preset_", ""),
+    date = datetime.date.today().isoformat()
+    lines += [T["generated"].format(command=command, date=date), ""]
+  lines += [T["legend"].format(mark=GENERATED_MARK), ""]
+  others = sorted({r.family for r in runs} - set(FAMILY_TITLES))
+  for family in list(FAMILY_TITLES) + others:
+    lines += _family(family, runs, published, progress or [], curves)
+  items = [
+    dict(vars(r), scale=_scale(r.scale), last=pct(r.last))
+    | dict(check="; ".join(r.differences) or "matches the preset")
+    | dict(
+      best=pct(r.best)
+      + ("" if r.best_step is None else f" (step {r.best_step})")
     )
-    title = FAMILY_TITLES.get(
-      family, f"Preset {preset} (no published harness family)"
-    )
-    lines += [f"## {title}: our preset `{preset}`", ""]
-    description = (
-      published.get("harness_families", {}).get(family, {}).get("description")
-    )
-    lines += [description, ""] if description else []
-    rows = _ours_rows(ours) + [
-      [
-        DISPLAY.get(name, name.replace("_", " ").title()),
-        f"[{t['id']}](#sources)",
-        "published",
-      ]
-      + [
-        "–" if v is None else f"{v:.2f}"
-        for v in (
-          dict(zip(published["columns"], values, strict=False)).get(c)
-          for c in TASKS + ("avg",)
-        )
-      ]
-      for t in tables
-      for name, values in t["rows"].items()
-    ]
-    mine = [
-      p
-      for p in progress or []
-      if FAMILY_OF_PRESET.get(p["preset"], "") == family
-    ]
-    if not ours:
-      lines += [
-        f"No finished run with preset `{preset}` yet"
-        + ("; the runs in progress are below the table." if mine else "."),
-        "",
-      ]
-    lines += common.table(header, rows) + [""]
-    if mine:
-      lines += (
-        [
-          f"Runs of preset `{preset}` at its full length, with their "
-          "progress (benchmarks/full_length.py; resumable). Validation "
-          "accuracy (%) on the generated data's val split (the preset's 62 "
-          "batches) during training, not test accuracy; test only once a "
-          "run has done the preset's steps. Train loss / accuracy: the "
-          "mean over the last logging window (50 steps). The published "
-          "column is the same method's test accuracy after the published "
-          "schedule.",
-          "",
-        ]
-        + common.table(
-          [
-            "model",
-            "task",
-            "scale",
-            "train loss / acc. (last window)",
-            "val acc. (last eval)",
-            "best val",
-            "test last / best",
-            "published",
-            "val curve (step:acc)",
-          ],
-          _progress_rows(mine, published, family),
-        )
-        + [""]
-      )
-      if curves:
-        lines += [f"![training curves of the runs in progress]({curves})", ""]
-  run_rows = [
-    [
-      f"`{r.path}`",
-      r.task,
-      r.attention,
-      r.preset,
-      str(r.steps),
-      str(r.max_len),
-      r.data,
-      "**full**" if r.scale == "full" else f"*{r.scale}*",
-      "; ".join(r.differences) or "matches the preset",
-      _pct(r.last),
-      _pct(r.best) + ("" if r.best_step is None else f" (step {r.best_step})"),
-    ]
     for r in sorted(runs, key=lambda r: (r.family, r.task, r.attention, r.path))
   ]
-  lines += (
-    ["## Runs", ""]
-    + (
-      common.table(
-        [
-          "file",
-          "task",
-          "attention",
-          "preset",
-          "steps",
-          "max_len",
-          "data",
-          "scale",
-          "scale check",
-          "last",
-          "best-eval",
-        ],
-        run_rows,
-      )
-      if run_rows
-      else ["No results.json given."]
-    )
-    + ["", "## Sources", ""]
-  )
-  lines += [
+  table = common.format_table(T["runs_table"], items)
+  lines += ["## Runs", ""] + (table if items else ["No results.json given."])
+  lines += ["", "## Sources", ""] + [
     f"* `{t['id']}` ({t.get('harness', '?')}): "
     f"{t['source']} {t.get('notes', '')}".rstrip()
     for t in published["tables"]
   ]
-  return "\n".join(
-    lines
-    + [
-      "* Rule and data: `benchmarks/lra_table.py`, "
-      "`benchmarks/lra_published.json`.",
-      "",
-    ]
-  )
+  return "\n".join(lines + [T["sources"], ""])
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -613,9 +487,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     "results", nargs="*", help="results.json files, run dirs or glob patterns"
   )
   parser.add_argument(
-    "--out",
-    default="docs/lra_table.md",
-    help="Markdown output ('-' for stdout)",
+    "--out", default="docs/lra_table.md", help="Markdown ('-' for stdout)"
   )
   parser.add_argument("--published", default=PUBLISHED)
   parser.add_argument(
@@ -646,17 +518,12 @@ def main(argv: Sequence[str] | None = None) -> str:
     if progress and args.curves:
       os.makedirs(os.path.dirname(os.path.abspath(args.curves)), exist_ok=True)
       plot_progress(progress, published, args.curves)
-      curves = (
-        os.path.basename(args.curves)
-        if args.out == "-"
-        else os.path.relpath(
-          os.path.abspath(args.curves),
-          os.path.dirname(os.path.abspath(args.out)),
-        )
-      )
-    text = render(
-      runs, published, common.command("lra_table", argv), progress, curves
-    )
+      curves = os.path.basename(args.curves)
+      if args.out != "-":
+        out = os.path.dirname(os.path.abspath(args.out))
+        curves = os.path.relpath(os.path.abspath(args.curves), out)
+    command = common.command("lra_table", argv)
+    text = render(runs, published, command, progress, curves)
   except ResultsError as e:
     if argv is None:  # command line: one clear line, no traceback
       sys.exit(f"lra_table: {e}")
