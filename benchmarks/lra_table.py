@@ -489,7 +489,6 @@ def main(argv: Sequence[str] | None = None) -> str:
   parser.add_argument(
     "--out", default="docs/lra_table.md", help="Markdown ('-' for stdout)"
   )
-  parser.add_argument("--published", default=PUBLISHED)
   parser.add_argument(
     "--progress",
     nargs="*",
@@ -513,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> str:
       for pattern in args.progress
       for p in sorted(glob.glob(pattern))
     ]
-    published = load_published(args.published)
+    published = load_published()
     curves = None
     if progress and args.curves:
       os.makedirs(os.path.dirname(os.path.abspath(args.curves)), exist_ok=True)

@@ -11,6 +11,7 @@ import os
 import statistics
 
 from benchmarks import common
+from benchmarks.common import pct
 
 ATTENTIONS = ("softmax", "macformer_exp")
 # Spectraformer grid rows (docs/METHOD.md §7), optional.
@@ -20,28 +21,16 @@ PUBLISHED = os.path.join(
 )
 
 
-HEADER = (
-  "attention",
-  "params",
-  "test acc. (last)",
-  "test acc. (best eval, step)",
-  "majority class",
-  "train steps/s (median)",
-)
-
-
-def _row(name: str, r: dict) -> list[str]:
-  pct = lambda key: f"{100 * r[key]:.2f}"
-  best = f"{pct('test_accuracy_best_eval')} ({r['best_eval_step']})"
-  cells = [name, f"{r['num_params']:,}", pct("test_accuracy"), best]
-  speed = f"{r['median_train_steps_per_sec']:.2f}"
-  return cells + [pct("majority_class_accuracy"), speed]
-
-
 def render(runs: dict, unfinished: dict | None = None) -> str:
   first, unfinished = next(iter(runs.values())), unfinished or {}
   c, text = first["config"], common.templates("results")
-  lines = common.table(HEADER, [_row(k, r) for k, r in runs.items()])
+  items = [
+    dict(r, name=name, last=pct(r["test_accuracy"]))
+    | dict(best=pct(r["test_accuracy_best_eval"]))
+    | dict(majority=pct(r["majority_class_accuracy"]))
+    for name, r in runs.items()
+  ]
+  lines = common.format_table(text["runs_table"], items)
   if all(a in runs for a in ATTENTIONS):
     speed = [runs[a]["median_train_steps_per_sec"] for a in ATTENTIONS]
     ratio = speed[1] / speed[0]
@@ -51,12 +40,8 @@ def render(runs: dict, unfinished: dict | None = None) -> str:
     lines += ["", text["spectra"]]
   steps = sorted({s for r in runs.values() for s, _ in r["eval_curve"]})
   curves = [dict(r["eval_curve"]) for r in runs.values()]
-  rows = []
-  for step in steps:
-    accs = [curve.get(step) for curve in curves]
-    rows.append(
-      [str(step)] + ["" if a is None else f"{100 * a:.1f}" for a in accs]
-    )
+  acc = lambda a: "" if a is None else f"{100 * a:.1f}"
+  rows = [[str(s)] + [acc(curve.get(s)) for curve in curves] for s in steps]
   lines += ["", "Validation accuracy (%) during training:", ""]
   lines += common.table(["step", *runs], rows)
   total = c["train"]["num_train_steps"]
