@@ -143,25 +143,32 @@ def _kernel_error(data: dict, docs: str) -> list[str]:
 # ----------------------------------------------------------------------------
 def _variants(rows: list[dict]) -> list[str]:
   """The timed variants of the rows, in their order of appearance."""
-  return list(
-    dict.fromkeys(
-      k
-      for row in rows
-      for k, v in row.items()
-      if isinstance(v, dict) and "median_ms" in v
-    )
-  )
+  timed = lambda v: isinstance(v, dict) and "median_ms" in v
+  return list(dict.fromkeys(k for r in rows for k, v in r.items() if timed(v)))
 
 
-def _by_length(rows, variants, key, div=1, oom="–") -> list[str]:
-  """A table of `key` per length (rows) and variant (columns)."""
+def _by_length(rows, variants, key, div=1, oom="–", unit="", ratios=()):
+  """A table of `key` per length (rows) and variant (columns), then the
+  speed-ups of (variant, base) `ratios` in median time."""
   cell = lambda r, v: (
     f"{r[v][key] / div:.1f}"
     if r.get(v, {}).get(key) is not None
     else (oom if v in r.get("oom", []) else "–")
   )
-  body = [[str(r["length"])] + [cell(r, v) for v in variants] for r in rows]
-  return table(["L", *variants], body) + [""]
+  gain = lambda r, v, b: (
+    f"{r[b]['median_ms'] / r[v]['median_ms']:.2f}×"
+    if v in r and b in r
+    else "–"
+  )
+  header = ["L"] + [v + unit for v in variants]
+  header += [f"{v} speed-up vs {b}" for v, b in ratios]
+  body = [
+    [str(r["length"])]
+    + [cell(r, v) for v in variants]
+    + [gain(r, v, b) for v, b in ratios]
+    for r in rows
+  ]
+  return table(header, body) + [""]
 
 
 def crossover(
@@ -254,23 +261,7 @@ def _speed(data: dict, docs: str) -> list[str] | str:
   if "rmfa" in variants:
     ratios += [("rmfa", b) for b in ("performer", "performer_peer")]
   ratios = [(v, b) for v, b in ratios if b in variants]
-  ms = lambda r, v: f"{r[v]['median_ms']:.1f}" if v in r else "–"
-  gain = lambda r, v, b: (
-    f"{r[b]['median_ms'] / r[v]['median_ms']:.2f}×"
-    if v in r and b in r
-    else "–"
-  )
-  header = ["L"] + [f"{v} ms" for v in variants]
-  header += [f"{v} speed-up vs {b}" for v, b in ratios]
-  lines += table(
-    header,
-    [
-      [str(r["length"])]
-      + [ms(r, v) for v in variants]
-      + [gain(r, v, b) for v, b in ratios]
-      for r in rows
-    ],
-  ) + [""]
+  lines += _by_length(rows, variants, "median_ms", unit=" ms", ratios=ratios)
   has = lambda key: any(key in r.get(v, {}) for r in rows for v in variants)
   if has("fwd_median_ms"):
     lines += ["Forward only (ms, median):", ""]
@@ -645,16 +636,8 @@ def build(docs: str) -> str:
 
 def main(argv=None) -> str:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-    "--docs",
-    default="docs",
-    help="folder with the inputs; the report goes there",
-  )
-  parser.add_argument(
-    "--out",
-    default=None,
-    help="output path (default <docs>/BENCHMARKS.md; '-' for stdout)",
-  )
+  parser.add_argument("--docs", default="docs", help="inputs and output")
+  parser.add_argument("--out", help="default <docs>/BENCHMARKS.md; '-': stdout")
   args = parser.parse_args(argv)
   text = build(args.docs)
   out = args.out or os.path.join(args.docs, "BENCHMARKS.md")
