@@ -160,6 +160,13 @@ def pyplot():
   return plt
 
 
+def savefig(fig, path: str, dpi: int = 110, **layout) -> None:
+  """Lays out (`fig.tight_layout(**layout)`), writes and closes a figure."""
+  fig.tight_layout(**layout)
+  fig.savefig(path, dpi=dpi)
+  pyplot().close(fig)
+
+
 def machine_line(m: dict) -> str:
   """A `machine()` record in words: 'cpu:cpu, host x86_64, cores 2, jax 0.4'."""
   keys = (("host", "host"), ("cpu_count", "cores"), ("jax", "jax"))

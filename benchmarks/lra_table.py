@@ -379,9 +379,7 @@ def plot_progress(
     ax.legend(fontsize=7)
   title = "train (faint), val (dots), published test (dashed)"
   ax_acc.set_title(title, fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  common.savefig(fig, path)
 
 
 def _progress_item(p: dict[str, Any], published: dict, family: str) -> dict:

@@ -197,18 +197,11 @@ def crossover(
       length = math.exp(
         math.log(l0) + (math.log(l1) - math.log(l0)) * r0 / (r0 - r1)
       )
-  if not slower:
-    return length, (
-      f"{fast} is faster than {slow} at every measured length "
-      f"(L = {faster}); the crossover lies below L = {pts[0][0]}"
-    )
-  if not faster:
-    return length, (
-      f"{fast} is not faster than {slow} at any measured length (L = {slower})"
-    )
-  text = f"{fast} is faster than {slow} at L = {faster} and not at L = {slower}"
-  if length is not None:
-    text += f"; it overtakes {slow} at L ≈ {length:.0f} (log-log interpolation)"
+  case = "some" if faster and slower else "none" if slower else "all"
+  words = dict(fast=fast, slow=slow, faster=faster, slower=slower)
+  text = T[f"faster_{case}"].format(**words, low=pts[0][0])
+  if length is not None and case == "some":
+    text += T["overtakes"].format(slow=slow, length=length)
   return length, text
 
 
@@ -242,9 +235,7 @@ def speed_plot(data: dict, path: str) -> None:
   )
   ax.grid(True, which="both", alpha=0.3)
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  common.savefig(fig, path)
 
 
 def _speed(data: dict, docs: str) -> list[str] | str:
@@ -374,9 +365,7 @@ def pareto_plot(data: dict, path: str) -> None:
       ax.set_title(f"L = {length}, s = {s:.3g}", fontsize=9)
       ax.grid(True, which="both", alpha=0.3)
   axes[0][-1].legend(fontsize=6)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  common.savefig(fig, path)
 
 
 def _pareto(data: dict, docs: str) -> list[str]:
