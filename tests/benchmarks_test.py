@@ -5,9 +5,11 @@ kernel_error runs once at `--quick` (module fixture, ~15 s on 2 CPU cores);
 the other scripts are pure file processing.
 """
 
+import glob
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -272,6 +274,29 @@ def test_study_pages_regenerate_from_their_json(tmp_path):
     ["--from_docs", "--docs", str(tmp_path), "--runs", str(tmp_path / "none")]
   )
   assert (tmp_path / "RESULTS.md").read_text() == page("RESULTS.md")
+
+
+def test_report_and_lra_table_regenerate_from_docs(tmp_path, monkeypatch):
+  """docs/BENCHMARKS.md is make_report's output on the committed docs/, and
+  docs/lra_table.md the README command's output (but for its date)."""
+  docs = pathlib.Path(common.REPO, "docs")
+  shutil.copytree(docs, tmp_path / "docs")  # make_report redraws PNGs there
+  text = make_report.build(str(tmp_path / "docs"))
+  assert text == (docs / "BENCHMARKS.md").read_text()
+  monkeypatch.chdir(common.REPO)  # the page names the files relative to it
+  results = "docs/results/reduced_listops_*.json"
+  running = "docs/results/full_length_listops_*.json"
+  runs = [lra_table.load_run(p) for p in lra_table.find_results([results])]
+  progress = [lra_table.load_progress(p) for p in sorted(glob.glob(running))]
+  command = f"python -m benchmarks.lra_table '{results}' --progress '{running}'"
+  published = lra_table.load_published()
+  text = lra_table.render(
+    runs, published, command, progress, "lra_progress.png"
+  )
+  date = re.compile(r" on \d{4}-\d{2}-\d{2}\.$", re.M)
+  committed = (docs / "lra_table.md").read_text()
+  assert date.sub("", text) == date.sub("", committed)
+  assert len(date.findall(committed)) == 1
 
 
 # ----------------------------------------------------------------------------
