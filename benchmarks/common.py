@@ -92,7 +92,8 @@ def pm(mean: Any, std: Any) -> str:
 
 def templates(name: str) -> dict[str, str]:
   """The sections of benchmarks/templates/<name>.md, each started by a line
-  `<!-- key -->` and stripped: `str.format` templates of page prose."""
+  `<!-- key -->` and stripped: `str.format` templates of page prose, or
+  of a table (two lines: see `format_table`)."""
   with open(os.path.join(REPO, "benchmarks", "templates", name + ".md")) as f:
     parts = re.split(r"^<!-- (\w+) -->$", f.read(), flags=re.M)
   return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2], strict=False)}
