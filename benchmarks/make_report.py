@@ -72,6 +72,8 @@ def _row(c: dict, name: str, label: str, metrics, slopes) -> list[str]:
 
 
 def _kernel_error(data: dict, docs: str) -> list[str]:
+  """RMF's kernel and attention error vs D, with and without PreSBN;
+  the variance of one kernel value."""
   s, both = data["settings"], ("kernel_error", "attention_error")
   keys = ("method", "kernel", "allocation", "projection", "inputs")
   index = {tuple(map(c.get, keys)): c for c in reversed(data["curves"])}
@@ -114,14 +116,18 @@ def _kernel_error(data: dict, docs: str) -> list[str]:
   bad = lambda c: sum(
     v.get("nonfinite", 0) for v in c.values() if isinstance(v, dict)
   )
+  # (name, kernel, default fraction outside the radius, curve)
+  raws = [
+    (k, k, math.nan, curve(k=k, a="sampled", p="independent", i="raw"))
+    for k in KERNELS
+  ]
+  raws += [
+    (f"{m} (softmax)", "exp", 0.0, curve(m=m, i="raw")) for m in BASELINES
+  ]
   rows = [
     _row(c, name, common.fmt(outside.get(k, default)), raw, raw[1:])
     + [str(bad(c))]
-    for name, k, default, c in [
-      (k, k, math.nan, curve(k=k, a="sampled", p="independent", i="raw"))
-      for k in KERNELS
-    ]
-    + [(f"{m} (softmax)", "exp", 0.0, curve(m=m, i="raw")) for m in BASELINES]
+    for name, k, default, c in raws
     if c
   ]
   header = ["kernel", "pairs with abs(t) ≥ radius", "slope (vs f≤20)"]
@@ -239,6 +245,7 @@ def speed_plot(data: dict, path: str) -> None:
 
 
 def _speed(data: dict, docs: str) -> list[str] | str:
+  """fwd+bwd (and forward) time and memory vs L per variant; crossovers."""
   if not data.get("rows"):
     return "without rows"
   rows = sorted(data["rows"], key=lambda r: r["length"])
@@ -279,6 +286,7 @@ def _speed(data: dict, docs: str) -> list[str] | str:
 
 
 def _grid_speed(data: dict, docs: str) -> list[str] | str:
+  """The Spectraformer grid's fwd+bwd time vs L; extremes at one L."""
   if not data.get("rows"):
     return "without rows"
   rows = sorted(data["rows"], key=lambda r: r["length"])
@@ -369,6 +377,7 @@ def pareto_plot(data: dict, path: str) -> None:
 
 
 def _pareto(data: dict, docs: str) -> list[str]:
+  """Time to reach each error level per method; equal-M ratios."""
   res, png = data["results"], "attention_pareto.png"
   lengths = sorted({r["length"] for r in res})
   pareto_plot(data, os.path.join(docs, png))
@@ -512,6 +521,8 @@ def _gpu_suite(data: dict, docs: str) -> list[str]:
 
 
 def _grid_error(data: dict, docs: str) -> list[str]:
+  """The Spectraformer grid's error at M = GRID_M per component and
+  weights; slopes; best and worst cell."""
   s = data["settings"]
   lines = _say(
     "grid_error",
