@@ -50,7 +50,10 @@ def dumps(data: Any) -> str:
 
 
 def write(path: str, text: str) -> None:
-  """Writes `text` to `path`, creating its folder."""
+  """Writes `text` to `path`, creating its folder; '-' prints it."""
+  if path == "-":
+    print(text)
+    return
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "w") as f:
     f.write(text)

@@ -525,10 +525,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     if argv is None:  # command line: one clear line, no traceback
       sys.exit(f"lra_table: {e}")
     raise
-  if args.out == "-":
-    print(text)
-  else:
-    common.write(args.out, text)
+  common.write(args.out, text)
   return text
 
 

@@ -640,11 +640,7 @@ def main(argv=None) -> str:
   parser.add_argument("--out", help="default <docs>/BENCHMARKS.md; '-': stdout")
   args = parser.parse_args(argv)
   text = build(args.docs)
-  out = args.out or os.path.join(args.docs, "BENCHMARKS.md")
-  if out == "-":
-    print(text)
-  else:
-    common.write(out, text)
+  common.write(args.out or os.path.join(args.docs, "BENCHMARKS.md"), text)
   return text
 
 
