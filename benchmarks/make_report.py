@@ -273,11 +273,7 @@ def _speed(data: dict, docs: str) -> list[str] | str:
       for r in rows
       if "rmfa" in r
     ]
-    lines += [
-      "RMFA's matmul FLOPs per second as a fraction of this machine's "
-      f"float32 matmul throughput: {', '.join(share)}.",
-      "",
-    ]
+    lines += _say("speed_share", share=", ".join(share))
   if "rmfa" in variants:
     slow = [s for s in ("softmax", "performer") if s in variants]
     lines += [f"* {crossover(rows, 'rmfa', s)[1]}." for s in slow] + [""]
