@@ -7,6 +7,7 @@ RFA on exp, and the variance of phi(x) . phi(y) beside the exact formulas
 
   python -m benchmarks.kernel_error            # ~1-2 min, 2 CPU cores
   python -m benchmarks.kernel_error --quick    # seconds (tests)
+  python -m benchmarks.kernel_error --replot   # the PNG from the JSON
 """
 
 import argparse
@@ -487,7 +488,11 @@ def main(argv=None) -> dict:
   parser.add_argument("--quick", action="store_true", help="seconds (tests)")
   parser.add_argument("--out_json", default="docs/kernel_error.json")
   parser.add_argument("--out_png", default="docs/kernel_error.png")
+  help_ = "only redraw --out_png from --out_json"
+  parser.add_argument("--replot", action="store_true", help=help_)
   args = parser.parse_args(argv)
+  if args.replot:
+    return make_plot(common.load_json(args.out_json)[0], args.out_png)
   q, start = args.quick, time.time()
   s = dict(QUICK if q else FULL, head_dim=32, raw_sigma=0.5)
   curves, outside = run_grid(s)

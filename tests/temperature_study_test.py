@@ -4,9 +4,12 @@ its report (no training; synthetic run records)."""
 import argparse
 import json
 import os
+import pathlib
 
 import pytest
 
+from benchmarks import common
+from benchmarks import exact_kernel_diagnostic as ekd
 from benchmarks import make_report
 from benchmarks import studies
 from benchmarks import temperature_study as ts
@@ -233,3 +236,19 @@ def test_train_runs_each_unfinished_job_once(tmp_path):
   )
   assert not (done / "ran").exists() and (todo / "ran").exists()
   assert json.loads((todo / "wall.json").read_text())["rc"] == 0
+
+
+def test_reports_from_docs_rewrite_the_committed_files(tmp_path):
+  """`report --from_docs` of both studies leaves their JSON as committed
+  and writes the committed pages."""
+  docs = pathlib.Path(common.REPO, "docs")
+  names = ("temperature.json", "exact_kernel.json")
+  for name in names:
+    (tmp_path / name).write_bytes((docs / name).read_bytes())
+  ts.main(["report", "--from_docs", "--docs", str(tmp_path)])
+  ekd.main(["report", "--from_docs", "--docs", str(tmp_path)])
+  for name in names + ("TEMPERATURE.md", "DIAGNOSTIC.md"):
+    assert (tmp_path / name).read_bytes() == (docs / name).read_bytes(), name
+  assert (tmp_path / "temperature.png").stat().st_size > 10_000
+  with pytest.raises(SystemExit, match="missing"):
+    ts.main(["report", "--from_docs", "--docs", str(tmp_path / "none")])
