@@ -341,9 +341,7 @@ def run_grid(s: dict):
   n, d, lk = s["seeds"], s["head_dim"], s["kernel_length"]
   data = make_inputs(k_in, n, s["length"], d, s["raw_sigma"])
   v, rng, errors = data["v"], np.random.default_rng(0), {}
-  targets = {}
-  for mode in INPUTS:
-    targets[mode] = exact_targets(*data[mode], v, kernel_length=lk)
+  targets = {m: exact_targets(*data[m], v, kernel_length=lk) for m in INPUTS}
   exp_targets = {m: jax.tree.map(lambda x: x[:, 0], targets[m]) for m in INPUTS}
   add = lambda key, value: errors.setdefault(key, []).append(value)
   for dim in s["D"]:
@@ -376,9 +374,8 @@ def run_grid(s: dict):
     curves.append(c)
   outside = {}
   for mode in INPUTS:
-    fractions = np.asarray(targets[mode]["outside_radius"])
-    mean = lambda i, f=fractions: float(np.mean(f[:, i]))
-    outside[mode] = {k: mean(i) for i, k in enumerate(KERNELS)}
+    f = np.asarray(targets[mode]["outside_radius"])
+    outside[mode] = {k: float(np.mean(f[:, i])) for i, k in enumerate(KERNELS)}
   return curves, outside
 
 

@@ -277,10 +277,8 @@ def references(docs: str, records: list[dict], step: int) -> tuple:
   ours = [r for r in records if (r["kernel"], r["seed"], r["setting"]) == key]
   ours = dict(map(tuple, ours[0]["eval_curve"])).get(step) if ours else None
   check = dict(step=step, ours=ours, reduced=reduced, source=path)
-  return (
-    None if soft is None else ref,
-    None if reduced is None or ours is None else check,
-  )
+  check = None if reduced is None or ours is None else check
+  return None if soft is None else ref, check
 
 
 def measure(args, recorded: list[dict]) -> dict:
