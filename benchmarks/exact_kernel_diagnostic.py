@@ -5,31 +5,26 @@ kernel RMFA estimates beside the temperature study's runs (docs/DIAGNOSTIC.md).
   python -m benchmarks.exact_kernel_diagnostic report [--from_docs]
 """
 
-import argparse
-import json
+import functools
 import math
 import os
 import statistics
 
 from benchmarks import common
+from benchmarks import studies
 from benchmarks import temperature_study as ts
 
 # setting -> (attention preset, the temperature study's matching RMFA
 # setting, its q/k scale).
 SETTINGS = {
-  "exact_default": ("macformer_exp_exact", "default", ts.DEFAULT_SCALE),
+  "exact_default": ("macformer_exp_exact", "default", studies.DEFAULT_SCALE),
   "exact_0.70": ("macformer_exp_exact_tuned", 0.7, 0.7),
 }
 PLATEAU_MARGIN = 0.05  # escape: val accuracy > majority class + 5 points
-COLUMNS = (
-  "exact",
-  "rmfa",
-  "softmax",
-  "exact_minus_rmfa",
-  "exact_minus_softmax",
-)
+COLUMNS = ("exact", "rmfa", "softmax")
 PERCENT = ("test_accuracy", "test_accuracy_best_eval")
 PERCENT += ("majority_class_accuracy",)
+TEMPLATES = common.templates("diagnostic")
 
 
 def run_name(setting: str, seed: int) -> str:
@@ -39,22 +34,16 @@ def run_name(setting: str, seed: int) -> str:
 def run_command(setting, seed, workdir, data_dir, num_steps) -> list[str]:
   """run_lra.py with the temperature study's flags, the exact core."""
   preset = SETTINGS[setting][0]
-  return ts.lra_command(preset, seed, workdir, data_dir, num_steps)
+  return studies.lra_command(preset, seed, workdir, data_dir, num_steps)
 
 
-def run(args) -> None:
-  data_dir = os.path.join(args.runs, "data")
-  os.makedirs(args.runs, exist_ok=True)
-  ts.ensure_data(data_dir)
-  jobs = []
-  for seed in ts.SEEDS:
-    for setting in SETTINGS:
-      name = run_name(setting, seed)
-      workdir = os.path.join(args.runs, name)
-      cmd = run_command(setting, seed, workdir, data_dir, args.steps)
-      if not args.only or name in args.only.split(","):
-        jobs.append((workdir, cmd))
-  ts.train(jobs, args)
+def grid() -> list[tuple[str, int]]:
+  return [(setting, seed) for setting in SETTINGS for seed in studies.SEEDS]
+
+
+def commands(args) -> dict:
+  make = lambda x: functools.partial(run_command, *x, num_steps=args.steps)
+  return {run_name(*x): make(x) for x in grid()}
 
 
 def escape_step(curve: list[list[float]], majority: float) -> int | None:
@@ -91,6 +80,7 @@ def compare(runs: list[dict], temperature: dict[str, dict]) -> list[dict]:
     exact = {r["seed"]: r["test_accuracy"] for r in mine}
     row = {"scale": scale, "seeds": sorted(exact)}
     row.update({k: {} for k in COLUMNS})
+    row.update({f"exact_minus_{k}": {} for k in COLUMNS[1:]})
     others = (("rmfa", "exp", rmfa_setting), ("softmax", "softmax", "default"))
     for seed, acc in sorted(exact.items()):
       row["exact"][seed] = acc
@@ -118,22 +108,26 @@ def _diff(values) -> str:
   return f"{statistics.mean(values):+.1f} (per seed {seeds})"
 
 
-TEMPLATES = common.templates("diagnostic")
+def _cells(r: dict) -> dict:
+  """A comparison row's table cells (per-seed dicts: int or JSON str keys)."""
+  cells = {k: _mean_std(r[k].values()) for k in COLUMNS}
+  diffs = {f"exact_minus_{k}": r[f"exact_minus_{k}"] for k in COLUMNS[1:]}
+  return dict(cells, **{k: _diff(v.values()) for k, v in diffs.items()})
 
 
 def conclusion(rows: list[dict]) -> str:
   """The one-paragraph answer, from the numbers."""
-  near = lambda r: abs(r["scale"] - ts.DEFAULT_SCALE) < 1e-6
+  near = lambda r: abs(r["scale"] - studies.DEFAULT_SCALE) < 1e-6
   by_scale = {("default" if near(r) else "tuned"): r for r in rows}
   d, t = by_scale.get("default"), by_scale.get("tuned")
   if not d or not d["exact"]:
     return "No exact-kernel run has finished yet."
 
   def fields(r):
-    out = {k: _mean_std(r[k].values()) for k in ("exact", "rmfa", "softmax")}
     seeds = ", ".join(map(str, r["seeds"]))
-    diff = _diff(r["exact_minus_rmfa"].values())
-    return dict(out, s=r["scale"], seeds=seeds, diff=diff, steps=ts.NUM_STEPS)
+    diff = _cells(r)["exact_minus_rmfa"]
+    steps = studies.NUM_STEPS
+    return dict(_cells(r), s=r["scale"], seeds=seeds, diff=diff, steps=steps)
 
   mean = lambda xs: 100 * statistics.mean(xs.values()) if xs else math.nan
   text = [TEMPLATES["conclusion"].format(**fields(d))]
@@ -141,7 +135,7 @@ def conclusion(rows: list[dict]) -> str:
     text.append(TEMPLATES["tuned"].format(**fields(t)))
   # The explanation whose prediction is nearer: noise predicts exact ~
   # softmax, near-uniform attention predicts exact ~ RMFA (same scale).
-  e, s2 = mean(d["exact"]), ts.DEFAULT_SCALE**2
+  e, s2 = mean(d["exact"]), studies.DEFAULT_SCALE**2
   if abs(e - mean(d["rmfa"])) >= abs(e - mean(d["softmax"])):
     text.append(TEMPLATES["noise"])
   else:
@@ -150,13 +144,14 @@ def conclusion(rows: list[dict]) -> str:
     if t and t["exact"] and mean(t["exact_minus_rmfa"]) < -2:
       from macformer_jax import features  # pylint: disable=g-import-not-at-top
 
-      plan = features.make_plan(ts.NUM_FEATURES, "exp", "stratified")[0]
-      m1, dh = plan.counts[0], ts.HEAD_DIM
+      plan = features.make_plan(studies.NUM_FEATURES, "exp", "stratified")[0]
+      m1, dh = plan.counts[0], studies.HEAD_DIM
       top = (1 + math.sqrt(dh / m1)) ** 2
       text.append(TEMPLATES["rmfa_ahead"].format(m1=m1, dh=dh, top=top))
     else:
       text.append(TEMPLATES["fix"])
-  return " ".join(text + [TEMPLATES["caveat"].format(steps=ts.NUM_STEPS)])
+  caveat = TEMPLATES["caveat"].format(steps=studies.NUM_STEPS)
+  return " ".join(text + [caveat])
 
 
 def _run_row(r: dict) -> str:
@@ -171,61 +166,47 @@ def _run_row(r: dict) -> str:
 
 
 def render(report: dict) -> str:
-  comparison = []
-  for r in report["comparison"]:
-    cells = {k: _mean_std(r[k].values()) for k in COLUMNS[:3]}
-    cells.update({k: _diff(r[k].values()) for k in COLUMNS[3:]})
-    row = TEMPLATES["comparison_row"].format(**dict(r, **cells))
-    comparison.append(row)
+  row = lambda r: TEMPLATES["comparison_row"].format(**dict(r, **_cells(r)))
+  comparison = "\n".join(map(row, report["comparison"]))
   runs = "\n".join(map(_run_row, report["runs"]))
-  seeds = ", ".join(map(str, ts.SEEDS))
+  seeds = ", ".join(map(str, studies.SEEDS))
   fields = {k: report[k] for k in ("conclusion", "machine", "nice", "parallel")}
-  fields.update(steps=ts.NUM_STEPS, warmup=ts.WARMUP, seeds=seeds, runs=runs)
-  fields.update(margin=100 * PLATEAU_MARGIN, comparison="\n".join(comparison))
+  fields.update(steps=studies.NUM_STEPS, warmup=studies.WARMUP, seeds=seeds)
+  fields.update(runs=runs, margin=100 * PLATEAU_MARGIN, comparison=comparison)
   return TEMPLATES["page"].format(**fields) + "\n"
 
 
-def report(args) -> None:
-  json_path = os.path.join(args.docs, "exact_kernel.json")
-  data, why = common.load_json(json_path) if args.from_docs else (None, None)
-  if args.from_docs and data is None:
-    raise SystemExit(f"{json_path} is {why}")
-  if data is None:
-    runs = []
-    for setting in SETTINGS:
-      for seed in ts.SEEDS:
-        workdir = os.path.join(args.runs, run_name(setting, seed))
-        runs.append(record(workdir, setting, seed))
-    runs = [r for r in runs if r]
-    recorded = {r["run"]: r for r in ts.recorded_runs(args.docs)}
-    comparison = compare(runs, recorded)
-    setup = dict(steps=args.steps, warmup=ts.WARMUP, eval_every=ts.EVAL_EVERY)
-    setup.update(data=ts.DATA, max_len=256, seeds=list(ts.SEEDS))
-    setup["settings"] = {k: list(v) for k, v in SETTINGS.items()}
-    host = common.host()
-    data = dict(setup=setup, runs=runs, comparison=comparison)
-    data["conclusion"] = conclusion(comparison)
-    data["machine"] = f"{host['platform']}, {host['cpus']} CPUs"
-    data.update(nice=args.nice, parallel=args.parallel)
-    common.write(json_path, json.dumps(data, indent=1))
-  # JSON turns the per-seed dict keys into strings; both render the same.
+def measure(args, recorded: list[dict]) -> dict:
+  """docs/exact_kernel.json's content: the runs, the comparison with the
+  temperature study's and the conclusion."""
+  fresh = [record(os.path.join(args.runs, run_name(*x)), *x) for x in grid()]
+  order = {run_name(*x): i for i, x in enumerate(grid())}
+  runs = studies.merged(recorded, [r for r in fresh if r])
+  runs = sorted(runs, key=lambda r: order[r["run"]])
+  temperature = {
+    r["run"]: r for r in studies.recorded(args.docs, "temperature")
+  }
+  comparison = compare(runs, temperature)
+  setup = dict(steps=args.steps, warmup=studies.WARMUP)
+  setup.update(eval_every=studies.EVAL_EVERY, data=studies.DATA, max_len=256)
+  setup["seeds"] = list(studies.SEEDS)
+  setup["settings"] = {k: list(v) for k, v in SETTINGS.items()}
+  data = dict(setup=setup, runs=runs, comparison=comparison)
+  data["conclusion"] = conclusion(comparison)
+  data["machine"] = "{platform}, {cpus} CPUs".format(**common.host())
+  return dict(data, nice=args.nice, parallel=args.parallel)
+
+
+def write(args, data: dict) -> None:
   common.write(os.path.join(args.docs, "DIAGNOSTIC.md"), render(data))
   print(data["conclusion"])
 
 
 def main(argv: list[str] | None = None) -> None:
-  """`run` trains (`--only`: comma-separated run names); `report` writes
-  docs/exact_kernel.json and DIAGNOSTIC.md (`--from_docs`: from the JSON)."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("command", choices=("run", "report"))
-  parser.add_argument("--from_docs", action="store_true")
-  flags = dict(steps=ts.NUM_STEPS, parallel=2, nice=10, only="")
-  flags.update(docs=os.path.join(common.REPO, "docs"))
-  flags["runs"] = os.path.join(common.REPO, "runs", "exact_kernel")
-  for flag, default in flags.items():
-    parser.add_argument(f"--{flag}", type=type(default), default=default)
-  args = parser.parse_args(argv)
-  (run if args.command == "run" else report)(args)
+  """`run` trains; `report` writes docs/exact_kernel.json and DIAGNOSTIC.md
+  (`--from_docs`: from the JSON; benchmarks/studies.py)."""
+  flags = dict(nice=10, parallel=2)
+  studies.main(argv, __doc__, "exact_kernel", commands, measure, write, flags)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ RFA on exp, and the variance of phi(x) . phi(y) beside the exact formulas
 
   python -m benchmarks.kernel_error            # ~1-2 min, 2 CPU cores
   python -m benchmarks.kernel_error --quick    # seconds (tests)
+  python -m benchmarks.kernel_error --replot   # the PNG from the JSON
 """
 
 import argparse
@@ -30,12 +31,9 @@ ALLOCATIONS = ("sampled", "stratified")
 PROJECTIONS = ("chained", "independent")
 INPUTS = ("presbn", "raw")
 BASELINES = ("performer", "rfa")
-METRICS = (
-  "kernel_error",
-  "kernel_error_truncated",
-  "attention_error",
-  "attention_error_truncated",
-)
+TARGETS = ("kernel", "kernel_truncated", "attention", "attention_truncated")
+METRICS = ("kernel_error", "kernel_error_truncated", "attention_error")
+METRICS += ("attention_error_truncated",)  # TARGETS' errors
 LABELS = ("method", "kernel", "allocation", "projection", "inputs")
 DEFAULT_LABELS = ("rmf", "exp", None, None, "presbn")
 MAX_DEGREE = 20
@@ -63,24 +61,16 @@ def superset_plan(plans) -> features.FeaturePlan:
   return features.FeaturePlan("superset", 1.0, counts, plans[0].projection)
 
 
-def _move(x, src, dst) -> np.ndarray:
-  """Block b of x (widths `src`) to the start of block b (widths `dst`)."""
+def move(x, src, dst) -> np.ndarray:
+  """Block b of x (widths `src`) to the start of block b (widths `dst`),
+  zeros elsewhere: a draw of `features.sample_rmf` (projections by
+  `plan.widths`, scales by `plan.counts`) in a superset plan's layout gives
+  the same features under `features.rmf`, plus zeros."""
   out = np.zeros(np.shape(x)[:-1] + (sum(dst),), np.float32)
-  for i, j, n in zip(
-    np.cumsum([0, *src]), np.cumsum([0, *dst]), src, strict=False
-  ):
+  start = lambda widths: np.cumsum([0, *widths])
+  for i, j, n in zip(start(src), start(dst), src, strict=False):
     out[..., j : j + n] = np.asarray(x)[..., i : i + n]
   return out
-
-
-def embed(plan, projections, scales, sup):
-  """A drawn map (`features.sample_rmf`) in a superset's layout: block b of
-  `plan` goes to the start of block b of `sup` (padding 0, padded features
-  scale 0), so `features.rmf` gives the same features, plus zeros."""
-  return (
-    _move(projections, plan.widths, sup.widths),
-    _move(scales, plan.counts, sup.counts),
-  )
 
 
 def superset(dim, allocations, projection, seeds):
@@ -93,7 +83,7 @@ def superset(dim, allocations, projection, seeds):
     made = [features.make_plan(dim, k, *args) for k in KERNELS]
     draws[allocation, seed] = made[0][0], np.stack([s for _, s in made])
   sup = superset_plan([p for p, _ in draws.values()])
-  moved = {k: _move(s, p.counts, sup.counts) for k, (p, s) in draws.items()}
+  moved = {k: move(s, p.counts, sup.counts) for k, (p, s) in draws.items()}
   return sup, moved
 
 
@@ -132,29 +122,29 @@ def exact_targets(q, k, v, *, kernel_length):
 
   def one_seed(q, k, v):
     t_full = q @ k.T
-    t = t_full[:kernel_length, :kernel_length]
-    out = {}
+    t, rows = t_full[:kernel_length, :kernel_length], []
     for name in KERNELS:
       kern = kernels.get(name)
       f = functools.partial(kernels.truncated, name, max_degree=MAX_DEGREE)
       trunc = kernels.Kernel(name, kern.coefficient, f, math.inf)
-      out.setdefault("kernel", []).append(kern.exact(t))
-      out.setdefault("kernel_truncated", []).append(trunc.exact(t))
-      out.setdefault("attention", []).append(_attend(q, k, v, kern))
-      out.setdefault("attention_truncated", []).append(_attend(q, k, v, trunc))
-      outside = jnp.mean(jnp.abs(t_full) >= kern.radius)
-      out.setdefault("outside_radius", []).append(outside)
-    return {key: jnp.stack(val) for key, val in out.items()}
+      row = kern.exact(t), trunc.exact(t), _attend(q, k, v, kern)
+      row += _attend(q, k, v, trunc), jnp.mean(jnp.abs(t_full) >= kern.radius)
+      rows.append(row)
+    columns = map(jnp.stack, zip(*rows, strict=True))
+    return dict(zip(TARGETS + ("outside_radius",), columns, strict=True))
 
   return jax.vmap(one_seed)(q, k, v)
 
 
+def rel_error(a, b):
+  """|a - b| / |b| (Frobenius norms over every axis)."""
+  return jnp.linalg.norm((a - b).ravel()) / jnp.linalg.norm(b.ravel())
+
+
 def _errors(khat, att, targets):
   """[4] errors (METRICS order) of one estimate against its targets."""
-  norm = lambda x: jnp.linalg.norm(x.ravel())
-  rel = lambda a, name: norm(a - targets[name]) / norm(targets[name])
-  names = ("kernel", "kernel_truncated", "attention", "attention_truncated")
-  return jnp.stack([rel(att if n[0] == "a" else khat, n) for n in names])
+  est = lambda name: att if name.startswith("attention") else khat
+  return jnp.stack([rel_error(est(n), targets[n]) for n in TARGETS])
 
 
 @functools.partial(jax.jit, static_argnames=("plan", "kernel_length"))
@@ -351,9 +341,7 @@ def run_grid(s: dict):
   n, d, lk = s["seeds"], s["head_dim"], s["kernel_length"]
   data = make_inputs(k_in, n, s["length"], d, s["raw_sigma"])
   v, rng, errors = data["v"], np.random.default_rng(0), {}
-  targets = {}
-  for mode in INPUTS:
-    targets[mode] = exact_targets(*data[mode], v, kernel_length=lk)
+  targets = {m: exact_targets(*data[m], v, kernel_length=lk) for m in INPUTS}
   exp_targets = {m: jax.tree.map(lambda x: x[:, 0], targets[m]) for m in INPUTS}
   add = lambda key, value: errors.setdefault(key, []).append(value)
   for dim in s["D"]:
@@ -386,9 +374,8 @@ def run_grid(s: dict):
     curves.append(c)
   outside = {}
   for mode in INPUTS:
-    fractions = np.asarray(targets[mode]["outside_radius"])
-    mean = lambda i, f=fractions: float(np.mean(f[:, i]))
-    outside[mode] = {k: mean(i) for i, k in enumerate(KERNELS)}
+    f = np.asarray(targets[mode]["outside_radius"])
+    outside[mode] = {k: float(np.mean(f[:, i])) for i, k in enumerate(KERNELS)}
   return curves, outside
 
 
@@ -410,10 +397,8 @@ def find_curve(curves, **labels) -> dict:
 # Plot.
 # ----------------------------------------------------------------------------
 def _plot_curve(ax, dims, summary, label, color, marker="o", ls="-"):
-  mean, std = (
-    np.array([common.as_float(x) for x in summary[k]]) for k in ("mean", "std")
-  )
-  dims = np.asarray(dims, float)
+  arr = lambda k: np.array([common.as_float(x) for x in summary[k]])
+  mean, std, dims = arr("mean"), arr("std"), np.asarray(dims, float)
   ok = np.isfinite(mean) & (mean <= CLIP)
   slope = summary.get("slope")
   if slope is not None and ok.all():
@@ -422,15 +407,8 @@ def _plot_curve(ax, dims, summary, label, color, marker="o", ls="-"):
   style = dict(color=color, marker=marker, ms=3, ls=ls, capsize=2)
   line = ax.errorbar(dims[ok], mean[ok], yerr=yerr, label=label, **style)
   if (~ok).any():  # clipped or non-finite: a marker on the ceiling
-    n, color = int((~ok).sum()), line[0].get_color()
-    ax.scatter(
-      dims[~ok],
-      np.full(n, CLIP),
-      marker="^",
-      color=color,
-      zorder=5,
-      clip_on=False,
-    )
+    n, style = int((~ok).sum()), dict(color=line[0].get_color(), zorder=5)
+    ax.scatter(dims[~ok], np.full(n, CLIP), marker="^", clip_on=False, **style)
     label = f"  {label}: {n} D clipped (>{CLIP:g} or inf/nan)"
     ax.plot([], [], " ", label=label)
 
@@ -507,7 +485,11 @@ def main(argv=None) -> dict:
   parser.add_argument("--quick", action="store_true", help="seconds (tests)")
   parser.add_argument("--out_json", default="docs/kernel_error.json")
   parser.add_argument("--out_png", default="docs/kernel_error.png")
+  help_ = "only redraw --out_png from --out_json"
+  parser.add_argument("--replot", action="store_true", help=help_)
   args = parser.parse_args(argv)
+  if args.replot:
+    return make_plot(common.load_json(args.out_json)[0], args.out_png)
   q, start = args.quick, time.time()
   s = dict(QUICK if q else FULL, head_dim=32, raw_sigma=0.5)
   curves, outside = run_grid(s)

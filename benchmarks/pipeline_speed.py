@@ -24,6 +24,7 @@ from lra_tasks import testing
 
 BATCH_SIZE, MIN_BATCHES, MIN_SECONDS = 32, 50, 2.0
 LISTOPS_SIZES = (96000, 2000, 2000)  # LRA's train/val/test rows
+LISTOPS = dict(min_length=500, max_length=2000, max_depth=10, max_args=10)
 
 
 def batches_per_second(make_iterator):
@@ -41,10 +42,10 @@ def batches_per_second(make_iterator):
   return count / (time.perf_counter() - t0), count
 
 
-def measure(name, load):
+def measure(name, task, data_dir, options) -> dict:
   """One pipeline's load time and train/eval batches per second."""
   t0 = time.perf_counter()
-  src = load()
+  src = lra_tasks.get_task(task).load(data_dir, "train", **options)
   load_s = time.perf_counter() - t0
   train = lambda: lra_tasks.train_batches(src, BATCH_SIZE, seed=0)
   evals = lambda: lra_tasks.eval_batches(src, BATCH_SIZE)
@@ -56,66 +57,46 @@ def measure(name, load):
   row["eval_batches_per_s"] = round(eval_bps, 1)
   row.update(train_batches_timed=n_train, eval_batches_timed=n_eval)
   row["seq_len"] = int(src[0]["inputs"].shape[0])
-  print(
-    f"{name:>14}: {len(src):6d} examples, load {load_s:6.2f} s, "
-    f"train {train_bps:8.1f} batches/s, eval {eval_bps:8.1f} batches/s "
-    f"(B={BATCH_SIZE}, L={row['seq_len']})",
-    flush=True,
-  )
+  print(f"{name:>14}: {row}", flush=True)
   return row
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--work_dir", help="for the data (default: a new tmp)")
-  parser.add_argument(
-    "--json_out", help="default: <work_dir>/pipeline_speed.json"
-  )
+  help_ = "default: <work_dir>/pipeline_speed.json"
+  parser.add_argument("--json_out", help=help_)
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.WARNING)
   work = args.work_dir or tempfile.mkdtemp(prefix="lra_bench_")
   listops_dir = os.path.join(work, "listops-1000")
   t0 = time.perf_counter()
-  listops.generate(listops_dir, *LISTOPS_SIZES, seed=0)
+  listops.generate(listops_dir, *LISTOPS_SIZES, seed=0, **LISTOPS)
   gen_s = time.perf_counter() - t0
   files = [os.path.join(listops_dir, f) for f in listops.expected_files()]
   size_mb = sum(map(os.path.getsize, files)) / 2**20
-  sizes = "/".join(map(str, LISTOPS_SIZES))
-  print(
-    f"listops generate {sizes} (LRA settings): {gen_s:.1f} s, "
-    f"{size_mb:.0f} MiB",
-    flush=True,
-  )
-  tfds_dir, aan_dir = os.path.join(work, "tfds"), os.path.join(work, "tsv_data")
+  print(f"listops generate: {gen_s:.1f} s, {size_mb:.0f} MiB", flush=True)
+  tfds, aan = os.path.join(work, "tfds"), os.path.join(work, "tsv_data")
   for name in ("imdb_reviews", "cifar10"):
-    testing.prepare_fake_tfds(tfds_dir, name, 2000, 500, seed=0)
-  aan = {"train": 2000, "eval": 200, "test": 200}
-  testing.write_fake_aan(aan_dir, aan, seed=0, mean_bytes=6000)
+    testing.prepare_fake_tfds(tfds, name, 2000, 500, seed=0)
+  sizes = {"train": 2000, "eval": 200, "test": 200}
+  testing.write_fake_aan(aan, sizes, seed=0, mean_bytes=6000)
   for images, resolution in ((1000, 32), (250, 128)):
-    pathfinder.generate(
-      work, images, seed=0, resolution=resolution, difficulties=("hard",)
-    )
-  loads = (
-    ("listops", "listops", listops_dir, {}),
-    ("text", "text", tfds_dir, {}),
-    ("text (L=4000)", "text", tfds_dir, {"max_len": 4000}),
-    ("retrieval", "retrieval", aan_dir, {}),
-    ("image", "image", tfds_dir, {}),
-    ("pathfinder32", "pathfinder", work, {}),
-    ("path-x (128)", "pathfinder", work, {"resolution": 128}),
-  )
-  rows = []
-  for name, task, data, options in loads:
-    load = lambda t=task, d=data, o=options: lra_tasks.get_task(t).load(
-      d, "train", **o
-    )
-    rows.append(measure(name, load))
-  machine = dict(common.host(), python=platform.python_version())
-  generation = dict(
-    zip(("num_train", "num_val", "num_test"), LISTOPS_SIZES, strict=True)
-  )
-  generation.update(min_length=500, max_length=2000, max_depth=10, max_args=10)
+    hard = dict(resolution=resolution, difficulties=("hard",))
+    pathfinder.generate(work, images, seed=0, **hard)
+  rows = [
+    measure("listops", "listops", listops_dir, {}),
+    measure("text", "text", tfds, {}),
+    measure("text (L=4000)", "text", tfds, {"max_len": 4000}),
+    measure("retrieval", "retrieval", aan, {}),
+    measure("image", "image", tfds, {}),
+    measure("pathfinder32", "pathfinder", work, {}),
+    measure("path-x (128)", "pathfinder", work, {"resolution": 128}),
+  ]
+  names = ("num_train", "num_val", "num_test")
+  generation = dict(zip(names, LISTOPS_SIZES, strict=True), **LISTOPS)
   generation.update(seconds=round(gen_s, 2), mib_written=round(size_mb, 1))
+  machine = dict(common.host(), python=platform.python_version())
   results = {"machine": dict(machine, numpy=np.__version__)}
   results.update(batch_size=BATCH_SIZE, listops_generation=generation)
   results["pipelines"] = rows

@@ -2,8 +2,9 @@
 
 The kernel-matrix error of `spectral.kernel_estimate` and the attention error
 of each (component, weights) cell as `layers.SpectralAttention` runs it,
-against exact softmax-kernel attention, on PreSBN'd (`presbn`) or Gaussian
-(`gauss`) inputs (docs/METHOD.md §7; slopes fitted over M > d).
+against exact softmax-kernel attention, on kernel_error's PreSBN'd (`presbn`)
+or Gaussian (`gauss`, its `raw`) inputs (docs/METHOD.md §7; slopes fitted
+over M > d).
 
   nice -n 19 python -m benchmarks.spectral_error     # minutes, 2 cores
   python -m benchmarks.spectral_error --quick         # seconds
@@ -20,30 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from benchmarks import kernel_error
 from macformer_jax import attention
-from macformer_jax import normalization
 from macformer_jax import spectral
 
-REGIMES = ("presbn", "gauss")
+REGIMES = {"presbn": "presbn", "gauss": "raw"}  # -> kernel_error's inputs
 ERRORS = ("kernel_error", "attention_error")
 QUICK = dict(M=[16, 64], seeds=2, length=64, kernel_length=32)
-FULL = dict(
-  M=[16, 32, 64, 128, 256, 512, 1024], seeds=5, length=1024, kernel_length=256
-)
+FULL = dict(M=[2**i for i in range(4, 11)], seeds=5, length=1024)
+FULL["kernel_length"] = 256
 HEAD_DIM, SIGMA = 32, 0.5  # d; the std of q, k in the gauss regime
-
-
-def make_inputs(key, seeds, length, regime):
-  """x, y [S, 1, 1, L, d] (scaled, heads-first) and v [S, 1, L, 1, d]."""
-  kq, kk, kv = jax.random.split(key, 3)
-  shape = (seeds, 1, 1, length, HEAD_DIM)
-  q, k = jax.random.normal(kq, shape), jax.random.normal(kk, shape)
-  if regime == "presbn":
-    q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
-  else:
-    q, k = q * SIGMA, k * SIGMA
-  v = jax.random.normal(kv, (seeds, 1, length, 1, HEAD_DIM))
-  return q * HEAD_DIM**-0.25, k * HEAD_DIM**-0.25, v
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -55,49 +42,44 @@ def draw(weights, width, seeds, key):
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def cell_errors(component, num_features, kernel_length, ws, x, y, v):
-  """Kernel and attention errors [N, S] for projections ws [N, S, d, W]."""
-  logit = jnp.zeros((1, 1, 1))  # gerf at initialisation: A = 0
-  norm = lambda x: jnp.linalg.norm(x.ravel())
-  rel = lambda a, b: norm(a - b) / norm(b)
-  opts = dict(num_features=num_features, gerf_logit=logit)
-  signed = component in spectral.SIGNED
+  """Kernel and attention errors [N, S] for projections ws [N, S, d, W],
+  x, y [S, 1, 1, L, d] (heads first) and v [S, 1, L, 1, d]."""
+  opts = dict(num_features=num_features, gerf_logit=jnp.zeros((1, 1, 1)))
+  signed = component in spectral.SIGNED  # gerf at initialisation: A = 0
   eps = attention.RMFA_DENOMINATOR_EPS if signed else 1e-6
-  constant = 1.0 if component == "rmf" else 0.0
+  lin = dict(heads_first=True, eps=eps, eps_per_key=signed)
+  lin["constant"] = 1.0 if component == "rmf" else 0.0
 
-  def one(w, x, y, v):  # x, y [1, 1, L, d]; v [1, L, 1, d]
+  def one(w, x, y, v):
     xk, yk = x[..., :kernel_length, :], y[..., :kernel_length, :]
     khat = spectral.kernel_estimate(component, w, xk, yk, **opts)
     kernel = jnp.exp(jnp.einsum("...id,...jd->...ij", xk, yk))
     phi_q, phi_k = spectral.feature_pair(component, w, x, y, **opts)
-    out = attention.linear_attention(
-      phi_q,
-      phi_k,
-      v,
-      heads_first=True,
-      eps=eps,
-      eps_per_key=signed,
-      constant=constant,
-    )
+    out = attention.linear_attention(phi_q, phi_k, v, **lin)
     xs, ys = jnp.swapaxes(x, 1, 2), jnp.swapaxes(y, 1, 2)
     exact = attention.kernelized_attention(xs, ys, v, "exp")
-    return rel(khat, kernel), rel(out, exact)
+    return kernel_error.rel_error(khat, kernel), kernel_error.rel_error(
+      out, exact
+    )
 
   return jax.vmap(lambda w: jax.vmap(one)(w, x, y, v))(ws)
 
 
 def run(s: dict):
   names = [w for w in spectral.WEIGHTS if w != "rademacher"]
-  curves = {}
-  for regime in REGIMES:
-    x, y, v = make_inputs(jax.random.key(0), s["seeds"], s["length"], regime)
+  inputs = kernel_error.make_inputs(
+    jax.random.key(0), s["seeds"], s["length"], HEAD_DIM, SIGMA
+  )
+  v, curves = inputs["v"][:, None, :, None], {}
+  for regime, mode in REGIMES.items():
+    x, y = (a[:, None, None] for a in inputs[mode])
     for m in s["M"]:
       for component in spectral.COMPONENTS:
         cells = ["rademacher"] if component == "rmf" else names
         width = spectral.projection_width(component, m)
         key = lambda i, m=m: jax.random.fold_in(jax.random.key(1), 1000 * i + m)
         ws = [draw(w, width, s["seeds"], key(i)) for i, w in enumerate(cells)]
-        ws = jnp.stack(ws)
-        args = (component, m, s["kernel_length"], ws, x, y, v)
+        args = (component, m, s["kernel_length"], jnp.stack(ws), x, y, v)
         errors = [np.asarray(e) for e in cell_errors(*args)]
         for i, w in enumerate(cells):
           c = dict(regime=regime, component=component, weights=w, M=[])
@@ -154,11 +136,8 @@ def main(argv=None):
   parser.add_argument("--quick", action="store_true", help="seconds (tests)")
   parser.add_argument("--out_json", default="docs/spectral_error.json")
   parser.add_argument("--out_png", default="docs/spectral_error.png")
-  parser.add_argument(
-    "--replot",
-    action="store_true",
-    help="only redraw --out_png from --out_json",
-  )
+  help_ = "only redraw --out_png from --out_json"
+  parser.add_argument("--replot", action="store_true", help=help_)
   args = parser.parse_args(argv)
   if args.replot:
     return make_plot(common.load_json(args.out_json)[0], args.out_png)
@@ -170,14 +149,9 @@ def main(argv=None):
   }
   settings = dict(s, head_dim=HEAD_DIM, regimes=regimes)
   settings["unbiased_weights"] = list(spectral.UNBIASED_WEIGHTS)
-  result = {
-    "command": common.command("spectral_error", argv),
-    "date": common.now(),
-    "runtime_s": round(time.time() - start, 1),
-    "machine": common.machine(),
-    "settings": settings,
-    "curves": curves,
-  }
+  result = {"command": common.command("spectral_error", argv)}
+  result.update(date=common.now(), runtime_s=round(time.time() - start, 1))
+  result.update(machine=common.machine(), settings=settings, curves=curves)
   if args.out_json:
     common.write(args.out_json, json.dumps(result, indent=1))
   if args.out_png:

@@ -1,36 +1,26 @@
 """Does Macformer's q/k scale Dh^-1/4 slow learning? (docs/TEMPERATURE.md)
 
 `run` trains the reduced ListOps model at several q/k scales and seeds
-(resumable); `report` writes docs/temperature.json, TEMPERATURE.md and
-temperature.png.
+(resumable; benchmarks/studies.py); `report` writes docs/temperature.json,
+TEMPERATURE.md and temperature.png.
 
-  python -m benchmarks.temperature_study run
+  python -m benchmarks.temperature_study run [--kernels exp,softmax]
   python -m benchmarks.temperature_study report [--from_docs]
 """
 
-import argparse
-import concurrent.futures
 import functools
-import json
 import math
 import os
 import statistics
-import subprocess
-import sys
-import time
 
 import numpy as np
 
 from benchmarks import common
+from benchmarks import studies
 
-ROOT = common.REPO
-HEAD_DIM, NUM_FEATURES = 32, 128  # the reduced model: qkv 64 over 2 heads
-DEFAULT_SCALE = HEAD_DIM**-0.25
-SEEDS = (0, 1, 2)
-NUM_STEPS, EVAL_EVERY, WARMUP = 500, 100, 300  # reduced_listops.sh's start
-# The data of benchmarks/reduced_listops.sh: seed 0, smoke distribution.
-SIZES = {"num_train": 20000, "num_val": 1000, "num_test": 1000}
-DATA = dict(SIZES, min_length=20, max_length=250, max_depth=6, max_args=10)
+DEFAULT_SCALE, SEEDS = studies.DEFAULT_SCALE, studies.SEEDS
+HEAD_DIM, NUM_FEATURES = studies.HEAD_DIM, studies.NUM_FEATURES
+
 # Groups in priority order: (kernel, settings) pairs, a setting "default",
 # "learn" or a fixed scale s (s^2 < 1 for the radius-1 kernels).
 GROUPS: tuple[tuple[tuple[str, tuple], ...], ...] = (
@@ -44,6 +34,7 @@ GROUPS: tuple[tuple[tuple[str, tuple], ...], ...] = (
 )
 KERNELS = ("exp", "inverse", "log", "sqrt")
 _T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36}
+TEMPLATES = common.templates("temperature")
 
 
 def run_name(kernel: str, setting, seed: int) -> str:
@@ -63,30 +54,12 @@ def schedule() -> list[tuple[str, object, int]]:
   return runs
 
 
-def lra_command(preset, seed, workdir, data_dir, num_steps) -> list[str]:
-  """run_lra.py on the study's data, model and schedule with `preset`."""
-  config = os.path.join(ROOT, "configs", "listops.py")
-  return [
-    sys.executable,
-    os.path.join(ROOT, "run_lra.py"),
-    f"--config={config}:{preset},smoke",
-    f"--workdir={workdir}",
-    f"--config.seed={seed}",
-    f"--config.data.data_dir={data_dir}",
-    f"--config.train.num_train_steps={num_steps}",
-    f"--config.train.eval_frequency={EVAL_EVERY}",
-    f"--config.train.checkpoint_every={num_steps}",
-    f"--config.optimizer.warmup_steps={WARMUP}",
-  ] + [f"--config.data.offline.{k}={v}" for k, v in SIZES.items()]
-
-
 def run_command(kernel, setting, seed, workdir, data_dir, num_steps):
   """The run_lra.py command line of one run of the grid."""
-  soft = kernel == "softmax"
-  preset = "softmax" if soft else f"macformer_{kernel}"
-  cmd = lra_command(preset, seed, workdir, data_dir, num_steps)
+  preset = "softmax" if kernel == "softmax" else f"macformer_{kernel}"
+  cmd = studies.lra_command(preset, seed, workdir, data_dir, num_steps)
   option = "--config.attention.options."
-  if not soft:
+  if kernel != "softmax":
     cmd.append(f"{option}num_features={NUM_FEATURES}")
   if setting == "learn":
     cmd.append(f"{option}learn_qk_scale=True")
@@ -95,58 +68,11 @@ def run_command(kernel, setting, seed, workdir, data_dir, num_steps):
   return cmd
 
 
-def ensure_data(data_dir: str) -> None:
-  """Generates the reduced ListOps data (seed 0) once."""
-  if not os.path.exists(os.path.join(data_dir, "DONE")):
-    from lra_tasks import listops  # pylint: disable=g-import-not-at-top
-
-    listops.generate(data_dir + ".tmp", seed=0, **DATA)
-    common.write(os.path.join(data_dir + ".tmp", "DONE"), json.dumps(DATA))
-    os.replace(data_dir + ".tmp", data_dir)
-
-
-def train(jobs: list[tuple[str, list[str]]], args) -> None:
-  """Runs (workdir, command) jobs `args.parallel` at a time at `args.nice`,
-  skipping finished ones and starting none after `args.deadline_min`."""
-  deadline = time.time() + 60 * (getattr(args, "deadline_min", 0) or 1e9)
-
-  def one(job):
-    workdir, cmd = job
-    done = os.path.exists(os.path.join(workdir, "results.json"))
-    if done or time.time() > deadline:
-      return
-    os.makedirs(workdir, exist_ok=True)
-    t0, nice = time.time(), ["nice", "-n", str(args.nice)]
-    with open(os.path.join(workdir, "log.txt"), "a") as log:
-      rc = subprocess.call(nice + cmd, stdout=log, stderr=log, cwd=ROOT)
-    wall = dict(rc=rc, wall_s=time.time() - t0, date=common.now())
-    wall.update(parallel=args.parallel, nice=args.nice)
-    common.write(os.path.join(workdir, "wall.json"), json.dumps(wall))
-
-  with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-    list(pool.map(one, jobs))
-
-
-def recorded_runs(docs: str) -> list[dict]:
-  """docs/temperature.json's run records: done, even on a new checkout."""
-  data, _ = common.load_json(os.path.join(docs, "temperature.json"))
-  return (data or {}).get("runs", [])
-
-
-def run_grid(args) -> None:
-  data_dir = os.path.join(args.runs, "data")
-  os.makedirs(args.runs, exist_ok=True)
-  ensure_data(data_dir)
-  recorded = {r["run"] for r in recorded_runs(args.docs)}
+def commands(args) -> dict:
+  """The grid's runs in `--kernels` (all if empty), in schedule order."""
   kernels = args.kernels.split(",") if args.kernels else KERNELS + ("softmax",)
-  todo = [x for x in schedule() if x[0] in kernels]
-  todo = [x for x in todo if run_name(*x) not in recorded]
-  print(f"{len(recorded)} runs recorded in {args.docs}, {len(todo)} to train")
-  jobs = []
-  for x in todo:
-    workdir = os.path.join(args.runs, run_name(*x))
-    jobs.append((workdir, run_command(*x, workdir, data_dir, args.steps)))
-  train(jobs, args)
+  make = lambda x: functools.partial(run_command, *x, num_steps=args.steps)
+  return {run_name(*x): make(x) for x in schedule() if x[0] in kernels}
 
 
 # ----------------------------------------------------------------------------
@@ -183,14 +109,14 @@ def variance_cost(kernel, scales, num_draws=4096, seed=0) -> list[dict]:
   keys = jax.random.split(jax.random.key(seed), num_draws)
   cosines = {"aligned": 1.0, "random": 1.0 / math.sqrt(HEAD_DIM - 1)}
   rows, exact = [], functools.partial(kernels.exact, kernel)
-  f = lambda t: float(exact(t))
   for s in scales:
     row = {"kernel": kernel, "scale": s, "max_qk": s * s}
     if s * s < kernels.get(kernel).radius:  # the float32 ratio
       row["contrast"] = float(exact(s * s) / exact(-s * s))
     for name, cosine in cosines.items():
       x, y = (s * v for v in _pair(cosine, HEAD_DIM, seed))
-      t, ft = float(x @ y), f(float(x @ y))
+      t = float(x @ y)
+      ft = float(exact(t))
       values = np.asarray(estimates(keys, x, y), np.float64)
       bias = values.mean() - ft
       paper = float(features.rmf_variance(kernel, x, y, NUM_FEATURES))
@@ -203,6 +129,7 @@ def variance_cost(kernel, scales, num_draws=4096, seed=0) -> list[dict]:
 
 def learned_scale(workdir: str, kernel: str) -> list[float] | None:
   """The learned q/k scales s_max * sigmoid(logit) of a finished run."""
+  import jax  # pylint: disable=g-import-not-at-top
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
   from macformer_jax import attention  # pylint: disable=g-import-not-at-top
@@ -213,16 +140,10 @@ def learned_scale(workdir: str, kernel: str) -> list[float] | None:
     return None
   path = os.path.abspath(os.path.join(latest, str(steps[-1]), "state"))
   tree = ocp.StandardCheckpointer().restore(path)
-  logits = []
-
-  def visit(node):
-    for key, value in sorted(node.items()) if isinstance(node, dict) else ():
-      if key == "qk_scale_logit":
-        logits.append(float(np.asarray(value)))
-      else:
-        visit(value)
-
-  visit(tree.get("params", tree) if isinstance(tree, dict) else tree)
+  tree = tree.get("params", tree) if isinstance(tree, dict) else tree
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  is_logit = lambda path: getattr(path[-1], "key", None) == "qk_scale_logit"
+  logits = [float(np.asarray(v)) for p, v in leaves if is_logit(p)]
   s_max = attention.max_qk_scale(kernel)
   return [s_max / (1.0 + math.exp(-logit)) for logit in logits] or None
 
@@ -237,20 +158,19 @@ def collect(runs_dir: str) -> list[dict]:
     config = results["config"]
     options = config["attention"]["options"]
     softmax = config["attention"]["name"] == "softmax"
-    kernel = "softmax" if softmax else options["kernel"]
-    setting = "default"
-    if options.get("learn_qk_scale"):
-      setting = "learn"
-    elif not softmax and options.get("qk_scale") is not None:
-      setting = float(options["qk_scale"])
+    setting = "learn" if options.get("learn_qk_scale") else "default"
+    scale = None if softmax else options.get("qk_scale")
+    if setting == "default" and scale is not None:
+      setting = float(scale)
     fixed = not isinstance(setting, str)
     record = {
       "run": name,
-      "kernel": kernel,
-      "setting": "fixed" if fixed else setting,
-      "scale": setting if fixed else DEFAULT_SCALE,
-      "seed": config["seed"],
+      "kernel": "softmax" if softmax else options["kernel"],
     }
+    record["setting"] = "fixed" if fixed else setting
+    record.update(
+      scale=setting if fixed else DEFAULT_SCALE, seed=config["seed"]
+    )
     for key in ("steps", "test_accuracy", "test_accuracy_best_eval"):
       record[key] = results[key]
     record["eval_curve"] = curve
@@ -259,7 +179,7 @@ def collect(runs_dir: str) -> list[dict]:
     if setting == "learn":
       try:
         workdir = os.path.join(runs_dir, name)
-        record["learned_scales"] = learned_scale(workdir, kernel)
+        record["learned_scales"] = learned_scale(workdir, record["kernel"])
       except Exception as e:  # pylint: disable=broad-except
         record["learned_scales_error"] = f"{type(e).__name__}: {e}"[:200]
     records.append(record)
@@ -299,8 +219,9 @@ def summarise(records: list[dict]) -> list[dict]:
       row["learned_scale_mean"] = statistics.mean(learned)
       row["learned_scale_range"] = [min(learned), max(learned)]
     base = {r["seed"]: r["test_accuracy"] for r in default.get(key[0], [])}
-    paired = [r for r in runs if r["seed"] in base]
-    diffs = [r["test_accuracy"] - base[r["seed"]] for r in paired]
+    diffs = [
+      r["test_accuracy"] - base[r["seed"]] for r in runs if r["seed"] in base
+    ]
     if key[1] != "default" and len(diffs) >= 2:
       m, n = statistics.mean(diffs), len(diffs)
       se = statistics.stdev(diffs) / math.sqrt(n)
@@ -313,16 +234,24 @@ def summarise(records: list[dict]) -> list[dict]:
   return rows
 
 
+def _top(kernel: str) -> float:
+  """The library's well-behaved range of q/k scales (`max_qk_scale`)."""
+  from macformer_jax import attention  # pylint: disable=g-import-not-at-top
+
+  return attention.max_qk_scale(kernel) + 1e-9
+
+
 def recommendation(rows: list[dict]) -> dict[str, dict]:
   """Per kernel, the rule stated in advance (docs/TEMPERATURE.md): among the
   fixed scales s <= `attention.max_qk_scale` with >= 3 seeds, each better
   than the default's same seed, the highest mean test accuracy."""
-  from macformer_jax import attention  # pylint: disable=g-import-not-at-top
 
   def ok(r):
-    d, top = r.get("paired_diff", {}), attention.max_qk_scale(r["kernel"])
+    d = r.get("paired_diff", {})
     paired = d.get("n", 0) >= 3 and d.get("min", -1) > 0
-    return paired and r["setting"] == "fixed" and r["scale"] <= top + 1e-9
+    return (
+      paired and r["setting"] == "fixed" and r["scale"] <= _top(r["kernel"])
+    )
 
   out = {}
   for kernel in KERNELS:
@@ -341,25 +270,53 @@ def references(docs: str, records: list[dict], step: int) -> tuple:
     path = os.path.join(docs, "results", f"reduced_listops_{name}.json")
     data, _ = common.load_json(path)
     curve = dict(map(tuple, (data or {}).get("eval_curve", [])))
-    out.append((curve.get(step), os.path.relpath(path, ROOT)))
+    out.append((curve.get(step), os.path.relpath(path, common.REPO)))
   (soft, soft_path), (reduced, path) = out
   ref = dict(step=step, val_accuracy=soft, seed=0, source=soft_path)
   key = ("exp", 0, "default")
   ours = [r for r in records if (r["kernel"], r["seed"], r["setting"]) == key]
   ours = dict(map(tuple, ours[0]["eval_curve"])).get(step) if ours else None
   check = dict(step=step, ours=ours, reduced=reduced, source=path)
-  return (
-    None if soft is None else ref,
-    None if reduced is None or ours is None else check,
-  )
+  check = None if reduced is None or ours is None else check
+  return None if soft is None else ref, check
+
+
+def measure(args, recorded: list[dict]) -> dict:
+  """docs/temperature.json's content: recorded and new runs, the summary,
+  the variance cost of every scale, the references, the recommendation."""
+  fresh = collect(args.runs) if os.path.isdir(args.runs) else []
+  records = sorted(studies.merged(recorded, fresh), key=lambda r: r["run"])
+  if not records:
+    raise SystemExit(f"no finished run under {args.runs} or in {args.docs}")
+  summary = summarise(records)
+  scales = {k: {DEFAULT_SCALE} for k in KERNELS}
+  for k, settings in (pair for group in GROUPS for pair in group):
+    scales.get(k, set()).update(s for s in settings if not isinstance(s, str))
+  for row in summary:  # the mean learned scale too
+    if "learned_scale_mean" in row:
+      scales[row["kernel"]].add(row["learned_scale_mean"])
+  steps = sorted({r["steps"] for r in records})
+  done = {r["run"] for r in records}
+  setup = dict(steps=steps[0] if len(steps) == 1 else steps)
+  setup.update(warmup=studies.WARMUP, eval_every=studies.EVAL_EVERY)
+  setup.update(data=studies.DATA, head_dim=HEAD_DIM)
+  setup.update(num_features=NUM_FEATURES, num_draws=args.num_draws)
+  setup["command"] = "python -m benchmarks.temperature_study run"
+  variance = []
+  for k in KERNELS:
+    variance += variance_cost(k, sorted(scales[k]), args.num_draws)
+  missing = [run_name(*x) for x in schedule() if run_name(*x) not in done]
+  ref, check = references(args.docs, records, steps[-1])
+  data = dict(setup=setup, runs=records, summary=summary, variance=variance)
+  data.update(missing=missing, softmax_reference=ref)
+  data.update(reproduction_check=check, machine=common.host())
+  rec = recommendation(summary).items()
+  return dict(data, recommendation={k: round(r["scale"], 4) for k, r in rec})
 
 
 # ----------------------------------------------------------------------------
 # Report.
 # ----------------------------------------------------------------------------
-TEMPLATES = common.templates("temperature")
-
-
 def _pct(mean, std=None) -> str:
   if mean is None:
     return ""
@@ -382,6 +339,10 @@ def _variance_for(variance: list[dict], kernel: str, scale: float):
 
 def _label(r: dict) -> str:
   return "learned scale" if r["setting"] == "learn" else f"s = {r['scale']:.2f}"
+
+
+def _contrast(v: dict) -> str:
+  return f"{v['contrast']:.2f}" if "contrast" in v else "-"
 
 
 def conclusions(rows: list[dict]) -> list[str]:
@@ -418,8 +379,6 @@ def conclusions(rows: list[dict]) -> list[str]:
 
 def recommendation_lines(rows: list[dict], variance: list[dict]) -> list[str]:
   """The recommendation section (rule, one line per kernel)."""
-  from macformer_jax import attention  # pylint: disable=g-import-not-at-top
-
   rec, lines = recommendation(rows), [TEMPLATES["rule"] + "\n"]
   for kernel in KERNELS:
     mine = [r for r in rows if r["kernel"] == kernel]
@@ -438,10 +397,9 @@ def recommendation_lines(rows: list[dict], variance: list[dict]) -> list[str]:
       cost += f" against {d['aligned']['rel_rmse']:.3f} at the default"
     fields = dict(acc=_acc(r), default=_acc(default), ci=_ci(r["paired_diff"]))
     line = TEMPLATES["tuned"].format(**r, **fields, cost=cost)
-    top = attention.max_qk_scale(kernel) + 1e-9
-    above = [x for x in mine if x["setting"] == "fixed" and x["scale"] > top]
-    for x in above:
-      if x.get("beats_default") and x["test_mean"] > r["test_mean"]:
+    for x in mine:  # a higher score above the range: reported, not chosen
+      above = x["setting"] == "fixed" and x["scale"] > _top(kernel)
+      if above and x.get("beats_default") and x["test_mean"] > r["test_mean"]:
         ci = _ci(x["paired_diff"])
         line += " " + TEMPLATES["above"].format(**x, acc=_acc(x), ci=ci)
     lines.append(line)
@@ -454,8 +412,9 @@ def _accuracy_row(row: dict, variance: list[dict]) -> str:
     shown = "learned"
     if "learned_scale_mean" in row:
       shown = "{:.2f}-{:.2f} (learned)".format(*row["learned_scale_range"])
-  scale = row.get("learned_scale_mean", row["scale"])
-  v = _variance_for(variance, row["kernel"], scale)
+  v = _variance_for(
+    variance, row["kernel"], row.get("learned_scale_mean", row["scale"])
+  )
   if v is not None:
     cells = [f"{v['max_qk']:.2f}", _contrast(v)]
     cells += [f"{v[p]['rel_rmse']:.3f}" for p in ("aligned", "random")]
@@ -473,10 +432,6 @@ def _accuracy_row(row: dict, variance: list[dict]) -> str:
   return "| " + " | ".join(cells) + " |"
 
 
-def _contrast(v: dict) -> str:
-  return f"{v['contrast']:.2f}" if "contrast" in v else "-"
-
-
 def render(data: dict) -> str:
   setup, rows, variance = data["setup"], data["summary"], data["variance"]
   reading = conclusions(rows)
@@ -490,10 +445,8 @@ def render(data: dict) -> str:
   if check:
     pcts = {k: 100 * check[k] for k in ("ours", "reduced")}
     reading.append(TEMPLATES["check"].format(**dict(check, **pcts)))
-  var_rows = [
-    TEMPLATES["variance_row"].format(**dict(v, contrast=_contrast(v)))
-    for v in variance
-  ]
+  row = lambda v: dict(v, contrast=_contrast(v))
+  var_rows = [TEMPLATES["variance_row"].format(**row(v)) for v in variance]
   f = dict(s=DEFAULT_SCALE, s2=DEFAULT_SCALE**2, dh=HEAD_DIM, m=NUM_FEATURES)
   f.update(d=setup["data"], warmup=setup["warmup"], steps=setup["steps"])
   f.update(draws=setup["num_draws"], n=len(data["runs"]))
@@ -530,9 +483,10 @@ def make_plot(data: dict, path: str) -> None:
     rows = [r for r in rows if r["setting"] != "learn"]
     xs, ys = [r["scale"] for r in rows], [100 * r["test_mean"] for r in rows]
     yerr = [100 * (r["test_std"] or 0) for r in rows]
-    style = dict(color="k", lw=1, capsize=3, label="mean ± std")
     if rows:
-      ax.errorbar(xs, ys, yerr=yerr, **style)
+      ax.errorbar(
+        xs, ys, yerr=yerr, color="k", lw=1, capsize=3, label="mean ± std"
+      )
     if softmax:
       style = dict(color="0.5", ls="--", label="softmax (mean)")
       ax.axhline(100 * statistics.mean(softmax), **style)
@@ -544,10 +498,8 @@ def make_plot(data: dict, path: str) -> None:
     var = [v for v in data["variance"] if v["kernel"] == kernel]
     if var:
       twin, label = ax.twinx(), "RMSE of one kernel value (aligned)"
-      xs, ys = (
-        [v["scale"] for v in var],
-        [v["aligned"]["rel_rmse"] for v in var],
-      )
+      xs = [v["scale"] for v in var]
+      ys = [v["aligned"]["rel_rmse"] for v in var]
       twin.plot(xs, ys, color="C1", ls=":", marker=".", label=label)
       twin.set_yscale("log")
       twin.tick_params(axis="y", colors="C1")
@@ -557,75 +509,24 @@ def make_plot(data: dict, path: str) -> None:
   axes[0].set_ylabel(f"test accuracy (%), {data['setup']['steps']} steps")
   handles, labels = axes[0].get_legend_handles_labels()
   fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
-  title = (
+  fig.suptitle(
     "Reduced ListOps (L = 256): accuracy vs q/k scale per Maclaurin kernel"
   )
-  fig.suptitle(title)
   fig.tight_layout(rect=(0, 0.07, 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
 
-def measure(args) -> dict:
-  """docs/temperature.json's content: recorded and new runs, the summary,
-  the variance cost of every scale, the references."""
-  fresh = collect(args.runs) if os.path.isdir(args.runs) else []
-  names = {r["run"] for r in fresh}
-  old = [r for r in recorded_runs(args.docs) if r["run"] not in names]
-  records = sorted(old + fresh, key=lambda r: r["run"])
-  if not records:
-    raise SystemExit(f"no finished run under {args.runs} or in {args.docs}")
-  summary = summarise(records)
-  scales = {k: {DEFAULT_SCALE} for k in KERNELS}
-  for group in GROUPS:
-    for k, settings in group:
-      fixed = [s for s in settings if not isinstance(s, str)]
-      scales.get(k, set()).update(fixed)
-  for row in summary:  # the mean learned scale too
-    if "learned_scale_mean" in row:
-      scales[row["kernel"]].add(row["learned_scale_mean"])
-  steps = sorted({r["steps"] for r in records})
-  done = {r["run"] for r in records}
-  setup = dict(steps=steps[0] if len(steps) == 1 else steps, warmup=WARMUP)
-  setup.update(eval_every=EVAL_EVERY, data=DATA, head_dim=HEAD_DIM)
-  setup.update(num_features=NUM_FEATURES, num_draws=args.num_draws)
-  setup["command"] = "python -m benchmarks.temperature_study run"
-  variance = []
-  for k in KERNELS:
-    variance += variance_cost(k, sorted(scales[k]), args.num_draws)
-  missing = [run_name(*x) for x in schedule() if run_name(*x) not in done]
-  ref, check = references(args.docs, records, steps[-1])
-  data = dict(setup=setup, runs=records, summary=summary, variance=variance)
-  data.update(missing=missing, softmax_reference=ref)
-  return dict(data, reproduction_check=check, machine=common.host())
-
-
-def report(args) -> None:
-  json_path = os.path.join(args.docs, "temperature.json")
-  data, why = common.load_json(json_path) if args.from_docs else (None, None)
-  if args.from_docs and data is None:
-    raise SystemExit(f"{json_path} is {why}")
-  data = data or measure(args)
-  rec = recommendation(data["summary"]).items()
-  data["recommendation"] = {k: round(r["scale"], 4) for k, r in rec}
-  common.write(json_path, json.dumps(data, indent=1))
+def write(args, data: dict) -> None:
   common.write(os.path.join(args.docs, "TEMPERATURE.md"), render(data))
   make_plot(data, os.path.join(args.docs, "temperature.png"))
 
 
 def main(argv: list[str] | None = None) -> None:
-  """`run`: train the grid (`--kernels`: a comma-separated subset; runs in
-  <docs>/temperature.json are done); `report`: measure, write the docs."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("command", choices=("run", "report"))
-  parser.add_argument("--from_docs", action="store_true")
-  flags = dict(steps=NUM_STEPS, kernels="", deadline_min=0.0, nice=19)
-  flags.update(parallel=1, num_draws=4096, docs=os.path.join(ROOT, "docs"))
-  flags["runs"] = os.path.join(ROOT, "runs", "temperature")
-  for flag, default in flags.items():
-    parser.add_argument(f"--{flag}", type=type(default), default=default)
-  args = parser.parse_args(argv)
-  (run_grid if args.command == "run" else report)(args)
+  """`run`: trains the grid (`--kernels`: a comma-separated subset);
+  `report`: measures and writes the docs (benchmarks/studies.py)."""
+  flags = dict(kernels="", nice=19, parallel=1, num_draws=4096)
+  studies.main(argv, __doc__, "temperature", commands, measure, write, flags)
 
 
 if __name__ == "__main__":

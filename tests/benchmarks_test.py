@@ -183,9 +183,9 @@ def test_embed_reproduces_library_features(projection):
   sup = kernel_error.superset_plan(plans)
   x, y = 0.3 * jax.random.normal(jax.random.key(9), (2, 5, d))
   for params in draws:
-    proj, scales = kernel_error.embed(
-      params.plan, params.projections, params.scales, sup
-    )
+    plan = params.plan
+    proj = kernel_error.move(params.projections, plan.widths, sup.widths)
+    scales = kernel_error.move(params.scales, plan.counts, sup.counts)
     embedded = features.RMFParams(proj, scales, sup)
     want = np.sum(
       np.asarray(features.rmf(params, x)) * np.asarray(features.rmf(params, y)),

@@ -87,3 +87,23 @@ def test_record_escape_step_and_both_conclusions(tmp_path):
   )
   assert page.startswith("# Diagnostic")
   assert "| 0.42 | 25.0 ± 0.0 | 25.6 ± 0.0 | 33.7 ± 0.0 |" in page
+
+
+def test_report_merges_recorded_and_new_runs(tmp_path):
+  """Runs recorded in docs/exact_kernel.json count as done; a run finished
+  under --runs replaces the record of the same name."""
+  docs, runs = tmp_path / "docs", tmp_path / "runs"
+  docs.mkdir()
+  workdir = _write_run(runs, "exact_default", 1, 0.3, [(100, 0.3)])
+  fresh = ekd.record(workdir, "exact_default", 1)
+  old = [
+    dict(fresh, seed=s, run=ekd.run_name("exact_default", s), test_accuracy=0.2)
+    for s in (1, 0)
+  ]
+  (docs / "exact_kernel.json").write_text(json.dumps({"runs": old}))
+  ekd.main(["report", "--docs", str(docs), "--runs", str(runs)])
+  data = json.loads((docs / "exact_kernel.json").read_text())
+  runs = [(r["seed"], r["test_accuracy"]) for r in data["runs"]]
+  assert runs == [(0, 0.2), (1, 0.3)]  # in grid order
+  assert data["comparison"][0]["exact"] == {"0": 0.2, "1": 0.3}
+  assert (docs / "DIAGNOSTIC.md").read_text() == ekd.render(data)

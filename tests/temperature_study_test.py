@@ -4,10 +4,14 @@ its report (no training; synthetic run records)."""
 import argparse
 import json
 import os
+import pathlib
 
 import pytest
 
+from benchmarks import common
+from benchmarks import exact_kernel_diagnostic as ekd
 from benchmarks import make_report
+from benchmarks import studies
 from benchmarks import temperature_study as ts
 
 
@@ -95,8 +99,8 @@ def test_render_without_variance_names_missing_runs():
   data = {
     "setup": {
       "steps": 500,
-      "warmup": ts.WARMUP,
-      "data": ts.DATA,
+      "warmup": studies.WARMUP,
+      "data": studies.DATA,
       "num_draws": 16,
     },
     "runs": records,
@@ -137,9 +141,9 @@ def test_run_resumes_from_the_runs_recorded_in_docs(tmp_path, monkeypatch):
     json.dumps({"runs": [{"run": name} for name in done]})
   )
   trained = []
-  monkeypatch.setattr(ts, "ensure_data", lambda data_dir: None)
+  monkeypatch.setattr(studies, "ensure_data", lambda data_dir: None)
   monkeypatch.setattr(
-    ts,
+    studies,
     "train",
     lambda jobs, args: trained.extend(
       os.path.basename(workdir) for workdir, _ in jobs
@@ -222,20 +226,29 @@ def test_recommendation_rule():
   assert "**exp**: no scale met the rule" in text
 
 
-def test_train_runs_each_unfinished_job_once_and_stops_at_the_deadline(
-  tmp_path,
-):
-  done, todo, late = tmp_path / "done", tmp_path / "todo", tmp_path / "late"
+def test_train_runs_each_unfinished_job_once(tmp_path):
+  done, todo = tmp_path / "done", tmp_path / "todo"
   done.mkdir()
   (done / "results.json").write_text("{}")  # finished: skipped
-  ts.train(
+  studies.train(
     [(str(w), ["touch", str(w / "ran")]) for w in (done, todo)],
     argparse.Namespace(nice=0, parallel=2),
   )
   assert not (done / "ran").exists() and (todo / "ran").exists()
   assert json.loads((todo / "wall.json").read_text())["rc"] == 0
-  ts.train(
-    [(str(late), ["true"])],
-    argparse.Namespace(nice=0, parallel=1, deadline_min=-1),
-  )
-  assert not late.exists()  # past the deadline: not started
+
+
+def test_reports_from_docs_rewrite_the_committed_files(tmp_path):
+  """`report --from_docs` of both studies leaves their JSON as committed
+  and writes the committed pages."""
+  docs = pathlib.Path(common.REPO, "docs")
+  names = ("temperature.json", "exact_kernel.json")
+  for name in names:
+    (tmp_path / name).write_bytes((docs / name).read_bytes())
+  ts.main(["report", "--from_docs", "--docs", str(tmp_path)])
+  ekd.main(["report", "--from_docs", "--docs", str(tmp_path)])
+  for name in names + ("TEMPERATURE.md", "DIAGNOSTIC.md"):
+    assert (tmp_path / name).read_bytes() == (docs / name).read_bytes(), name
+  assert (tmp_path / "temperature.png").stat().st_size > 10_000
+  with pytest.raises(SystemExit, match="missing"):
+    ts.main(["report", "--from_docs", "--docs", str(tmp_path / "none")])
