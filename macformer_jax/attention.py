@@ -459,7 +459,8 @@ def rmf_linear_attention(
   the constant a_0 sum_j v1_j, the degree-1 features as the bilinear form
   q_i^T A (sum_j k_j v1_j^T) with A [Dk, Dk] (`features.split_linear`: the
   same random estimate, through Dk columns instead of C_1 ~ (M-1)/2
-  feature columns), and the features of degree >= 2; all three in one
+  feature columns; A = a_1 I for a map with an exact linear term,
+  docs/METHOD.md §3.3), and the features of degree >= 2; all three in one
   blocked pass (`_rmf_linear_blocked`).
 
   Args:
@@ -642,7 +643,10 @@ def macformer_attention(
 
   Args:
     params: a feature map from `features.sample_rmf(key, Dh, M, kernel,
-      ...)`, shared by the heads or per head (`num_heads=H`).
+      ...)`, shared by the heads or per head (`num_heads=H`); its options
+      travel with it, e.g. `exact_linear=True` (the constant and linear
+      terms exact, docs/METHOD.md §3.3: the blocked core's matrix A is then
+      a_1 I and its product columns all have degree >= 2).
     q, k: [B, L, H, Dh], any float dtype (computed in float32).
     v: [B, L, H, Dv].
     mask: [B, L] real-token mask (True = real); padded keys get no weight.
