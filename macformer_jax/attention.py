@@ -303,10 +303,11 @@ def _unblock(x: jax.Array) -> jax.Array:
 
 # Each scan/map over blocks of the non-causal core runs as this many
 # independent scans over contiguous runs of blocks (their carries summed).
-# On the shared 2-core machine 2 beat 1 in every interleaved race at L = 8K
-# and 16K, by 2-10 % in wall time and 5-9 % in process CPU time
+# On the shared 2-core machine 2 beat 1 at L = 8K and 16K in interleaved
+# races: median paired wall ratio 1.05-1.06x, 4-9 % less process CPU time
 # (docs/RMFA_CORE.md); XLA:CPU was not seen to run the scans concurrently,
-# so the gain is per-loop, not a second core.
+# so the gain is per loop, not a second core. One [2, ...]-batched scan
+# (vmap over the halves) was slower.
 PARALLEL_CHAINS = 2
 
 
