@@ -12,9 +12,12 @@ authors'; 0.7, the tuned one), so all estimate exp(q . k), |q . k| <= s^2.
 Methods: rmfa (`attention.macformer_attention`, the README's one call:
 stratified, chained, block-wise), rmfa_sampled (the paper's sampled
 degrees), rmfa_indep (independent projections, Kar & Karnick 2012),
-rmfa_unblocked (materialised features), favor (`features.favor_positive`,
-orthogonal), performer_peer (google-research Performer's own JAX code from
-`--peer_src`, never vendored; its projection redrawn per draw), rfa
+rmfa_unblocked (materialised features), rmfa_h01 and rmfa_h01_sampled
+(the constant and linear terms exact, `exact_linear=True`, docs/METHOD.md
+§3.3; stratified or sampled over degrees >= 2), favor
+(`features.favor_positive`, orthogonal), performer_peer (google-research
+Performer's own JAX code from `--peer_src`, never vendored; its projection
+redrawn per draw), rfa
 (`features.fourier_features`), spectra_<component>_<weights> (a
 Spectraformer cell, `spectral.feature_pair`). `python -m
 benchmarks.make_report` draws the plot and the "time to reach error <= e"
@@ -44,11 +47,14 @@ DEFAULT_METHODS = (
   "performer_peer,rfa,spectra_posrf_orf,spectra_oprf_orf,"
   "spectra_saderf_orf,spectra_trigrf_orf"
 )
+# name: (allocation, projection, block_size, exact_linear)
 RMFA = {
-  "rmfa": ("stratified", "chained", 512),
-  "rmfa_sampled": ("sampled", "chained", 512),
-  "rmfa_indep": ("stratified", "independent", 512),
-  "rmfa_unblocked": ("stratified", "chained", None),
+  "rmfa": ("stratified", "chained", 512, False),
+  "rmfa_sampled": ("sampled", "chained", 512, False),
+  "rmfa_indep": ("stratified", "independent", 512, False),
+  "rmfa_unblocked": ("stratified", "chained", None, False),
+  "rmfa_h01": ("stratified", "chained", 512, True),
+  "rmfa_h01_sampled": ("sampled", "chained", 512, True),
 }
 
 
@@ -61,7 +67,7 @@ def _linear(phi, w, q, k, v, **kw):
 def make_method(name, dim, m, peer_src):
   """(draw(key) -> params, fn(params, q, k, v) -> out [B, L, H, Dv])."""
   if name in RMFA:
-    allocation, projection, block = RMFA[name]
+    allocation, projection, block, exact_linear = RMFA[name]
     draw = lambda key: features.sample_rmf(
       key,
       dim,
@@ -70,6 +76,7 @@ def make_method(name, dim, m, peer_src):
       allocation,
       projection=projection,
       allocation_seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
+      exact_linear=exact_linear,
     )
     # pre_sbn=False, scale 1: q, k arrive PreSBN'd and scaled.
     return draw, lambda p, q, k, v: attention.macformer_attention(

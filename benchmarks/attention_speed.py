@@ -30,6 +30,9 @@ from configs import common as configs
 from macformer_jax import layers
 
 DPA_VARIANTS = {"dpa_xla": "xla", "dpa_cudnn": "cudnn"}
+# Variants of a registered core with fixed options: rmfa_h01 is RMFA with the
+# constant and linear terms exact (docs/METHOD.md §3.3).
+OPTION_VARIANTS = {"rmfa_h01": ("rmfa", {"exact_linear": True})}
 BASES = ("softmax", "performer", "performer_peer")
 
 
@@ -57,7 +60,10 @@ def make_fns(name, options, q, k, v, mask, peer=None):
       jax.nn.dot_product_attention, implementation=DPA_VARIANTS[name]
     )
   else:
-    if name not in layers.ATTENTIONS:  # a config preset: spectra_oprf_orf
+    if name in OPTION_VARIANTS:
+      name, preset = OPTION_VARIANTS[name]
+      options = {**preset, **options}
+    elif name not in layers.ATTENTIONS:  # a config preset: spectra_oprf_orf
       name, preset = configs.ATTENTION_PRESETS[name]
       options = {**preset, **options}
     core = layers.attention_class(name, **options)()
@@ -117,8 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     "--variants",
     default=",".join(layers.ATTENTIONS.names()),
     help="registry names or attention presets of "
-    "configs/common.py (e.g. spectra_oprf_fastfoodl), or "
-    "dpa_xla, dpa_cudnn; comma separated",
+    "configs/common.py (e.g. spectra_oprf_fastfoodl), rmfa_h01 (RMFA, "
+    "exact linear term), or dpa_xla, dpa_cudnn; comma separated",
   )
   parser.add_argument(
     "--dtype",
@@ -148,7 +154,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _feature_options(variants, num_features: int) -> dict:
   """{variant: {"num_features": M}} for the variants that take M."""
   takes_m = lambda name: (
-    name in ("rmfa", "performer", "rfa")
+    name in ("rmfa", "performer", "rfa", *OPTION_VARIANTS)
     or ("num_features" in configs.ATTENTION_PRESETS.get(name, ("", {}))[1])
   )
   return {n: {"num_features": num_features} for n in variants if takes_m(n)}

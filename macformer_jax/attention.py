@@ -301,6 +301,41 @@ def _unblock(x: jax.Array) -> jax.Array:
   return jnp.transpose(x, (1, 2, 0, 3, 4)).reshape(b, h, n * c, d)
 
 
+# Each scan/map over blocks of the non-causal core runs as this many
+# independent scans over contiguous runs of blocks (their carries summed).
+# On the shared 2-core machine 2 beat 1 at L = 8K and 16K in interleaved
+# races: median paired wall ratio 1.05-1.06x, 4-9 % less process CPU time
+# (docs/RMFA_CORE.md); XLA:CPU was not seen to run the scans concurrently,
+# so the gain is per loop, not a second core. One [2, ...]-batched scan
+# (vmap over the halves) was slower.
+PARALLEL_CHAINS = 2
+
+
+def _chains_scan(f, init, xs, parts):
+  """lax.scan of f over xs, as `parts` independent scans over contiguous
+  runs of blocks (no data dependence between them, so XLA may run them
+  concurrently); the carries are summed, the outputs concatenated."""
+  n = jax.tree.leaves(xs)[0].shape[0]
+  parts = max(1, min(parts, n))
+  if parts == 1:
+    return jax.lax.scan(f, init, xs)
+  bounds = np.linspace(0, n, parts + 1).astype(int)
+  carry, outs = None, []
+  for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    part = jax.tree.map(lambda x, lo=lo, hi=hi: x[lo:hi], xs)
+    c, o = jax.lax.scan(f, init, part)
+    carry = c if carry is None else jax.tree.map(jnp.add, carry, c)
+    outs.append(o)
+  if outs[0] is None:
+    return carry, None
+  return carry, jax.tree.map(lambda *o: jnp.concatenate(o), *outs)
+
+
+def _chains_map(f, xs, parts):
+  """lax.map of f over xs as `parts` independent maps (see `_chains_scan`)."""
+  return _chains_scan(lambda c, x: (c, f(x)), (), xs, parts)[1]
+
+
 def _rmf_block_features(plan, constant, x, projections):
   """[B, H, C, Dk] -> [B, H, C, F]: [1 (if a_0), x, unscaled products p(x)].
 
@@ -392,13 +427,15 @@ def _rmf_linear_blocked_fwd(
     + (0 if plan is None else weights.shape[-1])
   )
   state = jnp.zeros((b, h, e, width), jnp.float32)
-  state, _ = jax.lax.scan(
-    add_keys, state, (_blocks(xk, size), _blocks(v1, size, True))
+  parts = PARALLEL_CHAINS
+  state, _ = _chains_scan(
+    add_keys, state, (_blocks(xk, size), _blocks(v1, size, True)), parts
   )
   state = _weigh_state(constant, state, linear, weights)
-  out = jax.lax.map(
+  out = _chains_map(
     lambda xq_c: jnp.einsum("bhcm,bhem->bhce", feats(xq_c), state),
     _blocks(xq, size),
+    parts,
   )
   return _unblock(out), (xq, xk, v1, projections, weights, linear, state)
 
@@ -418,10 +455,12 @@ def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
     d_state = d_state + jnp.einsum("bhec,bhcm->bhem", gt_c, f_q)
     return d_state, vjp(jnp.einsum("bhce,bhem->bhcm", g_c, state))
 
-  d_state, dxq = jax.lax.scan(
+  parts = PARALLEL_CHAINS
+  d_state, dxq = _chains_scan(
     queries,
     jnp.zeros_like(state),
     (_blocks(xq, size), _blocks(g, size), _blocks(g, size, True)),
+    parts,
   )
   d_state = _weigh_state(constant, d_state, linear, weights)  # T is linear
 
@@ -431,7 +470,7 @@ def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
     dv = jnp.einsum("bhcm,bhem->bhce", f_k, d_state)
     return vjp(jnp.einsum("bhce,bhem->bhcm", v1_c, d_state)), dv
 
-  dxk, dv1 = jax.lax.map(keys, (_blocks(xk, size), _blocks(v1, size)))
+  dxk, dv1 = _chains_map(keys, (_blocks(xk, size), _blocks(v1, size)), parts)
   zeros = lambda x: None if x is None else jnp.zeros_like(x)
   return (
     _unblock(dxq),
@@ -459,7 +498,8 @@ def rmf_linear_attention(
   the constant a_0 sum_j v1_j, the degree-1 features as the bilinear form
   q_i^T A (sum_j k_j v1_j^T) with A [Dk, Dk] (`features.split_linear`: the
   same random estimate, through Dk columns instead of C_1 ~ (M-1)/2
-  feature columns), and the features of degree >= 2; all three in one
+  feature columns; A = a_1 I for a map with an exact linear term,
+  docs/METHOD.md §3.3), and the features of degree >= 2; all three in one
   blocked pass (`_rmf_linear_blocked`).
 
   Args:
@@ -642,7 +682,10 @@ def macformer_attention(
 
   Args:
     params: a feature map from `features.sample_rmf(key, Dh, M, kernel,
-      ...)`, shared by the heads or per head (`num_heads=H`).
+      ...)`, shared by the heads or per head (`num_heads=H`); its options
+      travel with it, e.g. `exact_linear=True` (the constant and linear
+      terms exact, docs/METHOD.md §3.3: the blocked core's matrix A is then
+      a_1 I and its product columns all have degree >= 2).
     q, k: [B, L, H, Dh], any float dtype (computed in float32).
     v: [B, L, H, Dv].
     mask: [B, L] real-token mask (True = real); padded keys get no weight.

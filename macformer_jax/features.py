@@ -43,6 +43,17 @@ in the authors' code). Two independent choices define a feature map:
     formula `benchmarks/kernel_error.py:stratified_variance`, Monte Carlo
     x1.39-1.48 per pair). `independent` avoids that at twice the width.
 
+**Exact constant and linear terms** (`exact_linear=True`, Kar & Karnick
+2012's "H0/1", docs/METHOD.md §3.3): the map is
+
+  phi(x) = [ sqrt(a_0),  sqrt(a_1) x,  { s_i * prod_{j=1..n_i} (w_{i,j} . x) } ]
+
+with Dk linear columns and the M-1-Dk random features all of degree
+n >= 2, the allocation (either one) renormalised over n >= 2. Then
+phi(x) . phi(y) = a_0 + a_1 x.y + an unbiased estimate of the degree >= 2
+rest: no randomness in the terms that carry most of the default map's
+variance on PreSBN'd inputs. Needs M >= Dk + 2.
+
 Shapes are static under `jax.jit`: the degree counts are host-side Python
 ints (numpy), only the Rademacher values come from the JAX key. For
 `sampled`, the counts are drawn with numpy from `allocation_seed` (or from
@@ -76,13 +87,18 @@ PROJECTIONS = ("chained", "independent")
 # ----------------------------------------------------------------------------
 # Degree allocation (host-side numpy: it fixes shapes).
 # ----------------------------------------------------------------------------
-def degree_pmf(max_degree: int = 20) -> np.ndarray:
-  """P(n) = 2^-(n+1) renormalised over n = 1..max_degree. Returns [max_degree].
+def degree_pmf(max_degree: int = 20, min_degree: int = 1) -> np.ndarray:
+  """P(n) = 2^-(n+1) renormalised over n = min_degree..max_degree.
 
   docs/METHOD.md §2.1: the authors' `P_Measure(2., False, 20)`; P(1) =
-  0.50000048.
+  0.50000048. `min_degree=2` is the distribution of the exact-linear map
+  (docs/METHOD.md §3.3), P'(n) = P(n) / (1 - P(1)).
+
+  Returns:
+    float64 [max_degree], indexed by n - 1 (zero below `min_degree`).
   """
-  w = 2.0 ** -(np.arange(1, max_degree + 1) + 1.0)
+  n = np.arange(1, max_degree + 1)
+  w = np.where(n >= min_degree, 2.0 ** -(n + 1.0), 0.0)
   return w / w.sum()
 
 
@@ -95,17 +111,21 @@ class FeaturePlan:
     sqrt_a0: value of the constant feature.
     counts: C_n, random features of degree n, for n = 1..len(counts).
     projection: 'chained' or 'independent'.
+    exact_linear: Dk when the linear term is exact (docs/METHOD.md §3.3:
+      Dk columns sqrt(a_1) x after the constant, no projection, and
+      counts[0] = 0), else 0.
   """
 
   kernel: str
   sqrt_a0: float
   counts: tuple[int, ...]
   projection: str
+  exact_linear: int = 0
 
   @property
   def num_features(self) -> int:
     """M: output width, the constant feature included."""
-    return 1 + sum(self.counts)
+    return 1 + self.exact_linear + sum(self.counts)
 
   @property
   def max_degree(self) -> int:
@@ -125,8 +145,14 @@ class FeaturePlan:
     return sum(self.widths)
 
   def degrees(self) -> np.ndarray:
-    """Degree of each random feature, in output order. Returns int [M-1]."""
-    return np.repeat(np.arange(1, len(self.counts) + 1), self.counts)
+    """Degree of each non-constant feature, in output order (the exact
+    linear columns first, degree 1). Returns int [M-1]."""
+    return np.concatenate(
+      [
+        np.ones(self.exact_linear, np.int64),
+        np.repeat(np.arange(1, len(self.counts) + 1), self.counts),
+      ]
+    )
 
 
 def allocate_degrees(
@@ -134,14 +160,18 @@ def allocate_degrees(
   allocation: str,
   max_degree: int = 20,
   rng: np.random.Generator | None = None,
+  min_degree: int = 1,
 ) -> tuple[tuple[int, ...], np.ndarray]:
   """Counts C_n and per-degree weights w_n (s^2 = w_n) of the random features.
 
   Args:
-    num_random: M-1, the number of random features.
+    num_random: M-1, the number of random features (M-1-Dk with an exact
+      linear term).
     allocation: 'sampled' or 'stratified' (module docstring).
     max_degree: truncation degree of the degree distribution.
     rng: numpy generator; required for 'sampled'.
+    min_degree: the lowest degree drawn: 1, or 2 when the linear term is
+      exact (the distribution renormalised over n >= 2, `degree_pmf`).
 
   Returns:
     (counts, weights): counts for n = 1..K (trailing zeros dropped) and the
@@ -157,13 +187,13 @@ def allocate_degrees(
       f"need at least 2 features (1 constant + 1 random), got "
       f"num_features={num_random + 1}"
     )
-  pmf = degree_pmf(max_degree)
+  pmf = degree_pmf(max_degree, min_degree)
   if allocation == "sampled":
     if rng is None:
       raise ValueError("allocation='sampled' needs a numpy rng for the degrees")
     # Grouping i.i.d. degree draws by value gives multinomial counts.
     counts = rng.multinomial(num_random, pmf)
-    weights = 1.0 / (pmf * num_random)
+    weights = np.where(pmf > 0, 1.0 / (np.maximum(pmf, 1e-300) * num_random), 0)
   else:
     expected = num_random * pmf
     counts = np.floor(expected).astype(np.int64)
@@ -211,6 +241,9 @@ def make_plan(
   max_degree: int = 20,
   projection: str = "chained",
   allocation_seed: int | None = None,
+  *,
+  exact_linear: bool = False,
+  in_dim: int | None = None,
 ) -> tuple[FeaturePlan, np.ndarray]:
   """The static plan and the float32 scales [M-1] of an RMF map (no JAX).
 
@@ -218,6 +251,10 @@ def make_plan(
   projections): what a module that keeps only the projections as a variable
   (`layers.RMFAttention`, the Spectraformer rmf cell) rebuilds `RMFParams`
   from, with the same arguments.
+
+  With `exact_linear` (docs/METHOD.md §3.3) the first `in_dim` scales are
+  sqrt(a_1), those of the exact linear columns, and the M-1-Dk random
+  features get degrees n >= 2 (`allocate_degrees(min_degree=2)`).
   """
   if projection not in PROJECTIONS:
     raise ValueError(
@@ -229,13 +266,32 @@ def make_plan(
     if allocation_seed is not None
     else None
   )
+  linear = 0
+  if exact_linear:
+    if in_dim is None:
+      raise ValueError("exact_linear=True needs in_dim (Dk linear columns)")
+    linear = int(in_dim)
+    if num_features < linear + 2:
+      raise ValueError(
+        f"exact_linear=True needs num_features >= Dk + 2 = {linear + 2} "
+        f"(1 constant, Dk linear, >= 1 random), got {num_features}"
+      )
   counts, weights = allocate_degrees(
-    num_features - 1, allocation, max_degree, rng
+    num_features - 1 - linear,
+    allocation,
+    max_degree,
+    rng,
+    min_degree=2 if exact_linear else 1,
   )
   a = kernels.coefficients(k.name, len(counts) + 1)
-  plan = FeaturePlan(k.name, math.sqrt(a[0]), counts, projection)
+  plan = FeaturePlan(k.name, math.sqrt(a[0]), counts, projection, linear)
   per_degree = np.sqrt(a[1:] * weights)
-  scales = np.repeat(per_degree, counts).astype(np.float32)
+  scales = np.concatenate(
+    [
+      np.full(linear, math.sqrt(a[1])),
+      np.repeat(per_degree, counts),
+    ]
+  ).astype(np.float32)
   return plan, scales
 
 
@@ -284,6 +340,7 @@ def sample_rmf(
   projection: str = "chained",
   num_heads: int | None = None,
   allocation_seed: int | None = None,
+  exact_linear: bool = False,
 ) -> RMFParams:
   """Draws a random Maclaurin feature map.
 
@@ -299,6 +356,9 @@ def sample_rmf(
       H for independent maps per head (then `rmf` takes [..., H, Dk]).
     allocation_seed: numpy seed of the sampled degree counts; default: derived
       from `key` (which must then be concrete, not traced).
+    exact_linear: the constant and linear terms exact (Kar & Karnick 2012's
+      "H0/1", docs/METHOD.md §3.3): Dk columns sqrt(a_1) x, and the
+      M-1-Dk random features of degrees n >= 2 (needs M >= Dk + 2).
 
   Returns:
     `RMFParams`; `rmf(params, x)` maps [..., Dk] to [..., M].
@@ -314,7 +374,14 @@ def sample_rmf(
         "allocation='stratified'"
       ) from e
   plan, scales = make_plan(
-    num_features, kernel, allocation, max_degree, projection, allocation_seed
+    num_features,
+    kernel,
+    allocation,
+    max_degree,
+    projection,
+    allocation_seed,
+    exact_linear=exact_linear,
+    in_dim=in_dim,
   )
   projections = sample_rademacher(key, in_dim, plan.projection_width, num_heads)
   return RMFParams(projections, jnp.asarray(scales), plan)
@@ -387,7 +454,9 @@ def rmf(
     head_axis: for a per-head map (`num_heads` set), the H axis of x.
     scaled: multiply the random features by their scales s_i; without
       them (and without the constant) the caller applies s_i^2 to a state
-      it reduces them into (`attention.rmf_linear_attention`).
+      it reduces them into (`attention.rmf_linear_attention`). With an
+      exact linear term (`exact_linear`) the random part starts with the
+      Dk columns x, scaled by sqrt(a_1).
 
   Returns:
     float32 [..., M] ([..., M-1] without the constant); phi(x) . phi(y)
@@ -395,6 +464,8 @@ def rmf(
   """
   chex.assert_axis_dimension(x, -1, params.projections.shape[-2])
   random = _products(_project(x, params.projections, head_axis), params.plan)
+  if params.plan.exact_linear:  # the exact linear columns, then the rest
+    random = jnp.concatenate([x.astype(jnp.float32), random], axis=-1)
   if scaled:
     random = random * params.scales
   if not constant:
@@ -408,7 +479,8 @@ def split_linear(params: RMFParams) -> tuple[jax.Array, RMFParams | None]:
 
   A degree-1 feature is linear, s_i (w_i . x), so the degree-1 share of
   phi(x) . phi(y) is the bilinear form x^T A y with A = sum_i s_i^2 w_i w_i^T
-  over the degree-1 features (docs/METHOD.md §4.3): the same random estimate,
+  over the degree-1 features (docs/METHOD.md §4.3), or A = a_1 I for an
+  exact linear term (§3.3): the same estimate,
   evaluated as a Dk x Dk matrix instead of C_1 ~ (M-1)/2 feature columns.
   The rest is the map restricted to degrees >= 2 (for `chained`, its level-1
   block keeps only the columns the longer chains continue), so that
@@ -427,8 +499,13 @@ def split_linear(params: RMFParams) -> tuple[jax.Array, RMFParams | None]:
     None when there are none.
   """
   plan = params.plan
-  c1 = plan.counts[0]
   w, s = params.projections, params.scales
+  if plan.exact_linear:  # A = a_1 I (docs/METHOD.md §3.3); no degree-1 draws
+    dk = plan.exact_linear
+    linear = jnp.broadcast_to(jnp.diag(s[:dk] ** 2), w.shape[:-2] + (dk, dk))
+    rest = RMFParams(w, s[dk:], dataclasses.replace(plan, exact_linear=0))
+    return linear, rest
+  c1 = plan.counts[0]
   linear = jnp.einsum(
     "...dw,w,...ew->...de", w[..., :c1], s[:c1] ** 2, w[..., :c1]
   )
@@ -444,25 +521,8 @@ def split_linear(params: RMFParams) -> tuple[jax.Array, RMFParams | None]:
   return linear, rest
 
 
-def rmf_variance(
-  kernel: str,
-  x: np.ndarray,
-  y: np.ndarray,
-  num_features: int,
-  max_degree: int = 20,
-) -> np.ndarray:
-  """Variance of phi(x).phi(y) for the `sampled`, `independent` map
-  (docs/METHOD.md §2.2).
-
-  Var = (sum_n a_n^2/P(n) Q^n - (f_K(t) - a_0)^2) / (M-1), with
-  Q = |x|^2|y|^2 + 2 t^2 - 2 sum_k x_k^2 y_k^2, t = x.y.
-
-  Args:
-    x, y: [..., Dk] float64 arrays.
-
-  Returns:
-    float64 [...].
-  """
+def _moments(x, y):
+  """t = x.y and Q = E[(w.x)^2 (w.y)^2] for Rademacher w (METHOD.md §2.2)."""
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   t = np.sum(x * y, -1)
   q = (
@@ -470,12 +530,79 @@ def rmf_variance(
     + 2 * t**2
     - 2 * np.sum(x**2 * y**2, -1)
   )
-  a = kernels.coefficients(kernel, max_degree + 1)
-  pmf = degree_pmf(max_degree)
-  n = np.arange(1, max_degree + 1)
-  second = np.sum(a[1:] ** 2 / pmf * q[..., None] ** n, -1)
-  mean = np.sum(a[1:] * t[..., None] ** n, -1)
-  return (second - mean**2) / (num_features - 1)
+  return t, q
+
+
+def rmf_variance(
+  kernel: str,
+  x: np.ndarray,
+  y: np.ndarray,
+  num_features: int,
+  max_degree: int = 20,
+  *,
+  exact_linear: bool = False,
+) -> np.ndarray:
+  """Variance of phi(x).phi(y) for the `sampled`, `independent` map
+  (docs/METHOD.md §2.2; with `exact_linear`, §3.3).
+
+  Var = (sum_n a_n^2/P(n) Q^n - (sum_n a_n t^n)^2) / R, with
+  Q = |x|^2|y|^2 + 2 t^2 - 2 sum_k x_k^2 y_k^2, t = x.y, the sums over
+  n = 1..max_degree and R = M-1; with `exact_linear` over n >= 2, with
+  P(n) renormalised there, and R = M-1-Dk (the constant and linear terms
+  are exact, without variance).
+
+  Args:
+    x, y: [..., Dk] float64 arrays.
+
+  Returns:
+    float64 [...].
+  """
+  t, q = _moments(x, y)
+  low = 2 if exact_linear else 1
+  num_random = num_features - 1 - (np.shape(x)[-1] if exact_linear else 0)
+  a = kernels.coefficients(kernel, max_degree + 1)[low:]
+  pmf = degree_pmf(max_degree, low)[low - 1 :]
+  n = np.arange(low, max_degree + 1)
+  second = np.sum(a**2 / pmf * q[..., None] ** n, -1)
+  mean = np.sum(a * t[..., None] ** n, -1)
+  return (second - mean**2) / num_random
+
+
+def stratified_variance(
+  plan: FeaturePlan, x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+  """Exact variance of phi(x).phi(y) for a map with fixed counts C_n and
+  weights a_n / C_n (`stratified`), either layout, with or without the
+  exact linear term (docs/METHOD.md §3.2-3.3).
+
+  The degree-n features contribute (a_n^2 / C_n) (Q^n - t^(2n)); for
+  `chained`, the degree-n and degree-m (n < m) prefixes of each of the
+  min(C_n, C_m) shared chains add a covariance t^(m-n) (Q^n - t^(2n)),
+  twice (a_n / C_n) (a_m / C_m) per chain. An exact linear term adds none.
+
+  Args:
+    plan: a stratified plan (`make_plan`).
+    x, y: [..., Dk] float64 arrays.
+
+  Returns:
+    float64 [...].
+  """
+  t, q = _moments(x, y)
+  counts = plan.counts
+  a = kernels.coefficients(plan.kernel, len(counts) + 1)
+  var = np.zeros_like(t)
+  for n, cn in enumerate(counts, 1):
+    if not cn:
+      continue
+    base = q**n - t ** (2 * n)
+    var = var + a[n] ** 2 / cn * base
+    if plan.projection != "chained":
+      continue
+    for m in range(n + 1, len(counts) + 1):
+      if counts[m - 1]:
+        shared = min(cn, counts[m - 1]) / (cn * counts[m - 1])
+        var = var + 2 * a[n] * a[m] * shared * t ** (m - n) * base
+  return var
 
 
 # ----------------------------------------------------------------------------

@@ -228,6 +228,9 @@ class RMFAttention(nn.Module):
       CPU, materialised on accelerators.
     allocation_seed: numpy seed of 'sampled' degree counts (mixed with the
       module path, so layers differ); the counts are static shapes.
+    exact_linear: the constant and linear terms exact, the random features
+      all of degree >= 2 (H0/1, `features.sample_rmf`, docs/METHOD.md
+      §3.3); needs num_features >= Dh + 2. Off by default.
   """
 
   kernel: str = "exp"
@@ -247,6 +250,7 @@ class RMFAttention(nn.Module):
   chunk_size: int = 64
   block_size: int | None | str = "auto"
   allocation_seed: int = 0
+  exact_linear: bool = False
 
   def _learned_scale(self, head_dim: int) -> jax.Array:
     """s_max * sigmoid(logit), the logit a parameter (learn_qk_scale)."""
@@ -276,6 +280,7 @@ class RMFAttention(nn.Module):
       max_degree=self.max_degree,
       projection=self.projection,
       allocation_seed=(self.allocation_seed + path_seed) % 2**32,
+      exact_linear=self.exact_linear,
     )
     # Drawn by `features.sample_rmf`; only its projections are a variable,
     # the static plan and scales are rebuilt from the same options.
@@ -288,7 +293,7 @@ class RMFAttention(nn.Module):
         ).projections
       ),
     )
-    plan, scales = features.make_plan(**options)
+    plan, scales = features.make_plan(**options, in_dim=dh)
     params = features.RMFParams(projections, jnp.asarray(scales), plan)
     # One implementation: the pure one-call function (its fast heads-first
     # path); a fixed qk_scale is checked against the kernel's radius there.

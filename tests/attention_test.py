@@ -163,14 +163,16 @@ def test_blocked_core_equals_materialised_features_values_and_gradients(
     _close(a, b)
 
 
+@pytest.mark.parametrize("exact_linear", [False, True])
 @pytest.mark.parametrize("projection", ["chained", "independent"])
 @pytest.mark.parametrize("allocation", ["stratified", "sampled"])
 @pytest.mark.parametrize("share_heads", [True, False])
 def test_split_linear_is_the_degree_one_share_of_the_map(
-  projection, allocation, share_heads
+  projection, allocation, share_heads, exact_linear
 ):
   """phi(x) . phi(y) == a_0 + x^T A y + rest(x) . rest(y), in float64 (an
-  identity of the same random draw, so to round-off)."""
+  identity of the same random draw, so to round-off); with an exact linear
+  term (docs/METHOD.md §3.3) A = a_1 I."""
   with jax.enable_x64(True):
     params = features.sample_rmf(
       jax.random.key(3),
@@ -181,6 +183,7 @@ def test_split_linear_is_the_degree_one_share_of_the_map(
       projection=projection,
       num_heads=None if share_heads else H,
       allocation_seed=7,
+      exact_linear=exact_linear,
     )
     params = features.RMFParams(
       params.projections.astype(jnp.float64),
@@ -204,6 +207,11 @@ def test_split_linear_is_the_degree_one_share_of_the_map(
     )
     np.testing.assert_allclose(split, full, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(linear, jnp.swapaxes(linear, -1, -2))
+    if exact_linear:  # a_1 = 1 for the inverse kernel
+      np.testing.assert_array_equal(
+        linear, np.broadcast_to(np.eye(D), linear.shape)
+      )
+      assert rest.plan.exact_linear == 0
     assert rest.plan.counts[0] == 0
     assert rest.plan.counts[1:] == params.plan.counts[1:]
     # Only degree 1: nothing left for the blocked features.
@@ -212,14 +220,18 @@ def test_split_linear_is_the_degree_one_share_of_the_map(
 
 
 @pytest.mark.parametrize(
-  "num_features,projection,allocation",
+  "num_features,projection,allocation,exact_linear,share_heads",
   [
-    (2, "chained", "stratified"),  # degree 1 only: no blocked products
-    (40, "independent", "sampled"),
+    (2, "chained", "stratified", False, True),  # degree 1 only: no products
+    (40, "independent", "sampled", False, True),
+    (48, "chained", "stratified", True, True),  # H0/1, docs/METHOD.md §3.3
+    (40, "chained", "stratified", True, False),
+    (40, "independent", "sampled", True, True),
+    (18, "chained", "stratified", True, True),  # a single product feature
   ],
 )
 def test_blocked_core_equals_materialised_features_for_other_maps(
-  num_features, projection, allocation
+  num_features, projection, allocation, exact_linear, share_heads
 ):
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=9))
   params = features.sample_rmf(
@@ -230,6 +242,8 @@ def test_blocked_core_equals_materialised_features_for_other_maps(
     allocation,
     projection=projection,
     allocation_seed=11,
+    exact_linear=exact_linear,
+    num_heads=None if share_heads else H,
   )
   mask = jnp.asarray(_mask())
 
@@ -328,6 +342,69 @@ def test_rmfa_with_many_features_matches_exact_kernelized_attention(
     exact * real
   )
   assert spread > 5 * error, (spread, error)
+
+
+def test_exact_linear_map_lowers_the_attention_error():
+  """H0/1 (docs/METHOD.md §3.3) at equal M on PreSBN'd inputs at the
+  default scale: the degree-1 features carry most of the default map's
+  variance (there ~100x the rest at Dk = 32), so the exact linear term
+  lowers the relative error of the output against exact exp-kernel
+  attention; mean over 4 fixed draws each, asserted at > 3x (expected
+  ~sqrt of the variance ratio, ~10x)."""
+  dk, length = 32, 64
+  rng = np.random.default_rng(21)
+  q, k, v = (
+    jnp.asarray(rng.normal(size=(B, length, H, dk)), jnp.float32)
+    for _ in range(3)
+  )
+  s = dk**-0.25
+  exact = attention.kernelized_attention(
+    *(normalization.pre_sbn(x) * s for x in (q, k)), v, "exp"
+  )
+
+  def error(exact_linear):
+    errs = []
+    for i in range(4):
+      params = features.sample_rmf(
+        jax.random.key(i),
+        dk,
+        128,
+        "exp",
+        "stratified",
+        exact_linear=exact_linear,
+      )
+      out = attention.macformer_attention(params, q, k, v)
+      errs.append(np.linalg.norm(out - exact) / np.linalg.norm(exact))
+    return np.mean(errs)
+
+  default, h01 = error(False), error(True)
+  assert h01 < default / 3, (h01, default)
+
+
+def test_rmf_attention_layer_exact_linear_option():
+  """`layers.RMFAttention(exact_linear=True)` runs the H0/1 map: its
+  projections are those of `features.sample_rmf(..., exact_linear=True)`
+  (degree >= 2 chains only) and its output (PostSBN off) equals the one
+  call with that map."""
+  from macformer_jax import layers
+
+  q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(seed=2))
+  layer = layers.RMFAttention(
+    num_features=48, exact_linear=True, post_sbn=False
+  )
+  variables = layer.init(
+    {"params": jax.random.key(0), "features": jax.random.key(1)}, q, k, v
+  )
+  (projections,) = jax.tree.leaves(variables["random_features"])
+  plan, scales = features.make_plan(
+    48, "exp", "stratified", exact_linear=True, in_dim=D
+  )
+  assert projections.shape == (D, plan.projection_width)
+  params = features.RMFParams(projections, jnp.asarray(scales), plan)
+  _close(
+    layer.apply(variables, q, k, v),
+    attention.macformer_attention(params, q, k, v),
+  )
 
 
 def test_exp_kernelized_attention_is_softmax_attention():

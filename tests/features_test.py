@@ -2,7 +2,9 @@
 bounds from the variance), and the 1/sqrt(D) error rate."""
 
 import collections
+import dataclasses
 import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -121,19 +123,21 @@ def _dots(params_fn, keys, x):
   return np.asarray(jax.jit(jax.vmap(one))(keys), np.float64)
 
 
-def _sampled_moments(kernel, x, y):
-  """Exact variance and kurtosis of the one-random-feature estimate (M = 2).
+def _sampled_moments(kernel, x, y, min_degree=1):
+  """Exact variance and kurtosis of the one-random-feature estimate (M = 2,
+  or M = Dk + 2 with the exact linear term and `min_degree=2`).
 
   Z = (a_N / P(N)) prod_{j<=N} u_j with u = (w.x)(w.y), N ~ P(n): the raw
   moments are E[Z^k] = sum_n P(n) (a_n / P(n))^k E[u^k]^n, with E[u^k] by
   enumerating all 2^Dk Rademacher vectors w (independent of the
   closed form of docs/METHOD.md §2.2, which the test checks against it).
+  P(n) is 2^-(n+1) renormalised over n = min_degree..20, written out here.
   """
   w = np.array(list(itertools.product((-1.0, 1.0), repeat=len(x))))
   u = (w @ x) * (w @ y)
-  pmf = features.degree_pmf(20)
-  a = kernels.coefficients(kernel, 21)[1:]
-  n = np.arange(1, 21)
+  n = np.arange(min_degree, 21)
+  pmf = 2.0 ** -(n + 1.0) / np.sum(2.0 ** -(n + 1.0))
+  a = kernels.coefficients(kernel, 21)[min_degree:]
   raw = [np.sum(pmf * (a / pmf) ** k * np.mean(u**k) ** n) for k in range(5)]
   mean = raw[1]
   mu2 = raw[2] - mean**2
@@ -347,3 +351,298 @@ def test_favor_positive_is_the_gerf_map_at_a_zero(causal):
     ratio_k = ((phi_k - eps) / unbiased).reshape(2, -1)
     np.testing.assert_allclose(ratio_k / ratio_k[:, :1], 1.0, rtol=1e-4)
   np.testing.assert_allclose(ratio_q / ratio_q[..., :1], 1.0, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------
+# Exact constant and linear terms (H0/1, docs/METHOD.md §3.3).
+# ----------------------------------------------------------------------------
+def test_degree_pmf_above_one():
+  """P'(n) = P(n) / (1 - P(1)) over n >= 2, zero at n = 1."""
+  pmf, full = features.degree_pmf(20, 2), features.degree_pmf(20)
+  assert pmf[0] == 0.0
+  np.testing.assert_allclose(pmf[1:], full[1:] / (1.0 - full[0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("projection", ["chained", "independent"])
+def test_exact_linear_plan(projection):
+  """M = 128, Dk = 32: 1 constant + 32 linear columns + 95 random features
+  of degrees >= 2, allocated by largest remainder of 95 P'(n)."""
+  plan, scales = features.make_plan(
+    128,
+    "sqrt",
+    "stratified",
+    projection=projection,
+    exact_linear=True,
+    in_dim=32,
+  )
+  assert plan.exact_linear == 32 and plan.counts[0] == 0
+  assert plan.counts == (0, 48, 24, 12, 6, 3, 1, 1)  # 95 * (1/2, 1/4, ...)
+  assert plan.num_features == 128 and scales.shape == (127,)
+  assert (
+    plan.degrees().tolist()
+    == [1] * 32 + np.repeat(np.arange(1, 9), plan.counts).tolist()
+  )
+  a = kernels.coefficients("sqrt", 9)
+  np.testing.assert_allclose(scales[:32], np.sqrt(a[1]), rtol=1e-7)
+  np.testing.assert_allclose(
+    scales[32:],
+    np.repeat(np.sqrt(a[2:] / plan.counts[1:]), plan.counts[1:]),
+    rtol=1e-7,
+  )
+  sampled, s_scales = features.make_plan(
+    128, "exp", "sampled", exact_linear=True, in_dim=32, allocation_seed=3
+  )
+  assert sampled.counts[0] == 0 and sum(sampled.counts) == 95
+  pmf = features.degree_pmf(20, 2)[: len(sampled.counts)]
+  a = kernels.coefficients("exp", len(sampled.counts) + 1)[1:]
+  expected = np.sqrt(a / (np.maximum(pmf, 1e-300) * 95))
+  np.testing.assert_allclose(
+    s_scales[32:], np.repeat(expected, sampled.counts), rtol=1e-6
+  )
+  with pytest.raises(ValueError, match="in_dim"):
+    features.make_plan(128, "exp", "stratified", exact_linear=True)
+  with pytest.raises(ValueError, match="num_features >= Dk \\+ 2 = 34"):
+    features.sample_rmf(
+      jax.random.key(0), 32, 33, "exp", "stratified", exact_linear=True
+    )
+
+
+def test_exact_linear_map_has_the_exact_low_degree_terms():
+  """phi = [sqrt(a_0), sqrt(a_1) x, products of degree >= 2]: the first
+  1 + Dk columns are exact, and phi(x) . phi(y) minus a_0 + a_1 x.y is the
+  product part alone (float64, so to round-off)."""
+  params = features.sample_rmf(
+    jax.random.key(1), D_IN, 40, "log", "stratified", exact_linear=True
+  )
+  x = _sbn_pair(3) * D_IN**0.25 * 0.8
+  phi = np.asarray(features.rmf(params, jnp.asarray(x)), np.float64)
+  x32 = x.astype(np.float32).astype(np.float64)
+  a = kernels.coefficients("log", 2)
+  np.testing.assert_allclose(phi[:, 0], np.sqrt(a[0]))
+  np.testing.assert_allclose(phi[:, 1 : 1 + D_IN], np.sqrt(a[1]) * x32, 1e-6)
+  products = features.rmf(
+    features.RMFParams(
+      params.projections,
+      params.scales[D_IN:],
+      dataclasses.replace(params.plan, exact_linear=0),
+    ),
+    jnp.asarray(x),
+    constant=False,
+  )
+  assert products.shape == (2, 40 - 1 - D_IN)
+  np.testing.assert_allclose(
+    phi[:, 1 + D_IN :], np.asarray(products, np.float64), rtol=1e-6
+  )
+
+
+def _float64_params(params, scales):
+  """The same draw with float64 projections and reference float64 scales."""
+  return features.RMFParams(
+    params.projections.astype(jnp.float64), jnp.asarray(scales), params.plan
+  )
+
+
+def _dots64(params_fn, scales, keys, x):
+  """phi(x_0) . phi(x_1) per key, computed in float64."""
+  with jax.enable_x64(True):
+
+    def one(key):
+      phi = features.rmf(_float64_params(params_fn(key), scales), x)
+      return phi[0] @ phi[1]
+
+    return np.asarray(jax.jit(jax.vmap(one))(keys))
+
+
+def _exact_linear_scales(kernel, counts, weights):
+  """float64 scales [sqrt(a_1)] * Dk + sqrt(a_n w_n) per random feature."""
+  a = kernels.coefficients(kernel, len(counts) + 1)
+  return np.concatenate(
+    [
+      np.full(D_IN, np.sqrt(a[1])),
+      np.repeat(np.sqrt(a[1:] * np.asarray(weights, np.float64)), counts),
+    ]
+  )
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_exact_linear_sampled_is_unbiased_with_the_derived_variance(kernel):
+  """H0/1 with the paper's sampled degrees (over n >= 2), one random
+  feature (M = Dk + 2), float64: 4000 draws. The mean is within 4 standard
+  errors of f_20(t), sigma from the variance of docs/METHOD.md §3.3; that
+  formula equals exact enumeration over the 2^16 Rademacher vectors; the
+  sample variance is within 4 of its standard errors, sqrt((kurtosis - 1)
+  / n) relative, with the enumerated kurtosis.
+
+  Inputs with |x| = 0.8 (t ~ 0.4), where the degree >= 2 terms matter.
+  """
+  x = _sbn_pair() * D_IN**0.25 * 0.8
+  x32 = x.astype(np.float32).astype(np.float64)  # what rmf projects
+  m = D_IN + 2
+  num_draws = 4000
+  seeds = np.random.default_rng(11).integers(0, 2**31, num_draws)
+  groups = collections.defaultdict(list)
+  for seed in seeds:
+    plan, _ = features.make_plan(
+      m,
+      kernel,
+      "sampled",
+      allocation_seed=seed,
+      exact_linear=True,
+      in_dim=D_IN,
+    )
+    groups[plan.counts].append(int(seed))
+  keys = jax.random.split(jax.random.key(12), num_draws)
+  n = np.arange(2, 21)
+  pmf = 2.0 ** -(n + 1.0) / np.sum(2.0 ** -(n + 1.0))
+  values, start = [], 0
+  for counts, seed_list in groups.items():
+    group_keys = keys[start : start + len(seed_list)]
+    start += len(seed_list)
+    weights = np.zeros(len(counts))
+    weights[len(counts) - 1] = 1.0 / pmf[len(counts) - 2]  # R = 1
+    values.append(
+      _dots64(
+        lambda k, s=seed_list[0]: features.sample_rmf(
+          k,
+          D_IN,
+          m,
+          kernel,
+          "sampled",
+          allocation_seed=s,
+          exact_linear=True,
+        ),
+        _exact_linear_scales(kernel, counts, weights),
+        group_keys,
+        x,
+      )
+    )
+  values = np.concatenate(values)
+  t = x32[0] @ x32[1]
+  target = float(kernels.truncated(kernel, np.float64(t), 20))
+  formula = features.rmf_variance(kernel, x32[0], x32[1], m, exact_linear=True)
+  sigma = np.sqrt(formula / num_draws)
+  assert abs(values.mean() - target) < 4 * sigma, (values.mean(), target, sigma)
+  variance, kurtosis = _sampled_moments(kernel, x32[0], x32[1], min_degree=2)
+  np.testing.assert_allclose(formula, variance, rtol=1e-9)
+  np.testing.assert_allclose(
+    values.var(), variance, rtol=4 * np.sqrt((kurtosis - 1) / num_draws)
+  )
+
+
+def _stratified_moments(plan, x, y):
+  """Exact variance and kurtosis of a stratified map's phi(x).phi(y).
+
+  Independent of `features.stratified_variance`'s closed form: E[u^k], u =
+  (w.x)(w.y), by enumerating all 2^Dk Rademacher vectors; distinct chains
+  (`chained`) or features (`independent`) use disjoint projections, so they
+  are independent and their cumulants add. A chain's value Z = sum_n c_n
+  prod_{j<=n} u_j (c_n = a_n / C_n where the chain carries a degree-n
+  feature, else 0) is Horner's Z_n = u_n (c_n + Z_{n+1}) with u_n
+  independent of Z_{n+1}, so E[Z_n^k] = E[u^k] E[(c_n + Z_{n+1})^k].
+  """
+  w = np.array(list(itertools.product((-1.0, 1.0), repeat=len(x))))
+  u = (w @ x) * (w @ y)
+  mu = np.array([np.mean(u**k) for k in range(5)])
+  counts = plan.counts
+  a = kernels.coefficients(plan.kernel, len(counts) + 1)
+  coef = [a[n] / c if c else 0.0 for n, c in enumerate(counts, 1)]
+  if plan.projection == "chained":
+    chains = [
+      [coef[n] if i < counts[n] else 0.0 for n in range(len(counts))]
+      for i in range(max(counts))
+    ]
+  else:
+    chains = [
+      [0.0] * n + [coef[n]]
+      for n in range(len(counts))
+      for _ in range(counts[n])
+    ]
+  k2 = k4 = 0.0
+  for d in chains:
+    raw = np.array([1.0, 0, 0, 0, 0])  # moments of Z_{L+1} = 0
+    for c in d[::-1]:
+      shifted = [
+        sum(math.comb(k, j) * c ** (k - j) * raw[j] for j in range(k + 1))
+        for k in range(5)
+      ]
+      raw = mu * np.array(shifted)
+    m = raw[1]
+    var = raw[2] - m**2
+    c4 = raw[4] - 4 * m * raw[3] + 6 * m**2 * raw[2] - 3 * m**4
+    k2, k4 = k2 + var, k4 + c4 - 3 * var**2
+  return k2, 3 + k4 / k2**2
+
+
+@pytest.mark.parametrize("projection", ["chained", "independent"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_exact_linear_stratified_is_unbiased_with_the_derived_variance(
+  kernel, projection
+):
+  """H0/1 stratified, M = 48 (31 random features, degrees 2..6), float64,
+  3000 draws. `features.stratified_variance` (docs/METHOD.md §3.3, the
+  chained covariance included) equals the exact variance by enumeration;
+  the mean is within 4 standard errors of f_K(t), sigma from it; the sample
+  variance is within 4 of its standard errors, sqrt((kurtosis - 1) / n)
+  relative, with the exact kurtosis (large for the inverse kernel, whose
+  single degree-6 feature is heavy-tailed: the bound is loose there).
+  Inputs with |x| = 0.6 (t ~ 0.29), where the degree >= 2 terms matter."""
+  x = _sbn_pair(2) * D_IN**0.25 * 0.6
+  x32 = x.astype(np.float32).astype(np.float64)
+  m = 48
+  plan, _ = features.make_plan(
+    m,
+    kernel,
+    "stratified",
+    projection=projection,
+    exact_linear=True,
+    in_dim=D_IN,
+  )
+  counts = np.asarray(plan.counts)
+  weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+  num_draws = 3000
+  values = _dots64(
+    lambda k: features.sample_rmf(
+      k,
+      D_IN,
+      m,
+      kernel,
+      "stratified",
+      projection=projection,
+      exact_linear=True,
+    ),
+    _exact_linear_scales(kernel, plan.counts, weights),
+    jax.random.split(jax.random.key(13), num_draws),
+    x,
+  )
+  t = x32[0] @ x32[1]
+  target = float(kernels.truncated(kernel, np.float64(t), plan.max_degree))
+  formula = features.stratified_variance(plan, x32[0], x32[1])
+  variance, kurtosis = _stratified_moments(plan, x32[0], x32[1])
+  np.testing.assert_allclose(formula, variance, rtol=1e-9)
+  sigma = np.sqrt(variance / num_draws)
+  assert abs(values.mean() - target) < 4 * sigma, (values.mean(), target, sigma)
+  # The degree >= 2 terms are estimated: the target is not a_0 + a_1 t.
+  a = kernels.coefficients(kernel, 2)
+  assert abs(target - (a[0] + a[1] * t)) > 10 * sigma
+  np.testing.assert_allclose(
+    values.var(), variance, rtol=4 * np.sqrt((kurtosis - 1) / num_draws)
+  )
+
+
+def test_exact_linear_variance_is_far_below_the_default_maps():
+  """On PreSBN'd inputs (|x| = Dk^-1/4, Dk = 32, M = 128, exp), the
+  degree-1 features carry most of the default map's variance (docs/METHOD.md
+  §3.3): taking them exact lowers the variance of phi(x).phi(y) by more
+  than 30x, by the formulas, for every pair of 64 random pairs."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 64, 32))
+  x = x - x.mean(-1, keepdims=True)
+  x = x / np.linalg.norm(x, axis=-1, keepdims=True) * 32**-0.25
+  default, _ = features.make_plan(128, "exp", "stratified")
+  h01, _ = features.make_plan(
+    128, "exp", "stratified", exact_linear=True, in_dim=32
+  )
+  ratio = features.stratified_variance(
+    default, x[0], x[1]
+  ) / features.stratified_variance(h01, x[0], x[1])
+  assert ratio.min() > 30, ratio.min()
