@@ -386,6 +386,7 @@ def make_attention_fn(
   max_degree: int = 20,
   num_heads: int | None = None,
   allocation_seed: int | None = None,
+  exact_linear: bool = False,
   pre_sbn: bool = True,
   eps: float = attention.RMFA_DENOMINATOR_EPS,
   eps_per_key: bool = True,
@@ -405,6 +406,8 @@ def make_attention_fn(
       causal mask).
     allocation, projection, max_degree, num_heads, allocation_seed: the
       feature map (`features.sample_rmf`; `num_heads` = one map per head).
+    exact_linear: the constant and linear terms exact, the M - 1 - Dh random
+      features on degrees >= 2 (docs/METHOD.md §3.3; needs M >= Dh + 2).
     pre_sbn: PreSBN on q and k (off: nothing bounds |q.k|).
     eps, eps_per_key, chunk_size: `attention.rmfa`'s denominator floor and
       causal chunk length.
@@ -425,6 +428,7 @@ def make_attention_fn(
     max_degree=max_degree,
     num_heads=num_heads,
     allocation_seed=allocation_seed,
+    exact_linear=exact_linear,
     pre_sbn=pre_sbn,
     eps=eps,
     eps_per_key=eps_per_key,
@@ -442,6 +446,7 @@ def make_attention_fn(
       projection=projection,
       num_heads=num_heads,
       allocation_seed=allocation_seed,
+      exact_linear=exact_linear,
     )
 
   def core(params, q, k, v, key_mask, c):
