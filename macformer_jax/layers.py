@@ -719,7 +719,8 @@ class MultiHeadSelfAttention(nn.Module):
   """Multi-head self-attention around any registered core.
 
   q, k, v and output projections are `DenseGeneral` without bias and with
-  Xavier-uniform init, as in LRA (docs/METHOD.md §8.2).
+  Xavier-uniform init, as in LRA (docs/METHOD.md §8.2); their weight
+  gradients go through `dense_dot_general`.
 
   Attributes:
     num_heads: H.
