@@ -11,7 +11,8 @@ encoder zeroes or ignores it).
   out_i = sum_j f(q_i . k_j) v_j / sum_j f(q_i . k_j) (docs/METHOD.md §4.1); q
   and k are used as given, so pass them already scaled (Macformer: PreSBN then
   Dk^-1/4).
-* `softmax_attention`: exact softmax attention (einsum, with dropout).
+* `softmax_attention`: exact softmax attention (einsum, with dropout), an
+  alias of `exact_attention.softmax_attention`.
 * `linear_attention`: phi(Q) (phi(K)^T V) / phi(Q) (phi(K)^T 1), non-causal or
   causal (chunked, O(L) memory).
 * `rmfa`: `linear_attention` with the denominator guard that signed random
@@ -29,8 +30,8 @@ import warnings
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from macformer_jax import exact_attention
 from macformer_jax import features
 from macformer_jax import kernels
 from macformer_jax import normalization
@@ -105,35 +106,34 @@ def softmax_attention(
   dropout_rate: float = 0.0,
   dropout_rng: jax.Array | None = None,
 ) -> jax.Array:
-  """Exact softmax attention softmax(q k^T / sqrt(Dk)) v, einsum form.
+  """Exact softmax attention softmax(q k^T / sqrt(Dk)) v: an alias.
 
-  On CPU this is faster than `jax.nn.dot_product_attention`'s xla path
-  (measured on CPU); the module offers both. Computed in float32.
+  `exact_attention.softmax_attention` (the one implementation, also what
+  `layers.SoftmaxAttention` runs) on its one-einsum path, differentiated
+  by autodiff; `dropout_rng` is its `dropout_key`. Padded keys get a -1e10
+  logit; computed in float32.
 
   Args:
     q, k: [B, L, H, Dk]; v: [B, L, H, Dv].
     mask: [B, L] real-token mask (keys).
     causal: query i sees keys j <= i only.
     dropout_rate, dropout_rng: dropout on the attention weights (LRA: 0.1,
-      an independent mask per weight); no dropout when the rng is None.
+      an independent mask per weight, `dropout.keep_mask` of the whole
+      [B, H, L, L] weights; before, `jax.random.bernoulli`, a different
+      stream); no dropout when the rng is None.
 
   Returns:
     float32 [B, L, H, Dv]; a query with no visible key averages all values.
   """
-  chex.assert_rank([q, k, v], 4)
-  b, l, _, dk = q.shape
-  mask = _as_bool_mask(mask, b, l)
-  q, k, v = (x.astype(jnp.float32) for x in (q, k, v))
-  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(dk)
-  visible = _visible_keys(mask, l, causal)
-  # A large finite negative (as LRA's -1e10 bias), not -inf: a row with no
-  # visible key becomes uniform instead of NaN.
-  logits = jnp.where(visible, logits, -1e10)
-  weights = jax.nn.softmax(logits, axis=-1)
-  if dropout_rng is not None and dropout_rate > 0.0:
-    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
-    weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-  return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+  return exact_attention.softmax_attention(
+    q,
+    k,
+    v,
+    mask,
+    causal,
+    dropout_rate=dropout_rate,
+    dropout_key=dropout_rng,
+  )
 
 
 def _values_with_ones(v: jax.Array, mask: jax.Array | None) -> jax.Array:

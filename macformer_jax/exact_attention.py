@@ -1,8 +1,9 @@
-"""Exact softmax attention for training: hashed dropout, blocks, own VJP.
+"""Exact softmax attention: hashed dropout, blocks, own VJP.
 
-The same maths as `attention.softmax_attention` (softmax(q k^T / sqrt(Dk))
-with padded keys masked by a -1e10 logit, dropout on the weights, times v),
-computed for the training step:
+The library's one exact softmax attention (softmax(q k^T / sqrt(Dk)) with
+padded keys masked by a -1e10 logit, dropout on the weights, times v);
+`attention.softmax_attention` is an alias of its einsum path and
+`layers.SoftmaxAttention` runs it. Built for the training step:
 
 * Dropout on the [B, H, L, L] weights draws its mask from
   `dropout.keep_mask`, a hash of the key and each weight's index, which

@@ -643,11 +643,89 @@ class ExactKernelAttention(nn.Module):
     return out
 
 
+def _weight_grad(x: jax.Array, g: jax.Array, n: int) -> jax.Array:
+  """dW [*in, *out] = sum over the leading dims of x [..., *in] g [..., *out].
+
+  The products over B*L rows want their contraction in the inner dimension
+  of both operands, so XLA's CPU backend copies one operand transposed. JAX
+  transposes the output cotangent g: for q, k and v that is three
+  [B*L, H*Dh] copies, fused with whatever produced g (the attention core's
+  backward pass and its heads-first layout: the slowest ops of the linear
+  attentions' step); here x, the input the three projections share, is
+  the transposed operand when it is not wider than g (one copy, which XLA
+  reuses), g otherwise.
+  """
+  batch = x.ndim - n
+  rows = tuple(range(batch))
+  if math.prod(x.shape[batch:]) <= math.prod(g.shape[batch:]):
+    return jax.lax.dot_general(x, g, ((rows, rows), ((), ())))
+  dw = jax.lax.dot_general(g, x, ((rows, rows), ((), ())))
+  out = g.ndim - batch
+  return jnp.moveaxis(dw, tuple(range(out)), tuple(range(n, n + out)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _dense(x: jax.Array, w: jax.Array, n: int) -> jax.Array:
+  """x [..., *in] . w [*in, *out] over the n `in` dims -> [..., *out]."""
+  contract = (tuple(range(x.ndim - n, x.ndim)), tuple(range(n)))
+  return jax.lax.dot_general(x, w, (contract, ((), ())))
+
+
+def _dense_fwd(x, w, n):
+  return _dense(x, w, n), (x, w)
+
+
+def _dense_bwd(n, residuals, g):
+  x, w = residuals
+  out = tuple(range(x.ndim - n, g.ndim))
+  dx = jax.lax.dot_general(g, w, ((out, tuple(range(n, w.ndim))), ((), ())))
+  return dx.astype(x.dtype), _weight_grad(x, g, n).astype(w.dtype)
+
+
+_dense.defvjp(_dense_fwd, _dense_bwd)
+
+
+def dense_dot_general(
+  lhs: jax.Array,
+  rhs: jax.Array,
+  dimension_numbers: tuple,
+  precision: Any = None,
+  preferred_element_type: Any = None,
+) -> jax.Array:
+  """`jax.lax.dot_general` for Flax's Dense layers, with a cheaper VJP.
+
+  The same values and gradients (to float32 round-off); the weight
+  gradient transposes the smaller operand (`_weight_grad`). Only a dense
+  layer's contraction (the trailing dims of lhs with the leading dims of
+  rhs, no batch dims, default precision) takes this path; any other goes
+  to `jax.lax.dot_general`.
+  """
+  (lhs_c, rhs_c), (lhs_b, rhs_b) = dimension_numbers
+  n = len(lhs_c)
+  if (
+    lhs_b
+    or rhs_b
+    or precision is not None
+    or preferred_element_type is not None
+    or tuple(lhs_c) != tuple(range(lhs.ndim - n, lhs.ndim))
+    or tuple(rhs_c) != tuple(range(n))
+  ):
+    return jax.lax.dot_general(
+      lhs,
+      rhs,
+      dimension_numbers,
+      precision=precision,
+      preferred_element_type=preferred_element_type,
+    )
+  return _dense(lhs, rhs, n)
+
+
 class MultiHeadSelfAttention(nn.Module):
   """Multi-head self-attention around any registered core.
 
   q, k, v and output projections are `DenseGeneral` without bias and with
-  Xavier-uniform init, as in LRA (docs/METHOD.md §8.2).
+  Xavier-uniform init, as in LRA (docs/METHOD.md §8.2); their weight
+  gradients go through `dense_dot_general`.
 
   Attributes:
     num_heads: H.
@@ -684,6 +762,7 @@ class MultiHeadSelfAttention(nn.Module):
       use_bias=self.use_bias,
       dtype=self.dtype,
       kernel_init=nn.initializers.xavier_uniform(),
+      dot_general=dense_dot_general,
     )
     q = dense(name="query")(x)
     k = dense(name="key")(x)
@@ -697,5 +776,6 @@ class MultiHeadSelfAttention(nn.Module):
       use_bias=self.use_bias,
       dtype=self.dtype,
       kernel_init=nn.initializers.xavier_uniform(),
+      dot_general=dense_dot_general,
       name="out",
     )(out.astype(self.dtype))

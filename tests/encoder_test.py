@@ -240,3 +240,19 @@ def test_attention_dropout_reaches_softmax_only():
   common.with_attention(config, "macformer_exp")
   core = encoder.attention_from_config(config.attention, 0.25)
   assert "dropout_rate" not in core.keywords
+
+
+def test_learned_position_table_gradient_is_the_batch_sum():
+  """The table's gradient (a custom VJP: ones . g) is sum over the batch."""
+  module = encoder.AddPositionEmbs("learned", max_len=L)
+  x = jax.random.normal(jax.random.key(0), (B, L, 4))
+  g = jax.random.normal(jax.random.key(1), (B, L, 4))
+  params = module.init(jax.random.key(2), x)
+  out, pull = jax.vjp(lambda p, x: module.apply(p, x), params, x)
+  d_params, d_x = pull(g)
+  table = params["params"]["pos_embedding"]
+  np.testing.assert_allclose(out, x + table, rtol=1e-6)
+  np.testing.assert_allclose(
+    d_params["params"]["pos_embedding"], g.sum(0, keepdims=True), rtol=1e-5
+  )
+  np.testing.assert_array_equal(d_x, g)

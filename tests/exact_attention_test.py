@@ -8,13 +8,23 @@ from macformer_jax import attention
 from macformer_jax import exact_attention
 
 
+def _numpy_softmax_attention(q, k, v, mask):
+  """float64 softmax(q k^T / sqrt(Dk)) v over the real keys, in numpy."""
+  q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+  logits = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
+  logits = np.where(np.asarray(mask)[:, None, None, :], logits, -np.inf)
+  weights = np.exp(logits - logits.max(-1, keepdims=True))
+  weights /= weights.sum(-1, keepdims=True)
+  return np.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
 def test_blocks_and_reference_agree():
   r = np.random.default_rng(0)
   q, k, v = (
     jnp.asarray(r.normal(size=(2, 37, 2, 8)), jnp.float32) for _ in range(3)
   )
   mask = jnp.asarray(np.arange(37)[None] < np.array([[30], [37]]))
-  ref = attention.softmax_attention(q, k, v, mask)
+  ref = _numpy_softmax_attention(q, k, v, mask)
   np.testing.assert_allclose(
     exact_attention.softmax_attention(q, k, v, mask), ref, atol=1e-6
   )
@@ -27,6 +37,22 @@ def test_blocks_and_reference_agree():
   )
   np.testing.assert_allclose(blocked, whole, atol=1e-5)
   assert not np.allclose(whole, ref, atol=1e-3)
+
+
+def test_attention_softmax_attention_is_this_implementation():
+  """`attention.softmax_attention` is an alias: the same outputs, dropout
+  (its `dropout_rng` is `dropout_key`) included."""
+  q, k, v, _, mask = _inputs()
+  key = jax.random.key(3)
+  for rate, rng in ((0.0, None), (0.3, key)):
+    np.testing.assert_array_equal(
+      attention.softmax_attention(
+        q, k, v, mask, True, dropout_rate=rate, dropout_rng=rng
+      ),
+      exact_attention.softmax_attention(
+        q, k, v, mask, True, dropout_rate=rate, dropout_key=rng
+      ),
+    )
 
 
 def _inputs(batch=3, length=37, heads=2, dim=8, seed=0):

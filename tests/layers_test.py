@@ -403,3 +403,42 @@ def test_softmax_blocks_equal_the_einsum_with_dropout():
   big = jnp.zeros((32, 2001, 2, 32))
   expected = (64, 1) if jax.default_backend() == "cpu" else (0, 0)
   assert auto._blocks(big) == expected  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize(
+  "x_shape, w_shape, n",
+  [
+    ((3, 5, 8), (8, 2, 4), 1),  # q/k/v: x narrower-or-equal, x transposed
+    ((3, 5, 2, 4), (2, 4, 8), 2),  # output projection over (H, Dh)
+    ((3, 5, 16), (16, 4), 1),  # x wider than g: g transposed
+  ],
+)
+def test_dense_dot_general_equals_lax_dot_general(x_shape, w_shape, n):
+  """Values and both gradients equal `jax.lax.dot_general` (float32, one
+  product per entry: no reordering beyond the dot's own summation)."""
+  kx, kw, kg = jax.random.split(jax.random.key(3), 3)
+  x, w = jax.random.normal(kx, x_shape), jax.random.normal(kw, w_shape)
+  contract = (tuple(range(len(x_shape) - n, len(x_shape))), tuple(range(n)))
+  dims = (contract, ((), ()))
+  out_shape = x_shape[: len(x_shape) - n] + w_shape[n:]
+  g = jax.random.normal(kg, out_shape)
+
+  def vjp(dot):
+    out, pull = jax.vjp(lambda x, w: dot(x, w, dims), x, w)
+    return (out, *pull(g))
+
+  for got, want in zip(
+    vjp(layers.dense_dot_general), vjp(jax.lax.dot_general), strict=True
+  ):
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_dot_general_other_contractions_fall_through():
+  """A batch dimension takes `jax.lax.dot_general` itself."""
+  a = jax.random.normal(jax.random.key(0), (2, 3, 4))
+  b = jax.random.normal(jax.random.key(1), (2, 4, 5))
+  dims = (((2,), (1,)), ((0,), (0,)))
+  np.testing.assert_array_equal(
+    layers.dense_dot_general(a, b, dims), jax.lax.dot_general(a, b, dims)
+  )
