@@ -30,6 +30,7 @@ import warnings
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from macformer_jax import exact_attention
 from macformer_jax import features
