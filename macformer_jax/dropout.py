@@ -16,12 +16,11 @@ not depend on how the array is sharded over devices or hosts, and a resumed
 run redraws the same masks. A block of a larger mask is the same function
 of its global indices (`keep_mask(..., offsets=...)`), which lets a blocked
 computation (`exact_attention`) drop exactly the weights the whole einsum
-would.
+would. The Flax module around `dropout` is `layers.Dropout`.
 """
 
 from collections.abc import Sequence
 
-import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
@@ -119,21 +118,3 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
   return jnp.where(
     keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros_like(x)
   )
-
-
-class Dropout(nn.Module):
-  """`nn.Dropout` (its rate and call) with `keep_mask`'s hashed masks.
-
-  Draws its key from the 'dropout' rng stream, as `nn.Dropout` does.
-
-  Attributes:
-    rate: the probability of dropping a value.
-  """
-
-  rate: float
-
-  @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
-    if deterministic or self.rate <= 0.0:
-      return x
-    return dropout(x, self.rate, self.make_rng("dropout"))

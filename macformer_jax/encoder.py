@@ -36,7 +36,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from macformer_jax import dropout
 from macformer_jax import layers
 
 POS_EMBS = ("sinusoidal", "learned", "none")
@@ -155,9 +154,9 @@ class MlpBlock(nn.Module):
     )
     y = dense(self.mlp_dim, name="hidden")(x)
     y = nn.gelu(y)
-    y = dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+    y = layers.Dropout(self.dropout_rate)(y, deterministic=deterministic)
     y = dense(x.shape[-1], name="output")(y)
-    return dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+    return layers.Dropout(self.dropout_rate)(y, deterministic=deterministic)
 
 
 class EncoderBlock(nn.Module):
@@ -196,7 +195,7 @@ class EncoderBlock(nn.Module):
       dtype=self.dtype,
       name="attention",
     )(y, mask, deterministic)
-    y = dropout.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+    y = layers.Dropout(self.dropout_rate)(y, deterministic=deterministic)
     x = x + y
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="mlp_norm")(x)
     y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(
@@ -278,7 +277,7 @@ class Encoder(nn.Module):
       mask = jnp.concatenate([jnp.ones_like(mask[:, :1]), mask], axis=1)
       max_len += 1
     x = AddPositionEmbs(self.pos_emb, max_len, name="pos_embed")(x)
-    x = dropout.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    x = layers.Dropout(self.dropout_rate)(x, deterministic=deterministic)
     x = x.astype(self.dtype)
     for i in range(self.num_layers):
       x = EncoderBlock(

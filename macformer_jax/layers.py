@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from macformer_jax import attention
+from macformer_jax import dropout as dropout_lib
 from macformer_jax import exact_attention
 from macformer_jax import features
 from macformer_jax import kernels
@@ -641,6 +642,24 @@ class ExactKernelAttention(nn.Module):
     if self.post_sbn:
       out = PostSBN(power=self.post_sbn_power, name="post_sbn")(out)
     return out
+
+
+class Dropout(nn.Module):
+  """`nn.Dropout` (its rate and call) with `dropout.keep_mask`'s hashed masks.
+
+  Draws its key from the 'dropout' rng stream, as `nn.Dropout` does.
+
+  Attributes:
+    rate: the probability of dropping a value.
+  """
+
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+    if deterministic or self.rate <= 0.0:
+      return x
+    return dropout_lib.dropout(x, self.rate, self.make_rng("dropout"))
 
 
 def _weight_grad(x: jax.Array, g: jax.Array, n: int) -> jax.Array:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from macformer_jax import dropout
+from macformer_jax import layers
 
 
 def test_keep_rate_and_scaling():
@@ -50,7 +51,7 @@ def test_a_block_is_the_same_slice_of_the_whole_mask():
 
 def test_module_matches_the_function_and_is_off_when_deterministic():
   x = jnp.arange(1.0, 401.0).reshape(4, 100)
-  module = dropout.Dropout(0.25)
+  module = layers.Dropout(0.25)
   key = jax.random.key(5)
   y = module.apply({}, x, deterministic=False, rngs={"dropout": key})
   assert float(jnp.mean(y == 0)) > 0.1

@@ -6,7 +6,15 @@ import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PURE = ("kernels", "features", "attention", "normalization", "spectral")
+PURE = (
+  "kernels",
+  "features",
+  "attention",
+  "exact_attention",
+  "dropout",
+  "normalization",
+  "spectral",
+)
 
 _SCRIPT = f"""
 import sys
