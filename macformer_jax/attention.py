@@ -303,28 +303,28 @@ def _unblock(x: jax.Array) -> jax.Array:
 
 
 # Each scan/map over blocks of the non-causal core runs as this many
-# independent scans over contiguous runs of blocks (their carries summed).
-# On the shared 2-core machine 2 beat 1 at L = 8K and 16K in interleaved
-# races: median paired wall ratio 1.05-1.06x, 4-9 % less process CPU time
-# (docs/RMFA_CORE.md); XLA:CPU was not seen to run the scans concurrently,
-# so the gain is per loop, not a second core. One [2, ...]-batched scan
-# (vmap over the halves) was slower.
+# independent scans over contiguous runs of blocks (their carries summed);
+# 2 was a little faster than 1 at L = 8K and 16K on CPU, and a vmap over
+# the halves slower (measurements: docs/RMFA_CORE.md).
 PARALLEL_CHAINS = 2
 
 
 def _chains_scan(f, init, xs, parts):
   """lax.scan of f over xs, as `parts` independent scans over contiguous
   runs of blocks (no data dependence between them, so XLA may run them
-  concurrently); the carries are summed, the outputs concatenated."""
+  concurrently); the carries are summed, the outputs concatenated. So f's
+  carry must be additive (a sum over blocks): the first run starts from
+  `init`, the others from zeros."""
   n = jax.tree.leaves(xs)[0].shape[0]
   parts = max(1, min(parts, n))
   if parts == 1:
     return jax.lax.scan(f, init, xs)
   bounds = np.linspace(0, n, parts + 1).astype(int)
+  zeros = jax.tree.map(jnp.zeros_like, init)
   carry, outs = None, []
   for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
     part = jax.tree.map(lambda x, lo=lo, hi=hi: x[lo:hi], xs)
-    c, o = jax.lax.scan(f, init, part)
+    c, o = jax.lax.scan(f, init if carry is None else zeros, part)
     carry = c if carry is None else jax.tree.map(jnp.add, carry, c)
     outs.append(o)
   if outs[0] is None:
