@@ -39,10 +39,11 @@ from macformer_jax import normalization
 
 # Default lower bound of the RMFA denominator, per visible real key (see rmfa).
 RMFA_DENOMINATOR_EPS = 1e-2
-# Positions per block of the non-causal RMFA core on CPU: measured against
-# 128-2048 on the 2-core machine with both cores free, 512 was fastest at
-# L = 4K-16K (256 was, when other jobs shared the cores; docs/RMFA_CORE.md).
-DEFAULT_BLOCK_SIZE = 512
+# Most positions per block of the non-causal RMFA core on CPU ('auto'): the
+# fastest of 512-4096 at L = 2K-16K, B*H = 4 and 64, on the 2-core machine,
+# and the least hurt when XLA:CPU's small parallel ops slow down (measured
+# in one process, interleaved; docs/RMFA_CORE.md "Block size").
+DEFAULT_BLOCK_SIZE = 2048
 
 
 def _as_bool_mask(mask: jax.Array | None, batch: int, length: int):
@@ -486,6 +487,18 @@ def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
 _rmf_linear_blocked.defvjp(_rmf_linear_blocked_fwd, _rmf_linear_blocked_bwd)
 
 
+def auto_block_size(length: int, most: int = DEFAULT_BLOCK_SIZE) -> int:
+  """Equal blocks of at most `most` positions covering `length`.
+
+  One block when length <= most; else ceil(length / most) blocks of a
+  multiple of 8 positions, so the zero padding stays below 8 per block
+  (e.g. L = 3000 -> 2 blocks of 1504, not 2048 real positions then 952 real
+  and 1096 padded ones).
+  """
+  n = -(-length // most)
+  return min(most, length, 8 * -(-length // (8 * n)))
+
+
 def rmf_linear_attention(
   params: features.RMFParams,
   q: jax.Array,
@@ -706,7 +719,8 @@ def macformer_attention(
       custom VJP; same values and q/k/v gradients, less time and temp
       memory at long L on CPU, docs/BENCHMARKS.md "Time against error").
       None: materialise the features of all positions and let autodiff
-      keep them. 'auto' (default): `DEFAULT_BLOCK_SIZE` on CPU, None on
+      keep them. 'auto' (default): on CPU `auto_block_size(L)` (equal
+      blocks of at most `DEFAULT_BLOCK_SIZE` positions), None on
       accelerators (where the serial blocks are unmeasured so far).
 
   Returns:
@@ -724,7 +738,9 @@ def macformer_attention(
     q, k = normalization.pre_sbn(q), normalization.pre_sbn(k)
   q, k = q * qk_scale, k * qk_scale
   if block_size == "auto":
-    block_size = DEFAULT_BLOCK_SIZE if jax.default_backend() == "cpu" else None
+    block_size = (
+      auto_block_size(q.shape[2]) if jax.default_backend() == "cpu" else None
+    )
   if not causal and block_size is not None:
     b, l = v.shape[:2]
     mask = _as_bool_mask(mask, b, l)

@@ -163,6 +163,28 @@ def test_blocked_core_equals_materialised_features_values_and_gradients(
     _close(a, b)
 
 
+def test_auto_block_size_covers_the_length_in_equal_blocks():
+  """Hand-computed sizes, then the properties for every length up to 9000:
+  at most `most` positions per block, the fewest blocks that allow it, and
+  less than 8 padded positions per block."""
+  f = attention.auto_block_size
+  assert [f(n) for n in (10, 2000, 2048, 2049, 3000, 4096, 16384)] == [
+    10,
+    2000,
+    2048,
+    1032,
+    1504,
+    2048,
+    2048,
+  ]
+  for most in (64, 2048):
+    for length in range(1, 9001):
+      size = f(length, most)
+      blocks = -(-length // size)
+      assert size <= most and blocks == -(-length // most)
+      assert 0 <= blocks * size - length < 8 * blocks
+
+
 @pytest.mark.parametrize("exact_linear", [False, True])
 @pytest.mark.parametrize("projection", ["chained", "independent"])
 @pytest.mark.parametrize("allocation", ["stratified", "sampled"])
