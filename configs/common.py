@@ -181,6 +181,10 @@ def get_base_config() -> config_dict.ConfigDict:
   c.train.log_every = 50  # train-metric logging interval (and NaN check)
   c.train.num_devices = 0  # devices used per host; 0 = all of them
   c.train.parallelism = "sharding"  # 'sharding' (jit over a Mesh) | 'pmap'
+  # XLA:CPU's YNNPACK fusions in the jitted steps ('sharding' on CPU only):
+  # 'auto' = off for the linear-time attentions, on for softmax/exact_kernel
+  # (faster each way on CPU, docs/BENCHMARKS.md); 'on' | 'off' force it.
+  c.train.cpu_ynnpack = "auto"
   c.lock()
   return c
 

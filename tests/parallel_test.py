@@ -56,3 +56,29 @@ def test_one_and_two_devices_give_the_same_run(tmp_path, parallelism):
   assert r2["test_loss"] == pytest.approx(r1["test_loss"], rel=1e-5)
   assert r2["test_accuracy"] == r1["test_accuracy"]
   assert r2["best_eval_accuracy"] == r1["best_eval_accuracy"]
+
+
+def test_cpu_ynnpack_setting_picks_the_compile_options():
+  """'auto' turns XLA:CPU's YNNPACK fusions off for the linear-time cores
+  and keeps XLA's default for the quadratic ones; 'on'/'off' force it; the
+  options compile (this jaxlib knows them) and give the same step."""
+  options = training.cpu_compiler_options
+  off = {"xla_cpu_experimental_ynn_fusion_type": ""}
+  assert options("auto", "rmfa") == off
+  assert options("auto", "performer") == off
+  assert options("auto", "softmax") == {}
+  assert options("auto", "exact_kernel") == {}
+  assert options("on", "rmfa") == {}
+  assert options("off", "softmax") == off
+  x = np.random.default_rng(0).normal(size=(64, 48)).astype(np.float32)
+  f = lambda a: jax.nn.gelu(a @ a.T) @ a
+  np.testing.assert_allclose(
+    jax.jit(f, compiler_options=off)(x), jax.jit(f)(x), rtol=1e-5, atol=1e-5
+  )
+
+
+def test_unknown_cpu_ynnpack_setting_is_a_clear_error(tmp_path):
+  config = tiny_config()
+  config.train.cpu_ynnpack = "yes"
+  with pytest.raises(ValueError, match=r"train.cpu_ynnpack.*auto, on, off"):
+    training.run(config, str(tmp_path))

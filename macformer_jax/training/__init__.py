@@ -27,6 +27,7 @@ from macformer_jax.training.loop import evaluate
 from macformer_jax.training.loop import run
 from macformer_jax.training.loop import summary_line
 from macformer_jax.training.loop import train_and_evaluate
+from macformer_jax.training.parallel import cpu_compiler_options
 from macformer_jax.training.parallel import Engine
 from macformer_jax.training.parallel import make_engine
 from macformer_jax.training.preemption import Preempted
@@ -45,6 +46,7 @@ __all__ = [
   "Preempted",
   "TrainState",
   "check_config",
+  "cpu_compiler_options",
   "create_train_state",
   "eval_step",
   "evaluate",

@@ -105,6 +105,7 @@ class Engine:
     batch_size: int,
     learning_rate_fn: Callable,
     dual_input: bool,
+    compiler_options: dict[str, str] | None = None,
   ):
     """Builds the engine.
 
@@ -114,6 +115,8 @@ class Engine:
       batch_size: the global batch size B.
       learning_rate_fn: passed to `steps.train_step`.
       dual_input: passed to the steps.
+      compiler_options: XLA options for the jitted train and eval steps
+        ('sharding' only; `cpu_compiler_options`); None: XLA's defaults.
 
     Raises:
       ValueError: an unknown parallelism, too many devices, or a batch that
@@ -149,11 +152,13 @@ class Engine:
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=(self.replicated, self.replicated),
         donate_argnums=(0,),
+        compiler_options=compiler_options,
       )
       self._eval = jax.jit(
         evaluate,
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=self.replicated,
+        compiler_options=compiler_options,
       )
       self.host_rows = _host_rows_of(self.batch_sharding, batch_size)
     else:
@@ -234,14 +239,61 @@ class Engine:
     return jax.tree.map(np.asarray, tree)
 
 
+# XLA:CPU's switch for its YNNPACK fusions: an empty list turns them off.
+_NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# Attentions whose step is faster with YNNPACK's large dots (quadratic).
+YNNPACK_ATTENTIONS = ("softmax", "exact_kernel")
+
+
+@functools.cache
+def _knows_option(name: str) -> bool:
+  """Whether this jaxlib's XLA accepts the compile option `name`."""
+  try:
+    jax.jit(lambda x: x, compiler_options={name: ""}).lower(0.0).compile()
+  except Exception:  # noqa: BLE001 (any refusal: an unknown option)
+    return False
+  return True
+
+
+def cpu_compiler_options(setting: str, attention: str) -> dict[str, str]:
+  """XLA compile options for the steps from `train.cpu_ynnpack`.
+
+  On CPU, XLA's YNNPACK fusions (on by default in jax 0.10) made the
+  training step of the linear-time attentions slower and softmax's faster,
+  and their small parallel ops slow down in periods (measurements:
+  docs/RMFA_CORE.md "YNNPACK and the training step"). Same maths either
+  way, up to float32 round-off.
+
+  Args:
+    setting: 'auto' (off unless `attention` is in YNNPACK_ATTENTIONS),
+      'on' or 'off'.
+    attention: `config.attention.name`, the registered core.
+
+  Returns:
+    {} (XLA's default) or the option that turns the fusions off; {} also
+    off CPU and where this jaxlib does not know the option.
+  """
+  off = setting == "off" or (
+    setting == "auto" and attention not in YNNPACK_ATTENTIONS
+  )
+  name = next(iter(_NO_YNNPACK))
+  if not off or jax.default_backend() != "cpu" or not _knows_option(name):
+    return {}
+  return dict(_NO_YNNPACK)
+
+
 def make_engine(
   config: Any, learning_rate_fn: Callable, dual_input: bool
 ) -> Engine:
-  """The Engine of `config.train` (parallelism, num_devices) and the batch."""
+  """The Engine of `config.train` (parallelism, num_devices, cpu_ynnpack)
+  and the batch."""
   return Engine(
     config.train.parallelism,
     config.train.num_devices,
     config.data.batch_size,
     learning_rate_fn,
     dual_input,
+    compiler_options=cpu_compiler_options(
+      config.train.cpu_ynnpack, config.attention.name
+    ),
   )

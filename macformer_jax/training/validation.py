@@ -55,6 +55,7 @@ _RANGES: dict[str, Callable[[Any], tuple[bool, str]]] = {
   "train.num_eval_batches": lambda v: (v >= -1, "must be >= -1 (-1 = all)"),
   "train.num_devices": _non_negative,
   "train.parallelism": _one_of("sharding", "pmap"),
+  "train.cpu_ynnpack": _one_of("auto", "on", "off"),
   "data.batch_size": _positive,
   "data.max_len": _positive,
   "model.emb_dim": _positive,
