@@ -4,13 +4,11 @@ r"""Renders docs/BENCHMARKS.md and docs/RESULTS.md from the files in docs/.
   python -m benchmarks.make_report --runs runs  # copy reduced_listops.sh's
                                                 # runs to docs/results first
 
-BENCHMARKS.md has a section per file the studies write: a missing one gives
-"not run yet" and its command (or leaves an optional section out). It draws
-docs/attention_speed.png and docs/attention_pareto.png. RESULTS.md is the
-reduced ListOps comparison of docs/results/reduced_listops_*.json. Every
-number is read from those files, except an earlier independent numpy
-measurement that the kernel-error section is checked against. Prose, titles,
-commands and table layouts: benchmarks/templates/{report,results}.md.
+BENCHMARKS.md has a section per file the studies write (a missing file: its
+command, or nothing for an optional one) and draws attention_speed.png and
+attention_pareto.png; RESULTS.md is the reduced ListOps comparison of
+docs/results/reduced_listops_*.json. Prose, titles, commands and table
+layouts: benchmarks/templates/{report,results}.md.
 """
 
 import argparse
@@ -30,16 +28,14 @@ from benchmarks.common import table
 HARNESS_B_EXP_D128 = 0.026
 KERNELS = ("exp", "trigh", "inverse", "log", "sqrt")
 BASELINES = {"performer": "Performer FAVOR+", "rfa": "RFA (Fourier)"}
-REPORT_DIMS = (128, 1024)
-GRID_M, GRID_SPEED_L = 128, 8192
+REPORT_DIMS, GRID_M, GRID_SPEED_L = (128, 1024), 128, 8192
 LEVELS = (0.1, 0.07, 0.05, 0.03, 0.02, 0.015, 0.01, 0.007, 0.005, 0.003)
 # The runs of benchmarks/reduced_listops.sh (the Spectraformer ones later).
 REDUCED = ("softmax", "macformer_exp", "spectra_oprf_fastfoodl")
 REDUCED += ("spectra_posrf_orf", "spectra_posrf_sorf")
 SPECTRAFORMER = f"{common.REPO}/benchmarks/spectraformer_published.json"
 T = common.templates("report")
-# docs/<file> -> the section's title, and the command that writes the file
-# (an optional section has none: it is left out while the file is missing).
+# docs/<file> | section title [| the command that writes it, if required].
 SECTIONS = [line.split(" | ") for line in T["sections"].splitlines()]
 TITLES = {file: title for file, title, *_ in SECTIONS}
 COMMANDS = {file: cmd[0] for file, _, *cmd in SECTIONS if cmd}
@@ -65,48 +61,37 @@ def _png(docs: str, name: str, alt: str) -> list[str]:
   return [f"![{alt}]({name})", ""] if exists else []
 
 
-# ----------------------------------------------------------------------------
 # Kernel error (benchmarks.kernel_error).
-# ----------------------------------------------------------------------------
 def _cells(c: dict, metrics, slopes) -> dict:
   """A curve's fitted slopes, and mean ± std per REPORT_DIMS and metric."""
   at = lambda m, i: common.pm(c[m]["mean"][i], c[m]["std"][i])
-  cells = [
-    at(m, c["D"].index(d)) if d in c["D"] else "–"
-    for d in REPORT_DIMS
-    for m in metrics
-  ]
+  dims = [c["D"].index(d) if d in c["D"] else None for d in REPORT_DIMS]
+  cells = ["–" if i is None else at(m, i) for i in dims for m in metrics]
   return dict(slopes=[_slope(c[m]["slope"]) for m in slopes], cells=cells)
 
 
 def _kernel_error(data: dict, docs: str) -> list[str]:
-  """RMF's kernel and attention error vs D, with and without PreSBN; the
-  variance of one kernel value."""
+  """RMF's kernel and attention error vs D, with and without PreSBN."""
   s, var, dims = data["settings"], data["variance"], dict(dims=REPORT_DIMS)
   keys = ("method", "kernel", "allocation", "projection", "inputs")
   index = {tuple(map(c.get, keys)): c for c in reversed(data["curves"])}
   curve = lambda m="rmf", k="exp", a=None, p=None, i="presbn": index.get(
     (m, k, a, p, i)
   )
-  lines = _say(
-    "kernel_error",
-    cmd=common.shown(data["command"]),
-    d=data,
-    machine=common.machine_line(data["machine"]),
-    s=s,
-    dims=", ".join(str(d) for d in s["D"]),
-  )
+  machine, D = common.machine_line(data["machine"]), ", ".join(map(str, s["D"]))
+  lines = _say("kernel_error", d=data, machine=machine, s=s, D=D)
   lines += _png(docs, "kernel_error.png", "kernel and attention error vs D")
   both = ("kernel_error", "attention_error")
   tags = {"stratified/chained": " (default)", "sampled/independent": " (paper)"}
   items = [
     dict(_cells(c, both, both), name=f"RMF {k}", label=f"{a}/{p}")
-    | dict(label=f"{a}/{p}{tags.get(f'{a}/{p}', '')}")
     for k in KERNELS
     for a in ("stratified", "sampled")
     for p in ("chained", "independent")
     if (c := curve(k=k, a=a, p=p))
-  ] + [
+  ]
+  items = [dict(i, label=i["label"] + tags.get(i["label"], "")) for i in items]
+  items += [
     dict(_cells(c, both, both), name=name, label="softmax = exp kernel")
     for m, name in BASELINES.items()
     if (c := curve(m=m))
@@ -124,25 +109,22 @@ def _kernel_error(data: dict, docs: str) -> list[str]:
   )
   # (name, kernel, default fraction outside the radius, curve)
   raws = [
-    (k, k, math.nan, curve(k=k, a="sampled", p="independent", i="raw"))
-    for k in KERNELS
+    (k, k, math.nan, dict(k=k, a="sampled", p="independent")) for k in KERNELS
   ]
-  raws += [(f"{m} (softmax)", "exp", 0, curve(m=m, i="raw")) for m in BASELINES]
+  raws += [(f"{m} (softmax)", "exp", 0, dict(m=m)) for m in BASELINES]
   items = [
     dict(_cells(c, raw, raw[1:]), name=name, bad=bad(c))
     | dict(outside=common.fmt(outside.get(k, default)))
-    for name, k, default, c in raws
-    if c
+    for name, k, default, where in raws
+    if (c := curve(**where, i="raw"))
   ]
-  runs = 4 * len(s["D"]) * s["seeds"]
-  lines += _say("kernel_raw", s=s) + _table("raw_table", items, n=runs, **dims)
+  n = 4 * len(s["D"]) * s["seeds"]
+  lines += _say("kernel_raw", s=s) + _table("raw_table", items, n=n, **dims)
   items = [dict(r, t=common.fmt(r["mean_abs_t"], 2)) for r in var["rows"]]
   return lines + _say("variance", **var) + _table("variance_table", items)
 
 
-# ----------------------------------------------------------------------------
 # Attention speed (benchmarks.attention_speed), also the Spectraformer grid's.
-# ----------------------------------------------------------------------------
 def _variants(rows: list[dict]) -> list[str]:
   """The timed variants of the rows, in their order of appearance."""
   timed = lambda v: isinstance(v, dict) and "median_ms" in v
@@ -150,48 +132,44 @@ def _variants(rows: list[dict]) -> list[str]:
 
 
 def _by_length(rows, variants, key, div=1, oom="–", unit="", ratios=()):
-  """A table of `key` per length (rows) and variant (columns), then the
-  speed-ups of (variant, base) `ratios` in median time."""
+  """`key` per length (rows) and variant, then (variant, base) speed-ups."""
   cell = lambda r, v: (
     f"{r[v][key] / div:.1f}"
     if r.get(v, {}).get(key) is not None
     else (oom if v in r.get("oom", []) else "–")
   )
   gain = lambda r, v, b: (
-    f"{r[b]['median_ms'] / r[v]['median_ms']:.2f}×"
-    if v in r and b in r
-    else "–"
+    f"{r[b]['median_ms'] / r[v]['median_ms']:.2f}×" if {v, b} <= {*r} else "–"
   )
   header = ["L"] + [v + unit for v in variants]
   header += [f"{v} speed-up vs {b}" for v, b in ratios]
   body = [
-    [str(r["length"])]
-    + [cell(r, v) for v in variants]
+    [r["length"], *(cell(r, v) for v in variants)]
     + [gain(r, v, b) for v, b in ratios]
     for r in rows
   ]
   return table(header, body) + [""]
 
 
-def crossover(
-  rows: list[dict], fast: str, slow: str
-) -> tuple[float | None, str]:
-  """Where `fast` overtakes `slow`: (L, sentence). L is the log-log
-  interpolated length of the last change from slower to faster when `fast`
-  stays faster after it (None if none); the sentence lists where `fast` is
-  faster."""
+def crossover(rows: list[dict], fast: str, slow: str):
+  """Where `fast` overtakes `slow`: (L or None, a sentence saying where it is
+  faster). L: log-log interpolated, the last change to faster that stays."""
   pts = sorted(
     (r["length"], r[fast]["median_ms"], r[slow]["median_ms"])
     for r in rows
     if fast in r and slow in r
   )
+  if not pts:
+    return None, f"no length has both {fast} and {slow}"
   faster = ", ".join(str(l) for l, f, s in pts if f < s)
   slower = ", ".join(str(l) for l, f, s in pts if f >= s)
   length = None
   for (l0, f0, s0), (l1, f1, s1) in zip(pts, pts[1:], strict=False):
     if f0 >= s0 and f1 < s1 and all(f < s for l, f, s in pts if l >= l1):
       r0, r1 = math.log(f0 / s0), math.log(f1 / s1)
-      length = l0 * (l1 / l0) ** (r0 / (r0 - r1))
+      length = math.exp(
+        math.log(l0) + (math.log(l1) - math.log(l0)) * r0 / (r0 - r1)
+      )
   case = "some" if faster and slower else "none" if slower else "all"
   words = dict(fast=fast, slow=slow, faster=faster, slower=slower)
   text = T[f"faster_{case}"].format(**words, low=pts[0][0])
@@ -202,17 +180,16 @@ def crossover(
 
 def speed_plot(data: dict, rows: list[dict], path: str) -> None:
   """fwd+bwd time vs L per variant, log-log, crossover lines."""
-  plt = common.pyplot()
-  fig, ax = plt.subplots(figsize=(7.5, 5))
+  fig, ax = common.pyplot().subplots(figsize=(7.5, 5))
   for v in _variants(rows):
     pts = [(r["length"], r[v]["median_ms"]) for r in rows if v in r]
     lw = 2.5 if v == "rmfa" else 1.5
     ax.plot(*zip(*pts, strict=True), marker="o", label=v, lw=lw)
   for slow, color in (("softmax", "C3"), ("performer", "C1")):
-    if (length := crossover(rows, "rmfa", slow)[0]) is not None:
+    both = {slow, "rmfa"} <= {*_variants(rows)}
+    if both and (length := crossover(rows, "rmfa", slow)[0]) is not None:
       ax.axvline(length, color=color, ls=":", lw=1)
-      label = f" rmfa < {slow}\n L≈{length:.0f}"
-      top = ax.get_ylim()[1]
+      label, top = f" rmfa < {slow}\n L≈{length:.0f}", ax.get_ylim()[1]
       ax.text(length, top, label, va="top", fontsize=8, color=color)
   ax.set_xscale("log", base=2)
   ax.set(yscale="log", xlabel="sequence length L")
@@ -227,14 +204,9 @@ def speed_plot(data: dict, rows: list[dict], path: str) -> None:
 def _speed(data: dict, docs: str) -> list[str]:
   """fwd+bwd (and forward) time and memory vs L per variant; crossovers."""
   rows = sorted(data["rows"], key=lambda r: r["length"])
-  variants = _variants(rows)
-  machine = common.machine_line(data)
-  lines = _say(
-    "speed",
-    cmd=common.shown(data.get("command", COMMANDS["attention_speed.json"])),
-    machine=machine,
-    d=data,
-  )
+  variants, machine = _variants(rows), common.machine_line(data)
+  cmd = data.get("command", COMMANDS["attention_speed.json"])
+  lines = _say("speed", cmd=cmd, machine=machine, d=data)
   # Speed-ups of every variant against softmax, and of rmfa vs Performer.
   ratios = [(v, "softmax") for v in variants if v != "softmax"]
   ratios += [("rmfa", b) for b in ("performer", "performer_peer")]
@@ -248,14 +220,14 @@ def _speed(data: dict, docs: str) -> list[str]:
     lines += _say("speed_memory")
     lines += _by_length(rows, variants, "fwd_bwd_temp_bytes", 2**20, "OOM")
   if has("fraction_of_matmul"):
-    share = [
-      f"L={r['length']}: {100 * r['rmfa']['fraction_of_matmul']:.0f}%"
-      for r in rows
-      if "rmfa" in r
-    ]
-    lines += _say("speed_share", share=", ".join(share))
-  if "rmfa" in variants:
-    slow = [s for s in ("softmax", "performer") if s in variants]
+    share = [(r["length"], r["rmfa"]) for r in rows if "rmfa" in r]
+    share = ", ".join(
+      f"L={n}: {100 * r['fraction_of_matmul']:.0f}%" for n, r in share
+    )
+    lines += _say("speed_share", share=share)
+  if slow := [
+    s for s in ("softmax", "performer") if {s, "rmfa"} <= {*variants}
+  ]:
     lines += [f"* {crossover(rows, 'rmfa', s)[1]}." for s in slow] + [""]
   speed_plot(data, rows, os.path.join(docs, "attention_speed.png"))
   return lines + ["![attention time vs L](attention_speed.png)", ""]
@@ -265,34 +237,24 @@ def _grid_speed(data: dict, docs: str) -> list[str]:
   """The Spectraformer grid's fwd+bwd time vs L; extremes at one L."""
   rows = sorted(data["rows"], key=lambda r: r["length"])
   variants, bases = _variants(rows), ("rmfa", "performer", "softmax")
-  cmd = common.shown(data["command"])
-  lines = _say("grid_speed", cmd=cmd, d=data, sh=data["shapes"])
+  lines = _say("grid_speed", d=data, sh=data["shapes"])
   lines += _by_length(rows, variants, "median_ms")
-  at = next((r for r in rows if r["length"] == GRID_SPEED_L), {})
-  timed = sorted(
-    (at[v]["median_ms"], v) for v in variants if "spectra_" in v and v in at
-  )
-  if not timed:
-    return lines
-  ratio = lambda ms, b: f"{ms / at[b]['median_ms']:.2f}×" if b in at else "–"
+  at = next(r for r in rows if r["length"] == GRID_SPEED_L)
+  spectra = [v for v in variants if v.startswith("spectra_") and v in at]
+  timed = sorted((at[v]["median_ms"], v) for v in spectra)
+  ratio = lambda ms, b: f"{ms / at[b]['median_ms']:.2f}×"
   items = [
     dict(v=v, ms=ms, r=[ratio(ms, b) for b in bases])
     for ms, v in (timed[0], timed[-1])
-  ] + [dict(v=b, ms=at[b]["median_ms"], r=[""] * 3) for b in bases if b in at]
+  ] + [dict(v=b, ms=at[b]["median_ms"], r=[""] * 3) for b in bases]
   lines += _say("grid_extremes", L=GRID_SPEED_L) + _table("extremes", items)
   return lines + _say("grid_cells", fast=timed[0][1], slow=timed[-1][1])
 
 
-# ----------------------------------------------------------------------------
 # Time against error (benchmarks.attention_pareto).
-# ----------------------------------------------------------------------------
 def time_to_reach(points, level) -> float | None:
-  """Least time at which a method's curve reaches error <= level.
-
-  points: [(time, error)] of one method (one per M). Linear interpolation in
-  log-log between consecutive points of the lower-left envelope (the Pareto
-  front); None if no point reaches the level.
-  """
+  """Least time at which a method's [(time, error)] points reach error <=
+  level: log-log interpolation on their Pareto front (None: never)."""
   best, front = math.inf, []
   for t, e in sorted(points):
     if e < best:
@@ -320,50 +282,44 @@ def _curves(data: dict, length: int, s: float) -> dict[str, list]:
 
 def pareto_plot(data: dict, lengths: list[int], path: str) -> None:
   """Error vs fwd+bwd time, a curve per method, a panel per (scale, L)."""
-  plt, scales = common.pyplot(), data["scales"]
-  size = (4.5 * len(lengths), 3.8 * len(scales))
-  fig, axes = plt.subplots(
+  scales, size = data["scales"], (4.5 * len(lengths), 3.8 * len(data["scales"]))
+  fig, axes = common.pyplot().subplots(
     len(scales), len(lengths), squeeze=False, figsize=size
   )
-  for (i, s), (j, length) in itertools.product(
+  for (i, s), (j, n) in itertools.product(
     enumerate(scales), enumerate(lengths)
   ):
-    ax = axes[i][j]
-    for n, pts in _curves(data, length, s).items():
-      style = "-" if n.startswith("rmfa") else "--"
-      lw = 2.2 if n in ("rmfa", "performer_peer") else 1
-      ax.plot(
-        *zip(*sorted(pts), strict=True), style, marker="o", ms=3, label=n, lw=lw
-      )
-    ax.set(xscale="log", yscale="log", xlabel="fwd+bwd ms")
-    ax.set_ylabel("relative error")
-    ax.set_title(f"L = {length}, s = {s:.3g}", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
+    for name, pts in _curves(data, n, s).items():
+      style = "-" if name.startswith("rmfa") else "--"
+      lw = 2.2 if name in ("rmfa", "performer_peer") else 1
+      xy = zip(*sorted(pts), strict=True)
+      axes[i][j].plot(*xy, style, marker="o", ms=3, label=name, lw=lw)
+    axes[i][j].set(xscale="log", yscale="log", xlabel="fwd+bwd ms")
+    axes[i][j].set_ylabel("relative error")
+    axes[i][j].set_title(f"L = {n}, s = {s:.3g}", fontsize=9)
+    axes[i][j].grid(True, which="both", alpha=0.3)
   axes[0][-1].legend(fontsize=6)
   common.savefig(fig, path)
 
 
 def _pareto(data: dict, docs: str) -> list[str]:
   """Time to reach each error level per method; equal-M ratios."""
-  res = data["results"]
-  lengths = sorted({r["length"] for r in res})
+  res, lengths = data["results"], sorted({r["length"] for r in data["results"]})
   pareto_plot(data, lengths, os.path.join(docs, "attention_pareto.png"))
-  cmd, sh = common.shown(data["command"]), data["shapes"]
-  lines = _say("pareto", cmd=cmd, d=data, sh=sh, png="attention_pareto.png")
+  lines = _say("pareto", d=data, sh=data["shapes"], png="attention_pareto.png")
   methods = {r["method"] for r in res}
   peer = "performer_peer" if "performer_peer" in methods else "favor"
-  for length, s in itertools.product(lengths, data["scales"]):
+  for n, s in itertools.product(lengths, data["scales"]):
     reach = {
-      n: [time_to_reach(p, e) for e in LEVELS]
-      for n, p in _curves(data, length, s).items()
+      name: [time_to_reach(p, e) for e in LEVELS]
+      for name, p in _curves(data, n, s).items()
     }
-    lines += _say("pareto_level", length=length, s=s) + table(
-      ["method"] + [f"{e:g}" for e in LEVELS],
-      [
-        [n] + ["-" if t is None else f"{t:.1f}" for t in ts]
-        for n, ts in reach.items()
-      ],
-    )
+    rows = [
+      [m] + ["-" if t is None else f"{t:.1f}" for t in ts]
+      for m, ts in reach.items()
+    ]
+    lines += _say("pareto_level", length=n, s=s)
+    lines += table(["method", *(f"{e:g}" for e in LEVELS)], rows)
     if "rmfa" in reach and peer in reach:
       ratios = [
         f"{e:g}: " + (f"{tp / tr:.2f}x" if tp else "rmfa only")
@@ -375,24 +331,19 @@ def _pareto(data: dict, docs: str) -> list[str]:
     lines.append("")
   by = {(r["method"], r["length"], r["num_features"]): r for r in res}
   items = [
-    dict(L=length, M=m, a=a, p=p, ratio=p["ms"] / a["ms"])
+    dict(L=n, M=m, a=a, p=p, ratio=p["ms"] / a["ms"])
     | dict(a_mib=a["temp_bytes"] / 2**20, p_mib=p["temp_bytes"] / 2**20)
     | dict(share=100 * a["fraction_of_matmul"])
-    for length in lengths
+    for n in lengths
     for m in sorted({r["num_features"] for r in res})
-    for a, p in [(by.get(("rmfa", length, m)), by.get((peer, length, m)))]
+    for a, p in [(by.get(("rmfa", n, m)), by.get((peer, n, m)))]
     if a and p
   ]
-  return (
-    lines
-    + _say("pareto_equal", peer=peer)
-    + _table("pareto_table", items, peer=peer)
-  )
+  lines += _say("pareto_equal", peer=peer)
+  return lines + _table("pareto_table", items, peer=peer)
 
 
-# ----------------------------------------------------------------------------
 # Training step (benchmarks.train_step_speed).
-# ----------------------------------------------------------------------------
 def _train_step(data: dict, docs: str) -> list[str] | str:
   """Before/after table per attention, first steps, the profiles' top ops."""
   results = data.get("results") if isinstance(data, dict) else None
@@ -403,19 +354,14 @@ def _train_step(data: dict, docs: str) -> list[str] | str:
   ]
   if not pairs or not all("matmul_share" in r.get(k, r) for r, k in pairs):
     return T["train_step_old"]
-  label = {
-    "baseline": "before",
-    "this": "after" if data["baseline"] else "this",
-  }
+  base = data["baseline"]
+  label = {"baseline": "before", "this": "after" if base else "this"}
   rows = [(r, label[k], r.get(k, r)) for r, k in pairs]
   lines = _say(
     "train_step",
-    cmd=common.shown(data["command"]),
-    baseline=T["train_step_baseline"].format(**data)
-    if data["baseline"]
-    else "",
+    baseline=T["train_step_baseline"].format(**data) if base else "",
     d=data,
-    rule=" " + T["train_step_rule"] if data["baseline"] else "",
+    rule=" " + T["train_step_rule"] if base else "",
   )
   items = [
     dict(row, label=lab, share=100 * row["matmul_share"])
@@ -424,26 +370,22 @@ def _train_step(data: dict, docs: str) -> list[str] | str:
     for r, lab, row in rows
   ]
   lines += _table("train_step_table", items)
-  items = [
-    dict(f, attention=a, label=label[k], cached="yes" if f["cache"] else "no")
-    for a, by in data.get("first_step", {}).items()
-    for k, f in by.items()
-  ]
-  if items:
+  if first := data.get("first_step"):
+    items = [
+      dict(f, attention=a, label=label[k], cached="yes" if f["cache"] else "no")
+      for a, by in first.items()
+      for k, f in by.items()
+    ]
     lines += _say("first_step") + _table("first_step_table", items)
   for _, lab, row in rows:
     if prof := row.get("profile"):
-      lines += _say(
-        "profile", attention=row["attention"], label=lab, ms=prof["ops_ms"]
-      )
+      fields = dict(attention=row["attention"], label=lab, ms=prof["ops_ms"])
       items = [dict(op, pct=100 * op["share"]) for op in prof["top_ops"]]
-      lines += _table("profile_table", items)
+      lines += _say("profile", **fields) + _table("profile_table", items)
   return lines
 
 
-# ----------------------------------------------------------------------------
 # LRA table, temperature, GPU suite, Spectraformer grid error.
-# ----------------------------------------------------------------------------
 def _lra(text: str, docs: str) -> list[str]:
   """docs/lra_table.md, one heading level down."""
   lines = [l for l in text.splitlines() if not l.startswith("# ")]
@@ -478,21 +420,12 @@ def _gpu_suite(data: dict, docs: str) -> list[str]:
 
 
 def _grid_error(data: dict, docs: str) -> list[str]:
-  """The Spectraformer grid's error at M = GRID_M per component and
-  weights; slopes; best and worst cell."""
-  s, unbiased = (
-    data["settings"],
-    ", ".join(data["settings"]["unbiased_weights"]),
-  )
-  cmd = common.shown(data["command"])
+  """The Spectraformer grid's error at M = GRID_M per component and weights;
+  slopes; best and worst cell."""
+  s, regimes = data["settings"], ("presbn", "gauss")
+  unbiased = ", ".join(s["unbiased_weights"])
   lines = _say(
-    "grid_error",
-    cmd=cmd,
-    d=data,
-    m=data["machine"],
-    s=s,
-    M=GRID_M,
-    unbiased=unbiased,
+    "grid_error", d=data, m=data["machine"], s=s, M=GRID_M, unbiased=unbiased
   )
   lines += _png(docs, "spectral_error.png", "grid error vs M")
   cells = {}
@@ -504,54 +437,45 @@ def _grid_error(data: dict, docs: str) -> list[str]:
   def err(c, metric):
     if c is None or GRID_M not in c["M"]:
       return "–"
-    if math.isnan(mean(c, metric)):
+    if math.isnan(m := mean(c, metric)):
       return str(at(c, metric))
-    return (
-      f"{mean(c, metric):.4f} ± {common.as_float(at(c, metric, 'std')):.4f}"
-    )
+    return f"{m:.4f} ± {common.as_float(at(c, metric, 'std')):.4f}"
 
   items = []
-  for (component, weights), regimes in cells.items():
-    p, slope = regimes.get("presbn"), None
+  for (component, weights), by in cells.items():
+    p, slope = by.get("presbn"), None
     if p is not None:
       fit = p["M"], p["attention_error"]["mean"]
       slope = common.fit_slope(*fit, above=s["head_dim"])
-    errors = [
-      err(regimes.get(regime), m)
-      for regime in ("presbn", "gauss")
-      for m in ("attention_error", "kernel_error")
-    ]
+    metrics = ("attention_error", "kernel_error")
+    errors = [err(by.get(r), m) for r in regimes for m in metrics]
     items.append(dict(component=component, weights=weights, err=errors))
     items[-1]["slope"] = _slope(slope, "+.2f")
   lines += _table("grid_error_table", items)
-  for regime in ("presbn", "gauss"):
+  for regime in regimes:
     ranked = sorted(
       (mean(c, "attention_error"), f"{cell[0]}-{cell[1]}")
-      for cell, regimes in cells.items()
-      if (c := regimes.get(regime)) and GRID_M in c["M"]
+      for cell, by in cells.items()
+      if (c := by.get(regime)) and GRID_M in c["M"]
     )
-    ranked = [r for r in ranked if not math.isnan(r[0])]
-    if ranked:
+    if ranked := [r for r in ranked if not math.isnan(r[0])]:
       (lo, low), (hi, high) = ranked[0], ranked[-1]
       fields = dict(regime=regime, M=GRID_M, low=low, lo=lo, high=high, hi=hi)
       lines.append(T["grid_ranked"].format(**fields))
   return lines + [""]
 
 
-# ----------------------------------------------------------------------------
 # The reduced ListOps page (docs/RESULTS.md).
-# ----------------------------------------------------------------------------
 def import_runs(runs: str, docs: str) -> None:
-  """Copies each finished run of benchmarks/reduced_listops.sh in `runs`
-  to docs/results/<run>.json (with its val curve, median train steps/s and
+  """Copies each finished run of benchmarks/reduced_listops.sh in `runs` to
+  docs/results/<run>.json (with its val curve, median train steps/s and
   machine); an unfinished one's last step to <run>.progress.json."""
   for attention in REDUCED:
     name = f"reduced_listops_{attention}"
-    workdir, saved = (
-      os.path.join(runs, name),
-      os.path.join(docs, "results", name),
+    saved = os.path.join(docs, "results", name)
+    results, curve, speeds = common.read_run(
+      workdir := os.path.join(runs, name)
     )
-    results, curve, speeds = common.read_run(workdir)
     if results is not None:
       record = dict(results, eval_curve=curve, machine=common.host())
       record["median_train_steps_per_sec"] = statistics.median(speeds)
@@ -582,9 +506,8 @@ def results_page(docs: str) -> str | None:
   ]
   lines = common.format_table(text["runs_table"], items)
   first = next(iter(runs.values()))
-  c = first["config"]
+  c, speed = first["config"], lambda a: runs[a]["median_train_steps_per_sec"]
   if "softmax" in runs and "macformer_exp" in runs:
-    speed = lambda a: runs[a]["median_train_steps_per_sec"]
     ratio = speed("macformer_exp") / speed("softmax")
     lines += [
       "",
@@ -595,17 +518,15 @@ def results_page(docs: str) -> str | None:
   steps = sorted({s for r in runs.values() for s, _ in r["eval_curve"]})
   curves = [dict(r["eval_curve"]) for r in runs.values()]
   acc = lambda a: "" if a is None else f"{100 * a:.1f}"
-  rows = [[str(s)] + [acc(curve.get(s)) for curve in curves] for s in steps]
+  rows = [[s] + [acc(curve.get(s)) for curve in curves] for s in steps]
   lines += ["", "Validation accuracy (%) during training:", ""]
   lines += table(["step", *runs], rows)
   for name, last in unfinished.items():
     ev = last["eval"]
     ev = f", val. accuracy {100 * ev[1]:.1f}% at step {ev[0]}" if ev else ""
     fields = dict(name=name, step=last["step"], eval=ev)
-    lines += [
-      "",
-      text["unfinished"].format(**fields, steps=c["train"]["num_train_steps"]),
-    ]
+    steps = c["train"]["num_train_steps"]
+    lines += ["", text["unfinished"].format(**fields, steps=steps)]
   pub, _ = common.load_json(SPECTRAFORMER)
   ours = {v: k for k, v in pub["ours"].items()}
   rows = []
@@ -623,9 +544,7 @@ def results_page(docs: str) -> str | None:
   return text["page"].format(c=c, d=d, m=m, o=o) + "\n\n" + "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------
-# The page: its sections in order.
-# ----------------------------------------------------------------------------
+# The page: its sections in the order of templates/report.md.
 RENDER = {
   "kernel_error.json": _kernel_error,
   "attention_speed.json": _speed,
@@ -640,8 +559,8 @@ RENDER = {
 
 
 def section(docs: str, file: str) -> list[str]:
-  """The section of docs/<file> as lines: its title and body, or 'not run
-  yet' with its command (nothing for an optional section)."""
+  """The section of docs/<file>: its title and body, or 'not run yet' with
+  its command (nothing for an optional section)."""
   path = os.path.join(docs, file)
   data, why = common.load_json(path)
   if file.endswith(".md") and os.path.exists(path):
@@ -663,9 +582,7 @@ gpu_suite_section = functools.partial(section, file="gpu_suite.json")
 
 def build(docs: str) -> str:
   """The whole BENCHMARKS.md text."""
-  lines = [T["page"], ""]
-  for file in TITLES:
-    lines += section(docs, file)
+  lines = [T["page"], ""] + [l for f in TITLES for l in section(docs, f)]
   return "\n".join(lines).rstrip() + "\n"
 
 
