@@ -4,17 +4,14 @@ r"""Our LRA runs beside the published LRA numbers, as a Markdown table.
   python -m benchmarks.lra_table runs/a runs/b --out -     # to stdout
 
 Arguments: results.json files, run folders or quoted glob patterns;
-`--progress`: benchmarks.full_length's JSON of runs in progress (their
-curves go to lra_progress.png beside `--out`). Published numbers and their
-sources: benchmarks/lra_published.json; preset `lra` is shown beside the
-original LRA harness, `macformer` beside the Skyformer-family one, never in
-one table (docs/METHOD.md §8.6). A run is *full* scale when it is no smoke
-run and its config equals its preset's on every SCALE_KEYS. Prose and names:
-benchmarks/templates/lra_table.md.
+`--progress`: benchmarks.full_length's JSON of runs in progress (curves in
+lra_progress.png beside `--out`). Published numbers: lra_published.json.
+Preset `lra` is shown beside the original LRA harness, `macformer` beside
+the Skyformer-family one (docs/METHOD.md §8.6). A run is *full* scale when
+it is no smoke run and its config equals its preset's on every SCALE_KEYS.
 """
 
 import argparse
-from collections.abc import Sequence
 import datetime
 import glob
 import importlib
@@ -68,51 +65,32 @@ def _read_json(path: str, fields: str, hint: str) -> dict[str, Any]:
   try:
     with open(path) as f:
       data = json.load(f)
-  except OSError as e:
-    raise ResultsError(f"{path}: cannot read ({e.strerror})") from e
-  except json.JSONDecodeError as e:
+  except (OSError, json.JSONDecodeError) as e:
     raise ResultsError(f"{path}: not valid JSON ({e})") from e
-  if not isinstance(data, dict):
-    kind = type(data).__name__
-    raise ResultsError(f"{path}: expected a JSON object, got {kind}")
   for field in fields.split():
     if _get(data, field) is MISSING:
       raise ResultsError(f"{path}: missing field '{field}' ({hint})")
   return data
 
 
-def find_results(patterns: Sequence[str]) -> list[str]:
-  """results.json paths from files, run folders and glob patterns; a path
-  that does not exist, a folder without results.json or a pattern that
-  matches nothing raises ResultsError."""
+def find_results(args: list[str]) -> list[str]:
+  """results.json paths from files, run folders and glob patterns;
+  ResultsError for an argument that gives none."""
   paths = []
-  for pattern in patterns:
-    matches = [pattern]
-    if any(ch in pattern for ch in "*?["):
-      # Not an unfinished run's record (make_report keeps it beside the
-      # results as <run>.progress.json).
-      matches = sorted(glob.glob(pattern, recursive=True))
-      matches = [p for p in matches if not p.endswith(".progress.json")]
-      if not matches:
-        raise ResultsError(f"{pattern}: no file matches this pattern")
-    for path in matches:
-      if os.path.isdir(path):
-        path = os.path.join(path, "results.json")
-        if not os.path.isfile(path):
-          raise ResultsError(
-            f"{os.path.dirname(path)}: directory has no results.json (the "
-            "run did not finish, or this is not a workdir)"
-          )
-      elif not os.path.exists(path):
-        raise ResultsError(f"{path}: no such file")
-      paths += [] if path in paths else [path]
+  for arg in args:
+    path = os.path.join(arg, "results.json") if os.path.isdir(arg) else arg
+    # Not an unfinished run's <run>.progress.json (make_report keeps it).
+    found = sorted(glob.glob(path, recursive=True))
+    found = [p for p in found if not p.endswith(".progress.json")]
+    if not found:
+      raise ResultsError(f"{arg}: {T['no_results']}")
+    paths += [p for p in found if p not in paths]
   return paths
 
 
 def scale_differences(run: dict) -> list[str] | None:
-  """'key=value (preset: ref)' per SCALE_KEYS where the run's config is not
-  what configs/<task>.py builds for its attention and preset (None: no such
-  config to compare with)."""
+  """'key=value (preset: ref)' per SCALE_KEYS where the run's config differs
+  from what configs/<task>.py builds (None: no such config)."""
   try:
     module = importlib.import_module(f"configs.{run['task']}")
     config = module.get_config(f"{run['attention']},preset={run['preset']}")
@@ -127,24 +105,18 @@ def scale_differences(run: dict) -> list[str] | None:
 
 
 def load_run(path: str) -> dict[str, Any]:
-  """One results.json, checked, with its scale verdict: `full_scale` (None:
-  no configs/<task>.py) and `differences` from the preset's config."""
+  """One results.json, checked, with its scale verdict (`full_scale`, None:
+  no configs/<task>.py) and its `differences` from the preset."""
   needs = f"lra_table needs {REQUIRED}; macformer_jax.training writes them"
   run = _read_json(path, REQUIRED, needs)
   for field in ("test_accuracy", "test_accuracy_best_eval"):
-    value = run[field]
-    if type(value) not in (int, float) or not 0 <= value <= 1:
-      raise ResultsError(
-        f"{path}: field '{field}' = {value!r} is not a fraction in [0, 1] "
-        "(results.json stores accuracies as fractions)"
-      )
+    if type(run[field]) not in (int, float) or not 0 <= run[field] <= 1:
+      raise ResultsError(f"{path}: '{field}' = {run[field]} {T['fraction']}")
   config = run["config"]
   run["preset"] = run.get("preset", config.get("preset"))
   run["smoke"] = run.get("smoke", config.get("smoke"))
   diffs = scale_differences(run)
   full = None if diffs is None else not diffs
-  if diffs is None:
-    diffs = [f"no configs/{run['task']}.py to compare with"]
   return dict(
     run,
     path=path,
@@ -153,7 +125,7 @@ def load_run(path: str) -> dict[str, Any]:
     data="files" if config["data"].get("data_dir") else "generated",
     full_scale=full,
     scale={None: "unknown", True: "full", False: "reduced"}[full],
-    differences=diffs,
+    differences=[T["no_config"].format(**run)] if diffs is None else diffs,
   )
 
 
@@ -168,33 +140,28 @@ def load_progress(path: str) -> dict[str, Any]:
   return dict(_read_json(path, PROGRESS_FIELDS, hint), path=path)
 
 
-def _cell(group: list[dict]) -> str:
-  """`last / best` (mean over the runs), marks and the number of runs."""
-  if not group:
-    return "–"
-  mean = lambda key: pct(sum(r[key] for r in group) / len(group))
-  mark = any(r["data"] == "generated" for r in group) * GENERATED_MARK
-  n = f" (n={len(group)})" if len(group) > 1 else ""
-  return f"{mean('test_accuracy')} / {mean('test_accuracy_best_eval')}{mark}{n}"
-
-
 def _ours_rows(runs: list[dict]) -> list[list[str]]:
-  """One row per (attention, scale): `last / best` per task (mean of runs)."""
+  """One row per (attention, scale): `last / best` per task, means of runs."""
   groups: dict[tuple[str, str], dict[str, list[dict]]] = {}
   for run in runs:
     by_task = groups.setdefault((run["attention"], run["scale"]), {})
     by_task.setdefault(run["task"], []).append(run)
   rows = []
   for (attention, scale), by_task in sorted(groups.items()):
-    lasts = [
-      sum(r["test_accuracy"] for r in by_task[t]) / len(by_task[t])
-      for t in TASKS
-      if t in by_task
-    ]
+    cells, lasts = [], []
+    for g in (by_task.get(task) for task in TASKS):
+      if not g:
+        cells.append("–")
+        continue
+      keys = ("test_accuracy", "test_accuracy_best_eval")
+      last, best = (sum(r[k] for r in g) / len(g) for k in keys)
+      mark = any(r["data"] == "generated" for r in g) * GENERATED_MARK
+      n = f" (n={len(g)})" if len(g) > 1 else ""
+      cells.append(f"{pct(last)} / {pct(best)}{mark}{n}")
+      lasts.append(last)
     avg = pct(sum(lasts) / len(lasts)) if len(lasts) == len(TASKS) else "–"
     extra = ",".join(sorted(t for t in by_task if t not in TASKS))
     name = f"{attention} (ours)" + (f" +{extra}" if extra else "")
-    cells = [_cell(by_task.get(task, [])) for task in TASKS]
     rows.append([name, "this repo", _scale(scale), *cells, avg])
   return rows
 
@@ -211,7 +178,7 @@ def _published(published: dict, family: str | None):
 
 
 def _twin(p: dict[str, Any], published: dict) -> tuple[float, str] | None:
-  """(accuracy %, table id): the run's method and task published in the
+  """(accuracy %, table id) of the run's method and task, published in the
   harness family of its preset."""
   family = FAMILY_OF_PRESET.get(p["preset"], p["preset"])
   names = TWINS.get(p["attention"], "").split()
@@ -232,68 +199,56 @@ def _train_curve(p: dict[str, Any]) -> list[tuple[int, float, float]]:
 def plot_progress(progress: list[dict], published: dict, path: str) -> None:
   """Train loss; train accuracy (faint), val accuracy (dots) and the same
   method's published test accuracy (dashed), one colour per run."""
-  plt = common.pyplot()
-  fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+  fig, (loss, acc) = common.pyplot().subplots(1, 2, figsize=(11, 4))
   runs = sorted(progress, key=lambda p: (p["task"], p["attention"]))
   one_task = len({p["task"] for p in runs}) == 1
   for i, p in enumerate(runs):
-    color, name = (
-      f"C{i}",
-      p["attention"] + ("" if one_task else f" {p['task']}"),
-    )
+    c, name = f"C{i}", p["attention"] + ("" if one_task else f" {p['task']}")
     if train := _train_curve(p):
       steps, losses, accs = zip(*train, strict=True)
       label = f"{name} ({p['steps_done']}/{p['preset_steps']} steps)"
-      ax_loss.plot(steps, losses, color=color, label=label)
-      ax_acc.plot(steps, [100 * a for a in accs], color=color, alpha=0.35, lw=1)
+      loss.plot(steps, losses, color=c, label=label)
+      acc.plot(steps, [100 * a for a in accs], color=c, alpha=0.35, lw=1)
     if p["eval_curve"]:
       steps, accs = zip(*p["eval_curve"], strict=True)
-      ax_acc.plot(
-        steps, [100 * a for a in accs], "o-", color=color, label=f"{name}: val"
-      )
+      val = [100 * a for a in accs]
+      acc.plot(steps, val, "o-", color=c, label=f"{name}: val")
     if twin := _twin(p, published):
       label = f"{name}: published test ({twin[1]})"
-      ax_acc.axhline(twin[0], color=color, ls="--", lw=1, label=label)
+      acc.axhline(twin[0], color=c, ls="--", lw=1, label=label)
   presets = sorted({(p["preset"], p["preset_steps"]) for p in runs})
   note = ", ".join(f"preset {n}: {s} steps" for n, s in presets)
-  for ax, ylabel in (
-    (ax_loss, "train loss (window mean)"),
-    (ax_acc, "accuracy (%)"),
-  ):
+  for ax, ylabel in ((loss, "train loss (window mean)"), (acc, "accuracy (%)")):
     ax.set(xlabel=f"training step ({note})", ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-  ax_acc.set_title(
-    "train (faint), val (dots), published test (dashed)", fontsize=9
-  )
+  acc.set_title(T["plot_title"], fontsize=9)
   common.savefig(fig, path)
 
 
 def _progress_item(p: dict[str, Any], published: dict) -> dict:
   """The cells of one run in progress (the template's progress_table)."""
   done, total, curve = p["steps_done"], p["preset_steps"], p["eval_curve"]
-  at = lambda c: f"{pct(c[1], 1)} (step {c[0]})" if c else "–"
-  test = "–"
+  at = lambda c: f"{pct(c[1], 1)} (step {c[0]})"
+  item = dict(p, task=TASK_TITLES.get(p["task"], p["task"]), test="–")
   if p.get("finished") and "test_accuracy" in p:
-    test = (
-      f"{pct(p['test_accuracy'])} / {pct(p.get('test_accuracy_best_eval'))}"
-    )
-    test += f" (after {done} steps)" if done < total else ""
-  scale = f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)"
-  scale += f", L={p['max_len']}" if p.get("max_len") else ""
-  train, twin = _train_curve(p), _twin(p, published)
-  step, loss, acc = train[-1] if train else (None, None, None)
-  return dict(
-    p,
-    task=TASK_TITLES.get(p["task"], p["task"]),
-    scale=scale,
-    train=f"{loss:.3f} / {pct(acc, 1)} (step {step})" if train else "–",
-    last=at(curve[-1] if curve else None),
-    best=at(max(curve, key=lambda c: c[1]) if curve else None),
-    test=test,
-    twin="–" if twin is None else f"{twin[0]:.2f} ([{twin[1]}](#sources))",
-    curve=" ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–",
+    item["test"] = f"{pct(p['test_accuracy'])} / "
+    item["test"] += pct(p.get("test_accuracy_best_eval"))
+    item["test"] += f" (after {done} steps)" if done < total else ""
+  item["scale"] = f"{done}/{total} steps ({100 * done / max(total, 1):.0f}%)"
+  item["scale"] += f", L={p['max_len']}" if p.get("max_len") else ""
+  step, loss, acc = (_train_curve(p) or [(None,) * 3])[-1]
+  item["train"] = (
+    "–" if step is None else f"{loss:.3f} / {pct(acc, 1)} (step {step})"
   )
+  item["last"] = at(curve[-1]) if curve else "–"
+  item["best"] = at(max(curve, key=lambda c: c[1])) if curve else "–"
+  twin = _twin(p, published)
+  item["twin"] = (
+    "–" if twin is None else f"{twin[0]:.2f} ([{twin[1]}](#sources))"
+  )
+  item["curve"] = " ".join(f"{s}:{100 * a:.1f}" for s, a in curve) or "–"
+  return item
 
 
 def _section(preset, runs, published, progress, curves) -> list[str]:
@@ -307,9 +262,12 @@ def _section(preset, runs, published, progress, curves) -> list[str]:
   title = FAMILY_TITLES.get(family, T["no_family"].format(preset=preset))
   lines = [f"## {title}: our preset `{preset}`", ""]
   families = published.get("harness_families", {})
-  description = families.get(family, {}).get("description")
-  lines += [description, ""] if description else []
-  mine = [p for p in progress if p["preset"] == preset]
+  if description := families.get(family, {}).get("description"):
+    lines += [description, ""]
+  mine = sorted(
+    (p for p in progress if p["preset"] == preset),
+    key=lambda p: (p["task"], p["attention"]),
+  )
   if not ours:
     more = "; the runs in progress are below the table." if mine else "."
     lines += [T["no_runs"].format(preset=preset, more=more), ""]
@@ -322,18 +280,16 @@ def _section(preset, runs, published, progress, curves) -> list[str]:
   ]
   lines += common.table(header, rows) + [""]
   if mine:
-    mine.sort(key=lambda p: (p["task"], p["attention"]))
     items = [_progress_item(p, published) for p in mine]
     lines += [T["progress"].format(preset=preset), ""]
     lines += common.format_table(T["progress_table"], items) + [""]
-    if curves:
-      lines += [f"![training curves of the runs in progress]({curves})", ""]
+    lines += [T["curves"].format(curves=curves), ""] if curves else []
   return lines
 
 
 def render(runs, published, command=None, progress=(), curves=None) -> str:
-  """The Markdown page: one table per preset (harness family), then every
-  run and the sources; `curves`: the progress plot, relative to the page."""
+  """The page: one table per preset (harness family), then every run and
+  the sources; `curves`: the progress plot, relative to the page."""
   lines = [T["page"], ""]
   if command:
     date = datetime.date.today().isoformat()
@@ -363,7 +319,7 @@ def render(runs, published, command=None, progress=(), curves=None) -> str:
   return "\n".join(lines + [T["sources"], ""])
 
 
-def main(argv: Sequence[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> str:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("results", nargs="*", help="results.json, dirs, globs")
   parser.add_argument("--out", default="docs/lra_table.md", help="'-': stdout")

@@ -375,16 +375,13 @@ def test_lra_table_full_scale_rule(tmp_path):
 
 
 def test_lra_table_missing_file(tmp_path):
-  missing = tmp_path / "nope" / "results.json"
-  with pytest.raises(lra_table.ResultsError, match=f"{missing}: no such file"):
-    lra_table.find_results([str(missing)])
-  with pytest.raises(lra_table.ResultsError, match="no file matches"):
-    lra_table.find_results([str(tmp_path / "*" / "results.json")])
   (tmp_path / "empty_run").mkdir()
-  with pytest.raises(
-    lra_table.ResultsError, match="empty_run: directory has no results.json"
-  ):
-    lra_table.find_results([str(tmp_path / "empty_run")])
+  for arg in ("nope/results.json", "*/results.json", "empty_run"):
+    with pytest.raises(
+      lra_table.ResultsError,
+      match=re.escape(f"{tmp_path / arg}: no results.json here"),
+    ):
+      lra_table.find_results([str(tmp_path / arg)])
 
 
 @pytest.mark.parametrize("field", ["test_accuracy", "task", "config"])
@@ -429,7 +426,9 @@ def test_lra_table_command_line_error_is_one_line(tmp_path):
     check=False,
   )
   assert proc.returncode != 0
-  assert proc.stderr.strip() == f"lra_table: {missing}: no such file"
+  assert proc.stderr.strip().startswith(
+    f"lra_table: {missing}: no results.json here (no such file"
+  )
 
 
 def test_published_data_cites_sources():
