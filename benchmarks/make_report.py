@@ -201,7 +201,7 @@ def speed_plot(data: dict, rows: list[dict], path: str) -> None:
   common.savefig(fig, path)
 
 
-def _speed(data: dict, docs: str) -> list[str]:
+def _attention_speed(data: dict, docs: str) -> list[str]:
   """fwd+bwd (and forward) time and memory vs L per variant; crossovers."""
   rows = sorted(data["rows"], key=lambda r: r["length"])
   variants, machine = _variants(rows), common.machine_line(data)
@@ -233,7 +233,7 @@ def _speed(data: dict, docs: str) -> list[str]:
   return lines + ["![attention time vs L](attention_speed.png)", ""]
 
 
-def _grid_speed(data: dict, docs: str) -> list[str]:
+def _attention_speed_spectral(data: dict, docs: str) -> list[str]:
   """The Spectraformer grid's fwd+bwd time vs L; extremes at one L."""
   rows = sorted(data["rows"], key=lambda r: r["length"])
   variants, bases = _variants(rows), ("rmfa", "performer", "softmax")
@@ -302,7 +302,7 @@ def pareto_plot(data: dict, lengths: list[int], path: str) -> None:
   common.savefig(fig, path)
 
 
-def _pareto(data: dict, docs: str) -> list[str]:
+def _attention_pareto(data: dict, docs: str) -> list[str]:
   """Time to reach each error level per method; equal-M ratios."""
   res, lengths = data["results"], sorted({r["length"] for r in data["results"]})
   pareto_plot(data, lengths, os.path.join(docs, "attention_pareto.png"))
@@ -344,7 +344,7 @@ def _pareto(data: dict, docs: str) -> list[str]:
 
 
 # Training step (benchmarks.train_step_speed).
-def _train_step(data: dict, docs: str) -> list[str] | str:
+def _train_step_speed(data: dict, docs: str) -> list[str] | str:
   """Before/after table per attention, first steps, the profiles' top ops."""
   results = data.get("results") if isinstance(data, dict) else None
   pairs = [
@@ -386,7 +386,7 @@ def _train_step(data: dict, docs: str) -> list[str] | str:
 
 
 # LRA table, temperature, GPU suite, Spectraformer grid error.
-def _lra(text: str, docs: str) -> list[str]:
+def _lra_table(text: str, docs: str) -> list[str]:
   """docs/lra_table.md, one heading level down."""
   lines = [l for l in text.splitlines() if not l.startswith("# ")]
   return [("#" + l if l.startswith("#") else l) for l in lines] + [""]
@@ -419,7 +419,7 @@ def _gpu_suite(data: dict, docs: str) -> list[str]:
   return _say("gpu_suite", **data) + _table("gpu_suite_table", items)
 
 
-def _grid_error(data: dict, docs: str) -> list[str]:
+def _spectral_error(data: dict, docs: str) -> list[str]:
   """The Spectraformer grid's error at M = GRID_M per component and weights;
   slopes; best and worst cell."""
   s, regimes = data["settings"], ("presbn", "gauss")
@@ -437,9 +437,8 @@ def _grid_error(data: dict, docs: str) -> list[str]:
   def err(c, metric):
     if c is None or GRID_M not in c["M"]:
       return "–"
-    if math.isnan(m := mean(c, metric)):
-      return str(at(c, metric))
-    return f"{m:.4f} ± {common.as_float(at(c, metric, 'std')):.4f}"
+    sd = common.as_float(at(c, metric, "std"))
+    return f"{mean(c, metric):.4f} ± {sd:.4f}"
 
   items = []
   for (component, weights), by in cells.items():
@@ -545,17 +544,9 @@ def results_page(docs: str) -> str | None:
 
 
 # The page: its sections in the order of templates/report.md.
-RENDER = {
-  "kernel_error.json": _kernel_error,
-  "attention_speed.json": _speed,
-  "attention_pareto.json": _pareto,
-  "train_step_speed.json": _train_step,
-  "lra_table.md": _lra,
-  "spectral_error.json": _grid_error,
-  "attention_speed_spectral.json": _grid_speed,
-  "temperature.json": _temperature,
-  "gpu_suite.json": _gpu_suite,
-}
+# The renderer of docs/<name>.<ext> is `_<name>`: (data, docs) -> lines, or
+# why the file is unusable.
+RENDER = {file: globals()["_" + file.split(".")[0]] for file in TITLES}
 
 
 def section(docs: str, file: str) -> list[str]:
