@@ -38,11 +38,8 @@ def read_run(workdir: str) -> tuple[dict | None, list, list]:
       rows = [json.loads(line) for line in f]
   curve = [[r["step"], r["accuracy"]] for r in rows if r.get("split") == "eval"]
   train = [r for r in rows if r.get("split") == "train"]
-  return (
-    results,
-    curve,
-    [r["steps_per_sec"] for r in train if "steps_per_sec" in r],
-  )
+  speed = [r["steps_per_sec"] for r in train if "steps_per_sec" in r]
+  return results, curve, speed
 
 
 def dumps(data: Any) -> str:

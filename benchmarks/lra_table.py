@@ -120,11 +120,11 @@ def load_run(path: str) -> dict[str, Any]:
   return dict(
     run,
     path=path,
-    family=FAMILY_OF_PRESET.get(run["preset"], f"preset_{run['preset']}"),
+    family=FAMILY_OF_PRESET.get(run["preset"], ""),
     max_len=config["data"]["max_len"],
     data="files" if config["data"].get("data_dir") else "generated",
     full_scale=full,
-    scale={None: "unknown", True: "full", False: "reduced"}[full],
+    scale={None: "*unknown*", True: "**full**", False: "*reduced*"}[full],
     differences=[T["no_config"].format(**run)] if diffs is None else diffs,
   )
 
@@ -160,14 +160,8 @@ def _ours_rows(runs: list[dict]) -> list[list[str]]:
       cells.append(f"{pct(last)} / {pct(best)}{mark}{n}")
       lasts.append(last)
     avg = pct(sum(lasts) / len(lasts)) if len(lasts) == len(TASKS) else "–"
-    extra = ",".join(sorted(t for t in by_task if t not in TASKS))
-    name = f"{attention} (ours)" + (f" +{extra}" if extra else "")
-    rows.append([name, "this repo", _scale(scale), *cells, avg])
+    rows.append([f"{attention} (ours)", "this repo", scale, *cells, avg])
   return rows
-
-
-def _scale(scale: str) -> str:
-  return "**full**" if scale == "full" else f"*{scale}*"
 
 
 def _published(published: dict, family: str | None):
@@ -259,8 +253,7 @@ def _section(preset, runs, published, progress, curves) -> list[str]:
   tables = list(_published(published, family))
   if not ours and not tables:
     return []
-  title = FAMILY_TITLES.get(family, T["no_family"].format(preset=preset))
-  lines = [f"## {title}: our preset `{preset}`", ""]
+  lines = [f"## {FAMILY_TITLES[family]}: our preset `{preset}`", ""]
   families = published.get("harness_families", {})
   if description := families.get(family, {}).get("description"):
     lines += [description, ""]
@@ -295,8 +288,7 @@ def render(runs, published, command=None, progress=(), curves=None) -> str:
     date = datetime.date.today().isoformat()
     lines += [T["generated"].format(command=command, date=date), ""]
   lines += [T["legend"].format(mark=GENERATED_MARK), ""]
-  others = sorted({r["preset"] for r in runs} - set(FAMILY_OF_PRESET))
-  for preset in [*FAMILY_OF_PRESET, *others]:
+  for preset in FAMILY_OF_PRESET:  # configs/common.py PRESETS
     lines += _section(preset, runs, published, progress, curves)
   order = lambda r: (r["family"], r["task"], r["attention"], r["path"])
   step = lambda r: (
@@ -305,7 +297,7 @@ def render(runs, published, command=None, progress=(), curves=None) -> str:
     else (f" (step {r['best_eval_step']})")
   )
   items = [
-    dict(r, scale=_scale(r["scale"]), last=pct(r["test_accuracy"]))
+    dict(r, last=pct(r["test_accuracy"]))
     | dict(check="; ".join(r["differences"]) or "matches the preset")
     | dict(best=pct(r["test_accuracy_best_eval"]) + step(r))
     for r in sorted(runs, key=order)

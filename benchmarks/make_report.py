@@ -225,9 +225,8 @@ def _attention_speed(data: dict, docs: str) -> list[str]:
       f"L={n}: {100 * r['fraction_of_matmul']:.0f}%" for n, r in share
     )
     lines += _say("speed_share", share=share)
-  if slow := [
-    s for s in ("softmax", "performer") if {s, "rmfa"} <= {*variants}
-  ]:
+  slow = [s for s in ("softmax", "performer") if {s, "rmfa"} <= {*variants}]
+  if slow:
     lines += [f"* {crossover(rows, 'rmfa', s)[1]}." for s in slow] + [""]
   speed_plot(data, rows, os.path.join(docs, "attention_speed.png"))
   return lines + ["![attention time vs L](attention_speed.png)", ""]
