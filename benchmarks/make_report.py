@@ -238,14 +238,15 @@ def _attention_speed_spectral(data: dict, docs: str) -> list[str]:
   variants, bases = _variants(rows), ("rmfa", "performer", "softmax")
   lines = _say("grid_speed", d=data, sh=data["shapes"])
   lines += _by_length(rows, variants, "median_ms")
-  at = next(r for r in rows if r["length"] == GRID_SPEED_L)
+  at = next((r for r in rows if r["length"] == GRID_SPEED_L), {})
   spectra = [v for v in variants if v.startswith("spectra_") and v in at]
-  timed = sorted((at[v]["median_ms"], v) for v in spectra)
-  ratio = lambda ms, b: f"{ms / at[b]['median_ms']:.2f}×"
+  if not (timed := sorted((at[v]["median_ms"], v) for v in spectra)):
+    return lines
+  ratio = lambda ms, b: f"{ms / at[b]['median_ms']:.2f}×" if b in at else "–"
   items = [
     dict(v=v, ms=ms, r=[ratio(ms, b) for b in bases])
     for ms, v in (timed[0], timed[-1])
-  ] + [dict(v=b, ms=at[b]["median_ms"], r=[""] * 3) for b in bases]
+  ] + [dict(v=b, ms=at[b]["median_ms"], r=[""] * 3) for b in bases if b in at]
   lines += _say("grid_extremes", L=GRID_SPEED_L) + _table("extremes", items)
   return lines + _say("grid_cells", fast=timed[0][1], slow=timed[-1][1])
 
