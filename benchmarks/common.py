@@ -9,7 +9,10 @@ import os
 import platform
 import re
 import sys
+import time
 from typing import Any
+
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,7 +30,7 @@ def load_json(path: str) -> tuple[Any | None, str | None]:
 
 def read_run(workdir: str) -> tuple[dict | None, list, list]:
   """A run_lra.py workdir: (results.json or None, the eval curve [[step,
-  accuracy], ...] and the train steps/s of metrics.jsonl)."""
+  accuracy], ...], the train steps/s of metrics.jsonl)."""
   results, _ = load_json(os.path.join(workdir, "results.json"))
   path, rows = os.path.join(workdir, "metrics.jsonl"), []
   if os.path.exists(path):
@@ -35,11 +38,8 @@ def read_run(workdir: str) -> tuple[dict | None, list, list]:
       rows = [json.loads(line) for line in f]
   curve = [[r["step"], r["accuracy"]] for r in rows if r.get("split") == "eval"]
   train = [r for r in rows if r.get("split") == "train"]
-  return (
-    results,
-    curve,
-    [r["steps_per_sec"] for r in train if "steps_per_sec" in r],
-  )
+  speed = [r["steps_per_sec"] for r in train if "steps_per_sec" in r]
+  return results, curve, speed
 
 
 def dumps(data: Any) -> str:
@@ -62,10 +62,7 @@ def write(path: str, text: str) -> None:
 
 def num(x: float):
   """JSON-safe number, 5 significant digits; non-finite -> 'inf'/'nan'."""
-  x = float(x)
-  if math.isfinite(x):
-    return float(f"{x:.5g}")
-  return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+  return float(f"{x:.5g}") if math.isfinite(x := float(x)) else str(x)
 
 
 def as_float(x: Any) -> float:
@@ -74,10 +71,9 @@ def as_float(x: Any) -> float:
 
 
 def fmt(x: Any, digits: int = 3) -> str:
+  """A number in `digits` significant digits, in e-notation when tiny/huge."""
   v = as_float(x)
-  if not math.isfinite(v):
-    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-  if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
+  if math.isfinite(v) and v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
     return f"{v:.{digits - 1}e}"
   return f"{v:.{digits}g}"
 
@@ -93,48 +89,63 @@ def pm(mean: Any, std: Any) -> str:
   return f"{m:.{decimals}f} ± {sd:.{decimals}f}"
 
 
+def pct(x: float | None, digits: int = 2) -> str:
+  """A fraction in [0, 1] in percent; '–' for None."""
+  return "–" if x is None else f"{100 * x:.{digits}f}"
+
+
 def templates(name: str) -> dict[str, str]:
   """The sections of benchmarks/templates/<name>.md, each started by a line
   `<!-- key -->` and stripped: `str.format` templates of page prose, or
   of a table (two lines: see `format_table`)."""
   with open(os.path.join(REPO, "benchmarks", "templates", name + ".md")) as f:
     parts = re.split(r"^<!-- (\w+) -->$", f.read(), flags=re.M)
-  return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2], strict=False)}
+  return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
   """A Markdown table as lines."""
   line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
-  rule = "|" + "|".join("---" for _ in header) + "|"
-  return [line(header), rule] + [line(row) for row in rows]
+  return [line(header), "|" + "---|" * len(header)] + list(map(line, rows))
+
+
+def format_table(spec: str, items: Sequence[Any], **fields) -> list[str]:
+  """A Markdown table from a template of two lines (see `templates`): the
+  header row, formatted with `fields`, and a row of `str.format` cells,
+  filled from each item (a mapping)."""
+  head, row = (line[2:-2].split(" | ") for line in spec.splitlines())
+  cells = [[cell.format_map(item) for cell in row] for item in items]
+  return table([h.format(**fields) for h in head], cells)
 
 
 def fit_slope(dims, values, above: float = 0) -> float | None:
   """Least-squares slope of log(value) vs log(dim), over dims > `above`
   with finite positive values (None if fewer than two)."""
-  ok = lambda d, v: d > above and math.isfinite(v) and v > 0
-  pts = [(d, as_float(v)) for d, v in zip(dims, values, strict=True)]
-  pts = [(math.log(d), math.log(v)) for d, v in pts if ok(d, v)]
-  if len(pts) < 2:
+  x, y = np.asarray(dims, float), np.array(list(map(as_float, values)))
+  ok = (x > above) & np.isfinite(y) & (y > 0)
+  if ok.sum() < 2:
     return None
-  mx = sum(x for x, _ in pts) / len(pts)
-  my = sum(y for _, y in pts) / len(pts)
-  sxy = sum((x - mx) * (y - my) for x, y in pts)
-  return sxy / sum((x - mx) ** 2 for x, _ in pts)
+  return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
 
 
 def machine() -> dict:
   """The device, host and versions a measurement ran on."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  device = jax.devices()[0]
   return {
-    "device": f"{device.platform}:{device.device_kind}",
+    "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
     "host": platform.processor() or platform.machine(),
     "cpu_count": os.cpu_count(),
     "jax": jax.__version__,
     "python": platform.python_version(),
   }
+
+
+def machine_line(m: dict) -> str:
+  """A `machine()` record in words: 'cpu:cpu, host x86_64, cores 2, jax 0.4'."""
+  keys = (("host", "host"), ("cpu_count", "cores"), ("jax", "jax"))
+  parts = [f"{k} {m[key]}" for key, k in keys if m.get(key) is not None]
+  return ", ".join([str(m.get("device", "?")), *parts])
 
 
 def host() -> dict:
@@ -143,15 +154,14 @@ def host() -> dict:
 
 
 def now() -> str:
-  utc = datetime.datetime.now(datetime.UTC)
-  return utc.isoformat(timespec="seconds")
+  return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def command(module: str, argv: Sequence[str] | None) -> str:
   """The command line that ran `benchmarks.<module>` with `argv`."""
   args = list(sys.argv[1:] if argv is None else argv)
   quote = lambda a: f"'{a}'" if any(c in a for c in "*?[ ") else a
-  return " ".join([f"python -m benchmarks.{module}"] + list(map(quote, args)))
+  return " ".join([f"python -m benchmarks.{module}", *map(quote, args)])
 
 
 def pyplot():
@@ -171,38 +181,8 @@ def savefig(fig, path: str, dpi: int = 110, **layout) -> None:
   pyplot().close(fig)
 
 
-def machine_line(m: dict) -> str:
-  """A `machine()` record in words: 'cpu:cpu, host x86_64, cores 2, jax 0.4'."""
-  keys = (("host", "host"), ("cpu_count", "cores"), ("jax", "jax"))
-  parts = [f"{k} {m[key]}" for key, k in keys if m.get(key) is not None]
-  return ", ".join([str(m.get("device", "?")), *parts])
-
-
-def pct(x: float | None, digits: int = 2) -> str:
-  """A fraction in [0, 1] in percent; '–' for None."""
-  return "–" if x is None else f"{100 * x:.{digits}f}"
-
-
-def format_table(spec: str, items: Sequence[Any], **fields) -> list[str]:
-  """A Markdown table from a template of two lines (see `templates`): the
-  header row, formatted with `fields`, and a row of `str.format` cells,
-  filled from each item (a mapping)."""
-  head, row = (line[2:-2].split(" | ") for line in spec.splitlines())
-  cells = [[cell.format_map(item) for cell in row] for item in items]
-  return table([h.format(**fields) for h in head], cells)
-
-
-# --- bench_b ---
-def shown(cmd: str) -> str:
-  """A recorded command as it runs today (`python benchmarks/x.py ...` was
-  the old form of `python -m benchmarks.x ...`)."""
-  return re.sub(r"python benchmarks/(\w+)\.py", r"python -m benchmarks.\1", cmd)
-
-
 def time_call(fn, args: Sequence[Any], repeats: int = 1) -> list[float]:
   """Seconds of `repeats` calls of fn(*args), each waited for."""
-  import time  # pylint: disable=g-import-not-at-top
-
   import jax  # pylint: disable=g-import-not-at-top
 
   times = []

@@ -183,4 +183,4 @@ def test_train_step_section_says_not_run_for_other_files(tmp_path, content):
   lines = make_report.train_step_section(str(tmp_path))
   assert lines[0] == "## One LRA training step per attention"
   assert lines[2].startswith(f"Not run yet (`{path}` is ")
-  assert f"    {make_report.TRAIN_STEP_CMD}" in lines
+  assert f"    {make_report.COMMANDS['train_step_speed.json']}" in lines
