@@ -45,13 +45,12 @@ QUICK = dict(D=[16, 64, 256], seeds=3, length=256, kernel_length=128)
 FULL = dict(D=[2**i for i in range(4, 13)], seeds=5, length=1024)
 FULL["kernel_length"] = 256
 VARIANCE = {True: (16, 300), False: (64, 4000)}  # --quick: (pairs, draws)
-# --spectral: regime -> the inputs it takes; sizes; d and the std of q, k in
-# the gauss regime.
+HEAD_DIM, SIGMA = 32, 0.5  # d; the std of q, k in the raw inputs
+# --spectral: regime -> the inputs it takes; the errors; sizes.
 REGIMES, ERRORS = {"presbn": "presbn", "gauss": "raw"}, METRICS[::2]
 SPECTRAL_QUICK = dict(M=[16, 64], seeds=2, length=64, kernel_length=32)
 SPECTRAL_FULL = dict(M=[2**i for i in range(4, 11)], seeds=5, length=1024)
 SPECTRAL_FULL["kernel_length"] = 256
-HEAD_DIM, SIGMA = 32, 0.5
 
 
 # ----------------------------------------------------------------------------
@@ -100,9 +99,7 @@ def rademacher(rng: np.random.Generator, shape) -> jax.Array:
   return jnp.asarray(signs.astype(np.float32))
 
 
-# ----------------------------------------------------------------------------
 # Inputs, exact targets, errors.
-# ----------------------------------------------------------------------------
 def make_inputs(key, num_seeds, length, head_dim, raw_sigma) -> dict:
   """q, k [S, L, d] per input mode (scaled), v [S, L, d]."""
   keys = jax.random.split(key, 3)
@@ -195,9 +192,7 @@ def baseline_errors(keys, q, k, v, targets, *, method, num_features, lk):
   return jax.lax.map(one_seed, (keys, q, k, v, targets))
 
 
-# ----------------------------------------------------------------------------
 # Variance of phi(x) . phi(y) at one D.
-# ----------------------------------------------------------------------------
 @functools.partial(jax.jit, static_argnames=("plan",))
 def _pair_products(projections, scales, x, y, *, plan):
   """phi(x_p) . phi(y_p) [R, K, P]: projections [R, d, W], scales
@@ -281,9 +276,7 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
   return dict(out, num_draws=num_draws, inputs=inputs, rows=rows)
 
 
-# ----------------------------------------------------------------------------
 # The grid of curves.
-# ----------------------------------------------------------------------------
 def _summarise(dims, per_seed: np.ndarray) -> dict[str, object]:
   """per_seed [len(dims), S] -> mean/std/per-seed lists and the slope."""
   with np.errstate(invalid="ignore", over="ignore"):
@@ -345,9 +338,7 @@ def find_curve(curves, **labels) -> dict:
   return next(c for c in curves if tuple(c[k] for k in LABELS) == key)
 
 
-# ----------------------------------------------------------------------------
 # Spectraformer grid (--spectral).
-# ----------------------------------------------------------------------------
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def draw(weights, width, seeds, key):
   """[S, d, width] projections, one per seed."""
@@ -408,9 +399,7 @@ def run_spectral(s: dict) -> list[dict]:
   return list(curves.values())
 
 
-# ----------------------------------------------------------------------------
 # Plots.
-# ----------------------------------------------------------------------------
 def _plot_curve(ax, dims, summary, label, color, marker="o", ls="-"):
   arr = lambda k: np.array([common.as_float(x) for x in summary[k]])
   mean, std, dims = arr("mean"), arr("std"), np.asarray(dims, float)
@@ -541,7 +530,7 @@ def measure(args, argv) -> dict:
     return dict(
       result, machine=common.machine(), settings=settings, curves=curves
     )
-  s = dict(QUICK if q else FULL, head_dim=32, raw_sigma=0.5)
+  s = dict(QUICK if q else FULL, head_dim=HEAD_DIM, raw_sigma=SIGMA)
   curves, outside = run_grid(s)
   grid_s = time.time() - start
   pairs, draws = VARIANCE[q]

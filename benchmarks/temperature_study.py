@@ -63,9 +63,7 @@ TEMPLATES, DIAG = (
 )
 
 
-# ----------------------------------------------------------------------------
 # The grids and their training.
-# ----------------------------------------------------------------------------
 def lra_command(preset, seed, workdir, data_dir, num_steps=NUM_STEPS):
   """run_lra.py on the studies' data, model and schedule with `preset`."""
   config = os.path.join(common.REPO, "configs", "listops.py")
@@ -177,20 +175,7 @@ def read(workdir: str, **fields) -> tuple[dict, dict] | None:
   return results, dict(record, median_train_steps_per_sec=speed)
 
 
-# ----------------------------------------------------------------------------
 # Temperature: the variance a scale costs, the finished runs, the statistics.
-# ----------------------------------------------------------------------------
-def _pair(cosine: float, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Two centred unit vectors (PreSBN outputs) with x . y = cosine."""
-  x, z = np.random.default_rng(seed).standard_normal((2, dim))
-  x -= x.mean()
-  x /= np.linalg.norm(x)
-  z -= z.mean()
-  z -= (z @ x) * x
-  z /= np.linalg.norm(z)
-  return x, cosine * x + math.sqrt(1.0 - cosine**2) * z
-
-
 def variance_cost(kernel, scales, num_draws=NUM_DRAWS, seed=0) -> list[dict]:
   """Error of one RMF estimate phi(q).phi(k) of f(q.k) at M = 128, Dh = 32,
   for PreSBN'd q, k scaled by s, aligned (t = s^2) and a typical random pair
@@ -208,6 +193,13 @@ def variance_cost(kernel, scales, num_draws=NUM_DRAWS, seed=0) -> list[dict]:
     return features.rmf(params, x) @ features.rmf(params, y)
 
   estimates = jax.jit(jax.vmap(estimate, in_axes=(0, None, None)))
+  # Two centred unit vectors (PreSBN outputs) u, z with u . z = 0.
+  u, z = np.random.default_rng(seed).standard_normal((2, HEAD_DIM))
+  u -= u.mean()
+  u /= np.linalg.norm(u)
+  z -= z.mean()
+  z -= (z @ u) * u
+  z /= np.linalg.norm(z)
   keys = jax.random.split(jax.random.key(seed), num_draws)
   cosines = {"aligned": 1.0, "random": 1.0 / math.sqrt(HEAD_DIM - 1)}
   rows, exact = [], functools.partial(kernels.exact, kernel)
@@ -216,7 +208,7 @@ def variance_cost(kernel, scales, num_draws=NUM_DRAWS, seed=0) -> list[dict]:
     if s * s < kernels.get(kernel).radius:  # the float32 ratio
       row["contrast"] = float(exact(s * s) / exact(-s * s))
     for name, cosine in cosines.items():
-      x, y = (s * v for v in _pair(cosine, HEAD_DIM, seed))
+      x, y = s * u, s * (cosine * u + math.sqrt(1.0 - cosine**2) * z)
       t = float(x @ y)
       ft = float(exact(t))
       values = np.asarray(estimates(keys, x, y), np.float64)
@@ -263,11 +255,9 @@ def collect(runs_dir: str) -> list[dict]:
     kernel = "softmax" if softmax else options["kernel"]
     setting = "learn" if options.get("learn_qk_scale") else "default"
     scale = None if softmax else options.get("qk_scale")
-    fixed = setting == "default" and scale is not None
-    record = dict(run=name, kernel=kernel, setting=setting)
-    if fixed:
+    record = dict(run=name, kernel=kernel, setting=setting, scale=DEFAULT_SCALE)
+    if setting == "default" and scale is not None:
       record.update(setting="fixed", scale=float(scale))
-    record.setdefault("scale", DEFAULT_SCALE)
     records.append(dict(record, seed=config["seed"], **done[1]))
     if setting == "learn":
       records[-1]["learned_scales"] = learned_scale(workdir, kernel)
@@ -396,35 +386,26 @@ def measure(args, recorded: list[dict]) -> dict:
   return dict(data, recommendation={k: round(r["scale"], 4) for k, r in rec})
 
 
-# ----------------------------------------------------------------------------
 # Temperature: the page and the plot.
-# ----------------------------------------------------------------------------
 def _pct(mean, std=None) -> str:
   if mean is None:
     return ""
   return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
 
 
-def _acc(r: dict) -> str:
-  return _pct(r["test_mean"], r["test_std"])
-
-
-def _ci(d: dict) -> str:
-  lo, hi = d["ci95"]
-  return f"{100 * d['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+_acc = lambda r: _pct(r["test_mean"], r["test_std"])
+_ci = lambda d: "{:+.1f} [{:+.1f}, {:+.1f}]".format(
+  100 * d["mean"], *(100 * x for x in d["ci95"])
+)
+_label = lambda r: (
+  "learned scale" if r["setting"] == "learn" else (f"s = {r['scale']:.2f}")
+)
+_contrast = lambda v: f"{v['contrast']:.2f}" if "contrast" in v else "-"
 
 
 def _variance_for(variance: list[dict], kernel: str, scale: float):
   same = lambda v: v["kernel"] == kernel and abs(v["scale"] - scale) < 1e-3
   return next(filter(same, variance), None)
-
-
-def _label(r: dict) -> str:
-  return "learned scale" if r["setting"] == "learn" else f"s = {r['scale']:.2f}"
-
-
-def _contrast(v: dict) -> str:
-  return f"{v['contrast']:.2f}" if "contrast" in v else "-"
 
 
 def conclusions(rows: list[dict]) -> list[str]:
@@ -590,10 +571,8 @@ def make_plot(data: dict, path: str) -> None:
   common.savefig(fig, path, rect=(0, 0.07, 1, 1))
 
 
-# ----------------------------------------------------------------------------
 # The diagnostic: exact exp kernel vs RMFA and softmax at the same scales.
-# ----------------------------------------------------------------------------
-def record(workdir: str, setting: str, seed: int) -> dict | None:
+def diagnostic_record(workdir: str, setting: str, seed: int) -> dict | None:
   """One finished diagnostic run's numbers, or None."""
   preset, _, scale = SETTINGS[setting]
   fields = dict(run=diagnostic_name(setting, seed), setting=setting)
@@ -629,25 +608,19 @@ def compare(runs: list[dict], temperature: dict[str, dict]) -> list[dict]:
   return rows
 
 
-def _mean_std(values) -> str:
-  values = [100 * v for v in values]
-  if len(values) < 2:
-    return f"{values[0]:.1f}" if values else "–"
-  return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
-def _diff(values) -> str:
-  if not (values := [100 * v for v in values]):
-    return "–"
-  seeds = ", ".join(f"{v:+.1f}" for v in values)
-  return f"{statistics.mean(values):+.1f} (per seed {seeds})"
-
-
 def _cells(r: dict) -> dict:
   """A comparison row's cells (per-seed dicts: int or JSON str keys)."""
-  cells = {k: _mean_std(r[k].values()) for k in ("exact", "rmfa", "softmax")}
+  cells = {}
+  for k in ("exact", "rmfa", "softmax"):
+    v = [100 * x for x in r[k].values()]
+    cells[k] = f"{v[0]:.1f}" if len(v) == 1 else "–"
+    if len(v) > 1:
+      cells[k] = f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}"
   for k in ("exact_minus_rmfa", "exact_minus_softmax"):
-    cells[k] = _diff(r[k].values())
+    v, cells[k] = [100 * x for x in r[k].values()], "–"
+    if v:
+      seeds = ", ".join(f"{x:+.1f}" for x in v)
+      cells[k] = f"{statistics.mean(v):+.1f} (per seed {seeds})"
   return cells
 
 
@@ -715,7 +688,7 @@ def measure_diagnostic(args, recorded_runs: list[dict]) -> dict:
   """docs/exact_kernel.json's content: the runs, the comparison with the
   temperature study's and the conclusion."""
   name = lambda x: os.path.join(args.runs, diagnostic_name(*x))
-  fresh = [r for x in DIAGNOSTIC_GRID if (r := record(name(x), *x))]
+  fresh = [r for x in DIAGNOSTIC_GRID if (r := diagnostic_record(name(x), *x))]
   order = {diagnostic_name(*x): i for i, x in enumerate(DIAGNOSTIC_GRID)}
   runs = sorted(merged(recorded_runs, fresh), key=lambda r: order[r["run"]])
   temperature = {r["run"]: r for r in recorded(args.docs, "temperature")}
@@ -727,16 +700,6 @@ def measure_diagnostic(args, recorded_runs: list[dict]) -> dict:
   data["conclusion"] = conclusion(comparison)
   data["machine"] = "{platform}, {cpus} CPUs".format(**common.host())
   return dict(data, nice=args.nice, parallel=args.parallel)
-
-
-def write(args, data: dict) -> None:
-  if args.diagnostic:
-    common.write(
-      os.path.join(args.docs, "DIAGNOSTIC.md"), render_diagnostic(data)
-    )
-    return print(data["conclusion"])
-  common.write(os.path.join(args.docs, "TEMPERATURE.md"), render(data))
-  make_plot(data, os.path.join(args.docs, "temperature.png"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -767,7 +730,11 @@ def main(argv: list[str] | None = None) -> None:
     measure_fn = measure_diagnostic if args.diagnostic else measure
     data = measure_fn(args, recorded(args.docs, name))
   common.write(json_path, json.dumps(data, indent=1))
-  write(args, data)
+  if args.diagnostic:
+    common.write(f"{args.docs}/DIAGNOSTIC.md", render_diagnostic(data))
+    return print(data["conclusion"])
+  common.write(os.path.join(args.docs, "TEMPERATURE.md"), render(data))
+  make_plot(data, os.path.join(args.docs, "temperature.png"))
 
 
 if __name__ == "__main__":

@@ -61,10 +61,12 @@ def test_record_escape_step_and_both_conclusions(tmp_path):
   workdir = _write_run(
     tmp_path, "exact_default", 0, 0.25, [(100, 0.18), (200, 0.21), (300, 0.25)]
   )
-  record = ts.record(workdir, "exact_default", 0)
+  record = ts.diagnostic_record(workdir, "exact_default", 0)
   assert record["escape_step"] == 300  # first val acc > 0.17 + 0.05
   assert record["median_train_steps_per_sec"] == 2.0
-  assert ts.record(str(tmp_path / "none"), "exact_default", 1) is None
+  assert (
+    ts.diagnostic_record(str(tmp_path / "none"), "exact_default", 1) is None
+  )
 
   runs = [dict(record, seed=s) for s in ts.SEEDS]
   uniform = ts.compare(runs, _temperature(0.256, 0.341, 0.337))
@@ -94,7 +96,7 @@ def test_report_merges_recorded_and_new_runs(tmp_path):
   docs, runs = tmp_path / "docs", tmp_path / "runs"
   docs.mkdir()
   workdir = _write_run(runs, "exact_default", 1, 0.3, [(100, 0.3)])
-  fresh = ts.record(workdir, "exact_default", 1)
+  fresh = ts.diagnostic_record(workdir, "exact_default", 1)
   old = [
     dict(
       fresh,
