@@ -53,12 +53,10 @@ SPECTRAL_FULL = dict(M=[2**i for i in range(4, 11)], seeds=5, length=1024)
 SPECTRAL_FULL["kernel_length"] = 256
 
 
-# ----------------------------------------------------------------------------
 # Superset plans: `sampled` counts differ per draw, so every draw is placed in
 # one plan per (D, layout) with the largest count of every degree (extra
-# features get scale 0) and i.i.d. Rademacher projections: the distribution
-# of `features.sample_rmf` with one compilation per (D, layout).
-# ----------------------------------------------------------------------------
+# features get scale 0) and Rademacher projections (`sample_rademacher`): the
+# distribution of `features.sample_rmf` with one compilation per (D, layout).
 def superset_plan(plans) -> features.FeaturePlan:
   """The smallest plan containing every plan (same layout): max counts."""
   counts = np.zeros(max(len(p.counts) for p in plans), np.int64)
@@ -91,12 +89,6 @@ def superset(dim, allocations, projection, seeds):
   sup = superset_plan([p for p, _ in draws.values()])
   moved = {k: move(s, p.counts, sup.counts) for k, (p, s) in draws.items()}
   return sup, moved
-
-
-def rademacher(rng: np.random.Generator, shape) -> jax.Array:
-  """i.i.d. +-1 float32, host-side (a JAX draw compiles per shape)."""
-  signs = 2 * rng.integers(0, 2, shape, dtype=np.int8) - 1
-  return jnp.asarray(signs.astype(np.float32))
 
 
 # Inputs, exact targets, errors.
@@ -205,9 +197,9 @@ def _pair_products(projections, scales, x, y, *, plan):
   return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(projections, scales)
 
 
-def _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets):
+def _draws(num_features, head_dim, num_draws, chunk, key, pair_sets):
   """phi(x).phi(y) [R, K, P] per (allocation, projection, pairs)."""
-  est = {}
+  est, keys = {}, iter(jax.random.split(key, 4 * (num_draws // chunk)))
   for allocation, projection in itertools.product(ALLOCATIONS, PROJECTIONS):
     sampled = allocation == "sampled"
     seeds = range(7919, 7919 + num_draws) if sampled else [None]
@@ -215,8 +207,8 @@ def _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets):
     shape = (num_draws, len(KERNELS), sup.num_features - 1)
     emb = np.broadcast_to(np.stack(list(emb.values())), shape)
     for lo in range(0, num_draws, chunk):
-      shape = (chunk, head_dim, sup.projection_width)
-      proj, sc = rademacher(rng, shape), jnp.asarray(emb[lo : lo + chunk])
+      width, sc = sup.projection_width, jnp.asarray(emb[lo : lo + chunk])
+      proj = features.sample_rademacher(next(keys), head_dim, width, chunk)
       for name, (xs, ys) in pair_sets.items():
         out = np.asarray(_pair_products(proj, sc, xs, ys, plan=sup))
         est.setdefault((allocation, projection, name), []).append(out)
@@ -230,7 +222,6 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
   chunk = -(-num_draws // num_chunks)
   num_draws = chunk * num_chunks
   kx, ky, knear, kdraw = jax.random.split(key, 4)
-  rng = np.random.default_rng(np.asarray(jax.random.key_data(kdraw)))
   shape, sbn, s = (pairs, head_dim), normalization.pre_sbn, head_dim**-0.25
   x = sbn(jax.random.normal(kx, shape))
   noise = jax.random.normal(knear, shape)
@@ -238,7 +229,7 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
     "random": (x * s, s * sbn(jax.random.normal(ky, shape))),
     "near": (x * s, s * sbn(x + 0.15 * noise)),
   }
-  est = _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets)
+  est = _draws(num_features, head_dim, num_draws, chunk, kdraw, pair_sets)
   plan = features.make_plan(num_features, "exp", "stratified", MAX_DEGREE)[0]
   counts, rows = plan.counts, []
   for name, (xs, ys) in pair_sets.items():
@@ -294,7 +285,8 @@ def run_grid(s: dict):
   k_in, k_feat = jax.random.split(jax.random.key(0))
   n, d, lk = s["seeds"], s["head_dim"], s["kernel_length"]
   data = make_inputs(k_in, n, s["length"], d, s["raw_sigma"])
-  v, rng, errors = data["v"], np.random.default_rng(0), {}
+  v, errors = data["v"], {}
+  draws = iter(jax.random.split(jax.random.key(2), 4 * len(s["D"])))
   targets = {m: exact_targets(*data[m], v, kernel_length=lk) for m in INPUTS}
   exp_targets = {m: jax.tree.map(lambda x: x[:, 0], targets[m]) for m in INPUTS}
   add = lambda key, value: errors.setdefault(key, []).append(value)
@@ -303,7 +295,9 @@ def run_grid(s: dict):
     for projection in PROJECTIONS:
       sup, scales = superset(dim, ALLOCATIONS, projection, seeds)
       for allocation in ALLOCATIONS:
-        proj = rademacher(rng, (n, d, sup.projection_width))
+        proj = features.sample_rademacher(
+          next(draws), d, sup.projection_width, n
+        )
         sc = jnp.asarray(np.stack([scales[allocation, i] for i in seeds]))
         for mode in INPUTS:
           args = (proj, sc, *data[mode], v, targets[mode])
