@@ -57,10 +57,8 @@ NICE_PARALLEL = {False: (19, 1), True: (10, 2)}  # --diagnostic: its runs'
 PLATEAU_MARGIN = 0.05  # escape: val accuracy > majority class + 5 points
 _T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36}
 COMMAND = "python -m benchmarks.temperature_study"
-TEMPLATES, DIAG = (
-  common.templates("temperature"),
-  common.templates("diagnostic"),
-)
+TEMPLATES = common.templates("temperature")
+DIAG = common.templates("diagnostic")
 
 
 # The grids and their training.
