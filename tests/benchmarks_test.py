@@ -197,8 +197,9 @@ def test_embed_reproduces_library_features(projection):
 
 
 def test_stratified_variance_formula_matches_monte_carlo():
-  """The chained covariance term: formula vs 4000 numpy draws of a tiny
-  stratified chained map, on nearly parallel x, y (large t)."""
+  """`features.stratified_variance`, chained covariance included, vs 4000
+  numpy draws of a tiny stratified chained map, on nearly parallel x, y
+  (large t)."""
   rng = np.random.default_rng(0)
   d, counts = 6, (4, 2, 1)
   x = rng.normal(size=d)
