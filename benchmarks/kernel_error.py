@@ -1,19 +1,22 @@
-"""Approximation error of random Maclaurin features vs the feature count D.
+"""Approximation error of random features vs their number (docs/METHOD.md
+§2.2, §5, §7; the page is docs/BENCHMARKS.md).
 
-Kernel-matrix and attention-output errors of RMF (every kernel, allocation
-and projection layout; PreSBN'd and raw inputs) beside Performer FAVOR+ and
-RFA on exp, and the variance of phi(x) . phi(y) beside the exact formulas
-(docs/METHOD.md §2.2, §5; the page is docs/BENCHMARKS.md).
+Default: kernel-matrix and attention errors of random Maclaurin features vs
+D (every kernel, allocation and projection layout; PreSBN'd and raw inputs)
+beside Performer FAVOR+ and RFA on exp, and the variance of phi(x) . phi(y)
+beside the exact formulas: docs/kernel_error.json, .png. `--spectral`: the
+errors of every Spectraformer grid cell vs M, as `layers.SpectralAttention`
+runs it, on the same inputs (slopes over M > d): docs/spectral_error.*.
 
-  python -m benchmarks.kernel_error            # ~1-2 min, 2 CPU cores
-  python -m benchmarks.kernel_error --quick    # seconds (tests)
-  python -m benchmarks.kernel_error --replot   # the PNG from the JSON
+  python -m benchmarks.kernel_error [--spectral]   # ~1-2 min; spectral ~20
+  python -m benchmarks.kernel_error [--spectral] --quick    # seconds (tests)
 """
 
 import argparse
 import functools
 import itertools
 import math
+import os
 import time
 
 import jax
@@ -25,33 +28,35 @@ from macformer_jax import attention
 from macformer_jax import features
 from macformer_jax import kernels
 from macformer_jax import normalization
+from macformer_jax import spectral
 
 KERNELS = ("exp", "trigh", "inverse", "log", "sqrt")
-ALLOCATIONS = ("sampled", "stratified")
-PROJECTIONS = ("chained", "independent")
-INPUTS = ("presbn", "raw")
-BASELINES = ("performer", "rfa")
+ALLOCATIONS, PROJECTIONS = features.ALLOCATIONS, features.PROJECTIONS
+INPUTS, BASELINES = ("presbn", "raw"), ("performer", "rfa")
 TARGETS = ("kernel", "kernel_truncated", "attention", "attention_truncated")
 METRICS = ("kernel_error", "kernel_error_truncated", "attention_error")
 METRICS += ("attention_error_truncated",)  # TARGETS' errors
 LABELS = ("method", "kernel", "allocation", "projection", "inputs")
 DEFAULT_LABELS = ("rmf", "exp", None, None, "presbn")
-MAX_DEGREE = 20
-CLIP = 1e3  # plot ceiling: larger or non-finite errors are drawn at it
+MAX_DEGREE, CLIP = 20, 1e3  # plot ceiling: larger or non-finite errors
 LAYOUTS = ("independent", "chained")  # the plot's order
 YLABELS = ("kernel matrix |K_hat-K|/|K|", "attention output |A_hat-A|/|A|")
 QUICK = dict(D=[16, 64, 256], seeds=3, length=256, kernel_length=128)
 FULL = dict(D=[2**i for i in range(4, 13)], seeds=5, length=1024)
 FULL["kernel_length"] = 256
 VARIANCE = {True: (16, 300), False: (64, 4000)}  # --quick: (pairs, draws)
+HEAD_DIM, SIGMA = 32, 0.5  # d; the std of q, k in the raw inputs
+# --spectral: regime -> the inputs it takes; the errors; sizes.
+REGIMES, ERRORS = {"presbn": "presbn", "gauss": "raw"}, METRICS[::2]
+SPECTRAL_QUICK = dict(M=[16, 64], seeds=2, length=64, kernel_length=32)
+SPECTRAL_FULL = dict(M=[2**i for i in range(4, 11)], seeds=5, length=1024)
+SPECTRAL_FULL["kernel_length"] = 256
 
 
-# ----------------------------------------------------------------------------
 # Superset plans: `sampled` counts differ per draw, so every draw is placed in
 # one plan per (D, layout) with the largest count of every degree (extra
-# features get scale 0) and i.i.d. Rademacher projections: the distribution
-# of `features.sample_rmf` with one compilation per (D, layout).
-# ----------------------------------------------------------------------------
+# features get scale 0) and Rademacher projections (`sample_rademacher`): the
+# distribution of `features.sample_rmf` with one compilation per (D, layout).
 def superset_plan(plans) -> features.FeaturePlan:
   """The smallest plan containing every plan (same layout): max counts."""
   counts = np.zeros(max(len(p.counts) for p in plans), np.int64)
@@ -63,9 +68,8 @@ def superset_plan(plans) -> features.FeaturePlan:
 
 def move(x, src, dst) -> np.ndarray:
   """Block b of x (widths `src`) to the start of block b (widths `dst`),
-  zeros elsewhere: a draw of `features.sample_rmf` (projections by
-  `plan.widths`, scales by `plan.counts`) in a superset plan's layout gives
-  the same features under `features.rmf`, plus zeros."""
+  zeros elsewhere: a `features.sample_rmf` draw (projections by
+  `plan.widths`, scales by `plan.counts`) in a superset plan's layout."""
   out = np.zeros(np.shape(x)[:-1] + (sum(dst),), np.float32)
   start = lambda widths: np.cumsum([0, *widths])
   for i, j, n in zip(start(src), start(dst), src, strict=False):
@@ -77,7 +81,7 @@ def superset(dim, allocations, projection, seeds):
   """Draws (allocation, seed) -> their superset plan and scales [K, M-1] of
   every kernel embedded in it (the counts are kernel-free)."""
   draws = {}
-  for allocation, seed in ((a, s) for a in allocations for s in seeds):
+  for allocation, seed in itertools.product(allocations, seeds):
     drawn = seed if allocation == "sampled" else None
     args = (allocation, MAX_DEGREE, projection, drawn)
     made = [features.make_plan(dim, k, *args) for k in KERNELS]
@@ -87,15 +91,7 @@ def superset(dim, allocations, projection, seeds):
   return sup, moved
 
 
-def rademacher(rng: np.random.Generator, shape) -> jax.Array:
-  """i.i.d. +-1 float32, host-side (a JAX draw compiles per shape)."""
-  signs = 2 * rng.integers(0, 2, shape, dtype=np.int8) - 1
-  return jnp.asarray(signs.astype(np.float32))
-
-
-# ----------------------------------------------------------------------------
 # Inputs, exact targets, errors.
-# ----------------------------------------------------------------------------
 def make_inputs(key, num_seeds, length, head_dim, raw_sigma) -> dict:
   """q, k [S, L, d] per input mode (scaled), v [S, L, d]."""
   keys = jax.random.split(key, 3)
@@ -105,14 +101,10 @@ def make_inputs(key, num_seeds, length, head_dim, raw_sigma) -> dict:
   return {"presbn": (sbn(q) * s, sbn(k) * s), "raw": raw, "v": v}
 
 
-def _heads(x):
-  return x[None, :, None]
-
-
-def _attend(q, k, v, kernel):
-  """[L, d] single-head `attention.kernelized_attention`."""
-  out = attention.kernelized_attention(_heads(q), _heads(k), _heads(v), kernel)
-  return out[0, :, 0]
+_heads = lambda x: x[None, :, None]  # [L, d] -> one head [1, L, 1, d]
+_attend = lambda q, k, v, kernel: attention.kernelized_attention(
+  _heads(q), _heads(k), _heads(v), kernel
+)[0, :, 0]
 
 
 @functools.partial(jax.jit, static_argnames=("kernel_length",))
@@ -143,7 +135,7 @@ def rel_error(a, b):
 
 def _errors(khat, att, targets):
   """[4] errors (METRICS order) of one estimate against its targets."""
-  est = lambda name: att if name.startswith("attention") else khat
+  est = lambda n: att if n.startswith("attention") else khat
   return jnp.stack([rel_error(est(n), targets[n]) for n in TARGETS])
 
 
@@ -151,7 +143,6 @@ def _errors(khat, att, targets):
 def rmf_errors(projections, scales, q, k, v, targets, *, plan, kernel_length):
   """[S, K, 4] errors of RMF/RMFA: projections [S, d, W], scales
   [S, K, M-1] (0 for padding features), q, k, v [S, L, d]."""
-  lk = kernel_length
 
   def one_seed(args):
     proj, sc, q, k, v, tg = args
@@ -160,6 +151,7 @@ def rmf_errors(projections, scales, q, k, v, targets, *, plan, kernel_length):
       params = features.RMFParams(proj, s, plan)
       pq, pk = features.rmf(params, q), features.rmf(params, k)
       att = attention.rmfa(_heads(pq), _heads(pk), _heads(v))[0, :, 0]
+      lk = kernel_length
       return _errors(pq[:lk] @ pk[:lk].T, att, tg)
 
     return jax.vmap(one_kernel)(sc, tg)
@@ -167,71 +159,32 @@ def rmf_errors(projections, scales, q, k, v, targets, *, plan, kernel_length):
   return jax.lax.map(one_seed, (projections, scales, q, k, v, targets))
 
 
-@functools.partial(
-  jax.jit, static_argnames=("method", "num_features", "kernel_length")
-)
-def baseline_errors(
-  keys, q, k, v, targets, *, method, num_features, kernel_length
-):
+@functools.partial(jax.jit, static_argnames=("method", "num_features", "lk"))
+def baseline_errors(keys, q, k, v, targets, *, method, num_features, lk):
   """[S, 4] errors of Performer FAVOR+ or RFA on exp(q . k), as their
   layers run them; Performer's kernel estimate uses the unstabilised
-  features exp(w.x - |x|^2/2)/sqrt(M) (the stabiliser cancels only in the
-  attention ratio)."""
-  d, lk, m = q.shape[-1], kernel_length, num_features
+  features (the stabiliser cancels only in the attention ratio)."""
+  d, m, eps = q.shape[-1], num_features, attention.RMFA_DENOMINATOR_EPS
   linear = functools.partial(attention.linear_attention, heads_first=True)
 
   def one_seed(args):
     key, q, k, v, tg = args
     if method == "performer":
-      proj = features.sample_orthogonal_gaussian(key, d, m)
-      half = lambda x: 0.5 * jnp.sum(x * x, -1, keepdims=True)
-      raw = lambda x: jnp.exp(x @ proj - half(x)) / math.sqrt(m)
-      pq = features.favor_positive(proj, q[None, None], is_query=True)
-      pk = features.favor_positive(proj, k[None, None], is_query=False)
+      w = features.sample_orthogonal_gaussian(key, d, m)
+      pq = features.favor_positive(w, q[None, None], is_query=True)
+      pk = features.favor_positive(w, k[None, None], is_query=False)
       att = linear(pq, pk, _heads(v), eps=1e-6)[0, :, 0]
-      return _errors(raw(q[:lk]) @ raw(k[:lk]).T, att, tg)
-    proj = features.sample_gaussian(key, d, m // 2)
-    pq, pk = (features.fourier_features(proj, x) for x in (q, k))
-    eps = attention.RMFA_DENOMINATOR_EPS
-    att = linear(
-      pq[None, None], pk[None, None], _heads(v), eps=eps, eps_per_key=True
-    )[0, :, 0]
-    return _errors(pq[:lk] @ pk[:lk].T, att, tg)
+      raw = lambda x: features.gerf_features(w, x[:lk])
+      return _errors(raw(q) @ raw(k).T, att, tg)
+    w = features.sample_gaussian(key, d, m // 2)
+    pq, pk = (features.fourier_features(w, x)[None, None] for x in (q, k))
+    att = linear(pq, pk, _heads(v), eps=eps, eps_per_key=True)[0, :, 0]
+    return _errors(pq[0, 0, :lk] @ pk[0, 0, :lk].T, att, tg)
 
   return jax.lax.map(one_seed, (keys, q, k, v, targets))
 
 
-# ----------------------------------------------------------------------------
 # Variance of phi(x) . phi(y) at one D.
-# ----------------------------------------------------------------------------
-def stratified_variance(kernel, counts, projection, x, y) -> np.ndarray:
-  """Exact Var[phi(x).phi(y)] [P] of a stratified map (fixed counts C_n).
-
-  With u = (w.x)(w.y), E[u] = t and E[u^2] = Q (docs/METHOD.md §2.2), the
-  degree-n part (a_n / C_n) sum_i p_n^(i) has variance (a_n^2 / C_n)
-  (Q^n - t^2n) (`independent`); `chained` adds the covariance of a shared
-  chain's degree-n and degree-m prefixes (n < m), t^(m-n) (Q^n - t^2n), for
-  min(C_n, C_m) chains.
-  """
-  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-  t = np.sum(x * y, -1)
-  xx, yy, xy2 = np.sum(x * x, -1), np.sum(y * y, -1), np.sum(x**2 * y**2, -1)
-  q = xx * yy + 2 * t**2 - 2 * xy2
-  a = kernels.coefficients(kernel, len(counts) + 1)
-  var = np.zeros_like(t)
-  for n, cn in enumerate(counts, 1):
-    if not cn:
-      continue
-    base = q**n - t ** (2 * n)
-    var = var + a[n] ** 2 / cn * base
-    for m in range(n + 1, len(counts) + 1):
-      cm = counts[m - 1]
-      if projection == "chained" and cm:
-        cov = 2 * a[n] * a[m] * min(cn, cm) / (cn * cm)
-        var = var + cov * t ** (m - n) * base
-  return var
-
-
 @functools.partial(jax.jit, static_argnames=("plan",))
 def _pair_products(projections, scales, x, y, *, plan):
   """phi(x_p) . phi(y_p) [R, K, P]: projections [R, d, W], scales
@@ -244,22 +197,21 @@ def _pair_products(projections, scales, x, y, *, plan):
   return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(projections, scales)
 
 
-def _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets):
+def _draws(num_features, head_dim, num_draws, chunk, key, pair_sets):
   """phi(x).phi(y) [R, K, P] per (allocation, projection, pairs)."""
-  est = {}
-  for allocation in ALLOCATIONS:
-    for projection in PROJECTIONS:
-      sampled = allocation == "sampled"
-      seeds = range(7919, 7919 + num_draws) if sampled else [None]
-      sup, emb = superset(num_features, [allocation], projection, seeds)
-      shape = (num_draws, len(KERNELS), sup.num_features - 1)
-      emb = np.broadcast_to(np.stack(list(emb.values())), shape)
-      for lo in range(0, num_draws, chunk):
-        shape = (chunk, head_dim, sup.projection_width)
-        proj, sc = rademacher(rng, shape), jnp.asarray(emb[lo : lo + chunk])
-        for name, (xs, ys) in pair_sets.items():
-          out = np.asarray(_pair_products(proj, sc, xs, ys, plan=sup))
-          est.setdefault((allocation, projection, name), []).append(out)
+  est, keys = {}, iter(jax.random.split(key, 4 * (num_draws // chunk)))
+  for allocation, projection in itertools.product(ALLOCATIONS, PROJECTIONS):
+    sampled = allocation == "sampled"
+    seeds = range(7919, 7919 + num_draws) if sampled else [None]
+    sup, emb = superset(num_features, [allocation], projection, seeds)
+    shape = (num_draws, len(KERNELS), sup.num_features - 1)
+    emb = np.broadcast_to(np.stack(list(emb.values())), shape)
+    for lo in range(0, num_draws, chunk):
+      width, sc = sup.projection_width, jnp.asarray(emb[lo : lo + chunk])
+      proj = features.sample_rademacher(next(keys), head_dim, width, chunk)
+      for name, (xs, ys) in pair_sets.items():
+        out = np.asarray(_pair_products(proj, sc, xs, ys, plan=sup))
+        est.setdefault((allocation, projection, name), []).append(out)
   return {k: np.concatenate(v).astype(np.float64) for k, v in est.items()}
 
 
@@ -270,7 +222,6 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
   chunk = -(-num_draws // num_chunks)
   num_draws = chunk * num_chunks
   kx, ky, knear, kdraw = jax.random.split(key, 4)
-  rng = np.random.default_rng(np.asarray(jax.random.key_data(kdraw)))
   shape, sbn, s = (pairs, head_dim), normalization.pre_sbn, head_dim**-0.25
   x = sbn(jax.random.normal(kx, shape))
   noise = jax.random.normal(knear, shape)
@@ -278,32 +229,30 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
     "random": (x * s, s * sbn(jax.random.normal(ky, shape))),
     "near": (x * s, s * sbn(x + 0.15 * noise)),
   }
-  est = _draws(num_features, head_dim, num_draws, chunk, rng, pair_sets)
-  args = (num_features, "exp", "stratified", MAX_DEGREE, "chained")
-  counts = features.make_plan(*args)[0].counts
-  rows = []
+  est = _draws(num_features, head_dim, num_draws, chunk, kdraw, pair_sets)
+  plan = features.make_plan(num_features, "exp", "stratified", MAX_DEGREE)[0]
+  counts, rows = plan.counts, []
   for name, (xs, ys) in pair_sets.items():
     xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
     t = np.sum(xs * ys, -1)
     for ki, kernel in enumerate(KERNELS):
       row = {"pairs": name, "kernel": kernel}
       row["mean_abs_t"] = float(np.mean(np.abs(t)))
-      for allocation in ALLOCATIONS:
+      for allocation, projection in itertools.product(ALLOCATIONS, PROJECTIONS):
         degree = MAX_DEGREE if allocation == "sampled" else len(counts)
         target = np.asarray(kernels.truncated(kernel, t, degree))
-        for projection in PROJECTIONS:
-          e = est[allocation, projection, name][:, ki]
-          label = f"{allocation}_{projection}"
-          var = np.var(e, axis=0, ddof=1)
-          row[f"empirical_{label}"] = float(np.mean(var))
-          # Unbiasedness: z per pair; pairs share draws, so judge mean z^2.
-          z = (e.mean(0) - target) / np.sqrt(var / e.shape[0])
-          row[f"bias_z2_mean_{label}"] = float(np.mean(z**2))
-          row[f"bias_z_max_{label}"] = float(np.max(np.abs(z)))
+        e = est[allocation, projection, name][:, ki]
+        label, var = f"{allocation}_{projection}", np.var(e, axis=0, ddof=1)
+        row[f"empirical_{label}"] = float(np.mean(var))
+        # Unbiasedness: z per pair; pairs share draws, so judge mean z^2.
+        z = (e.mean(0) - target) / np.sqrt(var / e.shape[0])
+        row[f"bias_z2_mean_{label}"] = float(np.mean(z**2))
+        row[f"bias_z_max_{label}"] = float(np.max(np.abs(z)))
       v = features.rmf_variance(kernel, xs, ys, num_features, MAX_DEGREE)
       row["formula_sampled_independent"] = float(np.mean(v))
       for projection in PROJECTIONS:
-        v = stratified_variance(kernel, counts, projection, xs, ys)
+        p = features.FeaturePlan(kernel, 1.0, counts, projection)
+        v = features.stratified_variance(p, xs, ys)
         row[f"formula_stratified_{projection}"] = float(np.mean(v))
       emp = lambda a, p, row=row: row[f"empirical_{a}_{p}"]
       for a in ALLOCATIONS:
@@ -312,17 +261,13 @@ def variance_table(key, num_features, head_dim, pairs, num_draws, chunk=250):
       ratio = emp("stratified", "chained") / emp("sampled", "chained")
       row["stratified_over_sampled_chained"] = ratio
       rows.append(row)
-  inputs = (
-    "PreSBN then * d^-1/4; 'random': independent x, y; "
-    "'near': y = PreSBN(x + 0.15 noise)"
-  )
+  inputs = "PreSBN then * d^-1/4; 'random': independent x, y; "
+  inputs += "'near': y = PreSBN(x + 0.15 noise)"
   out = dict(num_features=num_features, head_dim=head_dim, num_pairs=pairs)
   return dict(out, num_draws=num_draws, inputs=inputs, rows=rows)
 
 
-# ----------------------------------------------------------------------------
 # The grid of curves.
-# ----------------------------------------------------------------------------
 def _summarise(dims, per_seed: np.ndarray) -> dict[str, object]:
   """per_seed [len(dims), S] -> mean/std/per-seed lists and the slope."""
   with np.errstate(invalid="ignore", over="ignore"):
@@ -340,7 +285,8 @@ def run_grid(s: dict):
   k_in, k_feat = jax.random.split(jax.random.key(0))
   n, d, lk = s["seeds"], s["head_dim"], s["kernel_length"]
   data = make_inputs(k_in, n, s["length"], d, s["raw_sigma"])
-  v, rng, errors = data["v"], np.random.default_rng(0), {}
+  v, errors = data["v"], {}
+  draws = iter(jax.random.split(jax.random.key(2), 4 * len(s["D"])))
   targets = {m: exact_targets(*data[m], v, kernel_length=lk) for m in INPUTS}
   exp_targets = {m: jax.tree.map(lambda x: x[:, 0], targets[m]) for m in INPUTS}
   add = lambda key, value: errors.setdefault(key, []).append(value)
@@ -349,28 +295,26 @@ def run_grid(s: dict):
     for projection in PROJECTIONS:
       sup, scales = superset(dim, ALLOCATIONS, projection, seeds)
       for allocation in ALLOCATIONS:
-        proj = rademacher(rng, (n, d, sup.projection_width))
-        sc = np.stack([scales[allocation, i] for i in seeds])
+        proj = features.sample_rademacher(
+          next(draws), d, sup.projection_width, n
+        )
+        sc = jnp.asarray(np.stack([scales[allocation, i] for i in seeds]))
         for mode in INPUTS:
-          args = (proj, jnp.asarray(sc), *data[mode], v, targets[mode])
-          err = rmf_errors(*args, plan=sup, kernel_length=lk)
+          args = (proj, sc, *data[mode], v, targets[mode])
+          err = np.asarray(rmf_errors(*args, plan=sup, kernel_length=lk))
           for ki, name in enumerate(KERNELS):
-            key = ("rmf", name, allocation, projection, mode)
-            add(key, np.asarray(err)[:, ki])
+            add(("rmf", name, allocation, projection, mode), err[:, ki])
     keys = jax.random.split(jax.random.fold_in(k_feat, dim), n)
-    opts = dict(num_features=dim, kernel_length=lk)
-    for method in BASELINES:
-      for mode in INPUTS:
-        args = (keys, *data[mode], v, exp_targets[mode])
-        err = baseline_errors(*args, method=method, **opts)
-        add((method, "exp", None, None, mode), np.asarray(err))
+    for method, mode in itertools.product(BASELINES, INPUTS):
+      args = (keys, *data[mode], v, exp_targets[mode])
+      err = baseline_errors(*args, method=method, num_features=dim, lk=lk)
+      add((method, "exp", None, None, mode), np.asarray(err))
     print(f"D={dim:5d} done in {time.time() - t0:5.1f}s", flush=True)
   curves = []
   for labels, per_dim in errors.items():
-    per_dim = np.stack(per_dim)
     c = dict(zip(LABELS, labels, strict=True), D=s["D"])
     for i, m in enumerate(METRICS):
-      c[m] = _summarise(s["D"], per_dim[:, :, i])
+      c[m] = _summarise(s["D"], np.stack(per_dim)[:, :, i])
     curves.append(c)
   outside = {}
   for mode in INPUTS:
@@ -380,28 +324,81 @@ def run_grid(s: dict):
 
 
 def find_curve(curves, **labels) -> dict:
-  """The curve with these labels (the others: rmf, exp, None, None, presbn);
-  KeyError naming them if none."""
-  key = tuple(
-    labels.pop(k, d) for k, d in zip(LABELS, DEFAULT_LABELS, strict=True)
-  )
+  """The curve with these labels (the others: DEFAULT_LABELS)."""
+  pairs = zip(LABELS, DEFAULT_LABELS, strict=True)
+  key = tuple(labels.pop(k, d) for k, d in pairs)
   if labels:
     raise TypeError(f"unknown labels {sorted(labels)}")
-  for c in curves:
-    if tuple(c[k] for k in LABELS) == key:
-      return c
-  raise KeyError(f"no curve {'/'.join(map(str, key))}")
+  return next(c for c in curves if tuple(c[k] for k in LABELS) == key)
 
 
-# ----------------------------------------------------------------------------
-# Plot.
-# ----------------------------------------------------------------------------
+# Spectraformer grid (--spectral).
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def draw(weights, width, seeds, key):
+  """[S, d, width] projections, one per seed."""
+  one = lambda k: spectral.sample_weights(k, weights, HEAD_DIM, width)
+  return jax.vmap(one)(jax.random.split(key, seeds))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def cell_errors(component, num_features, kernel_length, ws, x, y, v):
+  """Kernel and attention errors [N, S] for projections ws [N, S, d, W],
+  x, y [S, 1, 1, L, d] (heads first) and v [S, 1, L, 1, d]."""
+  opts = dict(num_features=num_features, gerf_logit=jnp.zeros((1, 1, 1)))
+  signed = component in spectral.SIGNED  # gerf at initialisation: A = 0
+  eps = attention.RMFA_DENOMINATOR_EPS if signed else 1e-6
+  lin = dict(heads_first=True, eps=eps, eps_per_key=signed)
+  lin["constant"] = 1.0 if component == "rmf" else 0.0
+
+  def one(w, x, y, v):
+    xk, yk = x[..., :kernel_length, :], y[..., :kernel_length, :]
+    khat = spectral.kernel_estimate(component, w, xk, yk, **opts)
+    kernel = jnp.exp(jnp.einsum("...id,...jd->...ij", xk, yk))
+    phi_q, phi_k = spectral.feature_pair(component, w, x, y, **opts)
+    out = attention.linear_attention(phi_q, phi_k, v, **lin)
+    xs, ys = jnp.swapaxes(x, 1, 2), jnp.swapaxes(y, 1, 2)
+    exact = attention.kernelized_attention(xs, ys, v, "exp")
+    return rel_error(khat, kernel), rel_error(out, exact)
+
+  return jax.vmap(lambda w: jax.vmap(one)(w, x, y, v))(ws)
+
+
+def run_spectral(s: dict) -> list[dict]:
+  """One curve per (regime, component, weights): errors' mean, std, slope."""
+  names = [w for w in spectral.WEIGHTS if w != "rademacher"]
+  key = jax.random.key(0)
+  inputs = make_inputs(key, s["seeds"], s["length"], HEAD_DIM, SIGMA)
+  v, curves = inputs["v"][:, None, :, None], {}
+  for (regime, mode), m in itertools.product(REGIMES.items(), s["M"]):
+    x, y = (a[:, None, None] for a in inputs[mode])
+    for component in spectral.COMPONENTS:
+      cells = ["rademacher"] if component == "rmf" else names
+      width = spectral.projection_width(component, m)
+      key = lambda i, m=m: jax.random.fold_in(jax.random.key(1), 1000 * i + m)
+      ws = [draw(w, width, s["seeds"], key(i)) for i, w in enumerate(cells)]
+      args = (component, m, s["kernel_length"], jnp.stack(ws), x, y, v)
+      errors = [np.asarray(e) for e in cell_errors(*args)]
+      for i, w in enumerate(cells):
+        c = dict(regime=regime, component=component, weights=w, M=[])
+        c = curves.setdefault((regime, component, w), c)
+        c["M"].append(m)
+        for name, err in zip(ERRORS, errors, strict=True):
+          c.setdefault(name, {"mean": [], "std": []})
+          c[name]["mean"].append(common.num(np.mean(err[i])))
+          c[name]["std"].append(common.num(np.std(err[i])))
+    print(f"{regime} M={m} done", flush=True)
+  for c, name in itertools.product(curves.values(), ERRORS):
+    slope = common.fit_slope(c["M"], c[name]["mean"], above=HEAD_DIM)
+    c[name]["slope"] = slope
+  return list(curves.values())
+
+
+# Plots.
 def _plot_curve(ax, dims, summary, label, color, marker="o", ls="-"):
   arr = lambda k: np.array([common.as_float(x) for x in summary[k]])
   mean, std, dims = arr("mean"), arr("std"), np.asarray(dims, float)
   ok = np.isfinite(mean) & (mean <= CLIP)
-  slope = summary.get("slope")
-  if slope is not None and ok.all():
+  if (slope := summary.get("slope")) is not None and ok.all():
     label += f" ({slope:+.2f})"
   yerr = np.where(np.isfinite(std[ok]), np.minimum(std[ok], mean[ok] * 0.95), 0)
   style = dict(color=color, marker=marker, ms=3, ls=ls, capsize=2)
@@ -435,8 +432,8 @@ def make_plot(result: dict, path: str) -> None:
     for c, panel in ((0, default), (2, paper)):
       what = trunc if c == 2 else metric
       for name in KERNELS:
-        ls = ":" if name == "trigh" else "-"
         curve = find(kernel=name, **panel)[what]
+        ls = ":" if name == "trigh" else "-"
         _plot_curve(axes[r, c], dims, curve, name, colors[name], ls=ls)
       for method, mk in (("performer", "s"), ("rfa", "D")):
         curve = find(method=method, inputs=panel.get("inputs", "presbn"))
@@ -448,9 +445,8 @@ def make_plot(result: dict, path: str) -> None:
         ls = "--" if projection == "chained" else "-"
         mk, color_ = ("o", color) if allocation == "sampled" else ("s", other)
         labels = dict(kernel=name, allocation=allocation, projection=projection)
-        label = f"{name} {allocation}/{projection}"
-        curve = find(**labels)[metric]
-        _plot_curve(axes[r, 1], dims, curve, label, color_, mk, ls)
+        label, curve = f"{name} {allocation}/{projection}", find(**labels)
+        _plot_curve(axes[r, 1], dims, curve[metric], label, color_, mk, ls)
     for c, ax in enumerate(axes[r]):
       ax.set_title(titles[c])
       # A D^-1/2 guide through 1.6x the first point of the panel's exp curve.
@@ -458,8 +454,8 @@ def make_plot(result: dict, path: str) -> None:
       first = common.as_float(guide["mean"][0])
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
-      guide = 1.6 * first * (d / d[0]) ** -0.5
       if math.isfinite(first):
+        guide = 1.6 * first * (d / d[0]) ** -0.5
         ax.plot(d, guide, color="0.8", lw=3, zorder=0, label="~ D^-1/2")
       ax.set_ylabel(YLABELS[r])
       ax.grid(True, which="both", alpha=0.3)
@@ -475,23 +471,60 @@ def make_plot(result: dict, path: str) -> None:
     f"({m['host']}, {m['cpu_count']} cores, jax {m['jax']})",
     fontsize=11,
   )
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  common.savefig(fig, path)
 
 
-def main(argv=None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="seconds (tests)")
-  parser.add_argument("--out_json", default="docs/kernel_error.json")
-  parser.add_argument("--out_png", default="docs/kernel_error.png")
-  help_ = "only redraw --out_png from --out_json"
-  parser.add_argument("--replot", action="store_true", help=help_)
-  args = parser.parse_args(argv)
-  if args.replot:
-    return make_plot(common.load_json(args.out_json)[0], args.out_png)
-  q, start = args.quick, time.time()
-  s = dict(QUICK if q else FULL, head_dim=32, raw_sigma=0.5)
+def plot_spectral(result, path):
+  """Attention error vs M: one panel per (regime, component), colour =
+  weights (gerf at A = 0 coincides with posrf)."""
+  plt = common.pyplot()
+  colors = dict(zip(spectral.WEIGHTS, plt.cm.tab10.colors, strict=False))
+  shape = (len(REGIMES), len(spectral.COMPONENTS))
+  fig, axes = plt.subplots(
+    *shape, figsize=(18, 6.5), squeeze=False, sharex=True
+  )
+  for (row, regime), (col, component) in itertools.product(
+    enumerate(REGIMES), enumerate(spectral.COMPONENTS)
+  ):
+    ax = axes[row][col]
+    for c in result["curves"]:
+      if (c["regime"], c["component"]) == (regime, component):
+        mean = [common.as_float(v) for v in c["attention_error"]["mean"]]
+        style = dict(color=colors[c["weights"]], marker=".", linewidth=1.2)
+        ax.plot(c["M"], mean, **style, label=c["weights"])
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_title(f"{component}, {regime}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if row == len(REGIMES) - 1:
+      ax.set_xlabel("M (features)")
+    if col == 0:
+      ax.set_ylabel("attention rel. error")
+  handles, labels = axes[0][1].get_legend_handles_labels()
+  style = dict(loc="upper center", fontsize=9, bbox_to_anchor=(0.5, 0.95))
+  fig.legend(handles, labels, ncol=len(labels), **style)
+  title = "Spectraformer grid: attention error vs M (mean over seeds); "
+  fig.suptitle(title + "kernel errors are in the JSON", y=0.995, fontsize=11)
+  common.savefig(fig, path, dpi=100, rect=(0, 0, 1, 0.9))
+
+
+def measure(args, argv) -> dict:
+  """The JSON of the study `args` asks for."""
+  start, q = time.time(), args.quick
+  result = {"command": common.command("kernel_error", argv)}
+  result["date"] = common.now()
+  if args.spectral:
+    s = SPECTRAL_QUICK if q else SPECTRAL_FULL
+    curves = run_spectral(s)
+    regimes = {"presbn": "PreSBN'd q, k (unit norm) * d^-1/4"}
+    regimes["gauss"] = f"q, k ~ N(0, {SIGMA}^2 I) * d^-1/4"
+    settings = dict(s, head_dim=HEAD_DIM, regimes=regimes)
+    settings["unbiased_weights"] = list(spectral.UNBIASED_WEIGHTS)
+    result.update(runtime_s=round(time.time() - start, 1))
+    return dict(
+      result, machine=common.machine(), settings=settings, curves=curves
+    )
+  s = dict(QUICK if q else FULL, head_dim=HEAD_DIM, raw_sigma=SIGMA)
   curves, outside = run_grid(s)
   grid_s = time.time() - start
   pairs, draws = VARIANCE[q]
@@ -501,16 +534,25 @@ def main(argv=None) -> dict:
   s.update(max_degree=MAX_DEGREE, quick=q, kernels=list(KERNELS))
   s.update(metrics=list(METRICS), inputs=inputs)
   s["attention"] = "non-causal, no mask, v ~ N(0, 1)"
-  result = {"command": common.command("kernel_error", argv)}
-  result.update(date=common.now(), machine=common.machine(), settings=s)
+  result.update(machine=common.machine(), settings=s)
   result.update(fraction_outside_radius=outside, curves=curves)
   result["variance"] = variance
   total = round(time.time() - start, 1)
-  result["runtime_s"] = {"grid": round(grid_s, 1), "total": total}
-  if args.out_json:
-    common.write(args.out_json, common.dumps(result))
-  if args.out_png:
-    make_plot(result, args.out_png)
+  return dict(result, runtime_s={"grid": round(grid_s, 1), "total": total})
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--spectral", action="store_true", help="the grid's")
+  parser.add_argument("--quick", action="store_true", help="seconds (tests)")
+  parser.add_argument("--out", default="docs", help="the JSON and PNG's dir")
+  args = parser.parse_args(argv)
+  result = measure(args, argv)
+  path = os.path.join(
+    args.out, ("spectral" if args.spectral else "kernel") + "_error"
+  )
+  common.write(path + ".json", common.dumps(result))
+  (plot_spectral if args.spectral else make_plot)(result, path + ".png")
   return result
 
 

@@ -40,7 +40,7 @@ in the authors' code). Two independent choices define a feature map:
     unrelated pairs (|t| ~ 1/Dk: variance x1.01 at Dk = 32, M = 128) but
     not for near-parallel ones (|t| near Dk^-1/2): there the variance grows
     by x1.43 for the inverse kernel (x1.21 log, x1.18 exp, x1.10 sqrt; exact
-    formula `benchmarks/kernel_error.py:stratified_variance`, Monte Carlo
+    formula `stratified_variance`, Monte Carlo
     x1.39-1.48 per pair). `independent` avoids that at twice the width.
 
 **Exact constant and linear terms** (`exact_linear=True`, Kar & Karnick

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from benchmarks import common
-from benchmarks import exact_kernel_diagnostic
 from benchmarks import kernel_error
 from benchmarks import lra_table
 from benchmarks import make_report
@@ -43,10 +42,8 @@ def _strict_json(path):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("kernel_error")
-  json_path, png_path = out / "kernel_error.json", out / "kernel_error.png"
-  kernel_error.main(
-    ["--quick", "--out_json", str(json_path), "--out_png", str(png_path)]
-  )
+  json_path = out / "kernel_error.json"
+  kernel_error.main(["--quick", "--out", str(out)])
   return out, _strict_json(json_path)
 
 
@@ -199,8 +196,9 @@ def test_embed_reproduces_library_features(projection):
 
 
 def test_stratified_variance_formula_matches_monte_carlo():
-  """The chained covariance term: formula vs 4000 numpy draws of a tiny
-  stratified chained map, on nearly parallel x, y (large t)."""
+  """`features.stratified_variance`, chained covariance included, vs 4000
+  numpy draws of a tiny stratified chained map, on nearly parallel x, y
+  (large t)."""
   rng = np.random.default_rng(0)
   d, counts = 6, (4, 2, 1)
   x = rng.normal(size=d)
@@ -217,9 +215,8 @@ def test_stratified_variance_formula_matches_monte_carlo():
       a[n + 1] / c * prefix[n, :c].sum() for n, c in enumerate(counts)
     )
   for projection, factor in (("chained", 1.0), ("independent", None)):
-    formula = kernel_error.stratified_variance(
-      "inverse", counts, projection, x[None], y[None]
-    )[0]
+    plan = features.FeaturePlan("inverse", 1.0, counts, projection)
+    formula = features.stratified_variance(plan, x[None], y[None])[0]
     if factor:
       assert np.var(est) == pytest.approx(formula, rel=0.1)
     else:
@@ -263,7 +260,7 @@ def test_study_pages_regenerate_from_their_json(tmp_path):
   data, _ = common.load_json(os.path.join(docs, "temperature.json"))
   assert temperature_study.render(data) == page("TEMPERATURE.md")
   data, _ = common.load_json(os.path.join(docs, "exact_kernel.json"))
-  assert exact_kernel_diagnostic.render(data) == page("DIAGNOSTIC.md")
+  assert temperature_study.render_diagnostic(data) == page("DIAGNOSTIC.md")
   assert make_report.results_page(docs) == page("RESULTS.md")
 
 

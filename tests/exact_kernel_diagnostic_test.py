@@ -1,19 +1,18 @@
-"""Tests of benchmarks.exact_kernel_diagnostic (no training: synthetic
-run records)."""
+"""Tests of benchmarks.temperature_study --diagnostic (no training:
+synthetic run records)."""
 
 import json
 
-from benchmarks import exact_kernel_diagnostic as ekd
 from benchmarks import temperature_study as ts
 from configs import common
 
 
 def test_commands_use_the_exact_presets_and_the_temperature_setting():
-  for setting, (preset, _, scale) in ekd.SETTINGS.items():
+  for setting, (preset, _, scale) in ts.SETTINGS.items():
     core, options = common.ATTENTION_PRESETS[preset]
     assert core == "exact_kernel" and options["kernel"] == "exp"
     assert options.get("qk_scale", ts.DEFAULT_SCALE) == scale
-    cmd = ekd.run_command(setting, 1, "/w", "/d", 500)
+    cmd = ts.commands(True)[ts.diagnostic_name(setting, 1)]("/w", "/d")
     assert cmd[2].endswith(f"listops.py:{preset},smoke")
     reference = ts.run_command("exp", "default", 1, "/w", "/d", 500)
     # Everything but the attention flags equals the temperature study's.
@@ -21,7 +20,7 @@ def test_commands_use_the_exact_presets_and_the_temperature_setting():
 
 
 def _write_run(root, setting, seed, acc, curve):
-  workdir = root / ekd.run_name(setting, seed)
+  workdir = root / ts.diagnostic_name(setting, seed)
   workdir.mkdir(parents=True)
   (workdir / "results.json").write_text(
     json.dumps(
@@ -62,20 +61,22 @@ def test_record_escape_step_and_both_conclusions(tmp_path):
   workdir = _write_run(
     tmp_path, "exact_default", 0, 0.25, [(100, 0.18), (200, 0.21), (300, 0.25)]
   )
-  record = ekd.record(workdir, "exact_default", 0)
+  record = ts.diagnostic_record(workdir, "exact_default", 0)
   assert record["escape_step"] == 300  # first val acc > 0.17 + 0.05
   assert record["median_train_steps_per_sec"] == 2.0
-  assert ekd.record(str(tmp_path / "none"), "exact_default", 1) is None
+  assert (
+    ts.diagnostic_record(str(tmp_path / "none"), "exact_default", 1) is None
+  )
 
   runs = [dict(record, seed=s) for s in ts.SEEDS]
-  uniform = ekd.compare(runs, _temperature(0.256, 0.341, 0.337))
+  uniform = ts.compare(runs, _temperature(0.256, 0.341, 0.337))
   assert uniform[0]["exact_minus_rmfa"][0] == 0.25 - 0.256
-  text = ekd.conclusion(uniform)
+  text = ts.conclusion(uniform)
   assert "near-uniform attention" in text and "25.0" in text
   assert "not random-feature noise" in text
-  noise = ekd.conclusion(ekd.compare(runs, _temperature(0.17, 0.34, 0.26)))
+  noise = ts.conclusion(ts.compare(runs, _temperature(0.17, 0.34, 0.26)))
   assert "the features' noise" in noise
-  page = ekd.render(
+  page = ts.render_diagnostic(
     {
       "conclusion": text,
       "comparison": uniform,
@@ -95,15 +96,20 @@ def test_report_merges_recorded_and_new_runs(tmp_path):
   docs, runs = tmp_path / "docs", tmp_path / "runs"
   docs.mkdir()
   workdir = _write_run(runs, "exact_default", 1, 0.3, [(100, 0.3)])
-  fresh = ekd.record(workdir, "exact_default", 1)
+  fresh = ts.diagnostic_record(workdir, "exact_default", 1)
   old = [
-    dict(fresh, seed=s, run=ekd.run_name("exact_default", s), test_accuracy=0.2)
+    dict(
+      fresh,
+      seed=s,
+      run=ts.diagnostic_name("exact_default", s),
+      test_accuracy=0.2,
+    )
     for s in (1, 0)
   ]
   (docs / "exact_kernel.json").write_text(json.dumps({"runs": old}))
-  ekd.main(["report", "--docs", str(docs), "--runs", str(runs)])
+  ts.main(["--diagnostic", "report", "--docs", str(docs), "--runs", str(runs)])
   data = json.loads((docs / "exact_kernel.json").read_text())
   runs = [(r["seed"], r["test_accuracy"]) for r in data["runs"]]
   assert runs == [(0, 0.2), (1, 0.3)]  # in grid order
   assert data["comparison"][0]["exact"] == {"0": 0.2, "1": 0.3}
-  assert (docs / "DIAGNOSTIC.md").read_text() == ekd.render(data)
+  assert (docs / "DIAGNOSTIC.md").read_text() == ts.render_diagnostic(data)

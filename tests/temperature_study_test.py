@@ -9,9 +9,7 @@ import pathlib
 import pytest
 
 from benchmarks import common
-from benchmarks import exact_kernel_diagnostic as ekd
 from benchmarks import make_report
-from benchmarks import studies
 from benchmarks import temperature_study as ts
 
 
@@ -99,8 +97,8 @@ def test_render_without_variance_names_missing_runs():
   data = {
     "setup": {
       "steps": 500,
-      "warmup": studies.WARMUP,
-      "data": studies.DATA,
+      "warmup": ts.WARMUP,
+      "data": ts.DATA,
       "num_draws": 16,
     },
     "runs": records,
@@ -141,9 +139,9 @@ def test_run_resumes_from_the_runs_recorded_in_docs(tmp_path, monkeypatch):
     json.dumps({"runs": [{"run": name} for name in done]})
   )
   trained = []
-  monkeypatch.setattr(studies, "ensure_data", lambda data_dir: None)
+  monkeypatch.setattr(ts, "ensure_data", lambda data_dir: None)
   monkeypatch.setattr(
-    studies,
+    ts,
     "train",
     lambda jobs, args: trained.extend(
       os.path.basename(workdir) for workdir, _ in jobs
@@ -156,13 +154,9 @@ def test_run_resumes_from_the_runs_recorded_in_docs(tmp_path, monkeypatch):
       str(tmp_path / "runs"),
       "--docs",
       str(docs),
-      "--kernels",
-      "exp,inverse",
     ]
   )
-  planned = [
-    ts.run_name(*x) for x in ts.schedule() if x[0] in ("exp", "inverse")
-  ]
+  planned = [ts.run_name(*x) for x in ts.schedule()]
   assert trained == [n for n in planned if n not in done]
   assert trained and not set(trained) & set(done)
 
@@ -230,7 +224,7 @@ def test_train_runs_each_unfinished_job_once(tmp_path):
   done, todo = tmp_path / "done", tmp_path / "todo"
   done.mkdir()
   (done / "results.json").write_text("{}")  # finished: skipped
-  studies.train(
+  ts.train(
     [(str(w), ["touch", str(w / "ran")]) for w in (done, todo)],
     argparse.Namespace(nice=0, parallel=2),
   )
@@ -246,7 +240,7 @@ def test_reports_from_docs_rewrite_the_committed_files(tmp_path):
   for name in names:
     (tmp_path / name).write_bytes((docs / name).read_bytes())
   ts.main(["report", "--from_docs", "--docs", str(tmp_path)])
-  ekd.main(["report", "--from_docs", "--docs", str(tmp_path)])
+  ts.main(["--diagnostic", "report", "--from_docs", "--docs", str(tmp_path)])
   for name in names + ("TEMPERATURE.md", "DIAGNOSTIC.md"):
     assert (tmp_path / name).read_bytes() == (docs / name).read_bytes(), name
   assert (tmp_path / "temperature.png").stat().st_size > 10_000
