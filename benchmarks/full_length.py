@@ -28,7 +28,6 @@ import time
 
 from benchmarks import common
 from lra_tasks import listops
-from macformer_jax.training import resume_file
 
 ATTENTIONS = ("softmax", "macformer_exp", "performer")
 PRESET_STEPS = 10000  # preset=macformer (docs/METHOD.md §8.3)
@@ -39,6 +38,18 @@ DATA |= dict(max_length=2000, max_depth=10, max_args=10)
 CARRIED_FILES = ("config.json", "metrics.jsonl", "results.json")
 RESULTS = ("test_accuracy", "test_accuracy_best_eval", "best_eval_step")
 RESULTS += ("best_eval_accuracy", "majority_class_accuracy", "num_params")
+
+
+def _resume_file():  # jax and orbax only to export or restore a checkpoint
+  from macformer_jax.training import resume_file
+
+  return resume_file
+
+
+def _latest_checkpoint(workdir: str) -> int | None:
+  latest = os.path.join(workdir, "checkpoints", "latest")
+  names = os.listdir(latest) if os.path.isdir(latest) else []
+  return max((int(d) for d in names if d.isdigit()), default=None)
 
 
 def ensure_data(data_dir: str, sizes: dict[str, int]) -> float:
@@ -105,7 +116,7 @@ def save_carry(workdir: str, carry: str, state_file: str) -> int | None:
     if os.path.exists(state_file):
       os.remove(state_file)
     return None
-  step = resume_file.export(workdir, state_file)
+  step = _resume_file().export(workdir, state_file)
   return None if step is None else os.path.getsize(state_file)
 
 
@@ -113,14 +124,14 @@ def restore_carry(carry: str, state_file: str, workdir: str) -> int | None:
   """Restores a carried run into an empty `workdir`: the step restored (0:
   a finished run's text files only, not retrained), or None."""
   has_results = lambda d: os.path.exists(os.path.join(d, "results.json"))
-  if resume_file.latest_step(workdir) is not None or has_results(workdir):
+  if _latest_checkpoint(workdir) is not None or has_results(workdir):
     return None
   if not os.path.exists(state_file) and not has_results(carry):
     return None
   _copy(carry, workdir)
   if has_results(carry):
     return 0
-  return resume_file.restore(state_file, workdir)
+  return _resume_file().restore(state_file, workdir)
 
 
 def collect(attention, workdir, out_path, session=None) -> dict:
@@ -148,7 +159,7 @@ def collect(attention, workdir, out_path, session=None) -> dict:
         trains.append([row["step"], row.get("loss"), row.get("accuracy")])
         speeds += [row["steps_per_sec"]] if "steps_per_sec" in row else []
   results = common.load_json(os.path.join(workdir, "results.json"))[0]
-  checkpoint, data = resume_file.latest_step(workdir), config.get("data", {})
+  checkpoint, data = _latest_checkpoint(workdir), config.get("data", {})
   steps = config.get("train", {}).get("num_train_steps", PRESET_STEPS)
   progress |= dict(task="listops", attention=attention, preset="macformer")
   progress |= dict(data="generated (LRA generator, seed 0)")
@@ -183,7 +194,7 @@ def _run(attention, workdir, data_dir, carry, state_file, args, device):
     cmd = run_command(attention, workdir, data_dir, args)
     session = dict(date=_now(), device=device, machine=platform.machine())
     session |= dict(cpus=os.cpu_count(), budget_s=args.budget_s)
-    session["from_step"] = resume_file.latest_step(workdir) or 0
+    session["from_step"] = _latest_checkpoint(workdir) or 0
     session |= run_bounded(cmd, os.path.join(workdir, "log.txt"), args.budget_s)
   if os.path.isdir(workdir):
     size = save_carry(workdir, carry, state_file)
@@ -204,12 +215,10 @@ def _parse(argv):
   parser.add_argument("command", choices=("run", "collect", "data"))
   parser.add_argument("--flag", action="append", default=[])
   args = parser.parse_args(argv)
-  args.sizes = {}
-  for item in filter(None, args.data_sizes.split(",")):
-    key, _, value = item.partition("=")
-    if key not in DATA:
-      parser.error(f"--data_sizes: unknown key {key!r}; known: {list(DATA)}")
-    args.sizes[key] = int(value)
+  items = [i.partition("=") for i in filter(None, args.data_sizes.split(","))]
+  args.sizes = {key: int(value) for key, _, value in items}
+  if unknown := set(args.sizes) - set(DATA):
+    parser.error(f"--data_sizes: {sorted(unknown)} not in {list(DATA)}")
   return args
 
 
