@@ -89,14 +89,6 @@ def _record_failure(row: dict, name: str, e: Exception) -> None:
     raise e
 
 
-def _timed(times: dict, memory: dict) -> dict:
-  """A variant's row: fwd+bwd median and min ms, forward median, memory."""
-  both, fwd = times[1], times[0]
-  ms = dict(median_ms=statistics.median(both), min_ms=min(both))
-  ms["fwd_median_ms"] = statistics.median(fwd)
-  return {k: 1e3 * t for k, t in ms.items()} | memory
-
-
 def main(argv=None):
   args = common.flags(
     __doc__,
@@ -136,8 +128,11 @@ def main(argv=None):
         _record_failure(row, name, e)
     calls = {(n, i): (fns[n][i], (q, k, v)) for n in fns for i in (0, 1)}
     times = common.interleaved(calls, args.repeats)
-    for n in fns:
-      row[n] = _timed({i: times[n, i] for i in (0, 1)}, memory[n])
+    for n in fns:  # fwd+bwd median and min, forward median, memory
+      both, fwd = times[n, 1], times[n, 0]
+      ms = dict(median_ms=statistics.median(both), min_ms=min(both))
+      ms["fwd_median_ms"] = statistics.median(fwd)
+      row[n] = {k: 1e3 * t for k, t in ms.items()} | memory[n]
     if "rmfa" in row:
       flops = rmfa_flops(b, length, h, d, m, m - 1)
       row["rmfa"]["gflops"] = flops / row["rmfa"]["min_ms"] / 1e6
