@@ -1,35 +1,20 @@
 r"""Time against error of every estimator of exp(q . k) attention -> JSON.
 
-For each length L, method and feature count M: the fwd+bwd time of sum(out^2)
-w.r.t. q, k, v (jit, median over repeats, all (method, M) interleaved within
-each repeat in one process), XLA's temp memory of that compiled function, and
-the relative error |out - exact|_F / |exact|_F of the attention output
-against exact exp-kernel attention in float64 on `--rows` sampled query rows
-(all keys), mean over `--draws` feature draws. Every method gets the same
-q, k: PreSBN'd (unit norm), then scaled by s in `--scales` (Dh^-1/4, the
-authors'; 0.7, the tuned one), so all estimate exp(q . k), |q . k| <= s^2.
+Per length L, method and M: fwd+bwd time (jit, all interleaved), temp bytes,
+and |out - exact|_F / |exact|_F against float64 exp-kernel attention on
+`--rows` query rows, mean over `--draws` draws; q, k [B, L, H, Dh] PreSBN'd,
+scaled by each of `--scales` (auto = Dh^-1/4). Methods: `RMFA`
+(`attention.macformer_attention`), favor (`features.favor_positive`), rfa
+(`features.fourier_features`), spectra_<component>_<weights>
+(`spectral.feature_pair`), performer_peer (Performer's own code from
+`--peer_src`, its projection redrawn per draw).
 
-Methods: rmfa (`attention.macformer_attention`, the README's one call:
-stratified, chained, block-wise), rmfa_sampled (the paper's sampled
-degrees), rmfa_indep (independent projections, Kar & Karnick 2012),
-rmfa_unblocked (materialised features), rmfa_h01 and rmfa_h01_sampled
-(the constant and linear terms exact, `exact_linear=True`, docs/METHOD.md
-§3.3; stratified or sampled over degrees >= 2), favor
-(`features.favor_positive`, orthogonal), performer_peer (google-research
-Performer's own JAX code from `--peer_src`, never vendored; its projection
-redrawn per draw), rfa
-(`features.fourier_features`), spectra_<component>_<weights> (a
-Spectraformer cell, `spectral.feature_pair`). `python -m
-benchmarks.make_report` draws the plot and the "time to reach error <= e"
-table from the JSON.
-
-  python -m benchmarks.attention_pareto --peer_src /path/fast_attention.py
   python -m benchmarks.attention_pareto --lengths 1024 --num_features 64,128 \
       --methods rmfa,favor --repeats 2 --out /tmp/p.json        # seconds
 """
 
-import argparse
 import statistics
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -43,11 +28,11 @@ from macformer_jax import normalization
 from macformer_jax import spectral
 
 DEFAULT_METHODS = (
-  "rmfa,rmfa_sampled,rmfa_indep,rmfa_unblocked,favor,"
-  "performer_peer,rfa,spectra_posrf_orf,spectra_oprf_orf,"
-  "spectra_saderf_orf,spectra_trigrf_orf"
+  "rmfa,rmfa_sampled,rmfa_indep,rmfa_unblocked,favor,performer_peer,rfa,"
+  "spectra_posrf_orf,spectra_oprf_orf,spectra_saderf_orf,spectra_trigrf_orf"
 )
-# name: (allocation, projection, block_size, exact_linear)
+# name: (allocation, projection, block_size, exact_linear): "sampled" is the
+# paper's, "independent" Kar & Karnick (2012), exact_linear docs/METHOD.md §3.3.
 RMFA = {
   "rmfa": ("stratified", "chained", 512, False),
   "rmfa_sampled": ("sampled", "chained", 512, False),
@@ -56,92 +41,67 @@ RMFA = {
   "rmfa_h01": ("stratified", "chained", 512, True),
   "rmfa_h01_sampled": ("sampled", "chained", 512, True),
 }
+MEASURE = (
+  "fwd+bwd of sum(out^2) w.r.t. q, k, v, jit, median of repeats interleaved; "
+  "error vs float64 exact exp-kernel attention on sampled rows, mean over draws"
+)
+SIGNED = dict(eps=attention.RMFA_DENOMINATOR_EPS, eps_per_key=True)
 
 
-def _linear(phi, w, q, k, v, **kw):
-  """Linear attention of heads-first features phi(w, x) of [B, L, H, D]."""
-  qh, kh = (jnp.swapaxes(x, 1, 2) for x in (q, k))
-  return attention.linear_attention(*phi(w, qh, kh), v, heads_first=True, **kw)
+def _rmfa(name, dim, m):
+  allocation, projection, block, exact_linear = RMFA[name]
+  seed = lambda key: int(jax.random.randint(key, (), 0, 2**31 - 1))
+  options = dict(projection=projection, exact_linear=exact_linear)
+  draw = lambda key: features.sample_rmf(
+    key, dim, m, "exp", allocation, allocation_seed=seed(key), **options
+  )
+  # pre_sbn=False, scale 1: q, k arrive PreSBN'd and scaled.
+  return draw, lambda p, q, k, v: attention.macformer_attention(
+    p, q, k, v, qk_scale=1.0, pre_sbn=False, block_size=block
+  )
+
+
+def _peer(dim, m, peer_src):
+  peer = attention_speed.load_peer(peer_src, dim, m)
+  owner = peer.__self__  # the peer's FastAttention object
+
+  def fn(w, q, k, v):  # the peer divides q, k by Dh^1/4 itself: undo it
+    owner.projection_matrix = w
+    return peer(q * dim**0.25, k * dim**0.25, v)
+
+  return owner.draw_weights, fn
 
 
 def make_method(name, dim, m, peer_src):
   """(draw(key) -> params, fn(params, q, k, v) -> out [B, L, H, Dv])."""
   if name in RMFA:
-    allocation, projection, block, exact_linear = RMFA[name]
-    draw = lambda key: features.sample_rmf(
-      key,
-      dim,
-      m,
-      "exp",
-      allocation,
-      projection=projection,
-      allocation_seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
-      exact_linear=exact_linear,
-    )
-    # pre_sbn=False, scale 1: q, k arrive PreSBN'd and scaled.
-    return draw, lambda p, q, k, v: attention.macformer_attention(
-      p, q, k, v, qk_scale=1.0, pre_sbn=False, block_size=block
-    )
+    return _rmfa(name, dim, m)
   if name == "performer_peer":
-    peer = attention_speed.load_peer(peer_src, dim, m)
-    owner = peer.__self__  # the peer's FastAttention object
-
-    def fn(w, q, k, v):  # the peer divides q, k by Dh^1/4 itself: undo it
-      owner.projection_matrix = w
-      return peer(q * dim**0.25, k * dim**0.25, v)
-
-    return owner.draw_weights, fn
+    return _peer(dim, m, peer_src)
   if name == "favor":
-    return (
-      lambda key: features.sample_orthogonal_gaussian(key, dim, m),
-      lambda w, q, k, v: _linear(
-        lambda w, q, k: (
-          features.favor_positive(w, q, is_query=True),
-          features.favor_positive(w, k, is_query=False),
-        ),
-        w,
-        q,
-        k,
-        v,
-      ),
-    )
-  if name == "rfa":
-    return (
-      lambda key: features.sample_gaussian(key, dim, m // 2),
-      lambda w, q, k, v: _linear(
-        lambda w, q, k: (
-          features.fourier_features(w, q),
-          features.fourier_features(w, k),
-        ),
-        w,
-        q,
-        k,
-        v,
-        eps=attention.RMFA_DENOMINATOR_EPS,
-        eps_per_key=True,
-      ),
-    )
-  if name.startswith("spectra_"):
+    draw = lambda key: features.sample_orthogonal_gaussian(key, dim, m)
+    phi = lambda w, x, query: features.favor_positive(w, x, is_query=query)
+    pair, options = lambda w, q, k: (phi(w, q, True), phi(w, k, False)), {}
+  elif name == "rfa":
+    draw = lambda key: features.sample_gaussian(key, dim, m // 2)
+    fourier = features.fourier_features
+    pair, options = lambda w, q, k: (fourier(w, q), fourier(w, k)), SIGNED
+  elif name.startswith("spectra_"):
     component, weights = name[len("spectra_") :].split("_", 1)
     spectral.check_cell(component, weights)
     width = spectral.projection_width(component, m)
-    signed = component in spectral.SIGNED
-    return (
-      lambda key: spectral.sample_weights(key, weights, dim, width),
-      lambda w, q, k, v: _linear(
-        lambda w, q, k: spectral.feature_pair(
-          component, w, q, k, num_features=m
-        ),
-        w,
-        q,
-        k,
-        v,
-        eps_per_key=signed,
-        eps=attention.RMFA_DENOMINATOR_EPS if signed else 1e-6,
-        constant=1.0 if component == "rmf" else 0.0,
-      ),
-    )
-  raise ValueError(f"unknown method {name!r}")
+    draw = lambda key: spectral.sample_weights(key, weights, dim, width)
+    pair = lambda *wqk: spectral.feature_pair(component, *wqk, num_features=m)
+    options = SIGNED if component in spectral.SIGNED else dict(eps=1e-6)
+    options = {**options, "constant": 1.0 if component == "rmf" else 0.0}
+  else:
+    raise ValueError(f"unknown method {name!r}")
+
+  def fn(w, q, k, v):  # linear attention of heads-first features
+    qk = pair(w, *(jnp.swapaxes(x, 1, 2) for x in (q, k)))
+    return attention.linear_attention(*qk, v, heads_first=True, **options)
+
+  return draw, fn
 
 
 def exact_rows(q, k, v, rows):
@@ -157,141 +117,70 @@ def _cell(name, m, length, q, k, v, rows, exact, args):
   """Errors and the compiled fwd+bwd (not yet timed) of one (method, M)."""
   draw, fn = make_method(name, args.head_dim, m, args.peer_src)
   fwd, params, s0 = jax.jit(fn), draw(jax.random.key(10**6)), args.scales[0]
-  grad = jax.jit(
-    jax.grad(lambda p, q, k, v: jnp.sum(fn(p, q, k, v) ** 2), argnums=(1, 2, 3))
-  )
-  call = (
-    grad.lower(params, q * s0, k * s0, v).compile(),
-    (params, q * s0, k * s0, v),
-  )
+  loss = lambda p, q, k, v: jnp.sum(fn(p, q, k, v) ** 2)
+  call_args = (params, q * s0, k * s0, v)
+  grad = jax.jit(jax.grad(loss, argnums=(1, 2, 3))).lower(*call_args).compile()
   errors = {}
   for s in args.scales:
-    errs = [
-      np.linalg.norm(
-        np.asarray(fwd(draw(jax.random.key(i)), q * s, k * s, v), np.float64)[
-          :, rows
-        ]
-        - exact[s]
-      )
-      / np.linalg.norm(exact[s])
-      for i in range(args.draws)
-    ]
-    errors[f"{s:g}"] = float(np.mean(errs))
-  jax.block_until_ready(call[0](*call[1]))  # warm-up
-  return {
-    "method": name,
-    "num_features": m,
-    "length": length,
-    "errors": errors,
-    "temp_bytes": call[0].memory_analysis().temp_size_in_bytes,
-    "times": [],
-    "_call": call,
-  }
-
-
-def run(args):
-  """Measures every (L, method, M); writes the JSON after every L."""
-  methods = args.methods.split(",")
-  args.scales = [
-    float(s) if s != "auto" else args.head_dim**-0.25
-    for s in args.scales.split(",")
-  ]
-  if "performer_peer" in methods and not args.peer_src:
-    print("no --peer_src: skipping performer_peer")
-    methods.remove("performer_peer")
-  b, h, d = args.batch, args.heads, args.head_dim
-  mach = common.machine()
-  out = {
-    "device": mach["device"],
-    "host": mach["host"],
-    "cpus": mach["cpu_count"],
-    "jax": mach["jax"],
-    "command": args.cmd,
-    "shapes": {"batch": b, "heads": h, "head_dim": d},
-    "scales": args.scales,
-    "rows": args.rows,
-    "draws": args.draws,
-    "measure": "fwd+bwd of sum(out^2) w.r.t. q, k, v, jit, median of "
-    "repeats interleaved; error vs float64 exact exp-kernel "
-    "attention on sampled rows, mean over draws",
-    "matmul_gflops": common.matmul_gflops(),
-    "results": [],
-  }
-  print(
-    f"{mach['device']} B={b} H={h} Dh={d} matmul "
-    f"{out['matmul_gflops']:.0f} GFLOP/s",
-    flush=True,
-  )
-  for length in [int(x) for x in args.lengths.split(",")]:
-    keys = jax.random.split(jax.random.key(length), 3)
-    q, k, v = (jax.random.normal(kk, (b, length, h, d)) for kk in keys)
-    q, k = (normalization.pre_sbn(x) for x in (q, k))
-    rows = np.random.default_rng(length).choice(
-      length, min(args.rows, length), replace=False
-    )
-    exact = {s: exact_rows(q * s, k * s, v, rows) for s in args.scales}
-    cells = [
-      _cell(name, m, length, q, k, v, rows, exact, args)
-      for name in methods
-      for m in [int(x) for x in args.num_features.split(",")]
-    ]
-    for _ in range(args.repeats):  # interleaved
-      for cell in cells:
-        fn, fargs = cell["_call"]
-        jax.block_until_ready(fn(*fargs))  # untimed: page faults of the last
-        cell["times"] += common.time_call(fn, fargs)
-    for cell in cells:
-      del cell["_call"]
-      cell["ms"] = 1e3 * statistics.median(cell["times"])
-      cell["times"] = [1e3 * t for t in cell["times"]]
-      if cell["method"] == "rmfa":
-        flops = attention_speed.rmfa_flops(
-          b, length, h, d, cell["num_features"], cell["num_features"] - 1
-        )
-        cell["fraction_of_matmul"] = (
-          flops / cell["ms"] / 1e6 / out["matmul_gflops"]
-        )
-      out["results"].append(cell)
-      print(
-        f"L={length:>6} {cell['method']:>20} M={cell['num_features']:>4}"
-        f" {cell['ms']:8.1f} ms {cell['temp_bytes'] / 2**20:7.1f} MiB  "
-        + " ".join(f"err@{s}={e:.4f}" for s, e in cell["errors"].items()),
-        flush=True,
-      )
-    common.write(args.out, common.dumps(out))
-  return out
+    draws = (draw(jax.random.key(i)) for i in range(args.draws))
+    outs = (np.asarray(fwd(p, q * s, k * s, v), np.float64) for p in draws)
+    diffs = [np.linalg.norm(out[:, rows] - exact[s]) for out in outs]
+    errors[f"{s:g}"] = float(np.mean(diffs / np.linalg.norm(exact[s])))
+  jax.block_until_ready(grad(*call_args))  # warm-up
+  temp = grad.memory_analysis().temp_size_in_bytes
+  cell = dict(method=name, num_features=m, length=length, errors=errors)
+  return cell | dict(temp_bytes=temp, times=[]), (grad, call_args)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--lengths", default="1024,4096,16384")
-  parser.add_argument("--num_features", default="32,64,128,256,512")
-  parser.add_argument("--methods", default=DEFAULT_METHODS)
-  parser.add_argument(
-    "--scales",
-    default="auto,0.7",
-    help="q/k scales after PreSBN; auto = Dh^-1/4",
-  )
-  for flag, default in (
-    ("batch", 2),
-    ("heads", 2),
-    ("head_dim", 32),
-    ("draws", 3),
-    ("repeats", 5),
-  ):
-    parser.add_argument(f"--{flag}", type=int, default=default)
-  parser.add_argument(
-    "--rows", type=int, default=128, help="query rows of the float64 error"
-  )
-  parser.add_argument(
-    "--peer_src",
-    default=None,
-    help="Performer's fast_attention.py (performer_peer)",
-  )
-  parser.add_argument("--out", default="docs/attention_pareto.json")
-  args = parser.parse_args(argv)
-  args.cmd = common.command("attention_pareto", argv)
-  return run(args)
+  args = common.flags(
+    __doc__,
+    **dict(lengths="1024,4096,16384", num_features="32,64,128,256,512"),
+    **dict(methods=DEFAULT_METHODS, scales="auto,0.7", rows=128),
+    **dict(batch=2, heads=2, head_dim=32, draws=3, repeats=5, peer_src=""),
+    out="docs/attention_pareto.json",
+  ).parse_args(argv)
+  sys.stdout.reconfigure(line_buffering=True)  # progress lines in a log
+  methods, scales = args.methods.split(","), args.scales.split(",")
+  b, h, d = args.batch, args.heads, args.head_dim
+  args.scales = [d**-0.25 if s == "auto" else float(s) for s in scales]
+  if "performer_peer" in methods and not args.peer_src:
+    print("no --peer_src: skipping performer_peer")
+    methods.remove("performer_peer")
+  mach = common.machine()
+  out = dict(device=mach["device"], host=mach["host"], cpus=mach["cpu_count"])
+  out |= dict(jax=mach["jax"], command=common.command("attention_pareto", argv))
+  out |= dict(shapes=dict(batch=b, heads=h, head_dim=d), scales=args.scales)
+  out |= dict(rows=args.rows, draws=args.draws, measure=MEASURE)
+  out |= dict(matmul_gflops=common.matmul_gflops(), results=[])
+  print(f"{mach['device']}: matmul {out['matmul_gflops']:.0f} GFLOP/s")
+  for length in map(int, args.lengths.split(",")):
+    keys = jax.random.split(jax.random.key(length), 3)
+    q, k, v = (jax.random.normal(kk, (b, length, h, d)) for kk in keys)
+    q, k = (normalization.pre_sbn(x) for x in (q, k))
+    rng = np.random.default_rng(length)
+    rows = rng.choice(length, min(args.rows, length), replace=False)
+    exact = {s: exact_rows(q * s, k * s, v, rows) for s in args.scales}
+    cells = [
+      _cell(name, int(m), length, q, k, v, rows, exact, args)
+      for name in methods
+      for m in args.num_features.split(",")
+    ]
+    calls = dict(enumerate(call for _, call in cells))
+    times = common.interleaved(calls, args.repeats)
+    for i, (cell, _) in enumerate(cells):
+      cell["times"] = [1e3 * t for t in times[i]]
+      cell["ms"] = 1e3 * statistics.median(times[i])
+      m = cell["num_features"]
+      if cell["method"] == "rmfa":
+        flops = attention_speed.rmfa_flops(b, length, h, d, m, m - 1)
+        share = flops / cell["ms"] / 1e6 / out["matmul_gflops"]
+        cell["fraction_of_matmul"] = share
+      out["results"].append(cell)
+      errors = [f"err@{s}={e:.4f}" for s, e in cell["errors"].items()]
+      print(f"L={length} {cell['method']} M={m}: {cell['ms']:.1f} ms", *errors)
+    common.write(args.out, common.dumps(out))
+  return out
 
 
 if __name__ == "__main__":

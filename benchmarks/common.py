@@ -201,3 +201,29 @@ def matmul_gflops(size: int = 2048, repeats: int = 5, reduce=min) -> float:
   fn = jax.jit(lambda a: a @ a)
   jax.block_until_ready(fn(a))
   return 2 * size**3 / reduce(time_call(fn, (a,), repeats)) / 1e9
+
+
+# --- bench_t3 ---
+def flags(doc: str, **defaults):
+  """An argparse parser described by `doc`'s first line, with one flag
+  `--<name>` per keyword, of its default's type."""
+  import argparse  # pylint: disable=g-import-not-at-top
+
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  for name, default in defaults.items():
+    parser.add_argument(f"--{name}", type=type(default), default=default)
+  return parser
+
+
+def interleaved(calls: dict, repeats: int) -> dict[Any, list[float]]:
+  """Seconds of each {key: (fn, args)} per repeat, the keys alternating
+  within each repeat, each timed call after an untimed one (the call before
+  may have freed GBs: the page faults of reusing them are not its cost)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  times = {key: [] for key in calls}
+  for _ in range(repeats):
+    for key, (fn, args) in calls.items():
+      jax.block_until_ready(fn(*args))
+      times[key] += time_call(fn, args)
+  return times

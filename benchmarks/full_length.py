@@ -1,32 +1,21 @@
 r"""The Macformer authors' ListOps harness at full length, resumable.
 
-Trains `preset=macformer` (L = 2000, batch 32, 10000 steps, the legacy
-tokenisation; docs/METHOD.md §8.3) on generated ListOps (the LRA generator's
-distribution, seed 0) per attention, for `--budget_s` seconds of wall clock
-per call: then SIGTERM (the trainer checkpoints the step in flight; SIGKILL
-only after `--grace_s`), and the next call resumes (`run_lra.py` resumes
-from `<workdir>/<attention>`), over as many sessions as it takes.
+Trains `preset=macformer` (docs/METHOD.md §8.3) on generated ListOps (LRA's
+generator, seed 0) per attention for `--budget_s` seconds per call, then
+SIGTERM (the trainer checkpoints the step in flight); the next call resumes.
+Writes the progress to `<out>/<prefix><attention>.json`, the run's text files
+to `<out>/<prefix>logs/<attention>/` and, until it finishes, its resume file
+(macformer_jax/training/resume_file.py, ~2.6 MB, committed) to
+`<state_dir>/<prefix><attention>.msgpack.xz`: from both, an empty workdir
+continues bit-exactly. `--nice N`: the trainer under `nice -n N`;
+`--data_sizes num_train=64,...`: smaller ListOps; `--flag`: a run_lra.py flag.
 
-  python -m benchmarks.full_length run                      # 1 h each
   python -m benchmarks.full_length run --budget_s 600 --attentions softmax
   python -m benchmarks.full_length collect                  # progress JSON
   python -m benchmarks.full_length data                     # generate only
-
-After each run the progress (steps done, eval and train curves, steps/s,
-test accuracy once finished, one entry per session) goes to
-`<out>/<prefix><attention>.json` (docs/results/). So that a new checkout
-resumes where the last stopped, an unfinished run leaves a compressed resume
-file `<state_dir>/<prefix><attention>.msgpack.xz` (results/state/;
-macformer_jax/training/resume_file.py: the latest TrainState, best-eval
-params and record, ~2.6 MB, meant to be committed), and its config.json,
-metrics.jsonl and results.json go to `--carry` (`<out>/<prefix>logs/`). An
-empty workdir is restored from both and continues bit-exactly (batches,
-dropout keys and redraws are functions of (seed, step)); a finished run's
-resume file is deleted. Orbax checkpoints copied into
-`<workdir>/<attention>/checkpoints/` are exported by the next `run`.
 """
 
-import argparse
+import functools
 import json
 import os
 import platform
@@ -38,28 +27,35 @@ import sys
 import time
 
 from benchmarks import common
+from lra_tasks import listops
 
 ATTENTIONS = ("softmax", "macformer_exp", "performer")
 PRESET_STEPS = 10000  # preset=macformer (docs/METHOD.md §8.3)
+GRACE_S = 600.0  # after the budget, to checkpoint the step in flight
 # LRA's generator settings (configs/listops.py `data.offline`), seed 0.
-DATA = {
-  "num_train": 96000,
-  "num_val": 2000,
-  "num_test": 2000,
-  "min_length": 500,
-  "max_length": 2000,
-  "max_depth": 10,
-  "max_args": 10,
-}
+DATA = dict(num_train=96000, num_val=2000, num_test=2000, min_length=500)
+DATA |= dict(max_length=2000, max_depth=10, max_args=10)
 CARRIED_FILES = ("config.json", "metrics.jsonl", "results.json")
+RESULTS = ("test_accuracy", "test_accuracy_best_eval", "best_eval_step")
+RESULTS += ("best_eval_accuracy", "majority_class_accuracy", "num_params")
+
+
+def _resume_file():  # jax and orbax only to export or restore a checkpoint
+  from macformer_jax.training import resume_file
+
+  return resume_file
+
+
+def _latest_checkpoint(workdir: str) -> int | None:
+  latest = os.path.join(workdir, "checkpoints", "latest")
+  names = os.listdir(latest) if os.path.isdir(latest) else []
+  return max((int(d) for d in names if d.isdigit()), default=None)
 
 
 def ensure_data(data_dir: str, sizes: dict[str, int]) -> float:
   """Generates the ListOps data once; returns the seconds it took."""
   if os.path.exists(os.path.join(data_dir, "DONE")):
     return 0.0
-  from lra_tasks import listops  # pylint: disable=g-import-not-at-top
-
   start, args, tmp = time.time(), dict(DATA, **sizes), data_dir + ".tmp"
   listops.generate(tmp, seed=0, **args)
   with open(os.path.join(tmp, "DONE"), "w") as f:
@@ -68,251 +64,138 @@ def ensure_data(data_dir: str, sizes: dict[str, int]) -> float:
   return time.time() - start
 
 
-def run_command(
-  attention: str, workdir: str, data_dir: str, args: argparse.Namespace
-) -> list[str]:
-  """The run_lra.py command line of one attention."""
-  root = common.REPO
-  return (
-    [
-      sys.executable,
-      os.path.join(root, "run_lra.py"),
-      f"--config={os.path.join(root, 'configs', 'listops.py')}:"
-      f"{attention},preset=macformer",
-      f"--workdir={workdir}",
-      f"--config.data.data_dir={data_dir}",
-    ]
-    + ([f"--config.train.num_train_steps={args.steps}"] if args.steps else [])
-    + (
-      [f"--config.train.checkpoint_every={args.checkpoint_every}"]
-      if args.checkpoint_every
-      else []
-    )
-    + list(args.flag)
-  )
+def run_command(attention, workdir, data_dir, args) -> list[str]:
+  """The run_lra.py command line of one attention (under `nice`)."""
+  config = os.path.join(common.REPO, "configs", "listops.py")
+  cmd = [sys.executable, os.path.join(common.REPO, "run_lra.py")]
+  cmd += [f"--config={config}:{attention},preset=macformer"]
+  cmd += [f"--workdir={workdir}", f"--config.data.data_dir={data_dir}"]
+  if args.steps:
+    cmd.append(f"--config.train.num_train_steps={args.steps}")
+  if args.checkpoint_every:
+    cmd.append(f"--config.train.checkpoint_every={args.checkpoint_every}")
+  return (["nice", "-n", str(args.nice)] if args.nice else []) + cmd + args.flag
 
 
-def run_bounded(
-  cmd: list[str], log_path: str, budget_s: float, grace_s: float = 600.0
-) -> dict:
+def run_bounded(cmd, log_path: str, budget_s: float) -> dict:
   """Runs `cmd` for `budget_s` seconds, then SIGTERM (run_lra.py finishes
-  and checkpoints the step in flight), then SIGKILL after `grace_s`."""
+  and checkpoints the step in flight), then SIGKILL after GRACE_S."""
   start, cut = time.time(), False
   with open(log_path, "a") as log:
-    log.write(f"\n=== {_now()} {' '.join(cmd)}\n")
-    log.flush()
-    proc = subprocess.Popen(
-      cmd,
-      stdout=log,
-      stderr=subprocess.STDOUT,
-      cwd=common.REPO,
-      start_new_session=True,
-    )
+    print(f"\n=== {_now()} {' '.join(cmd)}", file=log, flush=True)
+    opts = dict(stdout=log, stderr=subprocess.STDOUT, cwd=common.REPO)
+    proc = subprocess.Popen(cmd, start_new_session=True, **opts)
     try:
       rc = proc.wait(timeout=budget_s)
     except subprocess.TimeoutExpired:
       cut = True
       os.killpg(proc.pid, signal.SIGTERM)
       try:
-        rc = proc.wait(timeout=grace_s)
+        rc = proc.wait(timeout=GRACE_S)
       except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         rc = proc.wait()
   return {"rc": rc, "cut_by_budget": cut, "wall_s": time.time() - start}
 
 
-def _now() -> str:
-  return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+_now = lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _latest_checkpoint(workdir: str) -> int | None:
-  latest = os.path.join(workdir, "checkpoints", "latest")
-  steps = (
-    sorted(int(d) for d in os.listdir(latest) if d.isdigit())
-    if (os.path.isdir(latest))
-    else []
-  )
-  return steps[-1] if steps else None
-
-
-def _copy(names, src: str, dst: str) -> None:
-  for name in names:
+def _copy(src: str, dst: str) -> None:
+  os.makedirs(dst, exist_ok=True)
+  for name in CARRIED_FILES:
     if os.path.exists(os.path.join(src, name)):
       shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
 
 
-def save_carry(
-  workdir: str, carry: str | None, state_file: str | None
-) -> int | None:
-  """Copies the text files to `carry` and writes the resume file from the
-  latest checkpoint (deletes it once the run has results.json); returns the
-  resume file's size in bytes, or None."""
-  if carry:
-    os.makedirs(carry, exist_ok=True)
-    _copy(CARRIED_FILES, workdir, carry)
-  if not state_file:
-    return None
+def save_carry(workdir: str, carry: str, state_file: str) -> int | None:
+  """Copies the text files and exports the resume file (deleted once the
+  run has results.json); its size in bytes, or None."""
+  _copy(workdir, carry)
   if os.path.exists(os.path.join(workdir, "results.json")):
     if os.path.exists(state_file):
       os.remove(state_file)
     return None
-  from macformer_jax.training import resume_file  # pylint: disable=g-import-not-at-top
-
-  if resume_file.export(workdir, state_file) is None:
-    return None
-  return os.path.getsize(state_file)
+  step = _resume_file().export(workdir, state_file)
+  return None if step is None else os.path.getsize(state_file)
 
 
-def restore_carry(
-  carry: str | None, state_file: str | None, workdir: str
-) -> int | None:
-  """Restores a carried run into `workdir` if that holds no checkpoint or
-  results yet: the resume file's checkpoint and the text files, or a
-  finished run's text files only (reported, not retrained). Returns the step
-  restored (0 for a finished run), or None (nothing restored)."""
-  if _latest_checkpoint(workdir) is not None or os.path.exists(
-    os.path.join(workdir, "results.json")
-  ):
+def restore_carry(carry: str, state_file: str, workdir: str) -> int | None:
+  """Restores a carried run into an empty `workdir`: the step restored (0:
+  a finished run's text files only, not retrained), or None."""
+  has_results = lambda d: os.path.exists(os.path.join(d, "results.json"))
+  if _latest_checkpoint(workdir) is not None or has_results(workdir):
     return None
-  has_state = bool(state_file) and os.path.exists(state_file)
-  finished = bool(carry) and os.path.exists(os.path.join(carry, "results.json"))
-  if not has_state and not finished:
+  if not os.path.exists(state_file) and not has_results(carry):
     return None
-  os.makedirs(workdir, exist_ok=True)
-  if carry:
-    _copy(CARRIED_FILES, carry, workdir)
-  if finished:
+  _copy(carry, workdir)
+  if has_results(carry):
     return 0
-  from macformer_jax.training import resume_file  # pylint: disable=g-import-not-at-top
-
-  return resume_file.restore(state_file, workdir)
+  return _resume_file().restore(state_file, workdir)
 
 
-def _read(path: str, default=None):
-  if not os.path.exists(path):
-    return default
-  with open(path) as f:
-    return json.load(f)
-
-
-def collect(
-  attention: str, workdir: str, out_path: str, session: dict | None = None
-) -> dict:
-  """Writes the progress JSON of one attention's run and returns it; keeps
-  the sessions of an earlier JSON at `out_path` and appends `session` (one
-  from step 0 after earlier ones, a restart, moves those to
+def collect(attention, workdir, out_path, session=None) -> dict:
+  """Writes and returns the progress JSON of a run, its sessions so far and
+  `session` (from step 0 after others: a restart, moves those to
   `earlier_runs`)."""
-  progress = _read(out_path, {})
-  if (
-    session is not None
-    and session.get("from_step") == 0
-    and progress.get("sessions")
-  ):
-    progress.setdefault("earlier_runs", []).append(
-      {
-        "note": "restarted from step 0 (no resume file)",
-        "steps_done": progress.get("steps_done"),
-        "sessions": progress.pop("sessions"),
-      }
-    )
-  config = _read(os.path.join(workdir, "config.json"), {})
-  eval_curve, train_curve, speeds = [], [], []
-  metrics = os.path.join(workdir, "metrics.jsonl")
-  with open(metrics if os.path.exists(metrics) else os.devnull) as f:
+  progress = common.load_json(out_path)[0] or {}
+  if session and session["from_step"] == 0 and progress.get("sessions"):
+    note = "restarted from step 0 (no resume file)"
+    earlier = dict(note=note, steps_done=progress.get("steps_done"))
+    earlier["sessions"] = progress.pop("sessions")
+    progress.setdefault("earlier_runs", []).append(earlier)
+  config = common.load_json(os.path.join(workdir, "config.json"))[0] or {}
+  evals, trains, speeds = [], [], []
+  path = os.path.join(workdir, "metrics.jsonl")
+  with open(path if os.path.exists(path) else os.devnull) as f:
     for line in f:
       try:
         row = json.loads(line)
       except ValueError:
         continue  # a line cut short by the budget
       if row.get("split") == "eval":
-        eval_curve.append([row["step"], row["accuracy"]])
+        evals.append([row["step"], row["accuracy"]])
       elif row.get("split") == "train":
-        train_curve.append([row["step"], row.get("loss"), row.get("accuracy")])
+        trains.append([row["step"], row.get("loss"), row.get("accuracy")])
         speeds += [row["steps_per_sec"]] if "steps_per_sec" in row else []
-  results = _read(os.path.join(workdir, "results.json"))
+  results = common.load_json(os.path.join(workdir, "results.json"))[0]
   checkpoint, data = _latest_checkpoint(workdir), config.get("data", {})
-  progress.update(
-    {
-      "task": "listops",
-      "attention": attention,
-      "preset": "macformer",
-      "data": "generated (LRA generator, seed 0)",
-      "max_len": data.get("max_len"),
-      "tokenizer": data.get("options", {}).get("tokenizer"),
-      "preset_steps": PRESET_STEPS,
-      "num_train_steps": config.get("train", {}).get(
-        "num_train_steps", PRESET_STEPS
-      ),
-      "steps_done": max([s for s, *_ in train_curve] + [checkpoint or 0]),
-      "checkpoint_step": checkpoint,
-      "finished": results is not None,
-      "eval_curve": eval_curve,
-      "train_curve": train_curve,
-      "median_train_steps_per_sec": (
-        statistics.median(speeds) if speeds else None
-      ),
-      "resume": f"python -m benchmarks.full_length run --attentions "
-      f"{attention}",
-    }
-  )
-  progress.update(
-    {
-      k: results[k]
-      for k in (
-        "test_accuracy",
-        "test_accuracy_best_eval",
-        "best_eval_step",
-        "best_eval_accuracy",
-        "majority_class_accuracy",
-        "num_params",
-      )
-      if k in (results or {})
-    }
-  )
+  steps = config.get("train", {}).get("num_train_steps", PRESET_STEPS)
+  progress |= dict(task="listops", attention=attention, preset="macformer")
+  progress |= dict(data="generated (LRA generator, seed 0)")
+  progress["max_len"] = data.get("max_len")
+  progress["tokenizer"] = data.get("options", {}).get("tokenizer")
+  progress |= dict(preset_steps=PRESET_STEPS, num_train_steps=steps)
+  progress["steps_done"] = max([s for s, *_ in trains] + [checkpoint or 0])
+  progress |= dict(checkpoint_step=checkpoint, finished=results is not None)
+  progress |= dict(eval_curve=evals, train_curve=trains)
+  speed = statistics.median(speeds) if speeds else None
+  progress["median_train_steps_per_sec"] = speed
+  resume = f"python -m benchmarks.full_length run --attentions {attention}"
+  progress["resume"] = resume
+  progress |= {k: results[k] for k in RESULTS if k in (results or {})}
   if session is not None:
     progress.setdefault("sessions", []).append(session)
-  os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
-  with open(out_path, "w") as f:
-    json.dump(progress, f, indent=1)
+  common.write(out_path, json.dumps(progress, indent=1))
   return progress
 
 
-def _run(
-  attention: str,
-  workdir: str,
-  data_dir: str,
-  carry,
-  state_file,
-  args,
-  device: str,
-) -> dict | None:
-  """Restores, trains for the budget and saves one attention's run; the
-  session record (None if the run had finished), 'failed' in it if so."""
+def _run(attention, workdir, data_dir, carry, state_file, args, device):
+  """Restores, trains and saves a run: its session (None: finished)."""
   restored = restore_carry(carry, state_file, workdir)
   if restored:
-    print(
-      f"{attention}: resuming from {state_file} at step {restored}", flush=True
-    )
+    print(f"{attention}: resuming from {state_file} at step {restored}")
+    sys.stdout.flush()
   session = None
   if os.path.exists(os.path.join(workdir, "results.json")):
     print(f"{attention}: finished earlier", flush=True)
   else:
     os.makedirs(workdir, exist_ok=True)
     cmd = run_command(attention, workdir, data_dir, args)
-    cmd = (["nice", "-n", str(args.nice)] if args.nice else []) + cmd
-    start_step = _latest_checkpoint(workdir) or 0
-    outcome = run_bounded(
-      cmd, os.path.join(workdir, "log.txt"), args.budget_s, args.grace_s
-    )
-    session = {
-      "date": _now(),
-      "device": device,
-      "machine": platform.machine(),
-      "cpus": os.cpu_count(),
-      "budget_s": args.budget_s,
-      "from_step": start_step,
-      **outcome,
-    }
+    session = dict(date=_now(), device=device, machine=platform.machine())
+    session |= dict(cpus=os.cpu_count(), budget_s=args.budget_s)
+    session["from_step"] = _latest_checkpoint(workdir) or 0
+    session |= run_bounded(cmd, os.path.join(workdir, "log.txt"), args.budget_s)
   if os.path.isdir(workdir):
     size = save_carry(workdir, carry, state_file)
     if session is not None:
@@ -320,138 +203,57 @@ def _run(
   return session
 
 
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-    "command",
-    choices=("run", "collect", "data"),
-    help="run: train (resuming) and write the progress "
-    "JSON; collect: the JSON only; data: generate only",
+def _parse(argv):
+  at = functools.partial(os.path.join, common.REPO)
+  parser = common.flags(
+    __doc__,
+    **dict(attentions=",".join(ATTENTIONS), prefix="full_length_listops_"),
+    **dict(workdir=at("runs", "full_length"), out=at("docs", "results")),
+    **dict(state_dir=at("results", "state"), data_sizes=""),
+    **dict(budget_s=3600.0, steps=0, checkpoint_every=100, nice=0),
   )
-  parser.add_argument("--attentions", default=",".join(ATTENTIONS))
-  parser.add_argument(
-    "--workdir", default=os.path.join(common.REPO, "runs", "full_length")
-  )
-  parser.add_argument(
-    "--out", default=os.path.join(common.REPO, "docs", "results")
-  )
-  parser.add_argument(
-    "--prefix",
-    default="full_length_listops_",
-    help="progress files are <out>/<prefix><attention>.json",
-  )
-  parser.add_argument(
-    "--carry",
-    default=None,
-    help="where each run's text "
-    "files go for the next checkout (default "
-    "<out>/<prefix>logs; 'none': nowhere)",
-  )
-  parser.add_argument(
-    "--state_dir",
-    default=os.path.join(common.REPO, "results", "state"),
-    help="where each unfinished run's resume file "
-    "<prefix><attention>.msgpack.xz goes ('none': none)",
-  )
-  parser.add_argument(
-    "--budget_s",
-    type=float,
-    default=3600.0,
-    help="wall-clock seconds per attention and call",
-  )
-  parser.add_argument(
-    "--grace_s",
-    type=float,
-    default=600.0,
-    help="seconds after the budget to checkpoint the step "
-    "in flight before SIGKILL",
-  )
-  parser.add_argument(
-    "--steps",
-    type=int,
-    default=0,
-    help="num_train_steps (0: the preset's 10000)",
-  )
-  parser.add_argument(
-    "--checkpoint_every",
-    type=int,
-    default=100,
-    help="steps between checkpoints (the preset: 500)",
-  )
-  parser.add_argument(
-    "--nice",
-    type=int,
-    default=0,
-    help="run the trainer under `nice -n N` (0: not)",
-  )
-  parser.add_argument(
-    "--data_sizes",
-    default="",
-    help="override generated "
-    "split sizes/lengths, e.g. num_train=64,max_length=60",
-  )
-  parser.add_argument(
-    "--flag",
-    action="append",
-    default=[],
-    help="extra run_lra.py flag (repeatable)",
-  )
+  parser.add_argument("command", choices=("run", "collect", "data"))
+  parser.add_argument("--flag", action="append", default=[])
   args = parser.parse_args(argv)
+  items = [i.partition("=") for i in filter(None, args.data_sizes.split(","))]
+  args.sizes = {key: int(value) for key, _, value in items}
+  if unknown := set(args.sizes) - set(DATA):
+    parser.error(f"--data_sizes: {sorted(unknown)} not in {list(DATA)}")
+  return args
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = _parse(argv)
   data_dir = os.path.join(args.workdir, "data")
-  sizes = {}
-  for key, _, value in (
-    item.partition("=") for item in filter(None, args.data_sizes.split(","))
-  ):
-    if key not in DATA:
-      parser.error(
-        f"--data_sizes: unknown key {key!r}; known: {', '.join(DATA)}"
-      )
-    sizes[key] = int(value)
   if args.command in ("run", "data"):
     os.makedirs(args.workdir, exist_ok=True)
-    seconds = ensure_data(data_dir, sizes)
+    seconds = ensure_data(data_dir, args.sizes)
     if seconds:
       print(f"generated ListOps in {data_dir} ({seconds:.0f} s)", flush=True)
   if args.command == "data":
     return 0
   device = common.machine()["device"] if args.command == "run" else None
-  carry_root = args.carry or os.path.join(args.out, f"{args.prefix}logs")
   failed = []
   for attention in filter(None, args.attentions.split(",")):
     workdir = os.path.join(args.workdir, attention)
-    carry = (
-      None if carry_root == "none" else os.path.join(carry_root, attention)
-    )
-    state_file = (
-      None
-      if args.state_dir == "none"
-      else os.path.join(args.state_dir, f"{args.prefix}{attention}.msgpack.xz")
-    )
-    session = (
-      _run(attention, workdir, data_dir, carry, state_file, args, device)
-      if args.command == "run"
-      else None
-    )
+    carry = os.path.join(args.out, f"{args.prefix}logs", attention)
+    state = os.path.join(args.state_dir, f"{args.prefix}{attention}.msgpack.xz")
+    session = None
+    if args.command == "run":
+      session = _run(attention, workdir, data_dir, carry, state, args, device)
     if session and session["rc"] != 0 and not session["cut_by_budget"]:
       failed.append(attention)
-      print(
-        f"{attention}: run_lra.py failed (rc={session['rc']}); see "
-        f"{os.path.join(workdir, 'log.txt')}",
-        flush=True,
-      )
+      log = os.path.join(workdir, "log.txt")
+      print(f"{attention}: run_lra.py failed (rc={session['rc']}); see {log}")
     if not os.path.isdir(workdir):
       print(f"{attention}: no run in {workdir}", flush=True)
       continue
     path = os.path.join(args.out, f"{args.prefix}{attention}.json")
-    progress = collect(attention, workdir, path, session)
-    print(
-      f"{attention}: {progress['steps_done']}/"
-      f"{progress['num_train_steps']} steps (checkpoint "
-      f"{progress['checkpoint_step']}), last eval "
-      f"{progress['eval_curve'][-1] if progress['eval_curve'] else '-'}"
-      f"{', finished' if progress['finished'] else ''} -> {path}",
-      flush=True,
-    )
+    p = collect(attention, workdir, path, session)
+    last = p["eval_curve"][-1] if p["eval_curve"] else "-"
+    done = f"{p['steps_done']}/{p['num_train_steps']} steps, last eval {last}"
+    end = ", finished" if p["finished"] else ""
+    print(f"{attention}: {done}{end} -> {path}", flush=True)
   return 1 if failed else 0
 
 
