@@ -57,7 +57,18 @@ def _setup(args, variant: str, code_dir: str):
   spec, size = lra_tasks.get_task(config.task).spec, config.data.batch_size
   steps = config.train.num_train_steps
   tx, lr_fn = optim.create_optimizer(config.optimizer, steps)
-  engine = training.Engine("sharding", 1, size, lr_fn, spec.dual_input)
+  options = {}  # the trainer's compile options (older checkouts: none)
+  if hasattr(training, "cpu_compiler_options"):
+    ynn = config.train.cpu_ynnpack
+    options = training.cpu_compiler_options(ynn, config.attention.name)
+  engine = training.Engine(
+    "sharding",
+    1,
+    size,
+    lr_fn,
+    spec.dual_input,
+    **({"compiler_options": options} if options else {}),
+  )
   model = encoder.build_model(config, spec)
   keys = training.named_keys(config.seed)
   state = training.create_train_state(
