@@ -11,6 +11,7 @@ rmfa_h01 (exact_linear, docs/METHOD.md §3.3), dpa_xla and dpa_cudnn
 
 import functools
 import importlib.util
+import os
 import statistics
 
 import jax
@@ -29,9 +30,21 @@ SOFTMAX_MAX_LEN_CPU = 8192  # 16K needs > 16 GiB
 
 @functools.cache  # gin registers its names once
 def _peer_module(path):
+  """The peer's file as a module; SystemExit with the fix if it won't load."""
+  if not os.path.isfile(path):
+    raise SystemExit(
+      f"error: --peer_src {path}: no such file (Performer's "
+      "fast_attention.py from google-research)"
+    )
   spec = importlib.util.spec_from_file_location("performer_peer", path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  try:
+    spec.loader.exec_module(module)
+  except ModuleNotFoundError as e:
+    raise SystemExit(
+      f"error: --peer_src {path} needs the module {e.name!r}: install it "
+      f"(gin: pip install gin-config) or put it on PYTHONPATH"
+    ) from e
   return module
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from benchmarks import attention_pareto
+from benchmarks import attention_speed
 from benchmarks import make_report
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -184,3 +185,14 @@ def test_train_step_section_says_not_run_for_other_files(tmp_path, content):
   assert lines[0] == "## One LRA training step per attention"
   assert lines[2].startswith(f"Not run yet (`{path}` is ")
   assert f"    {make_report.COMMANDS['train_step_speed.json']}" in lines
+
+
+def test_peer_src_that_cannot_load_is_one_error_line(tmp_path):
+  """A missing file, or Performer's code without its dependency (gin), ends
+  in one `error:` line that names the fix, not a traceback."""
+  with pytest.raises(SystemExit, match="no such file"):
+    attention_speed.load_peer(str(tmp_path / "missing.py"), 32, 16)
+  peer = tmp_path / "fast_attention.py"
+  peer.write_text("import gin_not_installed_here\n")
+  with pytest.raises(SystemExit, match="needs the module 'gin_not_installed"):
+    attention_speed.load_peer(str(peer), 32, 16)
