@@ -28,18 +28,18 @@ from macformer_jax import normalization
 from macformer_jax import spectral
 
 DEFAULT_METHODS = (
-  "rmfa,rmfa_sampled,rmfa_indep,rmfa_unblocked,favor,performer_peer,rfa,"
+  "rmfa,rmfa_h01,rmfa_sampled,rmfa_indep,rmfa_unblocked,favor,performer_peer,rfa,"
   "spectra_posrf_orf,spectra_oprf_orf,spectra_saderf_orf,spectra_trigrf_orf"
 )
 # name: (allocation, projection, block_size, exact_linear): "sampled" is the
 # paper's, "independent" Kar & Karnick (2012), exact_linear docs/METHOD.md §3.3.
 RMFA = {
-  "rmfa": ("stratified", "chained", 512, False),
-  "rmfa_sampled": ("sampled", "chained", 512, False),
-  "rmfa_indep": ("stratified", "independent", 512, False),
+  "rmfa": ("stratified", "chained", "auto", False),
+  "rmfa_sampled": ("sampled", "chained", "auto", False),
+  "rmfa_indep": ("stratified", "independent", "auto", False),
   "rmfa_unblocked": ("stratified", "chained", None, False),
-  "rmfa_h01": ("stratified", "chained", 512, True),
-  "rmfa_h01_sampled": ("sampled", "chained", 512, True),
+  "rmfa_h01": ("stratified", "chained", "auto", True),
+  "rmfa_h01_sampled": ("sampled", "chained", "auto", True),
 }
 MEASURE = (
   "fwd+bwd of sum(out^2) w.r.t. q, k, v, jit, median of repeats interleaved; "
