@@ -590,7 +590,8 @@ def _rescaled(states):
 def _positive_linear_blocked(size, per_head, eps, xq, xk, v1, keys, w):
   """Non-causal positive-feature linear attention, block by block.
 
-  Heads-first xq, xk [B, H, L, Dk] (scaled; L a multiple of `size`), v1
+  Heads-first xq, xk [B, H, L, Dk] (scaled; blocks of `size` positions and
+  a shorter last one, `_over_blocks`), v1
   [B, H, L, E] (values and ones column), keys bool [B, 1, L, 1] (real keys),
   w [Dk, M]. Returns the unnormalised phi(q_i) . sum_j keys_j phi(k_j) v1_j^T
   [B, H, L, E] for the stabilised positive features of
@@ -627,6 +628,41 @@ class _Primal:
     self.value, self.perturbed = value, False
 
 
+def _over_blocks(f, init, arrays, size):
+  """f(carry, blocks) over the blocks of `size` positions of `arrays`
+  ([B, H, L, D], sliced along L) without a blocked copy: each block is a
+  dynamic slice read inside the loop. The full blocks run as
+  `PARALLEL_CHAINS` scans over contiguous runs, each from `init`; the last,
+  shorter block (L no multiple of `size`) as one more call. Returns the
+  final carries (one per scan and the last block; the caller combines
+  them) and f's outputs [B, H, L, D'] (or None)."""
+  n, tail = divmod(arrays[0].shape[2], size)
+
+  def blocks(start, width):
+    return [jax.lax.dynamic_slice_in_dim(x, start, width, 2) for x in arrays]
+
+  carries, outs = [], []
+  bounds = np.linspace(0, n, max(1, min(PARALLEL_CHAINS, n)) + 1).astype(int)
+  for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    if hi > lo:
+      carry, out = jax.lax.scan(
+        lambda c, i: f(c, blocks(i * size, size)), init, jnp.arange(lo, hi)
+      )
+      carries.append(carry)
+      outs.append(None if out is None else jax.tree.map(_unblock, out))
+  if tail:
+    carry, out = f(init, blocks(n * size, tail))
+    carries.append(carry)
+    outs.append(out)
+  if outs[0] is None:
+    return carries, None
+  return carries, jax.tree.map(lambda *o: jnp.concatenate(o, 2), *outs)
+
+
+def _summed(carries):
+  return functools.reduce(lambda a, b: jax.tree.map(jnp.add, a, b), carries)
+
+
 def _positive_linear_blocked_fwd(size, per_head, eps, xq, xk, v1, keys, w):
   grad_w = w.perturbed
   xq, xk, v1, keys, w = (x.value for x in (xq, xk, v1, keys, w))
@@ -636,37 +672,32 @@ def _positive_linear_blocked_fwd(size, per_head, eps, xq, xk, v1, keys, w):
 
   def add_keys(carry, block):  # (c, S^T) -> the same with one more block
     c, state = carry
-    xk_c, v1t_c, keys_c = block
+    xk_c, v1_c, keys_c = block
     u = jnp.where(keys_c, _positive_logits(xk_c, w), -jnp.inf)
     c_new = jnp.maximum(c, jnp.max(u, axis=axes, keepdims=True))
     state = state * jnp.where(jnp.isfinite(c_new), jnp.exp(c - c_new), 1.0)
     f = jnp.exp(u - _defined(c_new))
-    return (c_new, state + jnp.einsum("bhec,bhcm->bhem", v1t_c, f)), None
+    return (c_new, state + jnp.einsum("bhce,bhcm->bhem", v1_c, f)), None
 
   init = (
     jnp.full((b, h if per_head else 1, 1, 1), -jnp.inf, jnp.float32),
     jnp.zeros((b, h, e, m), jnp.float32),
   )
-  blocks = (_blocks(xk, size), _blocks(v1, size, True), _blocks(keys, size))
-  n = blocks[0].shape[0]
-  bounds = np.linspace(0, n, max(1, min(PARALLEL_CHAINS, n)) + 1).astype(int)
-  c, state = _rescaled(
-    [
-      jax.lax.scan(add_keys, init, [x[lo:hi] for x in blocks])[0]
-      for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
-  )
+  carries, _ = _over_blocks(add_keys, init, (xk, v1, keys), size)
+  c, state = _rescaled(carries)
   c = _defined(c)
   if eps:  # the eps of every real key's features: eps sum_j v1_j, all m
     real = jnp.sum(v1 * keys, axis=2)[..., None]
     state = state + eps * real
   state = state / m  # the two 1/sqrt(M)
-  read = lambda xq_c: jnp.einsum(
-    "bhcm,bhem->bhce", _plus(_query_exp(xq_c, w), eps), state
-  )
-  out = _chains_map(read, _blocks(xq, size), PARALLEL_CHAINS)
+
+  def read(carry, block):
+    f = _plus(_query_exp(block[0], w), eps)
+    return carry, jnp.einsum("bhcm,bhem->bhce", f, state)
+
+  _, out = _over_blocks(read, (), (xq,), size)
   residuals = (xq, xk, v1, keys, w, c, state, ((),) if grad_w else ())
-  return _unblock(out), residuals
+  return out, residuals
 
 
 def _positive_linear_blocked_bwd(size, per_head, eps, residuals, g):
@@ -688,19 +719,17 @@ def _positive_linear_blocked_bwd(size, per_head, eps, residuals, g):
 
   def queries(carry, block):  # dS^T += g^T phi(q); dq via dphi(q) = g S
     d_state, dw = carry
-    xq_c, g_c, gt_c = block
+    xq_c, g_c = block
     f = _query_exp(xq_c, w)
-    d_state = d_state + jnp.einsum("bhec,bhcm->bhem", gt_c, _plus(f, eps))
+    d_state = d_state + jnp.einsum("bhce,bhcm->bhem", g_c, _plus(f, eps))
     du = jnp.einsum("bhce,bhem->bhcm", g_c, state) * f
     dx, dw = through_logits(xq_c, du, dw)
     return (d_state, dw), dx
 
-  (d_state, dw), dxq = _chains_scan(
-    queries,
-    (jnp.zeros_like(state), dw0),
-    (_blocks(xq, size), _blocks(g, size), _blocks(g, size, True)),
-    PARALLEL_CHAINS,
+  carries, dxq = _over_blocks(
+    queries, (jnp.zeros_like(state), dw0), (xq, g), size
   )
+  d_state, dw = _summed(carries)
   d_state = d_state / w.shape[-1]
 
   def keys_(dw, block):  # dv1 = keys phi(k) dS; dk via dphi(k) = v1 dS^T
@@ -711,19 +740,9 @@ def _positive_linear_blocked_bwd(size, per_head, eps, residuals, g):
     dx, dw = through_logits(xk_c, du, dw)
     return dw, (dx, dv)
 
-  dw, (dxk, dv1) = _chains_scan(
-    keys_,
-    dw,
-    (_blocks(xk, size), _blocks(v1, size), _blocks(keys, size)),
-    PARALLEL_CHAINS,
-  )
-  return (
-    _unblock(dxq),
-    _unblock(dxk),
-    _unblock(dv1),
-    None,
-    dw if grad_w else None,
-  )
+  carries, (dxk, dv1) = _over_blocks(keys_, dw0, (xk, v1, keys), size)
+  dw = jax.tree.map(jnp.add, dw, _summed(carries))
+  return (dxq, dxk, dv1, None, dw if grad_w else None)
 
 
 _positive_linear_blocked.defvjp(
@@ -766,8 +785,8 @@ def positive_linear_attention(
     key_max: 'example' (one max over all heads) or 'head'.
     feature_eps: added to the stabilised exp features (FAVOR+: 1e-6).
     eps: the denominator floor (`linear_attention`).
-    block_size: at most this many positions per block (L is split into
-      equal blocks, the last zero-padded); 'auto': B H C M <=
+    block_size: positions per block C (the last block is shorter if L
+      is no multiple of C; no padding); 'auto': B H C M <=
       `POSITIVE_BLOCK_FEATURES`, 8 <= C <= `DEFAULT_BLOCK_SIZE`.
 
   Returns:
@@ -787,16 +806,10 @@ def positive_linear_attention(
   if block_size == "auto":
     block_size = POSITIVE_BLOCK_FEATURES // (b * q.shape[1] * w.shape[1])
     block_size = min(max(block_size, 8), DEFAULT_BLOCK_SIZE)
-  n = -(-l // block_size)
-  size = -(-l // n)
-  pad = n * size - l
-  if pad:  # padded keys are not real keys; padded queries are dropped
-    widths = ((0, 0), (0, 0), (0, pad), (0, 0))
-    q, k, v1, keys = (jnp.pad(x, widths) for x in (q, k, v1, keys))
   out = _positive_linear_blocked(
-    size, key_max == "head", float(feature_eps), q, k, v1, keys, w
+    min(block_size, l), key_max == "head", float(feature_eps), q, k, v1, keys, w
   )
-  return _normalise(out[:, :, :l], mask, False, eps, False)
+  return _normalise(out, mask, False, eps, False)
 
 
 def rmfa(

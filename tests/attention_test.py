@@ -295,8 +295,8 @@ def test_positive_blocked_core_equals_materialised_features(
   """The blocked positive-feature core (online key max, features recomputed
   in a custom VJP) == the materialised FAVOR+ / posrf path, in values and
   in the gradients w.r.t. q, k, v and the projection w. L = 40 in blocks
-  of 7 (6 equal blocks of 7, padded by 2), 16 (3 blocks of 14, padded by
-  2), 40 and 64 (one block)."""
+  of 7 (two scans over 5 blocks, then a last block of 5), 16 (a last block
+  of 8), 40 and 64 (one block)."""
   q, k, v = _heads_first_qkv(seed=11)
   w = features.sample_orthogonal_gaussian(jax.random.key(3), D, 24)
   mask = jnp.asarray(_mask()) if masked else None
