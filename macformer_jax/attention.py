@@ -590,12 +590,12 @@ def _rescaled(states):
 def _positive_linear_blocked(size, per_head, eps, xq, xk, v1, keys, w):
   """Non-causal positive-feature linear attention, block by block.
 
-  Heads-first xq, xk [B, H, L, Dk] (scaled; blocks of `size` positions and
-  a shorter last one, `_over_blocks`), v1
-  [B, H, L, E] (values and ones column), keys bool [B, 1, L, 1] (real keys),
-  w [Dk, M]. Returns the unnormalised phi(q_i) . sum_j keys_j phi(k_j) v1_j^T
-  [B, H, L, E] for the stabilised positive features of
-  `features.gerf_features` at A = 0 (Choromanski et al. 2021, FAVOR+):
+  Heads-first xq, xk [B, H, L, Dk] (scaled), v1 [B, H, L, E] (values and
+  ones column), keys bool [B, 1, L, 1] (real keys), w [Dk, M], in blocks of
+  `size` positions and a shorter last one (`_over_blocks`). Returns the
+  unnormalised phi(q_i) . sum_j keys_j phi(k_j) v1_j^T [B, H, L, E] for
+  the stabilised positive features of `features.gerf_features` at A = 0
+  (Choromanski et al. 2021, FAVOR+):
 
     phi(q) = (exp(u_q - max_m u_q) + eps) / sqrt(M),
     phi(k) = (exp(u_k - c) + eps) / sqrt(M),  u = w . x - |x|^2 / 2,
