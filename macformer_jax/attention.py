@@ -42,8 +42,13 @@ RMFA_DENOMINATOR_EPS = 1e-2
 # Most positions per block of the non-causal RMFA core on CPU ('auto'): the
 # fastest of 512-4096 at L = 2K-16K, B*H = 4 and 64, on the 2-core machine,
 # and the least hurt when XLA:CPU's small parallel ops slow down (measured
-# in one process, interleaved; docs/RMFA_CORE.md "Block size").
+# in one process, interleaved; docs/RMFA_CORE.md "The two speeds").
 DEFAULT_BLOCK_SIZE = 2048
+# Feature entries per block of the positive-feature core ('auto'): a
+# [B, H, C, M] float32 block of 1 MiB, i.e. C = 512 at B H = 4, M = 128 and
+# C = 32 at the training batch B H = 64 (fwd+bwd on the 2-core CPU: C =
+# 256-512 best at B H = 4, 16-64 at B H = 64, where 512 was 1.2x slower).
+POSITIVE_BLOCK_FEATURES = 2**18
 
 
 def _as_bool_mask(mask: jax.Array | None, batch: int, length: int):
@@ -547,6 +552,277 @@ def rmf_linear_attention(
     plan, size, params.plan.sqrt_a0**2, q, k, v1, projections, weights, linear
   )
   return out[:, :, :l]
+
+
+# ----------------------------------------------------------------------------
+# The blocked positive-feature core (FAVOR+ and the posrf cells): the same
+# design as the RMF core above, for exp features with a data-dependent shift.
+# ----------------------------------------------------------------------------
+def _positive_logits(x: jax.Array, w: jax.Array) -> jax.Array:
+  """[B, H, C, Dk] @ [Dk, M] -> u = w . x - |x|^2 / 2, [B, H, C, M].
+
+  The exponent of the positive map at A = 0 (`features.gerf_features`,
+  whose a |w|^2 and log-terms vanish there), in its order of operations.
+  """
+  return x @ w - 0.5 * jnp.sum(x * x, -1, keepdims=True)
+
+
+def _query_exp(x: jax.Array, w: jax.Array) -> jax.Array:
+  """exp(u - max_m u): the query features before eps and 1/sqrt(M)."""
+  u = _positive_logits(x, w)
+  return jnp.exp(u - jnp.max(u, -1, keepdims=True))
+
+
+def _key_exp(x, w, keys, shift):
+  """exp(u - c) for real keys, 0 for the others (`keys` False)."""
+  return jnp.exp(jnp.where(keys, _positive_logits(x, w) - shift, -jnp.inf))
+
+
+def _plus(f: jax.Array, eps: float) -> jax.Array:
+  """f + eps, no op for eps = 0 (the posrf cells)."""
+  return f + eps if eps else f
+
+
+def _defined(c: jax.Array) -> jax.Array:
+  """A running max over no key yet (-inf) reads as the shift 0."""
+  return jnp.where(jnp.isfinite(c), c, 0.0)
+
+
+def _rescaled(states):
+  """Sums (c_i, S_i), each S_i relative to its own max c_i, relative to
+  c = max_i c_i: S = sum_i exp(c_i - c) S_i (a part with no real key yet,
+  c_i = -inf, has S_i = 0 and counts 0)."""
+  c = functools.reduce(jnp.maximum, [c_i for c_i, _ in states])
+  total = 0.0
+  for c_i, s_i in states:
+    total = total + s_i * jnp.where(jnp.isfinite(c), jnp.exp(c_i - c), 0.0)
+  return c, total
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _positive_linear_blocked(size, per_head, eps, xq, xk, v1, keys, w):
+  """Non-causal positive-feature linear attention, block by block.
+
+  Heads-first xq, xk [B, H, L, Dk] (scaled), v1 [B, H, L, E] (values and
+  ones column), keys bool [B, 1, L, 1] (real keys), w [Dk, M], in blocks of
+  `size` positions and a shorter last one (`_over_blocks`). Returns the
+  unnormalised phi(q_i) . sum_j keys_j phi(k_j) v1_j^T [B, H, L, E] for
+  the stabilised positive features of `features.gerf_features` at A = 0
+  (Choromanski et al. 2021, FAVOR+):
+
+    phi(q) = (exp(u_q - max_m u_q) + eps) / sqrt(M),
+    phi(k) = (exp(u_k - c) + eps) / sqrt(M),  u = w . x - |x|^2 / 2,
+
+  c the max of u_k over the real keys of each example and head
+  (`per_head`) or of each example, all heads together (FAVOR+'s), 0 if
+  there is none. Both shifts are constants for the gradients (the stopped
+  gradient of `gerf_features`).
+
+  The keys are read once in the forward pass: one scan over key blocks
+  carries the running max and the state relative to it, rescaling the state
+  by exp(c_old - c_new) when a block raises the max (the online-softmax
+  recurrence, Milakov & Gimelshein 2018), so c needs no pass of its own.
+  The [B, H, C, M] features of a block are made and consumed while in
+  cache and never stored: the backward pass recomputes them from the
+  residuals q, k, v1, w, c and the [B, H, E, M] state, so the temp memory
+  is O(L (Dk + E) + M E) instead of O(L M). The cotangent of w is computed
+  only when w is differentiated (a learned projection, e.g. Fastfood's);
+  that of `keys` is zero.
+  """
+  return _positive_linear_blocked_fwd(
+    size, per_head, eps, *(_Primal(x) for x in (xq, xk, v1, keys, w))
+  )[0]
+
+
+class _Primal:
+  """The undifferentiated call's stand-in for `CustomVJPPrimal`."""
+
+  def __init__(self, value):
+    self.value, self.perturbed = value, False
+
+
+def _over_blocks(f, init, arrays, size):
+  """f(carry, blocks) over the blocks of `size` positions of `arrays`
+  ([B, H, L, D], sliced along L) without a blocked copy: each block is a
+  dynamic slice read inside the loop. The full blocks run as
+  `PARALLEL_CHAINS` scans over contiguous runs, each from `init`; the last,
+  shorter block (L no multiple of `size`) as one more call. Returns the
+  final carries (one per scan and the last block; the caller combines
+  them) and f's outputs [B, H, L, D'] (or None)."""
+  n, tail = divmod(arrays[0].shape[2], size)
+
+  def blocks(start, width):
+    return [jax.lax.dynamic_slice_in_dim(x, start, width, 2) for x in arrays]
+
+  carries, outs = [], []
+  bounds = np.linspace(0, n, max(1, min(PARALLEL_CHAINS, n)) + 1).astype(int)
+  for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    if hi > lo:
+      carry, out = jax.lax.scan(
+        lambda c, i: f(c, blocks(i * size, size)), init, jnp.arange(lo, hi)
+      )
+      carries.append(carry)
+      outs.append(None if out is None else jax.tree.map(_unblock, out))
+  if tail:
+    carry, out = f(init, blocks(n * size, tail))
+    carries.append(carry)
+    outs.append(out)
+  if outs[0] is None:
+    return carries, None
+  return carries, jax.tree.map(lambda *o: jnp.concatenate(o, 2), *outs)
+
+
+def _summed(carries):
+  return functools.reduce(lambda a, b: jax.tree.map(jnp.add, a, b), carries)
+
+
+def _positive_linear_blocked_fwd(size, per_head, eps, xq, xk, v1, keys, w):
+  grad_w = w.perturbed
+  xq, xk, v1, keys, w = (x.value for x in (xq, xk, v1, keys, w))
+  b, h, _, e = v1.shape
+  m = w.shape[-1]
+  axes = (2, 3) if per_head else (1, 2, 3)
+
+  def add_keys(carry, block):  # (c, S^T) -> the same with one more block
+    c, state = carry
+    xk_c, v1_c, keys_c = block
+    u = jnp.where(keys_c, _positive_logits(xk_c, w), -jnp.inf)
+    c_new = jnp.maximum(c, jnp.max(u, axis=axes, keepdims=True))
+    state = state * jnp.where(jnp.isfinite(c_new), jnp.exp(c - c_new), 1.0)
+    f = jnp.exp(u - _defined(c_new))
+    return (c_new, state + jnp.einsum("bhce,bhcm->bhem", v1_c, f)), None
+
+  init = (
+    jnp.full((b, h if per_head else 1, 1, 1), -jnp.inf, jnp.float32),
+    jnp.zeros((b, h, e, m), jnp.float32),
+  )
+  carries, _ = _over_blocks(add_keys, init, (xk, v1, keys), size)
+  c, state = _rescaled(carries)
+  c = _defined(c)
+  if eps:  # the eps of every real key's features: eps sum_j v1_j, all m
+    real = jnp.sum(v1 * keys, axis=2)[..., None]
+    state = state + eps * real
+  state = state / m  # the two 1/sqrt(M)
+
+  def read(carry, block):
+    f = _plus(_query_exp(block[0], w), eps)
+    return carry, jnp.einsum("bhcm,bhem->bhce", f, state)
+
+  _, out = _over_blocks(read, (), (xq,), size)
+  residuals = (xq, xk, v1, keys, w, c, state, ((),) if grad_w else ())
+  return out, residuals
+
+
+def _positive_linear_blocked_bwd(size, per_head, eps, residuals, g):
+  xq, xk, v1, keys, w, c, state, grad_w = residuals
+  if isinstance(g, jax.custom_derivatives.SymbolicZero):
+    g = jnp.zeros_like(v1)
+  dw0 = jnp.zeros_like(w) if grad_w else ()
+  # du @ [w^T | 1] gives du w^T and sum_m du in one matmul (the column of
+  # ones: measured 2x faster than the matmul and a separate row sum on CPU).
+  dk = w.shape[0]
+  w_ones = jnp.concatenate([w.T, jnp.ones((w.shape[1], 1), w.dtype)], 1)
+
+  def through_logits(x, du, dw):  # d/du -> d/dx (and d/dw)
+    r = du @ w_ones
+    dx = r[..., :dk] - x * r[..., dk:]
+    if grad_w:
+      dw = dw + jnp.einsum("bhcd,bhcm->dm", x, du)
+    return dx, dw
+
+  def queries(carry, block):  # dS^T += g^T phi(q); dq via dphi(q) = g S
+    d_state, dw = carry
+    xq_c, g_c = block
+    f = _query_exp(xq_c, w)
+    d_state = d_state + jnp.einsum("bhce,bhcm->bhem", g_c, _plus(f, eps))
+    du = jnp.einsum("bhce,bhem->bhcm", g_c, state) * f
+    dx, dw = through_logits(xq_c, du, dw)
+    return (d_state, dw), dx
+
+  carries, dxq = _over_blocks(
+    queries, (jnp.zeros_like(state), dw0), (xq, g), size
+  )
+  d_state, dw = _summed(carries)
+  d_state = d_state / w.shape[-1]
+
+  def keys_(dw, block):  # dv1 = keys phi(k) dS; dk via dphi(k) = v1 dS^T
+    xk_c, v1_c, keys_c = block
+    f = _key_exp(xk_c, w, keys_c, c)
+    dv = jnp.einsum("bhcm,bhem->bhce", _plus(f, eps), d_state) * keys_c
+    du = jnp.einsum("bhce,bhem->bhcm", v1_c, d_state) * f
+    dx, dw = through_logits(xk_c, du, dw)
+    return dw, (dx, dv)
+
+  carries, (dxk, dv1) = _over_blocks(keys_, dw0, (xk, v1, keys), size)
+  dw = jax.tree.map(jnp.add, dw, _summed(carries))
+  return (dxq, dxk, dv1, None, dw if grad_w else None)
+
+
+_positive_linear_blocked.defvjp(
+  _positive_linear_blocked_fwd,
+  _positive_linear_blocked_bwd,
+  symbolic_zeros=True,
+)
+
+
+def positive_linear_attention(
+  w: jax.Array,
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array | None = None,
+  *,
+  key_max: str = "example",
+  feature_eps: float = 0.0,
+  eps: float = 1e-6,
+  block_size: int | str = "auto",
+) -> jax.Array:
+  """Non-causal attention with stabilised positive random features, blocked.
+
+  Equal, in values and in the gradients w.r.t. q, k, v and w (to float32
+  round-off), to `linear_attention(phi_q, phi_k, v, mask, eps=eps,
+  heads_first=True)` on the features phi_q = `features.gerf_features(w, q,
+  0.0, stabilize='query', eps=feature_eps)` and phi_k =
+  `features.gerf_features(w, k, 0.0, stabilize='key', key_mask=mask,
+  key_max=key_max, eps=feature_eps)`: FAVOR+ (`features.favor_positive`,
+  key_max='example', feature_eps=1e-6; Choromanski et al. 2021) and the
+  Spectraformer posrf cells (key_max='head', feature_eps=0), without ever
+  forming the [B, H, L, M] features (`_positive_linear_blocked`).
+
+  Args:
+    w: [Dk, M] projections (`spectral.sample_weights`).
+    q, k: heads-first [B, H, L, Dk], already scaled (Dk^-1/4 for softmax).
+    v: [B, L, H, Dv].
+    mask: [B, L] real-token mask: padded keys get no weight and cannot set
+      the key max.
+    key_max: 'example' (one max over all heads) or 'head'.
+    feature_eps: added to the stabilised exp features (FAVOR+: 1e-6).
+    eps: the denominator floor (`linear_attention`).
+    block_size: positions per block C (the last block is shorter if L
+      is no multiple of C; no padding); 'auto': B H C M <=
+      `POSITIVE_BLOCK_FEATURES`, 8 <= C <= `DEFAULT_BLOCK_SIZE`.
+
+  Returns:
+    float32 [B, L, H, Dv].
+  """
+  chex.assert_rank([w, q, k, v], [2, 4, 4, 4])
+  chex.assert_equal_shape([q, k])
+  if key_max not in ("head", "example"):
+    raise ValueError(f"key_max must be 'head' or 'example', got {key_max!r}")
+  b, l = v.shape[:2]
+  chex.assert_axis_dimension(q, 2, l)
+  mask = _as_bool_mask(mask, b, l)
+  q, k, w = (x.astype(jnp.float32) for x in (q, k, w))
+  v1 = _values_with_ones(v.astype(jnp.float32), mask)
+  keys = jnp.ones((b, l), bool) if mask is None else mask
+  keys = keys[:, None, :, None]
+  if block_size == "auto":
+    block_size = POSITIVE_BLOCK_FEATURES // (b * q.shape[1] * w.shape[1])
+    block_size = min(max(block_size, 8), DEFAULT_BLOCK_SIZE)
+  out = _positive_linear_blocked(
+    min(block_size, l), key_max == "head", float(feature_eps), q, k, v1, keys, w
+  )
+  return _normalise(out, mask, False, eps, False)
 
 
 def rmfa(

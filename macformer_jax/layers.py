@@ -332,6 +332,7 @@ def _feature_cell(
   eps: float | None,
   chunk_size: int,
   favor: bool = False,
+  block_size: int | None | str = "auto",
 ) -> jax.Array:
   """The body of every random-feature baseline: one Spectraformer grid cell.
 
@@ -352,6 +353,12 @@ def _feature_cell(
       causal) or `attention.RMFA_DENOMINATOR_EPS` per visible key (signed).
     favor: FAVOR+'s stabiliser (posrf only, `features.favor_positive`):
       one key max per example over all heads, eps 1e-6 in the features.
+    block_size: non-causal posrf (FAVOR+ included): the features of at
+      most `block_size` positions at a time, recomputed in the backward
+      pass (`attention.positive_linear_attention`: the same values and
+      gradients, no [B, H, L, M] array). None: materialise the features.
+      'auto': the core's 'auto' (blocks of ~1 MiB of features) on CPU, None
+      on accelerators (unmeasured there).
 
   Returns:
     float32 [B, L, H, Dv].
@@ -378,9 +385,23 @@ def _feature_cell(
     w = _feature_variable(
       module, "projections", spectral.sample_weights, weights, dh, width
     )
+  if favor and component != "posrf":
+    raise ValueError(f"FAVOR+'s stabiliser is for posrf, not {component!r}")
+  if block_size == "auto" and jax.default_backend() != "cpu":
+    block_size = None
+  if component == "posrf" and not causal and block_size is not None:
+    return attention.positive_linear_attention(
+      w,
+      q,
+      k,
+      v,
+      mask,
+      key_max="example" if favor else "head",
+      feature_eps=1e-6 if favor else 0.0,
+      eps=1e-6 if eps is None else eps,
+      block_size=block_size,
+    )
   if favor:
-    if component != "posrf":
-      raise ValueError(f"FAVOR+'s stabiliser is for posrf, not {component!r}")
     phi_q = features.favor_positive(w, q, is_query=True, causal=causal)
     phi_k = features.favor_positive(
       w,
@@ -446,12 +467,16 @@ class PerformerAttention(nn.Module):
     orthogonal: orthogonal blocks (FAVOR+) or i.i.d. Gaussian projections.
     causal: prefix attention (chunked).
     chunk_size: causal chunk length.
+    block_size: non-causal: positions per block of the blocked core
+      (`attention.positive_linear_attention`, the features never stored
+      over L); None materialises them; 'auto': blocks on CPU only.
   """
 
   num_features: int = 128
   orthogonal: bool = True
   causal: bool = False
   chunk_size: int = 64
+  block_size: int | None | str = "auto"
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
@@ -471,6 +496,7 @@ class PerformerAttention(nn.Module):
       eps=None,
       chunk_size=self.chunk_size,
       favor=True,
+      block_size=self.block_size,
     )
 
 
@@ -560,6 +586,9 @@ class SpectralAttention(nn.Module):
       or `attention.RMFA_DENOMINATOR_EPS` per visible key (signed: trigrf,
       rmf).
     chunk_size: causal chunk length.
+    block_size: non-causal posrf: positions per block of the blocked core
+      (`attention.positive_linear_attention`); None materialises the
+      features; 'auto': blocks on CPU only. Other components ignore it.
   """
 
   component: str = "posrf"
@@ -568,6 +597,7 @@ class SpectralAttention(nn.Module):
   causal: bool = False
   eps: float | None = None
   chunk_size: int = 64
+  block_size: int | None | str = "auto"
 
   @nn.compact
   def __call__(self, q, k, v, *, mask=None, deterministic=True):
@@ -585,6 +615,7 @@ class SpectralAttention(nn.Module):
       causal=self.causal,
       eps=self.eps,
       chunk_size=self.chunk_size,
+      block_size=self.block_size,
     )
 
 

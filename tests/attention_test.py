@@ -11,6 +11,7 @@ import pytest
 from macformer_jax import attention
 from macformer_jax import features
 from macformer_jax import normalization
+from macformer_jax import spectral
 
 B, L, H, D = 2, 40, 2, 16
 
@@ -281,6 +282,127 @@ def test_blocked_core_equals_materialised_features_for_other_maps(
   _close(blocked, plain)
   for a, b in zip(g_blocked, g_plain, strict=True):
     _close(a, b)
+
+
+def _heads_first_qkv(seed):
+  """q, k heads-first [B, H, L, D] (scaled), v [B, L, H, D]; the keys of
+  position 30 enlarged so that the key max rises in a late block."""
+  q, k, v = _qkv(seed=seed)
+  k[:, 30] *= 3.0
+  q, k = (
+    jnp.asarray(np.swapaxes(x, 1, 2) * D**-0.25, jnp.float32) for x in (q, k)
+  )
+  return q, k, jnp.asarray(v, jnp.float32)
+
+
+def _materialised_positive(w, q, k, v, mask, favor):
+  """Today's materialised path: FAVOR+ (`features.favor_positive`) or the
+  posrf cell (`spectral.feature_pair`), then `linear_attention`."""
+  if favor:
+    phi_q = features.favor_positive(w, q, is_query=True)
+    phi_k = features.favor_positive(
+      w, k, is_query=False, key_mask=None if mask is None else mask[:, None]
+    )
+  else:
+    phi_q, phi_k = spectral.feature_pair("posrf", w, q, k, mask=mask)
+  return attention.linear_attention(phi_q, phi_k, v, mask, heads_first=True)
+
+
+@pytest.mark.parametrize("favor", [True, False])
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("block_size", [7, 16, 40, 64])
+def test_positive_blocked_core_equals_materialised_features(
+  favor, masked, block_size
+):
+  """The blocked positive-feature core (online key max, features recomputed
+  in a custom VJP) == the materialised FAVOR+ / posrf path, in values and
+  in the gradients w.r.t. q, k, v and the projection w. L = 40 in blocks
+  of 7 (two scans over 5 blocks, then a last block of 5), 16 (a last block
+  of 8), 40 and 64 (one block)."""
+  q, k, v = _heads_first_qkv(seed=11)
+  w = features.sample_orthogonal_gaussian(jax.random.key(3), D, 24)
+  mask = jnp.asarray(_mask()) if masked else None
+  t = jnp.asarray(np.random.default_rng(12).normal(size=v.shape), jnp.float32)
+  options = dict(
+    key_max="example" if favor else "head",
+    feature_eps=1e-6 if favor else 0.0,
+    block_size=block_size,
+  )
+
+  def loss(blocked, w, q, k, v):
+    if blocked:
+      out = attention.positive_linear_attention(w, q, k, v, mask, **options)
+    else:
+      out = _materialised_positive(w, q, k, v, mask, favor)
+    return jnp.sum(jnp.tanh(out) * t), out
+
+  grad = jax.grad(loss, argnums=(1, 2, 3, 4), has_aux=True)
+  g_blocked, blocked = jax.jit(grad, static_argnums=0)(True, w, q, k, v)
+  g_plain, plain = grad(False, w, q, k, v)
+  _close(blocked, plain)
+  for a, b in zip(g_blocked, g_plain, strict=True):
+    _close(a, b)
+
+
+def _favor_float64(w, q, k, v, mask):
+  """FAVOR+ attention in float64 numpy, from its definition (Choromanski et
+  al. 2021, eq. 10 with their stabiliser): phi(x) = (exp(w.x - |x|^2/2 -
+  c) + 1e-6) / sqrt(M), c the row max for a query and the max over all
+  real keys and heads of the example for keys; out_i = sum_j real_j
+  phi(q_i).phi(k_j) v_j / max(sum_j real_j phi(q_i).phi(k_j), 1e-6)."""
+  w, q, k, v = (np.asarray(x, np.float64) for x in (w, q, k, v))
+  m = w.shape[1]
+  u_q = q @ w - 0.5 * np.sum(q * q, -1, keepdims=True)  # [B, H, L, M]
+  u_k = k @ w - 0.5 * np.sum(k * k, -1, keepdims=True)
+  phi_q = (np.exp(u_q - u_q.max(-1, keepdims=True)) + 1e-6) / np.sqrt(m)
+  out = np.zeros(v.shape)
+  for b in range(q.shape[0]):
+    real = np.asarray(mask[b])
+    c = u_k[b][:, real].max()
+    phi_k = (np.exp(u_k[b] - c) + 1e-6) / np.sqrt(m)  # [H, L, M]
+    for h in range(q.shape[1]):
+      scores = phi_q[b, h] @ phi_k[h].T * real[None, :]  # [L, L]
+      num = scores @ v[b, :, h]
+      den = np.maximum(scores.sum(-1, keepdims=True), 1e-6)
+      out[b, :, h] = num / den
+  return out
+
+
+def test_positive_blocked_core_matches_float64_favor():
+  """The blocked core against an independent float64 FAVOR+ (exp
+  features cancel over 4 orders of magnitude of scale; float32 round-off
+  of the ratio is ~1e-6)."""
+  q, k, v = _heads_first_qkv(seed=13)
+  w = features.sample_orthogonal_gaussian(jax.random.key(4), D, 32)
+  mask = _mask()
+  out = attention.positive_linear_attention(
+    w, q, k, v, jnp.asarray(mask), feature_eps=1e-6, block_size=16
+  )
+  np.testing.assert_allclose(
+    out, _favor_float64(w, q, k, v, mask), rtol=1e-4, atol=1e-5
+  )
+
+
+def test_positive_blocked_core_example_without_real_keys():
+  """An example whose keys are all padding: zero output (as the
+  materialised path) and finite gradients; padded keys and values get zero
+  gradient in the other example."""
+  q, k, v = _heads_first_qkv(seed=14)
+  w = features.sample_orthogonal_gaussian(jax.random.key(5), D, 16)
+  mask = jnp.asarray(_mask((L - 5, 0)))
+
+  def run(q, k, v):
+    return attention.positive_linear_attention(
+      w, q, k, v, mask, feature_eps=1e-6, block_size=16
+    )
+
+  out = run(q, k, v)
+  np.testing.assert_array_equal(out[1], 0.0)
+  grads = jax.grad(lambda *a: jnp.sum(run(*a) ** 2), argnums=(0, 1, 2))(q, k, v)
+  for g in grads:
+    assert np.all(np.isfinite(g))
+  np.testing.assert_array_equal(grads[1][0, :, L - 5 :], 0.0)
+  np.testing.assert_array_equal(grads[2][0, L - 5 :], 0.0)
 
 
 @pytest.mark.parametrize("kernel", ["exp", "inverse"])

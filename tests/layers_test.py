@@ -442,3 +442,41 @@ def test_dense_dot_general_other_contractions_fall_through():
   np.testing.assert_array_equal(
     layers.dense_dot_general(a, b, dims), jax.lax.dot_general(a, b, dims)
   )
+
+
+@pytest.mark.parametrize(
+  "name,options",
+  [
+    ("performer", {}),
+    ("spectral", {"component": "posrf", "weights": "fastfood_learnable"}),
+  ],
+)
+def test_positive_feature_cells_blocked_equal_materialised(name, options):
+  """Non-causal performer and the posrf cells run the blocked core
+  (`attention.positive_linear_attention`; 'auto' on CPU): the same outputs
+  and gradients w.r.t. the input and every parameter (Fastfood's learned
+  S, G, B reach the projection) as with the features materialised."""
+  x, mask = _inputs()
+  models = {
+    size: layers.MultiHeadSelfAttention(
+      num_heads=H,
+      attention_cls=layers.attention_class(name, block_size=size, **options),
+    )
+    for size in (None, 8)
+  }
+  variables = models[None].init(
+    {"params": jax.random.key(1), "features": jax.random.key(2)}, x, mask
+  )
+
+  def loss(size, params, x):
+    out = models[size].apply({**variables, "params": params}, x, mask)
+    return jnp.sum(jnp.sin(out) * mask[:, :, None]), out
+
+  grad = jax.grad(loss, argnums=(1, 2), has_aux=True)
+  blocked = jax.jit(grad, static_argnums=0)(8, variables["params"], x)
+  plain = grad(None, variables["params"], x)
+  leaves = jax.tree.leaves(blocked), jax.tree.leaves(plain)
+  for a, b in zip(*leaves, strict=True):
+    np.testing.assert_allclose(
+      a, b, rtol=1e-5, atol=1e-5 * float(np.max(np.abs(b)))
+    )
