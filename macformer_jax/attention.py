@@ -308,11 +308,15 @@ def _unblock(x: jax.Array) -> jax.Array:
   return jnp.transpose(x, (1, 2, 0, 3, 4)).reshape(b, h, n * c, d)
 
 
-# Each scan/map over blocks of the non-causal core runs as this many
+# Each scan/map over blocks of a non-causal core runs as this many
 # independent scans over contiguous runs of blocks (their carries summed);
-# 2 was a little faster than 1 at L = 8K and 16K on CPU, and a vmap over
-# the halves slower (measurements: docs/RMFA_CORE.md).
+# for the positive-feature core 2 was a little faster than 1 on CPU.
 PARALLEL_CHAINS = 2
+# The RMF core's blocks (at most 2048 positions) are all independent up to
+# 8 of them (L <= 16K): about as fast as 2 chains when both cores run
+# freely, and far less slowed when XLA:CPU's small parallel ops slow down
+# (docs/RMFA_CORE.md "Independent blocks").
+RMF_PARALLEL_CHAINS = 8
 
 
 def _chains_scan(f, init, xs, parts):
@@ -434,7 +438,7 @@ def _rmf_linear_blocked_fwd(
     + (0 if plan is None else weights.shape[-1])
   )
   state = jnp.zeros((b, h, e, width), jnp.float32)
-  parts = PARALLEL_CHAINS
+  parts = RMF_PARALLEL_CHAINS
   state, _ = _chains_scan(
     add_keys, state, (_blocks(xk, size), _blocks(v1, size, True)), parts
   )
@@ -462,7 +466,7 @@ def _rmf_linear_blocked_bwd(plan, size, constant, residuals, g):
     d_state = d_state + jnp.einsum("bhec,bhcm->bhem", gt_c, f_q)
     return d_state, vjp(jnp.einsum("bhce,bhem->bhcm", g_c, state))
 
-  parts = PARALLEL_CHAINS
+  parts = RMF_PARALLEL_CHAINS
   d_state, dxq = _chains_scan(
     queries,
     jnp.zeros_like(state),
