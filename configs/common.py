@@ -183,7 +183,7 @@ def get_base_config() -> config_dict.ConfigDict:
   c.train.parallelism = "sharding"  # 'sharding' (jit over a Mesh) | 'pmap'
   # XLA:CPU's YNNPACK fusions in the jitted steps ('sharding' on CPU only):
   # 'auto' = off for the linear-time attentions, on for softmax/exact_kernel
-  # (faster each way on CPU, docs/BENCHMARKS.md); 'on' | 'off' force it.
+  # (faster each way on CPU, docs/RMFA_CORE.md); 'on' | 'off' force it.
   c.train.cpu_ynnpack = "auto"
   c.lock()
   return c

@@ -240,7 +240,7 @@ class Engine:
 
 
 # XLA:CPU's switch for its YNNPACK fusions: an empty list turns them off.
-_NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
+_YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 # Attentions whose step is faster with YNNPACK's large dots (quadratic).
 YNNPACK_ATTENTIONS = ("softmax", "exact_kernel")
 
@@ -276,10 +276,9 @@ def cpu_compiler_options(setting: str, attention: str) -> dict[str, str]:
   off = setting == "off" or (
     setting == "auto" and attention not in YNNPACK_ATTENTIONS
   )
-  name = next(iter(_NO_YNNPACK))
-  if not off or jax.default_backend() != "cpu" or not _knows_option(name):
+  if not off or jax.default_backend() != "cpu":
     return {}
-  return dict(_NO_YNNPACK)
+  return {_YNN_OPTION: ""} if _knows_option(_YNN_OPTION) else {}
 
 
 def make_engine(
